@@ -1,0 +1,1 @@
+"""CLI command implementations (one module per subcommand, imported lazily)."""

@@ -1,0 +1,94 @@
+"""The total-scattering chain I(Q) → S(Q) → F(Q) → G(r) and back, as separately callable differentiable stages.
+
+Conventions (PDFgetX3 / DebyeCalculator, with I the full double sum including self-scattering):
+    S(Q) = 1 + [I(Q) − Σ_i o_i²|f_i|²] / (N ⟨f⟩²),   N = Σ o_i,  ⟨f⟩ = Σ o_i f_i / N
+    F(Q) = Q [S(Q) − 1]                              (Å⁻¹)
+    G(r) = (2/π) ∫_{Qmin}^{Qmax} F(Q) L(Q) sin(Qr) dQ · exp(−(Qdamp r)²/2)   (Å⁻²)
+with L the optional Lorch window. DebyeCalculator's S, F and G are half of these (its I(Q) is half the double
+sum). The inverse F(Q) = ∫ G(r) sin(Qr) dr turns a real-space G(r) of a periodic box into F(Q) and S(Q).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.scattering.formfactors import ScatteringFactors
+from scatterfit.scattering.instrument import lorch_window
+from scatterfit.structure import Structure
+
+
+def _weights(x: torch.Tensor) -> torch.Tensor:
+    """Quadrature weights on a (possibly non-uniform) grid: the local step, [n]."""
+    if x.numel() < 2:
+        raise ScatterfitError("a transform needs at least two grid points")
+    return torch.gradient(x)[0]
+
+
+def normalisation(structure: Structure, q: torch.Tensor, *, radiation: str = "xray",
+                  energy_ev: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Self-scattering Σ o²|f|² and N⟨f⟩² on the Q grid, each [nQ]."""
+    q = q.to(dtype=structure.dtype, device=structure.device)
+    uniq, inverse = torch.unique(torch.stack([structure.numbers.to(torch.float64),
+                                              structure.charges.detach().to(torch.float64)], 1), dim=0,
+                                 return_inverse=True)
+    fac = ScatteringFactors.build(uniq[:, 0].round().long(), uniq[:, 1], radiation, energy_ev=energy_ev,
+                                  dtype=structure.dtype, device=structure.device)
+    fr, fi = fac.real(q), fac.imag()
+    occ = structure.occupancy
+    occ_t = torch.zeros(uniq.shape[0], dtype=occ.dtype, device=occ.device).index_add(0, inverse, occ)
+    occ2_t = torch.zeros_like(occ_t).index_add(0, inverse, occ * occ)
+    self_term = (occ2_t[:, None] * (fr**2 + (fi**2)[:, None])).sum(0)
+    n = occ.sum()
+    mean_r = (occ_t[:, None] * fr).sum(0) / n
+    mean_i = (occ_t * fi).sum() / n
+    return self_term, n * (mean_r**2 + mean_i**2)
+
+
+def structure_factor(intensity: torch.Tensor, structure: Structure, q: torch.Tensor, **kwargs) -> torch.Tensor:
+    """S(Q) from the Debye intensity I(Q) (full double sum), [nQ]."""
+    self_term, norm = normalisation(structure, q, **kwargs)
+    return 1.0 + (intensity - self_term) / norm
+
+
+def reduced_structure_factor(s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """F(Q) = Q[S(Q) − 1], Å⁻¹."""
+    return q * (s - 1.0)
+
+
+def pdf_from_fq(f: torch.Tensor, q: torch.Tensor, r: torch.Tensor, *, qmin: float | None = None,
+                qmax: float | None = None, lorch: bool = False, qdamp=0.0) -> torch.Tensor:
+    """G(r) = (2/π) Σ_Q F(Q) L(Q) sin(Qr) ΔQ on [qmin, qmax], times exp(−(qdamp r)²/2).
+
+    Args:
+        f: [nQ] F(Q); q: [nQ] Å⁻¹; r: [nR] Å.
+    Returns:
+        [nR] G(r), Å⁻².
+    """
+    qmin = float(q.min()) if qmin is None else qmin
+    qmax = float(q.max()) if qmax is None else qmax
+    if not qmax > qmin:
+        raise ScatterfitError(f"qmax ({qmax}) must be larger than qmin ({qmin})")
+    mask = ((q >= qmin - 1e-12) & (q <= qmax + 1e-12)).to(f.dtype)
+    w = _weights(q) * mask
+    if lorch:
+        w = w * lorch_window(q, qmax)
+    g = (2.0 / math.pi) * ((f * w)[None, :] * torch.sin(r[:, None] * q[None, :])).sum(1)
+    qdamp_t = qdamp if isinstance(qdamp, torch.Tensor) else torch.tensor(float(qdamp), dtype=g.dtype)
+    return g * torch.exp(-0.5 * (qdamp_t * r) ** 2)
+
+
+def fq_from_pdf(g: torch.Tensor, r: torch.Tensor, q: torch.Tensor, *, window: bool = False) -> torch.Tensor:
+    """F(Q) = ∫ G(r) sin(Qr) dr over the r grid (optionally with a Lorch window in r against truncation).
+
+    Args:
+        g: [nR] G(r) Å⁻²; r: [nR] Å; q: [nQ] Å⁻¹.
+    Returns:
+        [nQ] F(Q), Å⁻¹.
+    """
+    w = _weights(r)
+    if window:
+        w = w * torch.sinc(r / float(r.max()))
+    return ((g * w)[None, :] * torch.sin(q[:, None] * r[None, :])).sum(1)
