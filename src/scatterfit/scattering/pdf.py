@@ -110,8 +110,8 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     # extent of the computation: peaks reaching into [0, rmax], ripples from beyond rmax
     u_max = float(u_t.detach().max()) * 2
     rmax = float(r.max())
-    sig_max = math.sqrt(max(u_max * (1 + abs(float(delta1)) + abs(float(delta2)) + (float(qbroad) * (rmax + 2)) ** 2),
-                            1e-6))
+    d1, d2, qb = (abs(float(v.detach())) for v in (delta1, delta2, qbroad))
+    sig_max = math.sqrt(max(u_max * (1 + d1 + d2 + (qb * (rmax + 2)) ** 2), 1e-6))
     ext = PEAK_HALF_WIDTH_SIGMAS * sig_max + 0.5
     if qmax > 0:
         ext += 40.0 * math.pi / qmax
@@ -141,6 +141,8 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         widths.append(torch.sqrt(var))
         k_half = max(k_half, int(math.ceil(PEAK_HALF_WIDTH_SIGMAS * float(widths[-1].detach().max()) / grid.dr)))
     offsets = torch.arange(-k_half, k_half + 1, dtype=dt, device=dev) * grid.dr  # [2K+1]
+    band_index = (torch.arange(grid.n_nodes, device=dev)[:, None]
+                  + torch.arange(2 * k_half + 1, device=dev)[None, :])  # [n_nodes, 2K+1] into the padded grid
 
     from ase.data import chemical_symbols
 
@@ -151,10 +153,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     for k, (ta, tb) in enumerate(pair_list):
         sig = widths[k]  # [n_nodes]
         kern = torch.exp(-0.5 * (offsets[None, :] / sig[:, None]) ** 2) / (math.sqrt(2 * math.pi) * sig[:, None])
-        vals = hist[k][:, None] * kern  # [n_nodes, 2K+1]: node n contributes to node n + o
-        padded = torch.zeros(grid.n_nodes + 2 * k_half, dtype=dt, device=dev)
-        for o in range(2 * k_half + 1):
-            padded = padded + torch.nn.functional.pad(vals[:, o], (o, 2 * k_half - o))
+        vals = hist[k][:, None] * kern  # [n_nodes, 2K+1]: node n contributes to node n + o − K
+        padded = torch.zeros(grid.n_nodes + 2 * k_half, dtype=dt, device=dev).index_add(
+            0, band_index.reshape(-1), vals.reshape(-1))
         peak_sum = padded[k_half:k_half + grid.n_nodes]
         weight = b[ta] * b[tb] / b_mean**2
         g = 2.0 * weight * peak_sum / (n_atoms * r_safe)
