@@ -63,8 +63,11 @@ class NeighbourCache:
         if self._pairs is not None and self._pairs.cutoff >= cutoff and self._ref_cell.shape == cell.shape \
                 and self._ref_positions.shape == pos.shape:
             moved = float((pos - self._ref_positions).norm(dim=1).max())
-            strain = float((cell - self._ref_cell).abs().max())
-            if moved + strain * 3 < 0.5 * (self._pairs.cutoff - cutoff):
+            # a pair vector S·cell changes by at most |S|·‖Δcell‖ with |S| ≲ cutoff/σ_min(cell) + 1
+            dcell = float(torch.linalg.matrix_norm(cell - self._ref_cell, ord=2))
+            smin = float(torch.linalg.svdvals(self._ref_cell).min())
+            change = 2 * moved + dcell * (self._pairs.cutoff / smin + 1.0)
+            if change < self._pairs.cutoff - cutoff:
                 return self._pairs
         self._pairs = periodic_pairs(structure, cutoff + self.skin)
         self._ref_positions, self._ref_cell = pos.clone(), cell.clone()

@@ -1,0 +1,45 @@
+"""`scatterfit demo`: refine bulk Ni against the measured X-ray PDF Ni.gr (diffpy.cmi wheel) from a wrong start
+(a = 3.60 Å, default Uiso 0.005 Å², no qdamp), over 1.5–30 Å with the PDFgui parameter set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ase.build import bulk
+
+from scatterfit.datasets import cmi_example
+from scatterfit.io import load_dataset
+from scatterfit.loss import DataTerm, Loss
+from scatterfit.models import PDFModel
+from scatterfit.optim import Stage, refine
+from scatterfit.structure import Structure
+from scatterfit.structure.parametrisation import Parametrisation
+
+DEFAULT_PDF_STAGES = (
+    # an r-range ramp: a wrong lattice still overlaps the short-range peaks, so fit those first
+    Stage("lbfgs", free=["lattice", "biso"], steps=60, xmax=5.0),
+    Stage("lbfgs", steps=60, xmax=12.0),
+    Stage("lbfgs", steps=200),
+)
+
+
+def run_demo(out: str | Path = "out/demo") -> dict:
+    data_path = cmi_example("pdf/ch03NiModelling/data/Ni.gr")
+    data = load_dataset(data_path)
+    qmax = float(data.metadata.get("qmax", 25.0))
+    start = Structure.from_ase(bulk("Ni", "fcc", a=3.60, cubic=True))
+    loss = Loss([DataTerm(PDFModel(qmax=qmax, radiation=data.radiation), data, xmin=1.5, xmax=30.0, name="Ni.gr")])
+    param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"])
+    print(f"scatterfit demo: bulk Ni vs {data_path.name} (X-ray PDF, Qmax {qmax} Å⁻¹), start a = 3.60 Å")
+    t0 = time.perf_counter()
+    result = refine(loss, param, list(DEFAULT_PDF_STAGES), checkpoint=Path(out) / "checkpoint.pt")
+    elapsed = time.perf_counter() - t0
+    result.write(out)
+    p = result.parameters()
+    rw = result.terms["Ni.gr"].breakdown["rw"]
+    print(f"Rw = {rw:.4f}   (PDFfit2 on the same data and range: Rw = 0.040, a = 3.5250 Å)")
+    print(f"a = {p['a']:.4f} Å   Uiso = {p['Uiso_Ni']:.5f} Å²   qdamp = {p['qdamp']:.4f} Å⁻¹   "
+          f"delta2 = {p['delta2']:.3f} Å²   scale = {result.terms['Ni.gr'].breakdown['scale']:.4f}")
+    print(f"refinement time {elapsed:.1f} s; plot, refined CIF and summary in {out}/")
+    return {"rw": rw, **p, "time": elapsed}

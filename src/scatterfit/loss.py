@@ -1,0 +1,113 @@
+"""The unified loss: a weighted sum of named terms, each returning its value and a breakdown.
+
+A term is any object with ``name``, ``weight`` and ``evaluate(model_state) -> TermValue``; DataTerm pairs a
+forward model with a Dataset. Energy and restraint terms plug in with the same protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.io.datasets import Dataset
+
+
+@dataclass
+class TermValue:
+    """value: 0-d tensor (differentiable); breakdown: plain floats for reports; curves: optional fitted curves."""
+
+    value: torch.Tensor
+    breakdown: dict = field(default_factory=dict)
+    curves: dict | None = None
+
+
+class Term(Protocol):
+    name: str
+    weight: float
+
+    def evaluate(self, state) -> TermValue: ...
+
+
+def rw(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """PDFgui/diffpy weighted residual Rw = sqrt(Σ w (y_obs − y_calc)² / Σ w y_obs²), w = 1/σ² or 1."""
+    w = torch.ones_like(y_obs) if w is None else w
+    return torch.sqrt((w * (y_obs - y_calc) ** 2).sum() / (w * y_obs**2).sum())
+
+
+def optimal_scale(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """The scale s minimising Σ w (y_obs − s·y_calc)² (differentiable in y_calc)."""
+    w = torch.ones_like(y_obs) if w is None else w
+    return (w * y_obs * y_calc).sum() / (w * y_calc * y_calc).sum().clamp_min(1e-300)
+
+
+class DataTerm:
+    """Misfit between a forward model and a dataset on the data grid, within [xmin, xmax].
+
+    Args:
+        model: callable (state, x [n] tensor) -> [n] tensor; ``state`` is what the Parametrisation builds
+            (structure and instrument parameters).
+        dataset: the measured pattern.
+        metric: "rw" (PDFgui Rw), "chi2" (Σ((y−ŷ)/σ)² / n, σ = 1 without uncertainties) or "mse".
+        xmin, xmax: fit range in the dataset's x units.
+        fit_scale: solve the scale factor analytically (True) or use the model's own scale (False: a free
+            parameter).
+        weight: weight of this term in the loss.
+    """
+
+    def __init__(self, model: Callable, dataset: Dataset, *, metric: str = "rw", xmin: float | None = None,
+                 xmax: float | None = None, fit_scale: bool = True, weight: float = 1.0, name: str | None = None,
+                 dtype=torch.float64):
+        if metric not in ("rw", "chi2", "mse"):
+            raise ScatterfitError(f"unknown metric '{metric}' (use rw, chi2 or mse)")
+        self.model, self.metric, self.fit_scale, self.weight = model, metric, fit_scale, float(weight)
+        self.dataset = dataset.select(xmin, xmax)
+        self.name = name or f"data:{dataset.kind}"
+        self.x = torch.as_tensor(self.dataset.x, dtype=dtype)
+        self.y = torch.as_tensor(self.dataset.y, dtype=dtype)
+        self.w = None if self.dataset.sigma is None else torch.as_tensor(1.0 / self.dataset.sigma**2, dtype=dtype)
+
+    def evaluate(self, state, xmax: float | None = None) -> TermValue:
+        """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages)."""
+        x, y, w = self.x, self.y, self.w
+        if xmax is not None and xmax < float(x[-1]):
+            m = x <= xmax
+            if int(m.sum()) >= 10:
+                x, y, w = x[m], y[m], None if w is None else w[m]
+        y_calc = self.model(state, x)
+        scale = optimal_scale(y, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype)
+        y_calc = scale * y_calc
+        r = rw(y, y_calc, w)
+        if self.metric == "rw":
+            value = r
+        elif self.metric == "chi2":
+            ww = torch.ones_like(y) if w is None else w
+            value = (ww * (y - y_calc) ** 2).sum() / y.numel()
+        else:
+            value = ((y - y_calc) ** 2).mean()
+        return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
+                         {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy()})
+
+
+class Loss:
+    """Σ_k weight_k · term_k(state). ``evaluate`` returns the total and every term's TermValue."""
+
+    def __init__(self, terms: list):
+        if not terms:
+            raise ScatterfitError("a loss needs at least one term")
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names):
+            raise ScatterfitError(f"loss term names must be unique, got {names}")
+        self.terms = terms
+
+    def evaluate(self, state, xmax: float | None = None) -> tuple[torch.Tensor, dict[str, TermValue]]:
+        values = {t.name: (t.evaluate(state, xmax=xmax) if isinstance(t, DataTerm) else t.evaluate(state))
+                  for t in self.terms}
+        total = sum(t.weight * values[t.name].value for t in self.terms)
+        return total, values
+
+    def __call__(self, state) -> torch.Tensor:
+        return self.evaluate(state)[0]

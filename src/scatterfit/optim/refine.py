@@ -1,0 +1,255 @@
+"""Gradient refinement: stages of Adam or L-BFGS over chosen parameter groups, convergence criteria, observers,
+checkpoint/resume, seeds.
+
+A stage frees a subset of the parametrisation's groups (the others keep their current values). The loop calls
+observers every ``every`` steps; the built-in progress observer prints loss and Rw. A checkpoint (θ, optimiser
+state, stage, step, history, RNG) is written every ``checkpoint_every`` steps, so a killed run resumed from it
+ends at the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.loss import Loss
+from scatterfit.structure.parametrisation import Parametrisation, State
+
+
+@dataclass
+class Stage:
+    """One refinement stage.
+
+    Attributes:
+        optimizer: "lbfgs" or "adam".
+        free: groups refined in this stage (None: all free groups of the parametrisation).
+        steps: maximum optimiser steps.
+        lr: learning rate (Adam) or initial step (L-BFGS).
+        tol: stop when the relative loss change stays below tol for ``patience`` steps.
+        patience: see tol.
+        xmax: fit only data points with x ≤ xmax in this stage (an r-range ramp: short range first, where a
+            wrong lattice still overlaps the peaks).
+    """
+
+    optimizer: str = "lbfgs"
+    free: list | None = None
+    steps: int = 100
+    lr: float = 1.0
+    tol: float = 1e-9
+    patience: int = 5
+    xmax: float | None = None
+
+    def __post_init__(self):
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ScatterfitError(f"unknown optimizer '{self.optimizer}' (use lbfgs or adam)")
+        if self.steps < 1:
+            raise ScatterfitError(f"a stage needs at least one step, got {self.steps}")
+        if not self.lr > 0:
+            raise ScatterfitError(f"lr must be positive, got {self.lr}")
+
+
+@dataclass
+class Result:
+    """Outcome of a refinement: final θ, state, loss history and the terms' final values."""
+
+    theta: torch.Tensor
+    state: State
+    parametrisation: Parametrisation
+    loss: float
+    terms: dict
+    history: list = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def structure(self):
+        return self.state.structure
+
+    def parameters(self) -> dict:
+        return self.parametrisation.report(self.theta)
+
+    def summary(self) -> dict:
+        import platform
+
+        import ase
+
+        import scatterfit
+
+        return {
+            "loss": self.loss,
+            "terms": {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()},
+            "parameters": self.parameters(),
+            "wall_time_s": self.wall_time,
+            "steps": len(self.history),
+            "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
+                         "python": platform.python_version()},
+        }
+
+    def write(self, out_dir: str | Path) -> None:
+        """Refined structure (CIF, extxyz), fitted curves (CSV), loss history, JSON summary, PNG plots."""
+        import numpy as np
+
+        from scatterfit.report.plots import plot_fit, plot_history
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atoms = self.structure.to_ase()
+        if self.structure.cell is not None:
+            atoms.write(str(out / "refined.cif"))
+        else:
+            atoms.write(str(out / "refined.xyz"))
+        atoms.write(str(out / "refined.extxyz"))
+        for name, tv in self.terms.items():
+            if not tv.curves:
+                continue
+            c = tv.curves
+            safe = name.replace(":", "_").replace("/", "_")
+            np.savetxt(out / f"fit_{safe}.csv", np.column_stack([c["x"], c["y_obs"], c["y_calc"],
+                                                                c["y_obs"] - c["y_calc"]]),
+                       delimiter=",", header="x,data,model,difference", comments="")
+            is_gr = "gr" in name
+            plot_fit(c["x"], c["y_obs"], c["y_calc"], "r (Å)" if is_gr else "Q (Å⁻¹)",
+                     "G(r) (Å⁻²)" if is_gr else "intensity", out / f"fit_{safe}.png",
+                     title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
+        np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
+        plot_history(self.history, out / "loss_history.png")
+        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2))
+
+
+class ProgressPrinter:
+    """Observer printing step, loss and Rw of every data term (one line, refreshed in place on a terminal)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, stage: int, step: int, loss: float, terms: dict) -> None:
+        rws = " ".join(f"Rw[{k}]={v.breakdown['rw']:.4f}" for k, v in terms.items() if "rw" in v.breakdown)
+        line = f"stage {stage + 1} step {step:4d}  loss={loss:.6g}  {rws}"
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] | Stage, *, seed: int = 0,
+           checkpoint: str | Path | None = None, checkpoint_every: int = 10, resume: bool = False,
+           observers: list | None = None, every: int = 1, progress: bool = True) -> Result:
+    """Minimise ``loss`` over the free parameters by the stages of ``strategy``.
+
+    Args:
+        loss: the Loss.
+        parametrisation: θ ↔ State mapping.
+        strategy: a Stage or list of Stages run in order.
+        seed: seeds torch's RNG (Adam and any stochastic term are then reproducible).
+        checkpoint: file to write the run state to (and to resume from with resume=True).
+        checkpoint_every: steps between checkpoints.
+        observers: callables (stage, step, loss, terms) called every ``every`` steps.
+        progress: print progress to stderr.
+    """
+    stages = [strategy] if isinstance(strategy, Stage) else list(strategy)
+    if not stages:
+        raise ScatterfitError("the strategy has no stages")
+    torch.manual_seed(seed)
+    theta = parametrisation.initial_vector().clone()
+    history: list[float] = []
+    start_stage, start_step, opt_state = 0, 0, None
+    ckpt = Path(checkpoint) if checkpoint else None
+    if resume:
+        if ckpt is None or not ckpt.is_file():
+            raise ScatterfitError(f"cannot resume: checkpoint {ckpt} not found")
+        saved = torch.load(ckpt, weights_only=False)
+        if saved["theta"].shape != theta.shape:
+            raise ScatterfitError(f"{ckpt}: checkpoint does not match this refinement's parameters")
+        theta, history = saved["theta"], saved["history"]
+        start_stage, start_step, opt_state = saved["stage"], saved["step"], saved["optimizer"]
+        torch.set_rng_state(saved["rng"])
+    observers = list(observers or [])
+    printer = ProgressPrinter() if progress else None
+    if printer:
+        observers.append(printer)
+    t0 = time.perf_counter()
+    offsets, k = {}, 0
+    for g in parametrisation.free:
+        n = int(math.prod(parametrisation.shapes[g]))
+        offsets[g] = (k, k + n)
+        k += n
+
+    for si in range(start_stage, len(stages)):
+        stage = stages[si]
+        groups = parametrisation.free if stage.free is None else stage.free
+        missing = [g for g in groups if g not in offsets]
+        if missing:
+            raise ScatterfitError(f"stage {si + 1} frees {missing}, which the parametrisation does not have free")
+        mask = torch.zeros_like(theta)
+        for g in groups:
+            a, b = offsets[g]
+            mask[a:b] = 1.0
+        param = theta.clone().requires_grad_(True)
+        if stage.optimizer == "adam":
+            opt = torch.optim.Adam([param], lr=stage.lr)
+        else:
+            opt = torch.optim.LBFGS([param], lr=stage.lr, max_iter=1, max_eval=30, history_size=20,
+                                    line_search_fn="strong_wolfe")
+        step0 = 0
+        if si == start_stage and opt_state is not None:
+            opt.load_state_dict(opt_state)
+            step0 = start_step
+
+        last = {}
+
+        def closure():
+            opt.zero_grad()
+            value, terms = loss.evaluate(parametrisation.state(param), xmax=stage.xmax)
+            if not torch.isfinite(value):
+                raise ScatterfitError("the loss became NaN or infinite; check the starting model and bounds")
+            value.backward()
+            param.grad.mul_(mask)
+            last["value"], last["terms"] = float(value.detach()), terms
+            return value
+
+        stall = 0
+        for step in range(step0, stage.steps):
+            prev = history[-1] if history else None
+            opt.step(closure)
+            history.append(last["value"])
+            if observers and (step % every == 0 or step == stage.steps - 1):
+                for ob in observers:
+                    ob(si, step, last["value"], last["terms"])
+            if ckpt and (step + 1) % checkpoint_every == 0:
+                _save_checkpoint(ckpt, {"theta": param.detach().clone(), "history": list(history), "stage": si,
+                                        "step": step + 1, "optimizer": opt.state_dict(),
+                                        "rng": torch.get_rng_state()})
+            if prev is not None and abs(prev - last["value"]) <= stage.tol * max(abs(prev), 1e-300):
+                stall += 1
+                if stall >= stage.patience:
+                    break
+            else:
+                stall = 0
+        theta = param.detach().clone()
+        opt_state = None
+        if ckpt:
+            _save_checkpoint(ckpt, {"theta": theta, "history": list(history), "stage": si + 1, "step": 0,
+                                    "optimizer": None, "rng": torch.get_rng_state()})
+    if printer:
+        printer.close()
+    with torch.no_grad():
+        state = parametrisation.state(theta)
+        value, terms = loss.evaluate(state)
+    return Result(theta, state, parametrisation, float(value), terms, history, time.perf_counter() - t0)
