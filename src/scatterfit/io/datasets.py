@@ -164,7 +164,7 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
         raise ScatterfitError(f"{path}: only {len(x)} data point(s)")
     d = np.diff(x)
     if not ((d > 0).all() or (d < 0).all()):
-        bad = int(np.argmax(d <= 0)) + 1 if (d > 0).sum() > (d < 0).sum() else int(np.argmax(d >= 0)) + 1
+        bad = int(np.argmax(d <= 0)) + 1 if d[0] > 0 else int(np.argmax(d >= 0)) + 1
         raise ScatterfitError(f"{path}:{data_lines[bad][0]}: x values are not monotonic")
     if (d < 0).all():
         x, y = x[::-1].copy(), y[::-1].copy()
