@@ -1,4 +1,3 @@
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,13 +9,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def cmi_file(rel: str) -> Path:
-    spec = importlib.util.find_spec("diffpy.cmi")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("diffpy.cmi (example data wheel) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "docs" / "examples" / rel
-    if not path.is_file():
-        pytest.skip(f"{rel} not found in diffpy.cmi")
-    return path
+    from scatterfit.datasets import cmi_example
+    from scatterfit.errors import ScatterfitError
+
+    try:
+        return cmi_example(rel)
+    except ScatterfitError as exc:
+        pytest.skip(str(exc))
 
 
 def shared_file(name: str) -> Path:

@@ -12,17 +12,9 @@ from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
 from scatterfit.models import PDFModel
-from scatterfit.optim import Stage, refine
+from scatterfit.optim import pdf_range_ramp, refine
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
-
-DEFAULT_PDF_STAGES = (
-    # an r-range ramp: a wrong lattice still overlaps the short-range peaks, so fit those first
-    Stage("lbfgs", free=["lattice", "biso"], steps=60, xmax=5.0),
-    Stage("lbfgs", steps=60, xmax=12.0),
-    Stage("lbfgs", steps=200),
-)
-
 
 def run_demo(out: str | Path = "out/demo") -> dict:
     data_path = cmi_example("pdf/ch03NiModelling/data/Ni.gr")
@@ -33,7 +25,7 @@ def run_demo(out: str | Path = "out/demo") -> dict:
     param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"])
     print(f"scatterfit demo: bulk Ni vs {data_path.name} (X-ray PDF, Qmax {qmax} Å⁻¹), start a = 3.60 Å")
     t0 = time.perf_counter()
-    result = refine(loss, param, list(DEFAULT_PDF_STAGES), checkpoint=Path(out) / "checkpoint.pt")
+    result = refine(loss, param, pdf_range_ramp(), checkpoint=Path(out) / "checkpoint.pt")
     elapsed = time.perf_counter() - t0
     result.write(out)
     p = result.parameters()

@@ -1,5 +1,5 @@
 """Optimisers: gradient refinement with stages, checkpoints and observers."""
 
-from scatterfit.optim.refine import Result, Stage, refine
+from scatterfit.optim.refine import Result, Stage, pdf_range_ramp, refine
 
-__all__ = ["Stage", "refine", "Result"]
+__all__ = ["Stage", "refine", "Result", "pdf_range_ramp"]

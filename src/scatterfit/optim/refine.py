@@ -56,6 +56,14 @@ class Stage:
             raise ScatterfitError(f"lr must be positive, got {self.lr}")
 
 
+def pdf_range_ramp() -> list[Stage]:
+    """The default PDF strategy: an r-range ramp (5 Å → 12 Å → all), L-BFGS. A wrong lattice still overlaps the
+    short-range peaks, so those are fitted first (lattice and ADPs only), then everything on longer ranges."""
+    return [Stage("lbfgs", free=["lattice", "biso"], steps=60, xmax=5.0),
+            Stage("lbfgs", steps=60, xmax=12.0),
+            Stage("lbfgs", steps=200)]
+
+
 @dataclass
 class Result:
     """Outcome of a refinement: final θ, state, loss history and the terms' final values."""
@@ -174,7 +182,10 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise ScatterfitError(f"cannot resume: checkpoint {ckpt} not found")
-        saved = torch.load(ckpt, weights_only=False)
+        try:
+            saved = torch.load(ckpt, weights_only=False)
+        except Exception as exc:
+            raise ScatterfitError(f"{ckpt}: not a readable scatterfit checkpoint ({type(exc).__name__})") from None
         if saved["theta"].shape != theta.shape:
             raise ScatterfitError(f"{ckpt}: checkpoint does not match this refinement's parameters")
         theta, history = saved["theta"], saved["history"]

@@ -21,7 +21,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.scattering.formfactors import ScatteringFactors
+from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.histogram import bspline4_transform, pair_histogram, pair_type_index, pair_type_list
 from scatterfit.structure import Structure
 
@@ -39,19 +39,6 @@ def default_dr(qmax: float) -> float:
     """Histogram node spacing (Å) for a Q range up to qmax: Q·dr = 0.25 keeps the aliasing error of values
     ≈ 2(0.25/2π)⁴ ≈ 5e-6 and of gradients ≈ 1e-4 relative."""
     return min(0.02, 0.25 / max(qmax, 1e-6))
-
-
-def _group_types(structure: Structure, by_biso: bool):
-    """Scattering types: (Z, charge) or (Z, charge, Biso). Returns index [N], numbers [T], charges [T], biso [T]."""
-    key = [structure.numbers.to(torch.float64), structure.charges.detach().to(torch.float64)]
-    if by_biso:
-        key.append(structure.biso.detach().to(torch.float64))
-    uniq, inverse = torch.unique(torch.stack(key, 1), dim=0, return_inverse=True)
-    n_types = uniq.shape[0]
-    counts = torch.bincount(inverse, minlength=n_types).to(structure.dtype)
-    biso_t = torch.zeros(n_types, dtype=structure.dtype, device=structure.device).index_add(
-        0, inverse, structure.biso) / counts
-    return inverse, uniq[:, 0].round().to(torch.int64), uniq[:, 1], biso_t
 
 
 def _pair_factor(fr: torch.Tensor, fi: torch.Tensor, n_types: int) -> torch.Tensor:
@@ -140,10 +127,9 @@ def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "x
         raise ScatterfitError(f"unknown Debye method '{method}' (use 'fast' or 'exact')")
     q = q.to(dtype=structure.dtype, device=structure.device)
     by_biso = method == "fast"
-    type_index, numbers, charges, biso_t = _group_types(structure, by_biso)
-    n_types = numbers.numel()
-    factors = ScatteringFactors.build(numbers, charges, radiation, energy_ev=energy_ev, dtype=structure.dtype,
-                                      device=structure.device)
+    types = scattering_types(structure, by_biso=by_biso)
+    type_index, numbers, biso_t, n_types = types.index, types.numbers, types.biso, len(types)
+    factors = types.factors(radiation, energy_ev=energy_ev)
     fr, fi = factors.real(q), factors.imag()
     if method == "fast":
         dr = default_dr(float(q.max())) if dr is None else float(dr)

@@ -140,3 +140,44 @@ class ScatteringFactors:
     def at_zero(self) -> torch.Tensor:
         """Forward-scattering factor f(Q=0) + f′ of each type: [T] (≈ electrons for X-rays, fm for neutrons)."""
         return self.offset + self.scales.sum(1) + self.f_prime
+
+
+@dataclass(frozen=True)
+class ScatteringTypes:
+    """Atoms grouped into scattering types (same Z and charge, and optionally the same Biso).
+
+    Attributes:
+        index: [N] int64 type of each atom.
+        numbers: [T] atomic number of each type.
+        charges: [T] formal charge of each type.
+        biso: [T] mean Biso of each type's atoms, Å² (differentiable: exact for ADPs shared within a type).
+        occupancy: [T] summed occupancy of each type's atoms (differentiable).
+    """
+
+    index: torch.Tensor
+    numbers: torch.Tensor
+    charges: torch.Tensor
+    biso: torch.Tensor
+    occupancy: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.numbers.numel())
+
+    def factors(self, radiation: str = "xray", *, energy_ev: float | None = None) -> "ScatteringFactors":
+        """The scattering-factor tables of these types."""
+        return ScatteringFactors.build(self.numbers, self.charges, radiation, energy_ev=energy_ev,
+                                       dtype=self.biso.dtype, device=self.biso.device)
+
+
+def scattering_types(structure, *, by_biso: bool = False) -> ScatteringTypes:
+    """Group the atoms of a Structure by (Z, charge) or, with by_biso, by (Z, charge, Biso)."""
+    key = [structure.numbers.to(torch.float64), structure.charges.detach().to(torch.float64)]
+    if by_biso:
+        key.append(structure.biso.detach().to(torch.float64))
+    uniq, inverse = torch.unique(torch.stack(key, 1), dim=0, return_inverse=True)
+    n_types = uniq.shape[0]
+    zeros = torch.zeros(n_types, dtype=structure.dtype, device=structure.device)
+    counts = torch.bincount(inverse, minlength=n_types).to(structure.dtype)
+    return ScatteringTypes(index=inverse, numbers=uniq[:, 0].round().to(torch.int64), charges=uniq[:, 1],
+                           biso=zeros.index_add(0, inverse, structure.biso) / counts,
+                           occupancy=zeros.index_add(0, inverse, structure.occupancy))

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.scattering.debye import _group_types
-from scatterfit.scattering.formfactors import ScatteringFactors
+from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.histogram import PeriodicPairs, pair_histogram, pair_type_list
 from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, shape_envelope_sphere
 from scatterfit.structure.structure import EIGHT_PI2, Structure
@@ -99,10 +98,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     scale, qdamp, qbroad = (_as_tensor(v, r) for v in (scale, qdamp, qbroad))
     delta1, delta2 = _as_tensor(delta1, r), _as_tensor(delta2, r)
 
-    type_index, numbers, charges, biso_t = _group_types(structure, by_biso=True)
-    n_types = numbers.numel()
-    b = ScatteringFactors.build(numbers, charges, radiation, dtype=dt, device=dev).at_zero()  # [T]
-    occ_t = torch.zeros(n_types, dtype=dt, device=dev).index_add(0, type_index, structure.occupancy)
+    types = scattering_types(structure, by_biso=True)
+    type_index, numbers, biso_t, occ_t, n_types = types.index, types.numbers, types.biso, types.occupancy, len(types)
+    b = types.factors(radiation).at_zero()  # [T]
     n_atoms = structure.occupancy.sum()
     b_mean = (occ_t * b).sum() / n_atoms
     u_t = biso_t / EIGHT_PI2

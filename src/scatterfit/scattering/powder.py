@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.scattering.formfactors import ScatteringFactors
+from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.instrument import polynomial_background
 from scatterfit.structure import Structure
 
@@ -51,13 +51,10 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
     hkl, qvec = hkl[keep], qvec[keep]
     q = qvec.norm(dim=1)
     frac = structure.positions @ torch.linalg.inv(cell)  # [N, 3]
-    uniq, inverse = torch.unique(torch.stack([structure.numbers.to(torch.float64),
-                                              structure.charges.detach().to(torch.float64)], 1), dim=0,
-                                 return_inverse=True)
-    fac = ScatteringFactors.build(uniq[:, 0].round().long(), uniq[:, 1], radiation, energy_ev=energy_ev,
-                                  dtype=structure.dtype, device=structure.device)
-    fr = fac.real(q)[inverse]  # [N, M]
-    fi = fac.imag()[inverse][:, None]
+    types = scattering_types(structure)
+    fac = types.factors(radiation, energy_ev=energy_ev)
+    fr = fac.real(q)[types.index]  # [N, M]
+    fi = fac.imag()[types.index][:, None]
     amp = structure.occupancy[:, None] * torch.exp(-structure.biso[:, None] * q[None, :] ** 2 / SIXTEEN_PI2)
     phase = 2 * math.pi * frac @ hkl.T  # [N, M]
     c, s = torch.cos(phase), torch.sin(phase)

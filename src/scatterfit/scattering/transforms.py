@@ -15,7 +15,7 @@ import math
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.scattering.formfactors import ScatteringFactors
+from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.instrument import lorch_window
 from scatterfit.structure import Structure
 
@@ -31,15 +31,11 @@ def normalisation(structure: Structure, q: torch.Tensor, *, radiation: str = "xr
                   energy_ev: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Self-scattering Σ o²|f|² and N⟨f⟩² on the Q grid, each [nQ]."""
     q = q.to(dtype=structure.dtype, device=structure.device)
-    uniq, inverse = torch.unique(torch.stack([structure.numbers.to(torch.float64),
-                                              structure.charges.detach().to(torch.float64)], 1), dim=0,
-                                 return_inverse=True)
-    fac = ScatteringFactors.build(uniq[:, 0].round().long(), uniq[:, 1], radiation, energy_ev=energy_ev,
-                                  dtype=structure.dtype, device=structure.device)
+    types = scattering_types(structure)
+    fac = types.factors(radiation, energy_ev=energy_ev)
     fr, fi = fac.real(q), fac.imag()
-    occ = structure.occupancy
-    occ_t = torch.zeros(uniq.shape[0], dtype=occ.dtype, device=occ.device).index_add(0, inverse, occ)
-    occ2_t = torch.zeros_like(occ_t).index_add(0, inverse, occ * occ)
+    occ, occ_t = structure.occupancy, types.occupancy
+    occ2_t = torch.zeros_like(occ_t).index_add(0, types.index, occ * occ)
     self_term = (occ2_t[:, None] * (fr**2 + (fi**2)[:, None])).sum(0)
     n = occ.sum()
     mean_r = (occ_t[:, None] * fr).sum(0) / n

@@ -223,16 +223,3 @@ class Structure:
         import ase.io
 
         ase.io.write(str(path), self.to_ase(), **kwargs)
-
-    def scattering_types(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Group atoms by (Z, charge, Biso) for the histogram engines.
-
-        Returns:
-            type_index: [N] int64, the type of each atom.
-            type_numbers: [T] atomic number of each type.
-            type_charges: [T] formal charge of each type.
-        """
-        key = torch.stack([self.numbers.to(torch.float64), self.charges.detach().to(torch.float64),
-                           self.biso.detach().to(torch.float64)], dim=1)
-        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
-        return inverse, uniq[:, 0].round().to(torch.int64), uniq[:, 1]
