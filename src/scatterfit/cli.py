@@ -1,4 +1,4 @@
-"""Command line: `scatterfit simulate|demo`. Parses arguments, builds API objects, calls them; every
+"""Command line: `scatterfit simulate|refine|demo`. Parses arguments, builds API objects, calls them; every
 ScatterfitError (bad input) becomes one line on stderr and exit status 2."""
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ def _add_simulate(sub) -> None:
     p.add_argument("--plot", default=None, help="PNG plot file")
 
 
+def _add_refine(sub) -> None:
+    p = sub.add_parser("refine", help="refine a structure against data as described by a TOML config")
+    p.add_argument("config", help="TOML configuration file (see scatterfit/config.py and examples/)")
+    p.add_argument("--out", default=None, help="output folder (overrides [output] dir)")
+    p.add_argument("--resume", action="store_true", help="resume from the checkpoint in the output folder")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="refine bulk Ni against the measured X-ray PDF shipped in diffpy.cmi")
     p.add_argument("--out", default="out/demo", help="output folder")
@@ -43,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_simulate(sub)
+    _add_refine(sub)
     _add_demo(sub)
     return parser
 
@@ -59,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             from scatterfit.commands.simulate import run_simulate
 
             run_simulate(args)
+        elif args.command == "refine":
+            from scatterfit.commands.refine import run_refine
+
+            run_refine(args.config, out=args.out, resume=args.resume)
         elif args.command == "demo":
             from scatterfit.commands.demo import run_demo
 

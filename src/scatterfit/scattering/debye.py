@@ -54,8 +54,12 @@ def _self_term(structure: Structure, type_index, fr, fi) -> torch.Tensor:
     return (occ2[:, None] * (fr**2 + (fi**2)[:, None])).sum(0)
 
 
-def sinc_transform(hist: torch.Tensor, q: torch.Tensor, dr: float, nodes_per_chunk: int = 4096) -> torch.Tensor:
+def sinc_transform(hist: torch.Tensor, q: torch.Tensor, dr: float, block: int = 64) -> torch.Tensor:
     """Σ_n h[n] sin(Q r_n)/Q / B̂(Q·dr) for a 1/r-weighted B-spline histogram: ≈ Σ_p w_p sin(Q r_p)/(Q r_p).
+
+    The nodes are split into blocks of ``block``; with r_n = R_b + ρ_k, sin(Q r_n) = sin(Q R_b) cos(Q ρ_k) +
+    cos(Q R_b) sin(Q ρ_k), so only (n_blocks + block)·nQ sines and cosines are evaluated and the rest is two
+    matrix products (no nodes × Q table).
 
     Args:
         hist: [T', n_nodes] histogram (nodes r_n = (n − 1)·dr).
@@ -63,14 +67,20 @@ def sinc_transform(hist: torch.Tensor, q: torch.Tensor, dr: float, nodes_per_chu
     Returns:
         [T', nQ] in the dtype of q.
     """
-    n_nodes = hist.shape[1]
-    out = torch.zeros(hist.shape[0], q.numel(), dtype=torch.float64, device=q.device)
+    n_pt, n_nodes = hist.shape
+    n_blocks = -(-n_nodes // block)
+    h = torch.nn.functional.pad(hist.to(torch.float64), (0, n_blocks * block - n_nodes)).view(n_pt, n_blocks, block)
     q64 = q.to(torch.float64)
-    for a in range(0, n_nodes, nodes_per_chunk):
-        b = min(a + nodes_per_chunk, n_nodes)
-        r = (torch.arange(a, b, device=q.device, dtype=torch.float64) - 1.0) * dr
-        table = r[:, None] * torch.sinc(q64[None, :] * r[:, None] / math.pi)  # sin(Qr)/Q, → r at Q = 0
-        out = out + hist[:, a:b] @ table
+    rho = torch.arange(block, dtype=torch.float64, device=q.device) * dr  # [B]
+    origin = (torch.arange(n_blocks, dtype=torch.float64, device=q.device) * block - 1.0) * dr  # [nb]
+    qr = q64[None, :] * rho[:, None]
+    qo = q64[None, :] * origin[:, None]
+    a = h @ torch.cos(qr)  # [T', nb, nQ]
+    b = h @ torch.sin(qr)
+    s = (torch.sin(qo) * a + torch.cos(qo) * b).sum(1)  # Σ h sin(Q r_n)
+    c = (h * (origin[:, None] + rho[None, :])).sum((1, 2))  # Σ h r_n, the Q → 0 limit
+    safe_q = torch.where(q64 > 0, q64, torch.ones_like(q64))
+    out = torch.where(q64 > 0, s / safe_q, c[:, None].expand_as(s))
     return (out / bspline4_transform(q64 * dr)).to(q.dtype)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
@@ -27,9 +28,9 @@ class PeriodicPairs:
     """A half neighbour list of a periodic structure: pairs (i, j, S) with vector x_j − x_i + S·cell.
 
     Attributes:
-        i: [P] int64 first atom index.
-        j: [P] int64 second atom index.
-        shifts: [P, 3] integer cell shifts (stored as float of the working dtype).
+        i: [P] int32 first atom index.
+        j: [P] int32 second atom index.
+        shifts: [P, 3] int8 integer cell shifts (int32/int8 keep 40 M pairs at 440 MB).
         cutoff: the cutoff radius the list was built with, Å.
     """
 
@@ -96,7 +97,8 @@ class _Blocks:
             cols = torch.arange(a, n, device=x.device)[None, :]
             mask = cols > rows
             return vec, mask
-        i, j, s = self.pairs.i[a:b], self.pairs.j[a:b], self.pairs.shifts[a:b]
+        i, j = self.pairs.i[a:b].long().long(), self.pairs.j[a:b].long().long()
+        s = self.pairs.shifts[a:b].to(x.dtype)
         vec = x[j] - x[i] + s @ self.cell
         return vec, None
 
@@ -107,6 +109,62 @@ def _spread_indices(r, dr, n_nodes):
     t = x - k0
     k0 = k0.to(torch.int64)
     return k0, t
+
+
+def _numba_ready(positions: torch.Tensor, engine: str) -> bool:
+    if engine == "torch" or positions.device.type != "cpu":
+        if engine == "numba" and positions.device.type != "cpu":
+            raise ScatterfitError("the numba pair kernels run on the CPU only; use engine='torch' on other devices")
+        return False
+    try:
+        import scatterfit.scattering._kernels  # noqa: F401
+    except ImportError:
+        if engine == "numba":
+            raise ScatterfitError("engine='numba' needs the numba package") from None
+        return False
+    return True
+
+
+def _np(t: torch.Tensor, dtype=np.float64) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
+
+
+class _PairHistogramNumba(torch.autograd.Function):
+    """Same contract as _PairHistogram; fused numba loops over the pairs (CPU)."""
+
+    @staticmethod
+    def forward(ctx, positions, cell, occupancy, type_index, pairs, n_types, dr, n_nodes, inverse_r):
+        from scatterfit.scattering import _kernels as k
+
+        pos, occ, types = _np(positions), _np(occupancy), _np(type_index, np.int64)
+        if pairs is None:
+            hist = k.histogram_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r)
+        else:
+            hist = k.histogram_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(), pairs.j.numpy(),
+                                        pairs.shifts.numpy(), dr, n_nodes, inverse_r)
+        ctx.save_for_backward(positions, cell if cell is not None else torch.empty(0), occupancy, type_index)
+        ctx.meta = (pairs, n_types, dr, n_nodes, inverse_r, cell is not None)
+        n_pt = n_types * (n_types + 1) // 2
+        return torch.from_numpy(hist).view(n_pt, n_nodes)
+
+    @staticmethod
+    def backward(ctx, grad_hist):
+        from scatterfit.scattering import _kernels as k
+
+        positions, cell, occupancy, type_index = ctx.saved_tensors
+        pairs, n_types, dr, n_nodes, inverse_r, has_cell = ctx.meta
+        pos, occ, types = _np(positions), _np(occupancy), _np(type_index, np.int64)
+        g = _np(grad_hist.reshape(-1))
+        gcell = None
+        if pairs is None:
+            gpos, gocc = k.backward_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r, g)
+        else:
+            gpos, gc, gocc = k.backward_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(),
+                                                 pairs.j.numpy(), pairs.shifts.numpy(), dr, n_nodes, inverse_r, g)
+            gcell = torch.from_numpy(gc).to(cell) if ctx.needs_input_grad[1] else None
+        gx = torch.from_numpy(gpos).to(positions) if ctx.needs_input_grad[0] else None
+        go = torch.from_numpy(gocc).to(occupancy) if ctx.needs_input_grad[2] else None
+        return gx, gcell, go, None, None, None, None, None, None
 
 
 class _PairHistogram(torch.autograd.Function):
@@ -125,8 +183,8 @@ class _PairHistogram(torch.autograd.Function):
                 r = torch.where(mask, r, torch.ones_like(r))
                 ti, tj = ti.expand_as(r), tj.expand_as(r)
             else:
-                ti, tj = type_index[pairs.i[a:b]], type_index[pairs.j[a:b]]
-                w = occ[pairs.i[a:b]] * occ[pairs.j[a:b]]
+                ti, tj = type_index[pairs.i[a:b].long()], type_index[pairs.j[a:b].long()]
+                w = occ[pairs.i[a:b].long()] * occ[pairs.j[a:b].long()]
             r, w, ti, tj = r.reshape(-1), w.reshape(-1), ti.reshape(-1), tj.reshape(-1)
             keep = (w != 0) & (r < (n_nodes - 3) * dr)
             r, w, ti, tj = r[keep], w[keep], ti[keep], tj[keep]
@@ -163,8 +221,8 @@ class _PairHistogram(torch.autograd.Function):
                 valid = mask & (r < limit)
                 r = torch.where(valid, r, torch.ones_like(r))
             else:
-                ti, tj = type_index[pairs.i[a:b]], type_index[pairs.j[a:b]]
-                w = occ[pairs.i[a:b]] * occ[pairs.j[a:b]]
+                ti, tj = type_index[pairs.i[a:b].long()], type_index[pairs.j[a:b].long()]
+                w = occ[pairs.i[a:b].long()] * occ[pairs.j[a:b].long()]
                 valid = r < limit
                 r = torch.where(valid, r, torch.ones_like(r))
             k0, t = _spread_indices(r, dr, n_nodes)
@@ -195,19 +253,20 @@ class _PairHistogram(torch.autograd.Function):
                     go[a:] += (dldw * occ[a:b, None]).sum(0)
             else:
                 if need_x:
-                    gx.index_add_(0, pairs.j[a:b], coef)
-                    gx.index_add_(0, pairs.i[a:b], -coef)
+                    gx.index_add_(0, pairs.j[a:b].long(), coef)
+                    gx.index_add_(0, pairs.i[a:b].long(), -coef)
                 if gc is not None:
-                    gc += pairs.shifts[a:b].T @ coef
+                    gc += pairs.shifts[a:b].to(coef.dtype).T @ coef
                 if need_occ:
-                    go.index_add_(0, pairs.i[a:b], dldw * occ[pairs.j[a:b]])
-                    go.index_add_(0, pairs.j[a:b], dldw * occ[pairs.i[a:b]])
+                    go.index_add_(0, pairs.i[a:b].long(), dldw * occ[pairs.j[a:b].long()])
+                    go.index_add_(0, pairs.j[a:b].long(), dldw * occ[pairs.i[a:b].long()])
         return gx, gc, go, None, None, None, None, None, None, None
 
 
 def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index: torch.Tensor, n_types: int, *,
                    dr: float, n_nodes: int, cell: torch.Tensor | None = None, pairs: PeriodicPairs | None = None,
-                   inverse_r: bool = False, pairs_per_block: int = DEFAULT_PAIRS_PER_BLOCK) -> torch.Tensor:
+                   inverse_r: bool = False, pairs_per_block: int = DEFAULT_PAIRS_PER_BLOCK,
+                   engine: str = "auto") -> torch.Tensor:
     """Cubic-B-spline pair-distance histogram per unordered type pair, each pair counted once.
 
     Args:
@@ -220,7 +279,9 @@ def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index:
         cell: [3, 3] Å (differentiable), needed with ``pairs``.
         pairs: half neighbour list for periodic structures; None means all pairs i < j of a finite system.
         inverse_r: weight each pair by 1/r (for the Debye sine transform).
-        pairs_per_block: memory bound of one block of pairs.
+        pairs_per_block: memory bound of one block of pairs (torch engine).
+        engine: "numba" (fused CPU loops), "torch" (blocked tensor ops, any device) or "auto" (numba on the CPU
+            when importable).
 
     Returns:
         [T(T+1)/2, n_nodes] float64 histogram h_t[n] = Σ_{p∈t} w_p B(r_p/dr + 1 − n) (/ r_p).
@@ -229,5 +290,10 @@ def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index:
         raise ScatterfitError("a periodic pair list needs the cell")
     if n_nodes < 5:
         raise ScatterfitError("the histogram needs at least 5 nodes")
+    if engine not in ("auto", "numba", "torch"):
+        raise ScatterfitError(f"unknown histogram engine '{engine}' (use auto, numba or torch)")
+    if _numba_ready(positions, engine):
+        return _PairHistogramNumba.apply(positions, cell, occupancy, type_index, pairs, int(n_types), float(dr),
+                                         int(n_nodes), bool(inverse_r)).to(torch.float64)
     return _PairHistogram.apply(positions, cell, occupancy, type_index, pairs, int(n_types), float(dr), int(n_nodes),
                                 bool(inverse_r), int(pairs_per_block))

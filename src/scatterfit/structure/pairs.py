@@ -34,11 +34,13 @@ def periodic_pairs(structure: Structure, cutoff: float, *, n_threads: int = 1) -
     pos = structure.positions.detach().cpu().numpy().astype(np.float64)
     box = structure.cell.detach().cpu().numpy().astype(np.float64)
     i, j, s = nl.compute(points=pos, box=box, periodic=list(structure.pbc), quantities="ijS")
-    dev, dt = structure.device, structure.dtype
+    dev = structure.device
+    if len(s) and np.abs(s).max() > 127:
+        raise ScatterfitError("cutoff spans more than 127 cells; use a larger cell (supercell) for this rmax")
     return PeriodicPairs(
-        i=torch.as_tensor(i.astype(np.int64), device=dev),
-        j=torch.as_tensor(j.astype(np.int64), device=dev),
-        shifts=torch.as_tensor(s, dtype=dt, device=dev),
+        i=torch.as_tensor(i.astype(np.int32), device=dev),
+        j=torch.as_tensor(j.astype(np.int32), device=dev),
+        shifts=torch.as_tensor(s.astype(np.int8), device=dev),
         cutoff=float(cutoff),
     )
 

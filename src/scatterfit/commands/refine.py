@@ -1,0 +1,139 @@
+"""`scatterfit refine CONFIG.toml`: build the API objects a config describes, refine, write the results."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from scatterfit.config import Config, load_config
+from scatterfit.errors import ScatterfitError
+
+
+def build_structure(cfg: Config):
+    from scatterfit.datasets import cmi_example
+    from scatterfit.structure import Structure
+
+    sec = cfg.structure
+    if "file" in sec:
+        path = cfg.resolve(sec["file"])
+        if not path.is_file():
+            raise ScatterfitError(f"{cfg.path}: [structure].file: {path} not found")
+        s = Structure.from_file(path)
+    elif "cmi" in sec:
+        s = Structure.from_file(cmi_example(sec["cmi"]))
+    else:
+        from ase.build import bulk
+
+        try:
+            s = Structure.from_ase(bulk(**sec["bulk"]))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ScatterfitError(f"{cfg.path}: [structure].bulk: {exc}") from None
+    if "uiso" in sec:
+        import torch
+
+        s = s.with_(biso=torch.full((len(s),), 8 * math.pi**2 * float(sec["uiso"]), dtype=s.dtype))
+    return s
+
+
+def build_datasets(cfg: Config) -> dict:
+    from scatterfit.datasets import cmi_example
+    from scatterfit.io import load_dataset
+
+    out = {}
+    for k, d in enumerate(cfg.datasets):
+        if "file" in d:
+            path = cfg.resolve(d["file"])
+            if not path.is_file():
+                raise ScatterfitError(f"{cfg.path}: [[datasets]][{k}].file: {path} not found")
+        else:
+            path = cmi_example(d["cmi"])
+        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit") if key in d}
+        out[d["name"]] = load_dataset(path, **overrides)
+    return out
+
+
+def build_loss(cfg: Config, datasets: dict):
+    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.models import DebyeModel, PDFModel
+
+    terms = []
+    for k, t in enumerate(cfg.terms):
+        if t.get("kind", "data") != "data":
+            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].kind: only 'data' terms exist so far")
+        data = datasets[t["dataset"]]
+        model = t.get("model", "pdf")
+        if model == "pdf":
+            qmax = float(t.get("qmax", data.metadata.get("qmax", 0.0) or 0.0))
+            fwd = PDFModel(qmax=qmax, radiation=data.radiation, ripple=t.get("ripple", "pdffit2"))
+        elif model == "debye":
+            fwd = DebyeModel(kind=t.get("debye_kind", data.kind), radiation=data.radiation,
+                             qmin=float(t.get("qmin", data.metadata.get("qmin", 0.5))),
+                             qmax=float(t.get("qmax", data.metadata.get("qmax", 25.0))))
+        else:
+            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: unknown model '{model}' (use pdf or debye)")
+        terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
+                              fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
+                              name=t.get("name", t["dataset"])))
+    return Loss(terms)
+
+
+def build_parametrisation(cfg: Config, structure):
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    p = cfg.parameters
+    bounds = {}
+    for key, value in p.get("bounds", {}).items():
+        if key == "positions" and isinstance(value, (int, float)):
+            bounds[key] = float(value)
+        elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+            bounds[key] = (float(value[0]), float(value[1]))
+        else:
+            raise ScatterfitError(f"{cfg.path}: [parameters].bounds.{key}: must be [lo, hi]")
+    for key, value in p.get("values", {}).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ScatterfitError(f"{cfg.path}: [parameters].values.{key}: must be a number")
+    try:
+        return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds)
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{cfg.path}: [parameters]: {exc}") from None
+
+
+def build_strategy(cfg: Config):
+    from scatterfit.optim import Stage, pdf_range_ramp
+
+    if not cfg.strategy:
+        return pdf_range_ramp()
+    stages = []
+    for k, st in enumerate(cfg.strategy):
+        try:
+            stages.append(Stage(**st))
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{cfg.path}: [[strategy]][{k}]: {exc}") from None
+    return stages
+
+
+def run_refine(config_path, out=None, resume: bool = False):
+    from scatterfit.optim import refine
+
+    cfg = load_config(config_path)
+    structure = build_structure(cfg)
+    datasets = build_datasets(cfg)
+    loss = build_loss(cfg, datasets)
+    param = build_parametrisation(cfg, structure)
+    stages = build_strategy(cfg)
+    out_dir = Path(out or cfg.output.get("dir", "out/" + Path(config_path).stem))
+    t0 = time.perf_counter()
+    result = refine(loss, param, stages, seed=cfg.output.get("seed", 0), checkpoint=out_dir / "checkpoint.pt",
+                    checkpoint_every=cfg.output.get("checkpoint_every", 10), resume=resume)
+    result.write(out_dir)
+    for name, tv in result.terms.items():
+        if "rw" in tv.breakdown:
+            print(f"Rw = {tv.breakdown['rw']:.4f}   [{name}, scale {tv.breakdown['scale']:.5g}]")
+    params = result.parameters()
+    if "scale" not in param.free:
+        params.pop("scale")
+    shown = ", ".join(f"{k} = {v:.5g}" for k, v in params.items() if v is not None)
+    print(shown)
+    print(f"refinement time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")
+    return result

@@ -1,0 +1,99 @@
+"""`scatterfit refine CONFIG.toml`: end to end on a small simulated case, resume, and config mistakes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from scatterfit.cli import main
+from scatterfit.scattering.pdf import pdf
+from scatterfit.structure import Structure
+
+CONFIG = """
+[structure]
+file = "start.cif"
+uiso = 0.004
+
+[[datasets]]
+name = "sim"
+file = "sim.gr"
+
+[[terms]]
+kind = "data"
+dataset = "sim"
+model = "pdf"
+qmax = 25.0
+xmin = 1.5
+xmax = 12.0
+
+[parameters]
+free = ["lattice", "biso", "qdamp"]
+values = { qdamp = 0.02 }
+
+[[strategy]]
+optimizer = "lbfgs"
+free = ["lattice", "biso"]
+steps = 30
+xmax = 5.0
+
+[[strategy]]
+optimizer = "lbfgs"
+steps = 60
+
+[output]
+dir = "out"
+seed = 1
+checkpoint_every = 5
+"""
+
+
+@pytest.fixture
+def case(tmp_path):
+    truth = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True)).with_(
+        biso=torch.full((4,), 8 * math.pi**2 * 0.006, dtype=torch.float64))
+    r = torch.arange(0.01, 15.0, 0.01, dtype=torch.float64)
+    g = pdf(truth, r, qdamp=0.045, qmax=25.0).numpy()
+    g += 0.005 * np.random.default_rng(0).standard_normal(len(g))
+    np.savetxt(tmp_path / "sim.gr", np.column_stack([r.numpy(), g]), header="mode = xray\nqmax = 25.0")
+    bulk("Ni", "fcc", a=3.56, cubic=True).write(str(tmp_path / "start.cif"))
+    (tmp_path / "case.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def test_refine_cli_end_to_end(case, capsys):
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "Rw = " in out
+    import json
+
+    summary = json.loads((case / "out" / "summary.json").read_text())
+    assert abs(summary["parameters"]["a"] - 3.524) < 1e-3
+    assert abs(summary["parameters"]["qdamp"] - 0.045) < 0.005
+    assert summary["terms"]["sim"]["rw"] < 0.05
+    for f in ("refined.cif", "refined.extxyz", "fit_sim.csv", "fit_sim.png", "loss_history.csv", "summary.json"):
+        assert (case / "out" / f).is_file(), f
+    # resuming a finished run keeps the result
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "out"), "--resume"]) == 0
+    again = json.loads((case / "out" / "summary.json").read_text())
+    assert again["parameters"]["a"] == pytest.approx(summary["parameters"]["a"], abs=1e-9)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("qmax = 25.0", "qmaxx = 25.0"), "[[terms]][0]: unknown key 'qmaxx'"),
+    (("qmax = 25.0", 'qmax = "25"'), "[[terms]][0].qmax: must be a number"),
+    (('file = "sim.gr"', 'file = "missing.gr"'), "[[datasets]][0].file"),
+    (('dataset = "sim"', 'dataset = "other"'), "no dataset named 'other'"),
+    (('free = ["lattice", "biso", "qdamp"]', 'free = ["lattice", "bisoo"]'), "unknown parameter group"),
+    (('optimizer = "lbfgs"\nsteps = 60', 'optimizer = "newton"\nsteps = 60'), "[[strategy]][1]"),
+    (("[output]", "[outputs]"), "unknown section [outputs]"),
+    (("[[terms]]", "[[terms]]]"), "not valid TOML"),
+])
+def test_config_mistakes_point_at_the_key(case, capsys, edit, message):
+    text = CONFIG.replace(*edit)
+    assert text != CONFIG
+    (case / "bad.toml").write_text(text)
+    assert main(["refine", str(case / "bad.toml"), "--out", str(case / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "bad.toml" in err[0]
