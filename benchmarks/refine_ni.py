@@ -15,6 +15,7 @@ from scatterfit.models import PDFModel
 from scatterfit.optim import pdf_range_ramp, refine
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
+from scatterfit.testing import pdffit2_nickel_reference
 
 
 def main() -> None:
@@ -29,8 +30,13 @@ def main() -> None:
         res = refine(loss, Parametrisation(start, free=free), pdf_range_ramp(), progress=False)
         dt = time.perf_counter() - t
         p = res.parameters()
-        print(f"{','.join(free):<40} {res.terms['Ni.gr'].breakdown['rw']:>7.4f} {p['a']:>8.4f} {p['Uiso_Ni']:>8.5f} "
-              f"{p['qdamp']:>7.4f} {p['delta2']:>7.3f} {p['qbroad']:>7.4f} {dt:>7.1f}")
+        print(f"{'scatterfit ' + ','.join(free):<40} {res.terms['Ni.gr'].breakdown['rw']:>7.4f} {p['a']:>8.4f} "
+              f"{p['Uiso_Ni']:>8.5f} {p['qdamp']:>7.4f} {p['delta2']:>7.3f} {p['qbroad']:>7.4f} {dt:>7.1f}")
+        t = time.perf_counter()
+        ref = pdffit2_nickel_reference(data, qbroad=bool(extra))
+        dt = time.perf_counter() - t
+        print(f"{'PDFfit2 1.5.1 (from a = 3.52)':<40} {ref['rw']:>7.4f} {ref['a']:>8.4f} {ref['uiso']:>8.5f} "
+              f"{ref['qdamp']:>7.4f} {ref['delta2']:>7.3f} {ref.get('qbroad', 0.0):>7.4f} {dt:>7.1f}")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,51 @@ def random_box(n: int, density: float, *, numbers=(14,), min_dist: float = 2.0, 
     z = [numbers[k % len(numbers)] for k in range(n)]
     return Structure(torch.tensor(np.array(pts), dtype=dtype), z, cell=torch.eye(3, dtype=dtype) * length,
                      pbc=(True, True, True))
+
+
+def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, rmin: float = 1.5,
+                             rmax: float = 30.0) -> dict:
+    """PDFfit2 1.5.1 (the engine behind PDFgui) refining fcc Ni against ``data`` (a Dataset of G(r)) with the PDFgui
+    parameter set: a, Uiso, scale, qdamp, delta2 (+ qbroad). PDFfit2 starts from a = 3.52 Å (its
+    Levenberg–Marquardt needs a start inside the basin) and is given data from r > 0 (a point at r = 0 makes its
+    normal matrix singular). Returns Rw and the refined values."""
+    import os
+
+    from diffpy.pdffit2 import PdfFit, redirect_stdout
+    from diffpy.structure import Atom, Lattice
+    from diffpy.structure import Structure as DStructure
+
+    redirect_stdout(open(os.devnull, "w"))
+    data = data.select(1e-6, None)
+    lat = Lattice(3.52, 3.52, 3.52, 90, 90, 90)
+    st = DStructure(lattice=lat)
+    for frac in ([0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]):
+        atom = Atom("Ni", frac, lattice=lat)
+        atom.Uisoequiv = 0.005
+        st.addNewAtom(atom)
+    pf = PdfFit()
+    pf.read_data_lists("X", qmax, 0.03, [float(v) for v in data.x], [float(v) for v in data.y])
+    pf.add_structure(st)
+    for k in (1, 2, 3):
+        pf.constrain(pf.lat(k), "@1")
+    pf.setpar(1, 3.52)
+    for i in range(1, 5):
+        for u in (pf.u11(i), pf.u22(i), pf.u33(i)):
+            pf.constrain(u, "@2")
+    pf.setpar(2, 0.005)
+    pf.constrain(pf.pscale, "@3")
+    pf.setpar(3, 0.5)
+    pf.constrain(pf.qdamp, "@4")
+    pf.setpar(4, 0.03)
+    pf.constrain(pf.delta2, "@5")
+    pf.setpar(5, 1.0)
+    if qbroad:
+        pf.constrain(pf.qbroad, "@6")
+        pf.setpar(6, 0.01)
+    pf.pdfrange(1, rmin, rmax)
+    pf.refine()
+    out = {"rw": pf.getrw(), "a": pf.getpar(1), "uiso": pf.getpar(2), "scale": pf.getpar(3), "qdamp": pf.getpar(4),
+           "delta2": pf.getpar(5)}
+    if qbroad:
+        out["qbroad"] = pf.getpar(6)
+    return out
