@@ -1,7 +1,9 @@
 """Free parameters θ ↔ (Structure, instrument parameters), with bounds by reparametrisation.
 
-Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "positions" (cartesian
-displacements, Å), "biso" (one Biso per species, Å²), and the scalar instrument/sample parameters "scale",
+Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
+α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
+"positions" (cartesian displacements, Å), "biso" (one Biso per species, Å²), and the scalar instrument/sample
+parameters "scale",
 "qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
 u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stays inside its bounds.
 """
@@ -19,7 +21,8 @@ from scatterfit.structure.structure import Structure
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "positions", "biso", *SCALAR_BOUNDS)
+GROUPS = ("lattice", "cell", "fractional", "positions", "biso", *SCALAR_BOUNDS)
+CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
 #              where the logit map still passes gradients (at the bound itself they vanish)
 
@@ -30,6 +33,20 @@ class State:
 
     structure: Structure
     params: dict
+
+
+def cell_from_parameters(p: torch.Tensor) -> torch.Tensor:
+    """Lattice vectors [3, 3] (rows, Å; a along x, b in the xy plane) from [a, b, c, α, β, γ] (Å, degrees),
+    differentiable (ASE's convention)."""
+    a, b, c = p[0], p[1], p[2]
+    al, be, ga = torch.deg2rad(p[3]), torch.deg2rad(p[4]), torch.deg2rad(p[5])
+    zero = torch.zeros_like(a)
+    cx = torch.cos(be)
+    cy = (torch.cos(al) - torch.cos(be) * torch.cos(ga)) / torch.sin(ga)
+    cz = torch.sqrt(torch.clamp(1 - cx**2 - cy**2, min=1e-12))
+    return torch.stack([torch.stack([a, zero, zero]),
+                        torch.stack([b * torch.cos(ga), b * torch.sin(ga), zero]),
+                        torch.stack([c * cx, c * cy, c * cz])])
 
 
 def _to_unbounded(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -63,7 +80,7 @@ class Parametrisation:
         self.structure = structure
         self.free = list(free)
         self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "biso": (0.01, 20.0), "positions": (-1.0, 1.0),
-                       **(bounds or {})}
+                       "fractional": (-0.1, 0.1), **(bounds or {})}
         if "positions" in (bounds or {}) and not isinstance(bounds["positions"], tuple):
             m = float(bounds["positions"])
             self.bounds["positions"] = (-m, m)
@@ -78,16 +95,28 @@ class Parametrisation:
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         self._init = {"lattice": torch.ones((), dtype=dt), "biso": biso0,
-                      "positions": torch.zeros_like(structure.positions.detach())}
+                      "positions": torch.zeros_like(structure.positions.detach()),
+                      "fractional": torch.zeros_like(structure.positions.detach())}
+        if structure.cell is not None:
+            from ase.geometry import cell_to_cellpar
+
+            par = torch.tensor(cell_to_cellpar(structure.cell.detach().cpu().numpy()), dtype=dt)
+            self._init["cell"] = par
+            lo = torch.cat([par[:3] * (1 - CELL_RELATIVE), par[3:] - 100 * CELL_RELATIVE])
+            hi = torch.cat([par[:3] * (1 + CELL_RELATIVE), par[3:] + 100 * CELL_RELATIVE])
+            self.bounds.setdefault("cell", (lo, hi))
+
         for k, v in self.values.items():
             if v is not None:
                 self._init[k] = torch.tensor(float(v), dtype=dt)
         for g in self.free:
             lo, hi = self.bounds[g]
-            if not lo < hi:
+            if not bool(torch.all(torch.as_tensor(lo) < torch.as_tensor(hi))):
                 raise ScatterfitError(f"bounds of '{g}' are empty: ({lo}, {hi})")
-        if "lattice" in self.free and structure.cell is None:
-            raise ScatterfitError("'lattice' is free but the structure has no cell")
+        for g in ("lattice", "cell", "fractional"):
+            if g in self.free and structure.cell is None:
+                raise ScatterfitError(f"'{g}' is free but the structure has no cell")
+
         self.shapes = {g: tuple(self._init[g].shape) for g in self.free}
 
     # ------------------------------------------------------------------ vector <-> values
@@ -108,9 +137,13 @@ class Parametrisation:
         v = {**{k: t for k, t in self._init.items()}, **self.unpack(theta)}
         s = self.structure
         cell, pos = s.cell, s.positions
+        if "cell" in self.free:
+            cell = cell_from_parameters(v["cell"])
         if "lattice" in self.free:
-            cell = s.cell.detach() * v["lattice"]
-            pos = self._frac @ cell
+            cell = (s.cell.detach() if "cell" not in self.free else cell) * v["lattice"]
+        if {"cell", "lattice", "fractional"} & set(self.free):
+            frac = self._frac + v["fractional"] if "fractional" in self.free else self._frac
+            pos = frac @ cell
         if "positions" in self.free:
             pos = pos + v["positions"]
         biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
@@ -125,8 +158,10 @@ class Parametrisation:
         st = self.state(theta.detach())
         out = {k: (None if val is None else float(val)) for k, val in st.params.items()}
         if st.structure.cell is not None:
-            a, b, c = st.structure.cell.detach().norm(dim=1).tolist()
-            out.update({"a": a, "b": b, "c": c})
+            from ase.geometry import cell_to_cellpar
+
+            a, b, c, alpha, beta, gamma = cell_to_cellpar(st.structure.cell.detach().cpu().numpy()).tolist()
+            out.update({"a": a, "b": b, "c": c, "alpha": alpha, "beta": beta, "gamma": gamma})
         for z in self.species:
             bz = float(st.structure.biso[st.structure.numbers == z].mean())
             out[f"Biso_{chemical_symbols[z]}"] = bz
