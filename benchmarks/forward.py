@@ -7,7 +7,7 @@
 2. Real-space G(r) to 30 Å of periodic boxes (0.05 atoms/Å³): neighbour-list build and G(r) forward, forward +
    backward with the list reused.
 
-Usage: python benchmarks/forward.py [N ...]   (default 100 1000 5000 20000)
+Usage: python benchmarks/forward.py [--threads T] [N ...]   (default 1 thread; 100 1000 5000 20000 atoms)
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def best_of(fn, repeat):
     return best
 
 
-def _row(n: int, queue) -> None:
+def _row(n: int, threads: int, queue) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from debyecalculator import DebyeCalculator
 
     from scatterfit import Structure
@@ -96,10 +96,10 @@ def _row(n: int, queue) -> None:
     queue.put((len(s), t_fwd, t_dc, t_fb, t_dc_fb, peak, err_v, err_g))
 
 
-def _periodic_row(n: int, queue) -> None:
+def _periodic_row(n: int, threads: int, queue) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from scatterfit.scattering.pdf import pdf
     from scatterfit.structure.pairs import NeighbourCache
     from scatterfit.testing import random_box
@@ -116,30 +116,35 @@ def _periodic_row(n: int, queue) -> None:
     queue.put((n, len(cache._pairs.i), t_first - t_fwd, t_fwd, t_fb))
 
 
-def run(target, n):
+def run(target, n, threads):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(n, queue))
+    proc = ctx.Process(target=target, args=(n, threads, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
-def main(sizes) -> None:
-    print("Debye I(Q), Au spheres, Q 1-25/0.05 Å⁻¹ (480 points), CPU, 1 thread; DC = DebyeCalculator 1.1.1 float32")
+def main(sizes, threads: int = 1) -> None:
+    print(f"Debye I(Q), Au spheres, Q 1-25/0.05 Å⁻¹ (480 points), CPU, {threads} thread(s) for both programs; "
+          "DC = DebyeCalculator 1.1.1 float32")
     print(f"{'atoms':>7} {'fwd s':>8} {'DC fwd s':>9} {'ratio':>6} {'f+b s':>8} {'DC f+b s':>9} {'ratio':>6} "
           f"{'peak MB':>8} {'val err':>8} {'grad err':>8}")
     for n in sizes:
-        na, tf, tdc, tfb, tdcfb, peak, ev, eg = run(_row, n)
+        na, tf, tdc, tfb, tdcfb, peak, ev, eg = run(_row, n, threads)
         print(f"{na:>7} {tf:>8.3f} {tdc:>9.3f} {tdc / tf:>6.2f} {tfb:>8.3f} {tdcfb:>9.3f} {tdcfb / tfb:>6.2f} "
               f"{peak:>8.0f} {ev:>8.1e} {eg:>8.1e}")
-    print("\nReal-space G(r), 0.01-30 Å, periodic Si boxes at 0.05 atoms/Å³, 1 thread")
+    print(f"\nReal-space G(r), 0.01-30 Å, periodic Si boxes at 0.05 atoms/Å³, {threads} thread(s)")
     print(f"{'atoms':>7} {'pairs':>10} {'list s':>8} {'G fwd s':>8} {'G f+b s':>8}")
     for n in (1000, 10000):
-        na, npairs, tl, tf, tfb = run(_periodic_row, n)
+        na, npairs, tl, tf, tfb = run(_periodic_row, n, threads)
         print(f"{na:>7} {npairs:>10} {tl:>8.2f} {tf:>8.2f} {tfb:>8.2f}")
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100, 1000, 5000, 20000])
+    args = sys.argv[1:]
+    threads = 1
+    if args[:1] == ["--threads"]:
+        threads, args = int(args[1]), args[2:]
+    main([int(a) for a in args] or [100, 1000, 5000, 20000], threads)

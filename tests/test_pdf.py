@@ -158,9 +158,12 @@ def test_gradcheck_finite_cluster():
     assert torch.autograd.gradcheck(fn, (c.positions.clone().requires_grad_(True),), fast_mode=True)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("periodic", [False, True])
-def test_numba_and_torch_engines_agree(periodic):
-    """The compiled CPU kernels compute the same histogram and gradients as the blocked torch path."""
+def test_numba_and_torch_engines_agree(periodic, threads, monkeypatch):
+    """The compiled CPU kernels (serial, and split in chunks over two threads) compute the same histogram and
+    gradients as the blocked torch path."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     s = random_box(60, 0.05, numbers=(14, 8), seed=8) if periodic else random_cluster(40, numbers=(79, 28), seed=8)
     pairs = periodic_pairs(s, 7.0) if periodic else None
     types = (s.numbers == 8).long() if periodic else (s.numbers == 28).long()

@@ -89,3 +89,13 @@ def test_saxs_guinier_radius():
     i = saxs_intensity(s, q)
     slope = np.polyfit(q.numpy() ** 2, np.log(i.numpy()), 1)[0]
     assert math.sqrt(-3 * slope) == pytest.approx(rg, rel=0.02)
+
+
+def test_powder_partials_sum_to_total():
+    s = Structure.from_ase(bulk("NaCl", "rocksalt", a=5.64, cubic=True))
+    tth = torch.arange(20, 80, 0.05, dtype=torch.float64)
+    bg = torch.tensor([5.0, 0.01], dtype=torch.float64)
+    parts = powder_pattern(s, tth, wavelength=1.5406, background=bg, partials=True)
+    assert set(parts) == {"Na-Na", "Na-Cl", "Cl-Cl", "background"}
+    total = powder_pattern(s, tth, wavelength=1.5406, background=bg)
+    assert torch.allclose(sum(parts.values()), total, rtol=1e-10, atol=1e-8 * float(total.max()))

@@ -2,7 +2,7 @@
 into one pass over the pairs with no per-pair arrays. They compute exactly what the torch block path in
 histogram.py computes (tested against it); the torch path stays in use on other devices.
 
-Arrays: pos [N, 3] float64 Å, occ [N] float64, types [N] int64, hist / grad [T' · n_nodes] float64 with the
+Arrays: pos [N, 3] float64 Å (finite kernels take its columns px, py, pz [N] for a vectorised distance pass), occ [N] float64, types [N] int64, hist / grad [T' · n_nodes] float64 with the
 node r_n = (n − 1)·dr; periodic pairs (i, j) [P] int32 with integer cell shifts s [P, 3] int8 and cell [3, 3].
 """
 
@@ -67,50 +67,100 @@ def _pair_backward(g, r, w, pt, dr, n_nodes, inverse_r):
 
 
 @numba.njit(**_OPTS)
-def histogram_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r):
-    n_pt = n_types * (n_types + 1) // 2
-    hist = np.zeros(n_pt * n_nodes)
-    rmax = (n_nodes - 3) * dr
-    n = pos.shape[0]
-    for i in range(n):
-        xi, yi, zi, oi, ti = pos[i, 0], pos[i, 1], pos[i, 2], occ[i], types[i]
-        for j in range(i + 1, n):
-            w = oi * occ[j]
-            if w == 0.0:
-                continue
-            dx, dy, dz = pos[j, 0] - xi, pos[j, 1] - yi, pos[j, 2] - zi
-            r = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if r >= rmax or r == 0.0:
-                continue
-            _pair_forward(hist, r, w, _pair_type(ti, types[j], n_types), dr, n_nodes, inverse_r)
-    return hist
+def _row_chunks(n, n_chunks):
+    """Row boundaries [n_chunks + 1] splitting the pairs i < j of n atoms into equal shares."""
+    bounds = np.empty(n_chunks + 1, dtype=np.int64)
+    total = n * (n - 1) / 2.0
+    bounds[0] = 0
+    i = 0
+    done = 0.0
+    for c in range(1, n_chunks):
+        while i < n and done < total * c / n_chunks:
+            done += n - 1 - i
+            i += 1
+        bounds[c] = i
+    bounds[n_chunks] = n
+    return bounds
 
 
 @numba.njit(**_OPTS)
-def backward_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r, g):
-    gpos = np.zeros_like(pos)
-    gocc = np.zeros_like(occ)
+def _row_distances(px, py, pz, i, dxb, dyb, dzb, rb):
+    """Vectors and distances from atom i to atoms i+1..N−1 into the buffers (a loop LLVM vectorises)."""
+    xi, yi, zi = px[i], py[i], pz[i]
+    for k in range(px.shape[0] - i - 1):
+        j = i + 1 + k
+        dx = px[j] - xi
+        dy = py[j] - yi
+        dz = pz[j] - zi
+        dxb[k] = dx
+        dyb[k] = dy
+        dzb[k] = dz
+        rb[k] = math.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+@numba.njit(parallel=True, **_OPTS)
+def histogram_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, n_chunks):
+    """Positions as three contiguous coordinate arrays px, py, pz [N] (vectorised distance pass per row)."""
+    n_pt = n_types * (n_types + 1) // 2
+    local = np.zeros((n_chunks, n_pt * n_nodes))
     rmax = (n_nodes - 3) * dr
-    n = pos.shape[0]
-    for i in range(n):
-        xi, yi, zi, oi, ti = pos[i, 0], pos[i, 1], pos[i, 2], occ[i], types[i]
-        for j in range(i + 1, n):
-            oj = occ[j]
-            dx, dy, dz = pos[j, 0] - xi, pos[j, 1] - yi, pos[j, 2] - zi
-            r = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if r >= rmax or r == 0.0:
-                continue
-            dldr, dldw = _pair_backward(g, r, oi * oj, _pair_type(ti, types[j], n_types), dr, n_nodes, inverse_r)
-            c = dldr / r
-            gpos[j, 0] += c * dx
-            gpos[j, 1] += c * dy
-            gpos[j, 2] += c * dz
-            gpos[i, 0] -= c * dx
-            gpos[i, 1] -= c * dy
-            gpos[i, 2] -= c * dz
-            gocc[i] += dldw * oj
-            gocc[j] += dldw * oi
-    return gpos, gocc
+    n = px.shape[0]
+    rows = _row_chunks(n, n_chunks)
+    for c in numba.prange(n_chunks):
+        hist = local[c]
+        dxb, dyb, dzb, rb = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        for i in range(rows[c], rows[c + 1]):
+            _row_distances(px, py, pz, i, dxb, dyb, dzb, rb)
+            oi, ti = occ[i], types[i]
+            for k in range(n - i - 1):
+                j = i + 1 + k
+                r = rb[k]
+                w = oi * occ[j]
+                if w == 0.0 or r >= rmax or r == 0.0:
+                    continue
+                _pair_forward(hist, r, w, _pair_type(ti, types[j], n_types), dr, n_nodes, inverse_r)
+    return local.sum(axis=0)
+
+
+@numba.njit(parallel=True, **_OPTS)
+def backward_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, g, n_chunks):
+    n = px.shape[0]
+    gpos_l = np.zeros((n_chunks, n, 3))
+    gocc_l = np.zeros((n_chunks, n))
+    rmax = (n_nodes - 3) * dr
+    rows = _row_chunks(n, n_chunks)
+    for c in numba.prange(n_chunks):
+        gpos = gpos_l[c]
+        gocc = gocc_l[c]
+        dxb, dyb, dzb, rb = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        for i in range(rows[c], rows[c + 1]):
+            _row_distances(px, py, pz, i, dxb, dyb, dzb, rb)
+            oi, ti = occ[i], types[i]
+            sx = 0.0
+            sy = 0.0
+            sz = 0.0
+            for k in range(n - i - 1):
+                j = i + 1 + k
+                r = rb[k]
+                if r >= rmax or r == 0.0:
+                    continue
+                oj = occ[j]
+                dldr, dldw = _pair_backward(g, r, oi * oj, _pair_type(ti, types[j], n_types), dr, n_nodes,
+                                            inverse_r)
+                cc = dldr / r
+                cx, cy, cz = cc * dxb[k], cc * dyb[k], cc * dzb[k]
+                gpos[j, 0] += cx
+                gpos[j, 1] += cy
+                gpos[j, 2] += cz
+                sx += cx
+                sy += cy
+                sz += cz
+                gocc[i] += dldw * oj
+                gocc[j] += dldw * oi
+            gpos[i, 0] -= sx
+            gpos[i, 1] -= sy
+            gpos[i, 2] -= sz
+    return gpos_l.sum(axis=0), gocc_l.sum(axis=0)
 
 
 @numba.njit(**_OPTS)
@@ -122,51 +172,60 @@ def _periodic_vector(pos, cell, i, j, s):
     return dx, dy, dz
 
 
-@numba.njit(**_OPTS)
-def histogram_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, inverse_r):
+@numba.njit(parallel=True, **_OPTS)
+def histogram_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, inverse_r, n_chunks):
     n_pt = n_types * (n_types + 1) // 2
-    hist = np.zeros(n_pt * n_nodes)
+    local = np.zeros((n_chunks, n_pt * n_nodes))
     rmax = (n_nodes - 3) * dr
-    for p in range(pi.shape[0]):
-        i, j = pi[p], pj[p]
-        w = occ[i] * occ[j]
-        if w == 0.0:
-            continue
-        dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
-        r = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if r >= rmax or r == 0.0:
-            continue
-        _pair_forward(hist, r, w, _pair_type(types[i], types[j], n_types), dr, n_nodes, inverse_r)
-    return hist
+    n_pairs = pi.shape[0]
+    for c in numba.prange(n_chunks):
+        hist = local[c]
+        for p in range(c * n_pairs // n_chunks, (c + 1) * n_pairs // n_chunks):
+            i, j = pi[p], pj[p]
+            w = occ[i] * occ[j]
+            if w == 0.0:
+                continue
+            dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
+            r = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if r >= rmax or r == 0.0:
+                continue
+            _pair_forward(hist, r, w, _pair_type(types[i], types[j], n_types), dr, n_nodes, inverse_r)
+    return local.sum(axis=0)
 
 
-@numba.njit(**_OPTS)
-def backward_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, inverse_r, g):
-    gpos = np.zeros_like(pos)
-    gcell = np.zeros((3, 3))
-    gocc = np.zeros_like(occ)
+@numba.njit(parallel=True, **_OPTS)
+def backward_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, inverse_r, g, n_chunks):
+    n = pos.shape[0]
+    gpos_l = np.zeros((n_chunks, n, 3))
+    gcell_l = np.zeros((n_chunks, 3, 3))
+    gocc_l = np.zeros((n_chunks, n))
     rmax = (n_nodes - 3) * dr
-    for p in range(pi.shape[0]):
-        i, j = pi[p], pj[p]
-        dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
-        r = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if r >= rmax or r == 0.0:
-            continue
-        dldr, dldw = _pair_backward(g, r, occ[i] * occ[j], _pair_type(types[i], types[j], n_types), dr, n_nodes,
-                                    inverse_r)
-        c = dldr / r
-        cx, cy, cz = c * dx, c * dy, c * dz
-        gpos[j, 0] += cx
-        gpos[j, 1] += cy
-        gpos[j, 2] += cz
-        gpos[i, 0] -= cx
-        gpos[i, 1] -= cy
-        gpos[i, 2] -= cz
-        for a in range(3):
-            sa = float(ps[p, a])
-            gcell[a, 0] += sa * cx
-            gcell[a, 1] += sa * cy
-            gcell[a, 2] += sa * cz
-        gocc[i] += dldw * occ[j]
-        gocc[j] += dldw * occ[i]
-    return gpos, gcell, gocc
+    n_pairs = pi.shape[0]
+    for c in numba.prange(n_chunks):
+        gpos = gpos_l[c]
+        gcell = gcell_l[c]
+        gocc = gocc_l[c]
+        for p in range(c * n_pairs // n_chunks, (c + 1) * n_pairs // n_chunks):
+            i, j = pi[p], pj[p]
+            dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
+            r = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if r >= rmax or r == 0.0:
+                continue
+            dldr, dldw = _pair_backward(g, r, occ[i] * occ[j], _pair_type(types[i], types[j], n_types), dr,
+                                        n_nodes, inverse_r)
+            cc = dldr / r
+            cx, cy, cz = cc * dx, cc * dy, cc * dz
+            gpos[j, 0] += cx
+            gpos[j, 1] += cy
+            gpos[j, 2] += cz
+            gpos[i, 0] -= cx
+            gpos[i, 1] -= cy
+            gpos[i, 2] -= cz
+            for a in range(3):
+                sa = float(ps[p, a])
+                gcell[a, 0] += sa * cx
+                gcell[a, 1] += sa * cy
+                gcell[a, 2] += sa * cz
+            gocc[i] += dldw * occ[j]
+            gocc[j] += dldw * occ[i]
+    return gpos_l.sum(axis=0), gcell_l.sum(axis=0), gocc_l.sum(axis=0)

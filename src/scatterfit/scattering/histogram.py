@@ -125,6 +125,19 @@ def _numba_ready(positions: torch.Tensor, engine: str) -> bool:
     return True
 
 
+def _kernel_threads() -> int:
+    """Threads for the numba kernels: torch's intra-op thread count (one setting for the whole program)."""
+    import numba
+
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def _columns(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.ascontiguousarray(pos[:, c]) for c in range(3))
+
+
 def _np(t: torch.Tensor, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False))
 
@@ -138,10 +151,10 @@ class _PairHistogramNumba(torch.autograd.Function):
 
         pos, occ, types = _np(positions), _np(occupancy), _np(type_index, np.int64)
         if pairs is None:
-            hist = k.histogram_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r)
+            hist = k.histogram_finite(*_columns(pos), occ, types, n_types, dr, n_nodes, inverse_r, _kernel_threads())
         else:
             hist = k.histogram_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(), pairs.j.numpy(),
-                                        pairs.shifts.numpy(), dr, n_nodes, inverse_r)
+                                        pairs.shifts.numpy(), dr, n_nodes, inverse_r, _kernel_threads())
         ctx.save_for_backward(positions, cell if cell is not None else torch.empty(0), occupancy, type_index)
         ctx.meta = (pairs, n_types, dr, n_nodes, inverse_r, cell is not None)
         n_pt = n_types * (n_types + 1) // 2
@@ -157,10 +170,12 @@ class _PairHistogramNumba(torch.autograd.Function):
         g = _np(grad_hist.reshape(-1))
         gcell = None
         if pairs is None:
-            gpos, gocc = k.backward_finite(pos, occ, types, n_types, dr, n_nodes, inverse_r, g)
+            gpos, gocc = k.backward_finite(*_columns(pos), occ, types, n_types, dr, n_nodes, inverse_r, g,
+                                           _kernel_threads())
         else:
             gpos, gc, gocc = k.backward_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(),
-                                                 pairs.j.numpy(), pairs.shifts.numpy(), dr, n_nodes, inverse_r, g)
+                                                 pairs.j.numpy(), pairs.shifts.numpy(), dr, n_nodes, inverse_r, g,
+                                                 _kernel_threads())
             gcell = torch.from_numpy(gc).to(cell) if ctx.needs_input_grad[1] else None
         gx = torch.from_numpy(gpos).to(positions) if ctx.needs_input_grad[0] else None
         go = torch.from_numpy(gocc).to(occupancy) if ctx.needs_input_grad[2] else None

@@ -23,11 +23,13 @@ SIXTEEN_PI2 = 16.0 * math.pi**2
 
 @dataclass(frozen=True)
 class Reflections:
-    """hkl list [M, 3] (float), their Q magnitudes [M] Å⁻¹ and squared structure factors |F|² [M]."""
+    """hkl list [M, 3] (float), their Q magnitudes [M] Å⁻¹, squared structure factors |F|² [M] and their
+    element-pair parts {"A-B": Re(F_A F_B*) (+ the B-A term), [M]} which sum to |F|²."""
 
     hkl: torch.Tensor
     q: torch.Tensor
     f2: torch.Tensor
+    partials: dict | None = None
 
 
 def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
@@ -59,9 +61,20 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
     phase = 2 * math.pi * frac @ hkl.T  # [N, M]
     c, s = torch.cos(phase), torch.sin(phase)
     # f = fr + i fi; F = Σ amp f e^{iφ}
-    re = (amp * (fr * c - fi * s)).sum(0)
-    im = (amp * (fr * s + fi * c)).sum(0)
-    return Reflections(hkl, q, re**2 + im**2)
+    re_atom = amp * (fr * c - fi * s)
+    im_atom = amp * (fr * s + fi * c)
+    from ase.data import chemical_symbols
+
+    species = sorted(set(structure.numbers.tolist()))
+    parts_re = {z: re_atom[structure.numbers == z].sum(0) for z in species}
+    parts_im = {z: im_atom[structure.numbers == z].sum(0) for z in species}
+    partials = {}
+    for ka, za in enumerate(species):
+        for zb in species[ka:]:
+            cross = parts_re[za] * parts_re[zb] + parts_im[za] * parts_im[zb]
+            partials[f"{chemical_symbols[za]}-{chemical_symbols[zb]}"] = cross if za == zb else 2 * cross
+    re, im = re_atom.sum(0), im_atom.sum(0)
+    return Reflections(hkl, q, re**2 + im**2, partials)
 
 
 def pseudo_voigt(x: torch.Tensor, fwhm: torch.Tensor, eta) -> torch.Tensor:
@@ -79,7 +92,8 @@ def _t(v, like):
 
 def powder_pattern(structure: Structure, x: torch.Tensor, *, wavelength: float | None = None, axis: str = "tth",
                    u=0.0, v=0.0, w=0.01, eta=0.5, zero=0.0, scale=1.0, background=None, polarisation: float = 0.0,
-                   fwhm_q=0.02, radiation: str = "xray", energy_ev: float | None = None) -> torch.Tensor:
+                   fwhm_q=0.02, radiation: str = "xray", energy_ev: float | None = None,
+                   partials: bool = False) -> torch.Tensor | dict:
     """Powder pattern on a 2θ grid (axis="tth", degrees, needs wavelength Å) or a Q grid (axis="q", Å⁻¹).
 
     2θ: I = scale Σ_hkl |F|² LP(θ) PV(2θ − 2θ_hkl − zero; H, η) + background, H² = U tan²θ + V tanθ + W (deg²),
@@ -88,7 +102,8 @@ def powder_pattern(structure: Structure, x: torch.Tensor, *, wavelength: float |
     comparable with the Debye pattern of a large crystallite).
 
     Returns:
-        [n] intensity on the grid x.
+        [n] intensity on the grid x, or with partials=True {"A-B": [n] element-pair part, "background": [n]}
+        whose sum is that intensity.
     """
     if axis not in ("tth", "q"):
         raise ScatterfitError(f"unknown powder axis '{axis}' (use 'tth' or 'q')")
@@ -111,12 +126,18 @@ def powder_pattern(structure: Structure, x: torch.Tensor, *, wavelength: float |
         tan_t = torch.tan(theta)
         h2 = _t(u, x) * tan_t**2 + _t(v, x) * tan_t + _t(w, x)
         fwhm = torch.sqrt(torch.clamp(h2, min=1e-8))
-        weight = refl.f2 * lp * ok
+        factor = lp * ok  # per-reflection intensity factor
         prof = pseudo_voigt(x[:, None] - tth[None, :] - _t(zero, x), fwhm[None, :], eta)
     else:
-        weight = refl.f2 / refl.q**2
+        factor = 1.0 / refl.q**2
         prof = pseudo_voigt(x[:, None] - refl.q[None, :], _t(fwhm_q, x), eta)
+    weight = refl.f2 * factor
     y = scale * (prof * weight[None, :]).sum(1)
+    if partials:
+        out = {k: scale * (prof * (v * factor)[None, :]).sum(1) for k, v in refl.partials.items()}
+        if background is not None:
+            out["background"] = polynomial_background(x, _t(background, x).reshape(-1))
+        return out
     if background is not None:
         y = y + polynomial_background(x, _t(background, x).reshape(-1))
     return y
