@@ -150,3 +150,20 @@ def test_cell_parametrisation_gradcheck():
     theta = param.initial_vector().clone() + 0.01
     fn = lambda t: pdf(param.state(t).structure, r, qdamp=0.03)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (theta.requires_grad_(True),), fast_mode=True)
+
+
+def test_background_polynomial_is_refined():
+    """A quadratic background added to simulated G(r) is recovered along with the lattice."""
+    data = _simulated_ni(noise=0.005, seed=2)
+    lo, hi = data.x[0], data.x[-1]
+    t = (2 * data.x - (lo + hi)) / (hi - lo)
+    coeffs = [0.3, -0.2, 0.5]
+    data = data.with_(y=data.y + coeffs[0] + coeffs[1] * t + coeffs[2] * t**2)
+    start = Structure.from_ase(bulk("Ni", "fcc", a=3.53, cubic=True))
+    loss = Loss([DataTerm(PDFModel(qmax=25.0), data)])
+    param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2", "background"],
+                            bounds={"background": (-5.0, 5.0)})
+    res = refine(loss, param, STAGES, progress=False)
+    p = res.parameters()
+    assert abs(p["a"] - 3.524) < 1e-3
+    assert p["background"] == pytest.approx(coeffs, abs=0.02)

@@ -14,6 +14,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.io.datasets import Dataset
+from scatterfit.scattering.instrument import polynomial_background
 
 
 @dataclass
@@ -78,8 +79,14 @@ class DataTerm:
             if int(m.sum()) >= 10:
                 x, y, w = x[m], y[m], None if w is None else w[m]
         y_calc = self.model(state, x)
-        scale = optimal_scale(y, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype)
-        y_calc = scale * y_calc
+        coeffs = getattr(state, "params", {}).get("background")
+        background = torch.zeros_like(y_calc)
+        if coeffs is not None:  # polynomial on the fit range mapped to [−1, 1]
+            lo, hi = float(self.x[0]), float(self.x[-1])
+            t = (2 * x - (lo + hi)) / max(hi - lo, 1e-12)
+            background = polynomial_background(t, coeffs)
+        scale = optimal_scale(y - background, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype)
+        y_calc = scale * y_calc + background
         r = rw(y, y_calc, w)
         if self.metric == "rw":
             value = r

@@ -32,6 +32,8 @@ def random_box(n: int, density: float, *, numbers=(14,), min_dist: float = 2.0, 
     length = (n / density) ** (1 / 3)
     pts: list[np.ndarray] = []
     tries = 0
+    if min_dist <= 0:
+        pts = list(rng.uniform(0, length, (n, 3)))
     while len(pts) < n:
         tries += 1
         p = rng.uniform(0, length, 3)

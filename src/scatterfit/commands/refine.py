@@ -133,7 +133,8 @@ def run_refine(config_path, out=None, resume: bool = False):
     params = result.parameters()
     if "scale" not in param.free:
         params.pop("scale")
-    shown = ", ".join(f"{k} = {v:.5g}" for k, v in params.items() if v is not None)
+    shown = ", ".join(f"{k} = {v:.5g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items()
+                      if v is not None)
     print(shown)
     print(f"refinement time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")
     return result

@@ -2,8 +2,9 @@
 
 Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
-"positions" (cartesian displacements, Å), "biso" (one Biso per species, Å²), and the scalar instrument/sample
-parameters "scale",
+"positions" (cartesian displacements, Å), "biso" (one Biso per species, Å²), "background" (coefficients of a
+polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
+its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
 "qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
 u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stays inside its bounds.
 """
@@ -21,7 +22,7 @@ from scatterfit.structure.structure import Structure
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "cell", "fractional", "positions", "biso", *SCALAR_BOUNDS)
+GROUPS = ("lattice", "cell", "fractional", "positions", "biso", "background", *SCALAR_BOUNDS)
 CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
 #              where the logit map still passes gradients (at the bound itself they vanish)
@@ -74,13 +75,16 @@ class Parametrisation:
         if unknown:
             raise ScatterfitError(f"unknown parameter group(s) {unknown} (known: {', '.join(GROUPS)})")
         values = dict(values or {})
+        background_order = int(values.pop("background_order", 2))
+        if not 0 <= background_order <= 10:
+            raise ScatterfitError(f"background_order must be 0..10, got {background_order}")
         unknown = [k for k in values if k not in SCALAR_DEFAULTS]
         if unknown:
             raise ScatterfitError(f"unknown parameter(s) {unknown} (known: {', '.join(SCALAR_DEFAULTS)})")
         self.structure = structure
         self.free = list(free)
         self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "biso": (0.01, 20.0), "positions": (-1.0, 1.0),
-                       "fractional": (-0.1, 0.1), **(bounds or {})}
+                       "fractional": (-0.1, 0.1), "background": (-100.0, 100.0), **(bounds or {})}
         if "positions" in (bounds or {}) and not isinstance(bounds["positions"], tuple):
             m = float(bounds["positions"])
             self.bounds["positions"] = (-m, m)
@@ -96,7 +100,8 @@ class Parametrisation:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         self._init = {"lattice": torch.ones((), dtype=dt), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
-                      "fractional": torch.zeros_like(structure.positions.detach())}
+                      "fractional": torch.zeros_like(structure.positions.detach()),
+                      "background": torch.zeros(background_order + 1, dtype=dt)}
         if structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 
@@ -149,6 +154,7 @@ class Parametrisation:
         biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
         structure = s.with_(positions=pos, cell=cell, biso=biso)
         params = {k: v.get(k) for k in SCALAR_DEFAULTS}
+        params["background"] = v["background"] if "background" in self.free else None
         return State(structure, params)
 
     def report(self, theta: torch.Tensor) -> dict:
@@ -156,7 +162,9 @@ class Parametrisation:
         from ase.data import chemical_symbols
 
         st = self.state(theta.detach())
-        out = {k: (None if val is None else float(val)) for k, val in st.params.items()}
+        out = {k: (None if val is None else float(val)) for k, val in st.params.items() if k != "background"}
+        if st.params.get("background") is not None:
+            out["background"] = [float(c) for c in st.params["background"]]
         if st.structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 
