@@ -97,7 +97,7 @@ class _Blocks:
             cols = torch.arange(a, n, device=x.device)[None, :]
             mask = cols > rows
             return vec, mask
-        i, j = self.pairs.i[a:b].long().long(), self.pairs.j[a:b].long().long()
+        i, j = self.pairs.i[a:b].long(), self.pairs.j[a:b].long()
         s = self.pairs.shifts[a:b].to(x.dtype)
         vec = x[j] - x[i] + s @ self.cell
         return vec, None
