@@ -124,43 +124,56 @@ def histogram_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, n_
 
 @numba.njit(parallel=True, **_OPTS)
 def backward_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, g, n_chunks):
+    """Per row: a vectorised distance pass, a pass gathering dL/dr and dL/dw per pair, and a vectorised pass
+    adding the pair forces to the coordinate-wise gradient arrays."""
     n = px.shape[0]
-    gpos_l = np.zeros((n_chunks, n, 3))
+    gx_l, gy_l, gz_l = np.zeros((n_chunks, n)), np.zeros((n_chunks, n)), np.zeros((n_chunks, n))
     gocc_l = np.zeros((n_chunks, n))
     rmax = (n_nodes - 3) * dr
     rows = _row_chunks(n, n_chunks)
     for c in numba.prange(n_chunks):
-        gpos = gpos_l[c]
-        gocc = gocc_l[c]
+        gx, gy, gz, gocc = gx_l[c], gy_l[c], gz_l[c], gocc_l[c]
         dxb, dyb, dzb, rb = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        cb, wb = np.empty(n), np.empty(n)
         for i in range(rows[c], rows[c + 1]):
             _row_distances(px, py, pz, i, dxb, dyb, dzb, rb)
             oi, ti = occ[i], types[i]
-            sx = 0.0
-            sy = 0.0
-            sz = 0.0
-            for k in range(n - i - 1):
+            m = n - i - 1
+            for k in range(m):
                 j = i + 1 + k
                 r = rb[k]
                 if r >= rmax or r == 0.0:
+                    cb[k] = 0.0
+                    wb[k] = 0.0
                     continue
-                oj = occ[j]
-                dldr, dldw = _pair_backward(g, r, oi * oj, _pair_type(ti, types[j], n_types), dr, n_nodes,
+                dldr, dldw = _pair_backward(g, r, oi * occ[j], _pair_type(ti, types[j], n_types), dr, n_nodes,
                                             inverse_r)
-                cc = dldr / r
-                cx, cy, cz = cc * dxb[k], cc * dyb[k], cc * dzb[k]
-                gpos[j, 0] += cx
-                gpos[j, 1] += cy
-                gpos[j, 2] += cz
+                cb[k] = dldr / r
+                wb[k] = dldw
+            sx = 0.0
+            sy = 0.0
+            sz = 0.0
+            so = 0.0
+            for k in range(m):
+                j = i + 1 + k
+                cx, cy, cz = cb[k] * dxb[k], cb[k] * dyb[k], cb[k] * dzb[k]
+                gx[j] += cx
+                gy[j] += cy
+                gz[j] += cz
+                gocc[j] += wb[k] * oi
                 sx += cx
                 sy += cy
                 sz += cz
-                gocc[i] += dldw * oj
-                gocc[j] += dldw * oi
-            gpos[i, 0] -= sx
-            gpos[i, 1] -= sy
-            gpos[i, 2] -= sz
-    return gpos_l.sum(axis=0), gocc_l.sum(axis=0)
+                so += wb[k] * occ[j]
+            gx[i] -= sx
+            gy[i] -= sy
+            gz[i] -= sz
+            gocc[i] += so
+    gpos = np.empty((n, 3))
+    gpos[:, 0] = gx_l.sum(axis=0)
+    gpos[:, 1] = gy_l.sum(axis=0)
+    gpos[:, 2] = gz_l.sum(axis=0)
+    return gpos, gocc_l.sum(axis=0)
 
 
 @numba.njit(**_OPTS)
