@@ -5,9 +5,15 @@
     [[datasets]]     -> Dataset            name, file | cmi, kind, radiation, x_unit (overrides of the header)
     [[terms]]        -> DataTerm           kind = "data", dataset, model = "pdf" | "debye", qmax, ripple,
                                            debye_kind, xmin, xmax, metric, weight, fit_scale
+                     -> EnergyTerm         kind = "energy", potential = "chgnet" | "bks" | "lj" | ..., args = {...},
+                                           reference (eV/atom), weight
+                     -> restraint          kind = "restraint", restraint = "min_distance" | "coordination" |
+                                           "angle" | "bond_valence" | "density" | "composition" | "charge",
+                                           args = {...} (the restraint's arguments), weight
     [parameters]     -> Parametrisation    free = [...], values = {...}, bounds = {name = [lo, hi]}
     [[strategy]]     -> Stage              optimizer, free, steps, lr, tol, patience, xmax   (default: r-range ramp)
-    [output]         -> refine()/Result    dir, seed, checkpoint_every
+    [output]         -> refine()/Result    dir, seed, checkpoint_every; bond_cutoffs = {"Si-O" = 2.0},
+                                           oxidation = {Si = 4, O = -2} for the chemistry report
 
 Every mistake (unknown key, wrong type, missing file) raises a ScatterfitError naming the file and the key.
 """
@@ -26,13 +32,14 @@ SCHEMA = {
     "datasets": {"name": str, "file": str, "cmi": str, "kind": str, "radiation": str, "x_unit": str},
     "terms": {"kind": str, "name": str, "dataset": str, "model": str, "qmax": NUMBER, "ripple": str,
               "debye_kind": str, "qmin": NUMBER, "xmin": NUMBER, "xmax": NUMBER, "metric": str, "weight": NUMBER,
-              "fit_scale": bool},
+              "fit_scale": bool, "potential": str, "restraint": str, "args": dict, "reference": NUMBER},
     "parameters": {"free": list, "values": dict, "bounds": dict},
     "strategy": {"optimizer": str, "free": list, "steps": int, "lr": NUMBER, "tol": NUMBER, "patience": int,
                  "xmax": NUMBER},
-    "output": {"dir": str, "seed": int, "checkpoint_every": int},
+    "output": {"dir": str, "seed": int, "checkpoint_every": int, "bond_cutoffs": dict, "oxidation": dict},
 }
-REQUIRED = {"structure": (), "datasets": ("name",), "terms": ("dataset",), "parameters": ("free",)}
+REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
+TERM_KINDS = {"data": ("dataset",), "energy": (), "restraint": ("restraint",)}
 LISTS = ("datasets", "terms", "strategy")
 TYPE_NAMES = {str: "a string", dict: "a table", list: "a list", int: "an integer", bool: "true or false",
               NUMBER: "a number"}
@@ -111,6 +118,14 @@ def load_config(path: str | Path) -> Config:
         if ("file" in d) == ("cmi" in d):
             raise ScatterfitError(f"{path}: [[datasets]][{k}] needs exactly one of file or cmi")
     for k, t in enumerate(sections["terms"]):
+        kind = t.get("kind", "data")
+        if kind not in TERM_KINDS:
+            raise ScatterfitError(f"{path}: [[terms]][{k}].kind: unknown kind '{kind}' (use {', '.join(TERM_KINDS)})")
+        for key in TERM_KINDS[kind]:
+            if key not in t:
+                raise ScatterfitError(f"{path}: [[terms]][{k}]: a {kind} term needs '{key}'")
+        if kind != "data":
+            continue
         if t["dataset"] not in names:
             raise ScatterfitError(f"{path}: [[terms]][{k}].dataset: no dataset named '{t['dataset']}' "
                                   f"(have: {', '.join(names)})")

@@ -99,10 +99,49 @@ class DataTerm:
                          {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy()})
 
 
+class EnergyTerm:
+    """Potential energy per atom relative to a reference, eV/atom: (E(structure)/N − reference).
+
+    Args:
+        model: an EnergyModel (scatterfit.energy), e.g. ``default_potential()``.
+        weight: weight in the loss, per eV/atom.
+        reference: energy per atom subtracted (e.g. of the relaxed known phase), eV/atom, so the weight means
+            the same across systems.
+    """
+
+    def __init__(self, model, weight: float = 1.0, reference: float = 0.0, name: str = "energy"):
+        self.model, self.weight, self.reference, self.name = model, float(weight), float(reference), name
+
+    def evaluate(self, state) -> TermValue:
+        s = state.structure
+        e = self.model.energy(s)
+        per_atom = e / len(s)
+        if not bool(torch.isfinite(per_atom.detach())):
+            raise ScatterfitError(f"{self.name}: the {self.model.name} energy is not finite (atoms on top of each other?)")
+        return TermValue(per_atom - self.reference, {"potential": self.model.name, "energy_eV": float(e.detach()),
+                                                     "energy_per_atom_eV": float(per_atom.detach())})
+
+
+class RestraintTerm:
+    """A chemical restraint (scatterfit.constraints) as a loss term; Loss wraps restraints automatically."""
+
+    def __init__(self, restraint):
+        self.restraint, self.name, self.weight = restraint, restraint.name, restraint.weight
+
+    def evaluate(self, state) -> TermValue:
+        value, breakdown = self.restraint.penalty(state.structure)
+        return TermValue(value, {"penalty": float(value.detach()), **breakdown})
+
+
 class Loss:
-    """Σ_k weight_k · term_k(state). ``evaluate`` returns the total and every term's TermValue."""
+    """Σ_k weight_k · term_k(state). ``evaluate`` returns the total and every term's TermValue.
+
+    Terms are DataTerm, EnergyTerm, RestraintTerm or any object with name, weight and evaluate(state);
+    restraints (objects with ``penalty``) are wrapped in RestraintTerm.
+    """
 
     def __init__(self, terms: list):
+        terms = [RestraintTerm(t) if hasattr(t, "penalty") and not hasattr(t, "evaluate") else t for t in terms]
         if not terms:
             raise ScatterfitError("a loss needs at least one term")
         names = [t.name for t in terms]

@@ -97,3 +97,28 @@ def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, 
     if qbroad:
         out["qbroad"] = pf.getpar(6)
     return out
+
+
+def check_structure_gradients(fn, structure: Structure, *, cell: bool = True, occupancy: bool = False,
+                              eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4) -> bool:
+    """torch.autograd.gradcheck of a scalar function of a structure (an energy or a penalty) with respect to
+    positions, the cell (periodic structures, when ``cell``) and optionally occupancies, in float64."""
+    pos = structure.positions.detach().clone().requires_grad_(True)
+    inputs = [pos]
+    periodic = cell and structure.cell is not None and any(structure.pbc)
+    if periodic:
+        inputs.append(structure.cell.detach().clone().requires_grad_(True))
+    if occupancy:
+        inputs.append(structure.occupancy.detach().clone().requires_grad_(True))
+
+    def f(*xs):
+        changes = {"positions": xs[0]}
+        k = 1
+        if periodic:
+            changes["cell"] = xs[k]
+            k += 1
+        if occupancy:
+            changes["occupancy"] = xs[k]
+        return fn(structure.with_(**changes))
+
+    return torch.autograd.gradcheck(f, tuple(inputs), eps=eps, atol=atol, rtol=rtol)

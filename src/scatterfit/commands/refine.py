@@ -60,7 +60,8 @@ def build_loss(cfg: Config, datasets: dict):
     terms = []
     for k, t in enumerate(cfg.terms):
         if t.get("kind", "data") != "data":
-            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].kind: only 'data' terms exist so far")
+            terms.append(build_chemistry_term(cfg, k, t))
+            continue
         data = datasets[t["dataset"]]
         model = t.get("model", "pdf")
         if model == "pdf":
@@ -76,6 +77,51 @@ def build_loss(cfg: Config, datasets: dict):
                               fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
                               name=t.get("name", t["dataset"])))
     return Loss(terms)
+
+
+def build_chemistry_term(cfg: Config, k: int, t: dict):
+    """An EnergyTerm or a restraint from a [[terms]] table of kind "energy" or "restraint"."""
+    from scatterfit.constraints import RESTRAINTS
+    from scatterfit.energy.registry import make_potential
+    from scatterfit.loss import EnergyTerm
+
+    where = f"{cfg.path}: [[terms]][{k}]"
+    allowed = {"energy": {"kind", "name", "potential", "args", "weight", "reference"},
+               "restraint": {"kind", "name", "restraint", "args", "weight"}}[t["kind"]]
+    extra = sorted(set(t) - allowed)
+    if extra:
+        raise ScatterfitError(f"{where}: key(s) {extra} do not apply to a {t['kind']} term")
+    args = dict(t.get("args", {}))
+    try:
+        if t["kind"] == "energy":
+            model = make_potential(t.get("potential", "chgnet"), **args)
+            return EnergyTerm(model, weight=t.get("weight", 1.0), reference=t.get("reference", 0.0),
+                              name=t.get("name", "energy"))
+        name = t["restraint"]
+        if name not in RESTRAINTS:
+            raise ScatterfitError(f"unknown restraint '{name}' (known: {', '.join(RESTRAINTS)})")
+        extra_name = {"name": t["name"]} if "name" in t else {}
+        try:
+            return RESTRAINTS[name](**args, weight=t.get("weight", 1.0), **extra_name)
+        except TypeError as exc:
+            raise ScatterfitError(f"restraint '{name}': bad arguments ({exc})") from None
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{where}: {exc}") from None
+
+
+def chemistry_options(cfg: Config, loss) -> dict:
+    """Bond cutoffs and oxidation states for the chemistry report: [output] first, then any bond-valence term."""
+    from scatterfit.constraints import BondValence
+
+    options = {"cutoffs": cfg.output.get("bond_cutoffs"), "oxidation": cfg.output.get("oxidation")}
+    if options["oxidation"] is None:
+        for term in loss.terms:
+            restraint = getattr(term, "restraint", None)
+            if isinstance(restraint, BondValence):
+                from ase.data import chemical_symbols
+
+                options["oxidation"] = {chemical_symbols[z]: v for z, v in restraint.oxidation.items()}
+    return options
 
 
 def build_parametrisation(cfg: Config, structure):
@@ -126,10 +172,15 @@ def run_refine(config_path, out=None, resume: bool = False):
     t0 = time.perf_counter()
     result = refine(loss, param, stages, seed=cfg.output.get("seed", 0), checkpoint=out_dir / "checkpoint.pt",
                     checkpoint_every=cfg.output.get("checkpoint_every", 10), resume=resume)
+    result.chemistry = chemistry_options(cfg, loss)
     result.write(out_dir)
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
             print(f"Rw = {tv.breakdown['rw']:.4f}   [{name}, scale {tv.breakdown['scale']:.5g}]")
+        elif "energy_per_atom_eV" in tv.breakdown:
+            print(f"E = {tv.breakdown['energy_per_atom_eV']:.4f} eV/atom   [{name}, {tv.breakdown['potential']}]")
+        else:
+            print(f"penalty = {float(tv.value.detach()):.4g}   [{name}]")
     params = result.parameters()
     if "scale" not in param.free:
         params.pop("scale")

@@ -75,6 +75,7 @@ class Result:
     terms: dict
     history: list = field(default_factory=list)
     wall_time: float = 0.0
+    chemistry: dict = field(default_factory=dict)  # options of the chemistry report: cutoffs, oxidation
 
     @property
     def structure(self):
@@ -82,6 +83,15 @@ class Result:
 
     def parameters(self) -> dict:
         return self.parametrisation.report(self.theta)
+
+    def chemistry_report(self) -> dict:
+        """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure."""
+        from scatterfit.analysis.chemistry import chemistry_report
+
+        try:
+            return chemistry_report(self.structure, **{k: v for k, v in self.chemistry.items() if v is not None})
+        except ScatterfitError as exc:
+            return {"error": str(exc)}
 
     def summary(self) -> dict:
         import platform
@@ -94,6 +104,7 @@ class Result:
             "loss": self.loss,
             "terms": {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()},
             "parameters": self.parameters(),
+            "chemistry": self.chemistry_report(),
             "wall_time_s": self.wall_time,
             "steps": len(self.history),
             "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,

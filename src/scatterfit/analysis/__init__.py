@@ -1,0 +1,1 @@
+"""Analyses of refined structures for reports (no plotting)."""

@@ -1,0 +1,67 @@
+"""Energy models by name, for config files: ``make_potential("bks")``, ``make_potential("lj", pairs={...})``."""
+
+from __future__ import annotations
+
+import importlib
+
+from scatterfit.errors import ScatterfitError
+
+
+def _ase_calculator(calculator: str, **kwargs):
+    from scatterfit.energy.ase_adapter import ASECalculatorEnergy
+
+    module, _, cls = calculator.partition(":")
+    if not cls:
+        raise ScatterfitError(f"ase potential: calculator must look like 'module:Class', got '{calculator}'")
+    try:
+        factory = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ScatterfitError(f"ase potential: cannot import {calculator} ({exc})") from None
+    return ASECalculatorEnergy(factory(**kwargs))
+
+
+def _emt():
+    from ase.calculators.emt import EMT
+
+    from scatterfit.energy.ase_adapter import ASECalculatorEnergy
+
+    return ASECalculatorEnergy(EMT(), name="emt")
+
+
+def _builders() -> dict:
+    from scatterfit.energy import pair
+    from scatterfit.energy.chgnet import CHGNetEnergy
+    from scatterfit.energy.coulomb import DSFCoulomb
+    from scatterfit.energy.stillinger_weber import StillingerWeber
+    from scatterfit.energy.xtb import XTBEnergy
+
+    return {
+        "chgnet": lambda **kw: CHGNetEnergy(**kw),
+        "lennard-jones": lambda pairs, **kw: pair.LennardJones(pairs, **kw),
+        "morse": lambda pairs, **kw: pair.Morse(pairs, **kw),
+        "buckingham": lambda pairs, **kw: pair.Buckingham(pairs, **kw),
+        "coulomb": lambda **kw: DSFCoulomb(**kw),
+        "bks": lambda **kw: pair.bks_silica(**kw),
+        "lj-argon": lambda: pair.lj_argon(),
+        "stillinger-weber": lambda **kw: StillingerWeber(**kw),
+        "gfn2-xtb": lambda **kw: XTBEnergy(**kw),
+        "emt": _emt,
+        "ase": _ase_calculator,
+    }
+
+
+ALIASES = {"lj": "lennard-jones", "sw": "stillinger-weber", "xtb": "gfn2-xtb", "default": "chgnet"}
+POTENTIALS = ("chgnet", "lennard-jones", "morse", "buckingham", "coulomb", "bks", "lj-argon", "stillinger-weber",
+              "gfn2-xtb", "emt", "ase")
+
+
+def make_potential(name: str = "chgnet", **args):
+    """An EnergyModel by name (see POTENTIALS); ``args`` are the model's keyword arguments."""
+    key = ALIASES.get(name.lower(), name.lower())
+    builders = _builders()
+    if key not in builders:
+        raise ScatterfitError(f"unknown potential '{name}' (known: {', '.join(POTENTIALS)})")
+    try:
+        return builders[key](**args)
+    except TypeError as exc:
+        raise ScatterfitError(f"potential '{name}': bad arguments ({exc})") from None
