@@ -36,10 +36,14 @@ def plot_fit(x, y_obs, y_calc, xlabel: str, ylabel: str, path, title: str = "", 
     plt.close(fig)
 
 
-def plot_history(losses, path, title: str = "loss history") -> None:
+def plot_history(losses, path, title: str = "loss history", ylabel: str = "loss", xlabel: str = "step") -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.semilogy(np.arange(len(losses)), np.asarray(losses))
-    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(title)
+    losses = np.asarray(losses, dtype=float)
+    if losses.size and np.all(losses[np.isfinite(losses)] > 0):
+        ax.semilogy(np.arange(len(losses)), losses)
+    else:
+        ax.plot(np.arange(len(losses)), losses)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

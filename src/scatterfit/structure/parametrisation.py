@@ -2,7 +2,8 @@
 
 Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
-"positions" (cartesian displacements, Å), "biso" (one Biso per species, Å²), "background" (coefficients of a
+"positions" (cartesian displacements, Å), "expansion" (isotropic scale of a finite structure about its
+centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
 polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
 "qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
@@ -22,7 +23,7 @@ from scatterfit.structure.structure import Structure
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "cell", "fractional", "positions", "biso", "background", *SCALAR_BOUNDS)
+GROUPS = ("lattice", "cell", "fractional", "positions", "expansion", "biso", "background", *SCALAR_BOUNDS)
 CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
 #              where the logit map still passes gradients (at the bound itself they vanish)
@@ -83,7 +84,8 @@ class Parametrisation:
             raise ScatterfitError(f"unknown parameter(s) {unknown} (known: {', '.join(SCALAR_DEFAULTS)})")
         self.structure = structure
         self.free = list(free)
-        self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "biso": (0.01, 20.0), "positions": (-1.0, 1.0),
+        self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "expansion": (0.85, 1.15), "biso": (0.01, 20.0),
+                       "positions": (-1.0, 1.0),
                        "fractional": (-0.1, 0.1), "background": (-100.0, 100.0), **(bounds or {})}
         if "positions" in (bounds or {}) and not isinstance(bounds["positions"], tuple):
             m = float(bounds["positions"])
@@ -98,7 +100,7 @@ class Parametrisation:
         self._frac = None
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
-        self._init = {"lattice": torch.ones((), dtype=dt), "biso": biso0,
+        self._init = {"lattice": torch.ones((), dtype=dt), "expansion": torch.ones((), dtype=dt), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
                       "fractional": torch.zeros_like(structure.positions.detach()),
                       "background": torch.zeros(background_order + 1, dtype=dt)}
@@ -121,6 +123,8 @@ class Parametrisation:
         for g in ("lattice", "cell", "fractional"):
             if g in self.free and structure.cell is None:
                 raise ScatterfitError(f"'{g}' is free but the structure has no cell")
+        if "expansion" in self.free and structure.cell is not None and any(structure.pbc):
+            raise ScatterfitError("'expansion' is for finite structures; use 'lattice' for a periodic one")
 
         self.shapes = {g: tuple(self._init[g].shape) for g in self.free}
 
@@ -149,6 +153,9 @@ class Parametrisation:
         if {"cell", "lattice", "fractional"} & set(self.free):
             frac = self._frac + v["fractional"] if "fractional" in self.free else self._frac
             pos = frac @ cell
+        if "expansion" in self.free:
+            centre = pos.detach().mean(0)
+            pos = centre + (pos - centre) * v["expansion"]
         if "positions" in self.free:
             pos = pos + v["positions"]
         biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
@@ -165,6 +172,8 @@ class Parametrisation:
         out = {k: (None if val is None else float(val)) for k, val in st.params.items() if k != "background"}
         if st.params.get("background") is not None:
             out["background"] = [float(c) for c in st.params["background"]]
+        if "expansion" in self.free:
+            out["expansion"] = float(self.unpack(theta.detach())["expansion"])
         if st.structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 

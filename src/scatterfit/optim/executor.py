@@ -1,0 +1,102 @@
+"""Executors that evaluate a generation of candidates: in this process, in local worker processes, or on a Dask
+cluster — the same search code runs on all of them.
+
+    make_executor(None | "serial")         in-process, one after another
+    make_executor("processes" | "processes:4")   a local process pool (spawned, one torch thread each)
+    make_executor("dask-local:2")           a local Dask cluster of 2 single-threaded worker processes
+    make_executor("dask://host:8786")       an existing Dask scheduler
+
+Each executor has ``map(function, items) -> list`` (results in order) and ``close()``; the function and items
+must be picklable for every executor but the serial one.
+"""
+
+from __future__ import annotations
+
+from scatterfit.errors import ScatterfitError
+
+
+def _single_thread_call(function, item):
+    import torch
+
+    torch.set_num_threads(1)
+    return function(item)
+
+
+class SerialExecutor:
+    workers = 1
+
+    def map(self, function, items) -> list:
+        return [function(item) for item in items]
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """A pool of ``workers`` spawned local processes."""
+
+    def __init__(self, workers: int = 2):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = int(workers)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+
+    def map(self, function, items) -> list:
+        items = list(items)
+        return list(self.pool.map(_single_thread_call, [function] * len(items), items))
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class DaskExecutor:
+    """A Dask distributed client: ``address`` of a running scheduler, or a local cluster of ``workers``."""
+
+    def __init__(self, address: str | None = None, workers: int = 2):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ScatterfitError("the dask executor needs dask[distributed]: pip install 'dask[distributed]'") from None
+        self.cluster = None
+        if address is None:
+            self.cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(address, timeout=10)
+            except OSError as exc:
+                raise ScatterfitError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
+        self.workers = max(len(self.client.scheduler_info().get("workers", {})), 1)
+
+    def map(self, function, items) -> list:
+        items = list(items)
+        futures = self.client.map(_single_thread_call, [function] * len(items), items, pure=False)
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def make_executor(spec=None):
+    """An executor from a spec string (see the module docstring) or an object that already has ``map``."""
+    if spec is None or spec == "serial":
+        return SerialExecutor()
+    if hasattr(spec, "map") and hasattr(spec, "close"):
+        return spec
+    if not isinstance(spec, str):
+        raise ScatterfitError(f"executor must be a string such as 'processes:2', got {spec!r}")
+    kind, _, arg = spec.partition(":")
+    try:
+        if kind == "processes":
+            return ProcessExecutor(int(arg) if arg else 2)
+        if kind == "dask-local":
+            return DaskExecutor(None, int(arg) if arg else 2)
+        if spec.startswith("dask://") or spec.startswith("tcp://"):
+            return DaskExecutor(spec.replace("dask://", "tcp://", 1))
+    except ValueError:
+        raise ScatterfitError(f"executor '{spec}': the worker count must be an integer") from None
+    raise ScatterfitError(f"unknown executor '{spec}' (serial, processes[:N], dask-local[:N], dask://host:port)")

@@ -1,0 +1,220 @@
+"""Hybrid (memetic) global search: a particle swarm proposes what gradients cannot reach — shape family, size
+and atom count, composition, density, discrete choices — and every candidate is built and refined by a short
+gradient stage; the refined loss is what the swarm sees. The best distinct candidates are refined to
+convergence at the end.
+
+The search checkpoints its whole state (swarm, evaluated candidates, history) after every generation and
+resumes from it after a kill; with the same seed it gives the same answer, whatever the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.optim.executor import make_executor
+from scatterfit.optim.pso import make_swarm
+from scatterfit.optim.space import SearchSpace
+
+
+def candidate_seed(base_seed: int, key: tuple) -> int:
+    """A reproducible seed for the random parts of building one candidate."""
+    return (zlib.crc32(repr(key).encode()) + 7919 * int(base_seed)) % (2**31)
+
+
+@dataclass
+class CandidateEvaluator:
+    """Builds a candidate, refines it briefly, returns its loss. Picklable, so executors can ship it.
+
+    Args:
+        builder: callable(candidate dict, seed) -> Structure.
+        loss: the Loss (data, energy and restraint terms).
+        free: parameter groups refined for every candidate (e.g. ["positions", "biso"]).
+        stages: the short inner refinement (list of Stage); empty: the candidate's loss as built.
+        values, bounds: Parametrisation starting values and bounds.
+        seed: base seed for random builders.
+    """
+
+    builder: object
+    loss: object
+    free: list
+    stages: list
+    values: dict = field(default_factory=dict)
+    bounds: dict = field(default_factory=dict)
+    seed: int = 0
+
+    def refine(self, candidate: dict, key: tuple, stages):
+        import torch
+
+        from scatterfit.optim.refine import refine
+        from scatterfit.structure.parametrisation import Parametrisation
+
+        structure = self.builder(candidate, candidate_seed(self.seed, key))
+        free = [g for g in self.free if not (g in ("lattice", "cell", "fractional") and structure.cell is None)]
+        param = Parametrisation(structure, free=free, values=self.values, bounds=self.bounds)
+        if not stages:
+            theta = param.initial_vector()
+            with torch.no_grad():
+                value, terms = self.loss.evaluate(param.state(theta))
+            return None, float(value), terms, structure
+        result = refine(self.loss, param, stages, progress=False)
+        return result, result.loss, result.terms, result.structure
+
+    def __call__(self, item) -> dict:
+        candidate, key = item
+        try:
+            _, value, terms, structure = self.refine(candidate, key, self.stages)
+        except ScatterfitError as exc:
+            return {"loss": float("inf"), "error": str(exc), "n_atoms": 0}
+        rws = [tv.breakdown["rw"] for tv in terms.values() if "rw" in tv.breakdown]
+        return {"loss": float(value) if np.isfinite(value) else float("inf"), "n_atoms": len(structure),
+                "rw": float(rws[0]) if rws else None}
+
+
+@dataclass
+class SearchResult:
+    best: dict
+    loss: float
+    refined: object  # the optim.refine Result of the best candidate, refined to convergence
+    top: list  # [{"candidate", "loss", "rw", "n_atoms", "final_loss"?}] best first
+    evaluations: int
+    generations: int
+    history: list
+    wall_time: float
+
+    def write(self, out_dir) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.refined is not None:
+            self.refined.write(out)
+        (out / "search.json").write_text(json.dumps({
+            "best": self.best, "loss": self.loss, "evaluations": self.evaluations, "generations": self.generations,
+            "wall_time_s": self.wall_time, "top_candidates": self.top, "best_loss_per_generation": self.history},
+            indent=2, default=str))
+        from scatterfit.report.plots import plot_history
+
+        plot_history(self.history, out / "search_history.png", ylabel="best loss", xlabel="generation")
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="search", unit="eval", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, n: int, generation: int, best: float, rw) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            rw_text = "–" if rw is None else f"{rw:.4f}"
+            self.bar.set_postfix_str(f"gen {generation} best {best:.5g} Rw {rw_text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16, budget: int = 200,
+           stall: int = 8, target: float | None = None, engine: str = "scatterfit", seed: int = 0,
+           executor=None, top_k: int = 3, final_stages=None, checkpoint=None, resume: bool = False,
+           progress: bool = True, on_generation=None, initial: list | None = None, **swarm_kwargs) -> SearchResult:
+    """Memetic search: swarm over ``space``, each candidate refined by ``evaluator``.
+
+    Args:
+        size: particles per generation.
+        budget: maximum number of candidate evaluations (repeats of a candidate are not re-evaluated).
+        stall: stop after this many generations without a better candidate (generations that proposed only
+            candidates seen before do not count; at most 20 such generations in a row are run).
+        target: stop when the best loss is ≤ target.
+        engine: "scatterfit" (checkpointable) or "nevergrad".
+        executor: None (serial), a spec string ("processes:2", "dask-local:2", "dask://host:port") or an
+            executor object.
+        top_k: distinct best candidates refined with ``final_stages`` at the end (the best of them wins).
+        checkpoint: file for the search state after every generation; ``resume`` continues from it.
+        on_generation: optional callable(generation, best_loss) (tests use it to interrupt).
+        initial: candidates placed as the first particles.
+    """
+    t0 = time.perf_counter()
+    if checkpoint is not None and engine != "scatterfit":
+        raise ScatterfitError("checkpointed searches need the scatterfit swarm engine")
+    swarm = make_swarm(space, engine, size=size, seed=seed, initial=initial, **swarm_kwargs) \
+        if engine == "scatterfit" else make_swarm(space, engine, size=size, seed=seed)
+    seen: dict = {}
+    history: list = []
+    evaluations, since_best, best, idle = 0, 0, float("inf"), 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        try:
+            state = pickle.loads(ckpt.read_bytes())
+        except Exception as exc:  # noqa: BLE001
+            raise ScatterfitError(f"{ckpt}: unreadable search checkpoint ({type(exc).__name__})") from None
+        swarm.load_state_dict(state["swarm"])
+        seen, history = state["seen"], state["history"]
+        evaluations, since_best, best = state["evaluations"], state["since_best"], state["best"]
+    own_executor = not hasattr(executor, "map")
+    pool = make_executor(executor)
+    bar = _Progress(progress, budget)
+    bar.update(evaluations, swarm.generation, best, None)
+    try:
+        while evaluations < budget and since_best < stall and not (target is not None and best <= target):
+            cands = swarm.ask()
+            keys = [space.key(c) for c in cands]
+            todo = {}
+            for c, k in zip(cands, keys):
+                if k not in seen and k not in todo:
+                    todo[k] = c
+            items = [(c, k) for k, c in todo.items()][: budget - evaluations]
+            outcomes = pool.map(evaluator, items) if items else []
+            for (c, k), out in zip(items, outcomes):
+                seen[k] = {"candidate": c, **out}
+            evaluations += len(items)
+            swarm.tell([seen[k]["loss"] if k in seen else float("inf") for k in keys])
+            gen_best = min((v["loss"] for v in seen.values()), default=float("inf"))
+            if gen_best < best - 1e-12:
+                best, since_best = gen_best, 0
+            elif items:
+                since_best += 1
+            idle = 0 if items else idle + 1
+            if idle >= 20:  # the swarm only revisits known candidates: the space is exhausted near it
+                since_best = stall
+            history.append(best)
+            leader = min(seen.values(), key=lambda v: v["loss"]) if seen else {}
+            bar.update(len(items), swarm.generation, best, leader.get("rw"))
+            if ckpt is not None:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                tmp = ckpt.with_suffix(".tmp")
+                tmp.write_bytes(pickle.dumps({"swarm": swarm.state_dict(), "seen": seen, "history": history,
+                                              "evaluations": evaluations, "since_best": since_best, "best": best}))
+                tmp.replace(ckpt)
+            if on_generation is not None:
+                on_generation(swarm.generation, best)
+    finally:
+        bar.close()
+        if own_executor:
+            pool.close()
+
+    ranked = sorted(seen.items(), key=lambda kv: kv[1]["loss"])
+    top = [{**v} for _, v in ranked[: max(top_k, 1)]]
+    refined, final_loss = None, float("inf")
+    if ranked and np.isfinite(ranked[0][1]["loss"]):
+        for entry, (key, _) in zip(top, ranked):
+            if final_stages:
+                res, value, _, _ = evaluator.refine(entry["candidate"], key, final_stages)
+                entry["final_loss"] = float(value)
+            else:
+                res, value, _, _ = evaluator.refine(entry["candidate"], key, evaluator.stages)
+            if res is not None and value < final_loss:
+                refined, final_loss = res, value
+    best_entry = min(top, key=lambda e: e.get("final_loss", e["loss"])) if top else {"candidate": None, "loss": np.inf}
+    return SearchResult(best=best_entry["candidate"], loss=float(best_entry.get("final_loss", best_entry["loss"])),
+                        refined=refined, top=top, evaluations=evaluations, generations=swarm.generation,
+                        history=history, wall_time=time.perf_counter() - t0)

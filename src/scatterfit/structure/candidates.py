@@ -1,0 +1,85 @@
+"""Candidate builders for searches: callables (candidate dict, seed) -> Structure that turn the swarm's
+variables into structures. They are plain dataclasses, so executors can pickle them.
+
+    ParticleCandidates   shape, size (shells), optional nn_distance (Å) and fraction (of the second element)
+    AmorphousCandidates  n_atoms, density (atoms/Å³) of a random box at a fixed composition
+    MoleculeCandidates   a formula, with an optional choice of extra atoms (e.g. the Keggin heteroatom)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.structure.builders import SHAPES, amorphous_box, nanoparticle, random_alloy, random_molecule
+from scatterfit.structure.structure import EIGHT_PI2, Structure
+
+
+def _with_uiso(structure: Structure, uiso: float | None) -> Structure:
+    if uiso is None:
+        return structure
+    return structure.with_(biso=torch.full((len(structure),), EIGHT_PI2 * uiso, dtype=structure.dtype))
+
+
+@dataclass
+class ParticleCandidates:
+    """Nanoparticles of ``element`` (and ``second_element`` at ``fraction`` when the candidate has one).
+
+    Candidate keys: "shape" (one of SHAPES; default ``shape``), "size" (shells), "nn_distance" (Å; default
+    ``nn_distance`` or the element's bulk value), "fraction" (0–1, share of the second element).
+    """
+
+    element: str
+    second_element: str | None = None
+    shape: str = "cuboctahedron"
+    nn_distance: float | None = None
+    lattice: str = "fcc"
+    uiso: float | None = 0.005
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        shape = candidate.get("shape", self.shape)
+        if shape not in SHAPES:
+            raise ScatterfitError(f"unknown shape '{shape}'")
+        s = nanoparticle(self.element, shape, int(candidate["size"]),
+                         nn_distance=candidate.get("nn_distance", self.nn_distance), lattice=self.lattice)
+        if "fraction" in candidate:
+            if self.second_element is None:
+                raise ScatterfitError("a 'fraction' variable needs second_element")
+            f = float(candidate["fraction"])
+            s = random_alloy(s, {self.element: 1 - f, self.second_element: f}, seed=seed)
+        return _with_uiso(s, self.uiso)
+
+
+@dataclass
+class AmorphousCandidates:
+    """Random periodic boxes of ``composition``; candidate keys "n_atoms" and "density" override the defaults."""
+
+    composition: str
+    n_atoms: int = 216
+    density: float = 0.05
+    min_dist: float = 1.8
+    uiso: float | None = 0.01
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        s = amorphous_box(self.composition, int(candidate.get("n_atoms", self.n_atoms)),
+                          float(candidate.get("density", self.density)), min_dist=self.min_dist, seed=seed)
+        return _with_uiso(s, self.uiso)
+
+
+@dataclass
+class MoleculeCandidates:
+    """Random molecular starts of ``formula``; a candidate key "extra" (e.g. "P", "Si" or "none") adds atoms."""
+
+    formula: str
+    min_dist: float = 1.0
+    density: float = 0.1
+    uiso: float | None = 0.005
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        formula = self.formula
+        extra = candidate.get("extra", "none")
+        if extra not in ("none", "", None):
+            formula = formula + str(extra)
+        return _with_uiso(random_molecule(formula, self.min_dist, self.density, seed=seed), self.uiso)
