@@ -159,3 +159,48 @@ def test_candidate_errors_are_infinite_losses_not_crashes():
 def test_alloy_builder_fraction():
     s = random_alloy(nanoparticle("Pt", "cuboctahedron", 3), {"Pt": 0.3, "Ni": 0.7}, seed=1)
     assert int((s.numbers == 78).sum()) == round(0.3 * 147)
+
+
+SEARCH_CONFIG = """
+[[datasets]]
+name = "np"
+file = "{data}"
+
+[[terms]]
+dataset = "np"
+model = "pdf"
+qmax = 25.0
+
+[parameters]
+free = ["expansion", "biso"]
+values = {{ qdamp = 0.03 }}
+
+[search]
+builder = "nanoparticle"
+builder_args = {{ element = "Au" }}
+variables = {{ shape = {{ kind = "choice", options = ["icosahedron", "cuboctahedron", "decahedron"] }}, size = {{ kind = "integer", low = 1, high = 2 }} }}
+swarm_size = 6
+budget = 6
+top_k = 1
+
+[[strategy]]
+optimizer = "lbfgs"
+steps = 20
+"""
+
+
+def test_search_from_a_config_file_and_the_cli(tmp_path, capsys):
+    from scatterfit.cli import main
+
+    truth = nanoparticle("Au", "decahedron", 1, nn_distance=2.884)
+    r = torch.arange(1.5, 10.0, 0.02, dtype=torch.float64)
+    np.savetxt(tmp_path / "np.gr", np.column_stack([r.numpy(), pdf(truth, r, qdamp=0.03, qmax=25.0).numpy()]))
+    (tmp_path / "np.toml").write_text(SEARCH_CONFIG.format(data=tmp_path / "np.gr"))
+    assert main(["refine", str(tmp_path / "np.toml"), "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "'shape': 'decahedron', 'size': 1" in text.splitlines()[1]
+    assert (tmp_path / "out" / "search.json").is_file() and (tmp_path / "out" / "refined.xyz").is_file()
+    bad = SEARCH_CONFIG.format(data=tmp_path / "np.gr").replace('builder = "nanoparticle"', 'builder = "crystal"')
+    (tmp_path / "bad.toml").write_text(bad)
+    assert main(["refine", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown builder 'crystal'" in capsys.readouterr().err

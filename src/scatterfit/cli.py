@@ -34,7 +34,8 @@ def _add_simulate(sub) -> None:
 
 
 def _add_refine(sub) -> None:
-    p = sub.add_parser("refine", help="refine a structure against data as described by a TOML config")
+    p = sub.add_parser("refine", help="refine a structure (or search for one, with a [search] section) against "
+                                      "data as described by a TOML config")
     p.add_argument("config", help="TOML configuration file (see scatterfit/config.py and examples/)")
     p.add_argument("--out", default=None, help="output folder (overrides [output] dir)")
     p.add_argument("--resume", action="store_true", help="resume from the checkpoint in the output folder")

@@ -12,6 +12,11 @@
                                            args = {...} (the restraint's arguments), weight
     [parameters]     -> Parametrisation    free = [...], values = {...}, bounds = {name = [lo, hi]}
     [[strategy]]     -> Stage              optimizer, free, steps, lr, tol, patience, xmax   (default: r-range ramp)
+    [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule", builder_args = {...},
+                                           variables = {name = {kind, low, high | options}}, swarm_size, budget,
+                                           stall, target, engine, executor, seed, top_k, inner_free, inner_steps
+                                           (with [search], [structure] is left out and [[strategy]] is the
+                                           final refinement of the best candidates)
     [output]         -> refine()/Result    dir, seed, checkpoint_every; bond_cutoffs = {"Si-O" = 2.0},
                                            oxidation = {Si = 4, O = -2} for the chemistry report
 
@@ -36,6 +41,9 @@ SCHEMA = {
     "parameters": {"free": list, "values": dict, "bounds": dict},
     "strategy": {"optimizer": str, "free": list, "steps": int, "lr": NUMBER, "tol": NUMBER, "patience": int,
                  "xmax": NUMBER},
+    "search": {"builder": str, "builder_args": dict, "variables": dict, "swarm_size": int, "budget": int,
+               "stall": int, "target": NUMBER, "engine": str, "executor": str, "seed": int, "top_k": int,
+               "inner_free": list, "inner_steps": int},
     "output": {"dir": str, "seed": int, "checkpoint_every": int, "bond_cutoffs": dict, "oxidation": dict},
 }
 REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
@@ -55,6 +63,7 @@ class Config:
     terms: list
     parameters: dict
     strategy: list
+    search: dict
     output: dict
 
     def resolve(self, relative: str) -> Path:
@@ -91,7 +100,8 @@ def load_config(path: str | Path) -> Config:
     for key in raw:
         if key not in SCHEMA:
             raise ScatterfitError(f"{path}: unknown section [{key}] (known: {', '.join(SCHEMA)})")
-    for key in ("structure", "datasets", "terms", "parameters"):
+    for key in ("datasets", "terms", "parameters") if "search" in raw else ("structure", "datasets", "terms",
+                                                                                "parameters"):
         if key not in raw:
             raise ScatterfitError(f"{path}: missing section [{key}]")
     sections = {}
@@ -111,7 +121,12 @@ def load_config(path: str | Path) -> Config:
     if not sections["terms"]:
         raise ScatterfitError(f"{path}: [[terms]] is empty")
     sources = [k for k in ("file", "cmi", "bulk") if k in sections["structure"]]
-    if len(sources) != 1:
+    if sections["search"]:
+        if "builder" not in sections["search"] or "variables" not in sections["search"]:
+            raise ScatterfitError(f"{path}: [search] needs builder and variables")
+        if sources:
+            raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop [structure]")
+    elif len(sources) != 1:
         raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi or bulk")
     names = [d["name"] for d in sections["datasets"]]
     for k, d in enumerate(sections["datasets"]):

@@ -163,6 +163,10 @@ def run_refine(config_path, out=None, resume: bool = False):
     from scatterfit.optim import refine
 
     cfg = load_config(config_path)
+    if cfg.search:
+        from scatterfit.commands.search import run_search
+
+        return run_search(cfg, out=out, resume=resume)
     structure = build_structure(cfg)
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets)

@@ -3,7 +3,7 @@ stages or inside a swarm's builder. Every move returns a new, valid Structure: a
 distance, removals keep at least one atom, composition changes stay within the given bounds.
 
 Which atoms to remove is decided by ``removal_scores``: the first-order change of the loss when an atom fades
-out, −∂L/∂occupancy_i, from one backward pass (positive: the loss drops without that atom). The same score
+out, occupancy_i · ∂L/∂occupancy_i, from one backward pass (positive: the loss drops without that atom). The same score
 ranks the worst-fitting atoms (data terms) and the highest-energy ones (energy terms), because both enter the
 loss.
 """
@@ -72,7 +72,7 @@ def add_atom(structure: Structure, element, min_dist: float, seed=0, biso: float
 
 
 def removal_scores(loss_of_structure, structure: Structure) -> torch.Tensor:
-    """[N] first-order loss decrease on removing each atom: −∂L/∂occupancy_i (one backward pass).
+    """[N] first-order loss decrease on removing each atom, occupancy_i · ∂L/∂occupancy_i (one backward pass).
 
     Args:
         loss_of_structure: callable(Structure) -> 0-d loss tensor (e.g. lambda s: loss(State(s, params))).
@@ -80,7 +80,7 @@ def removal_scores(loss_of_structure, structure: Structure) -> torch.Tensor:
     occ = structure.occupancy.detach().clone().requires_grad_(True)
     value = loss_of_structure(structure.with_(occupancy=occ))
     (g,) = torch.autograd.grad(value, occ)
-    return -g * occ.detach()
+    return g * occ.detach()  # L(occ_i → 0) − L ≈ −g_i occ_i, so the decrease is g_i occ_i
 
 
 def remove_atoms(structure: Structure, scores: torch.Tensor, count: int = 1) -> Structure:
