@@ -64,3 +64,37 @@ class DebyeModel:
         if self.kind == "fq":
             return scale * f
         return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=state.params.get("qdamp") or 0.0)
+
+
+class BoxScatteringModel:
+    """S(Q) or F(Q) of a periodic box (an amorphous or liquid model) from its real-space G(r):
+
+        F(Q) = ∫_0^{R} G(r) sin(Qr) W(r) dr,   S(Q) = 1 + F(Q)/Q,
+
+    with R = ``rmax`` (default: half the shortest box height, the range the box describes) and W the sinc
+    (Lorch) window in r against truncation ripples. ``kind`` is "sq" or "fq"; radiation as in PDFModel.
+    """
+
+    def __init__(self, kind: str = "sq", *, radiation: str = "xray", rmax: float | None = None, dr: float = 0.01,
+                 skin: float = 1.0):
+        if kind not in ("sq", "fq"):
+            raise ScatterfitError(f"a box scattering model gives kind 'sq' or 'fq', not '{kind}'")
+        self.kind, self.radiation, self.rmax, self.dr = kind, radiation, rmax, float(dr)
+        self.cache = NeighbourCache(skin)
+
+    def __call__(self, state, q: torch.Tensor) -> torch.Tensor:
+        from scatterfit.scattering.transforms import fq_from_pdf
+
+        s = state.structure
+        if not s.periodic:
+            raise ScatterfitError("the box S(Q) model needs a periodic structure (use the Debye model for finite ones)")
+        cell = s.cell.detach()
+        volume = float(torch.linalg.det(cell).abs())
+        heights = [volume / float(torch.linalg.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]).norm()) for k in range(3)]
+        rmax = self.rmax or 0.5 * min(heights)
+        r = torch.arange(self.dr, rmax + 1e-9, self.dr, dtype=q.dtype)
+        p = state.params
+        g = pdf(s, r, qdamp=p.get("qdamp") or 0.0, radiation=self.radiation, neighbour_cache=self.cache)
+        f = fq_from_pdf(g, r, q, window=True)
+        scale = p.get("scale") if p.get("scale") is not None else 1.0
+        return scale * (f if self.kind == "fq" else 1.0 + f / q)

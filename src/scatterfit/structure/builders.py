@@ -50,6 +50,17 @@ def magic_size(shape: str, size: int) -> int:
     return len(nanoparticle("Au", shape, n))
 
 
+def bulk_nn_distance(element) -> float:
+    """Nearest-neighbour distance (Å) of the element's reference bulk crystal in ASE (fcc/bcc/other cubic)."""
+    from ase.data import chemical_symbols, reference_states
+
+    z = atomic_number(element)
+    ref = reference_states[z] or {}
+    if "a" not in ref:
+        raise ScatterfitError(f"no reference lattice constant for {chemical_symbols[z]}: give nn_distance")
+    return ref["a"] / LATTICES.get(ref.get("symmetry"), math.sqrt(2))
+
+
 def nanoparticle(element, shape: str, size: int, nn_distance: float | None = None, lattice: str = "fcc",
                  dtype=torch.float64) -> Structure:
     """A nanoparticle of one element centred at the origin.
@@ -65,7 +76,7 @@ def nanoparticle(element, shape: str, size: int, nn_distance: float | None = Non
         lattice: "fcc" or "bcc" (sphere and the octahedra; the multiply twinned shapes are fcc-based).
     """
     from ase.cluster import Decahedron, Icosahedron, Octahedron
-    from ase.data import chemical_symbols, reference_states
+    from ase.data import chemical_symbols
 
     z = atomic_number(element)
     symbol = chemical_symbols[z]
@@ -77,10 +88,7 @@ def nanoparticle(element, shape: str, size: int, nn_distance: float | None = Non
     if lattice not in LATTICES:
         raise ScatterfitError(f"unknown lattice '{lattice}' (use fcc or bcc)")
     if nn_distance is None:
-        ref = reference_states[z] or {}
-        if "a" not in ref:
-            raise ScatterfitError(f"no reference lattice constant for {symbol}: give nn_distance")
-        nn_distance = ref["a"] / LATTICES.get(ref.get("symmetry"), math.sqrt(2))
+        nn_distance = bulk_nn_distance(z)
     a = nn_distance * LATTICES[lattice]
     if shape == "icosahedron":
         atoms = Icosahedron(symbol, n + 1, latticeconstant=nn_distance * math.sqrt(2))

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.builders import SHAPES, amorphous_box, nanoparticle, random_alloy, random_molecule
+from scatterfit.structure.builders import (SHAPES, amorphous_box, bulk_nn_distance, nanoparticle, random_alloy,
+                                           random_molecule)
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 
@@ -29,6 +30,10 @@ class ParticleCandidates:
 
     Candidate keys: "shape" (one of SHAPES; default ``shape``), "size" (shells), "nn_distance" (Å; default
     ``nn_distance`` or the element's bulk value), "fraction" (0–1, share of the second element).
+
+    For an alloy (a "fraction" key) without an explicit nn_distance the spacing follows Vegard's law between
+    the two elements' bulk values: in a random alloy all partial PDFs share their peak positions, so the PDF
+    shape carries the composition mainly through this lattice spacing.
     """
 
     element: str
@@ -42,8 +47,11 @@ class ParticleCandidates:
         shape = candidate.get("shape", self.shape)
         if shape not in SHAPES:
             raise ScatterfitError(f"unknown shape '{shape}'")
-        s = nanoparticle(self.element, shape, int(candidate["size"]),
-                         nn_distance=candidate.get("nn_distance", self.nn_distance), lattice=self.lattice)
+        nn = candidate.get("nn_distance", self.nn_distance)
+        if nn is None and "fraction" in candidate and self.second_element is not None:
+            f = float(candidate["fraction"])
+            nn = (1 - f) * bulk_nn_distance(self.element) + f * bulk_nn_distance(self.second_element)
+        s = nanoparticle(self.element, shape, int(candidate["size"]), nn_distance=nn, lattice=self.lattice)
         if "fraction" in candidate:
             if self.second_element is None:
                 raise ScatterfitError("a 'fraction' variable needs second_element")
