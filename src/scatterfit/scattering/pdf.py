@@ -75,7 +75,11 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         ripple: "pdffit2" filters the range [rmin − 6·2π/qmax, rmax + 6·2π/qmax] (clipped at 0) zero-padded, as
             PDFfit2 does (Rw comparable with PDFgui); "odd" filters the odd extension of G from r = 0, the exact
             truncated sine transform.
-        rho0: number density, atoms/Å³ (default: occupancy / volume for periodic structures, 0 for finite ones).
+        rho0: number density, atoms/Å³ (default: occupancy / volume for periodic structures, 0 for finite ones;
+            for a finite particle with ``spdiameter`` d, N / (π d³ / 6)).
+        spdiameter: for a periodic structure, PDFgui's spherical-particle envelope γ0(r) on the whole G(r); for a
+            finite particle only its baseline becomes −4πρ0 r γ0(r) (the atoms' own peaks are finite already),
+            the G(r) of a nanoparticle as measured.
         radiation: "xray" (f at Q = 0) or "neutron" (b_c) pair weights.
         pairs: a ready neighbour list (periodic); otherwise built here (or taken from ``neighbour_cache``).
         dr: target node spacing of the internal grid, Å.
@@ -146,8 +150,11 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
 
     out: dict[str, torch.Tensor] = {}
     envelope = torch.exp(-0.5 * (qdamp * nodes) ** 2)
+    particle = None
     if spdiameter is not None:
-        envelope = envelope * shape_envelope_sphere(nodes, _as_tensor(spdiameter, r))
+        particle = shape_envelope_sphere(nodes, _as_tensor(spdiameter, r))
+        if periodic:  # a crystal's G(r) cut to a sphere (PDFgui); a finite cluster is finite already
+            envelope = envelope * particle
     for k, (ta, tb) in enumerate(pair_list):
         sig = widths[k]  # [n_nodes]
         kern = torch.exp(-0.5 * (offsets[None, :] / sig[:, None]) ** 2) / (math.sqrt(2 * math.pi) * sig[:, None])
@@ -160,9 +167,16 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         za, zb = sorted((int(numbers[ta]), int(numbers[tb])))
         key = f"{chemical_symbols[za]}-{chemical_symbols[zb]}"
         out[key] = out[key] + g if key in out else g
-    if rho0 is None:
-        rho0 = structure.number_density() if periodic else torch.zeros((), dtype=dt, device=dev)
-    out["baseline"] = -4.0 * math.pi * _as_tensor(rho0, r) * nodes
+    if periodic:
+        rho0 = structure.number_density() if rho0 is None else rho0
+        out["baseline"] = -4.0 * math.pi * _as_tensor(rho0, r) * nodes
+    elif particle is not None:  # finite particle: −4πρ0 r γ0(r) with ρ0 = N / (π d³/6) unless given
+        d = _as_tensor(spdiameter, r)
+        rho0 = n_atoms / (math.pi / 6.0 * d**3) if rho0 is None else _as_tensor(rho0, r)
+        out["baseline"] = -4.0 * math.pi * rho0 * nodes * particle
+    else:
+        rho0 = torch.zeros((), dtype=dt, device=dev) if rho0 is None else _as_tensor(rho0, r)
+        out["baseline"] = -4.0 * math.pi * rho0 * nodes
     if qmax > 0 and ripple == "pdffit2":
         rext = 6 * 2 * math.pi / qmax
         i0 = max(1, int(round(max(0.0, float(r.min()) - rext) / grid.dr)) + 1)
