@@ -180,3 +180,19 @@ def test_numba_and_torch_engines_agree(periodic, threads, monkeypatch):
     assert torch.allclose(out["torch"][0], out["numba"][0], rtol=1e-12, atol=1e-12)
     for a, b in zip(out["torch"][1], out["numba"][1]):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_finite_particle_baseline_uses_the_particle_envelope_and_leaves_its_peaks_alone():
+    from scatterfit.scattering.instrument import shape_envelope_sphere
+    from scatterfit.structure.builders import nanoparticle
+
+    s = nanoparticle("Pt", "cuboctahedron", 2)
+    r = torch.arange(1.0, 20.0, 0.05, dtype=torch.float64)
+    d = torch.tensor(14.0, dtype=torch.float64, requires_grad=True)
+    with_particle = pdf_partials(s, r, spdiameter=d)
+    plain = pdf_partials(s, r)
+    torch.testing.assert_close(with_particle["Pt-Pt"], plain["Pt-Pt"])
+    rho0 = len(s) / (math.pi / 6 * 14.0**3)
+    expected = -4 * math.pi * rho0 * r * shape_envelope_sphere(r, torch.tensor(14.0, dtype=torch.float64))
+    torch.testing.assert_close(with_particle["baseline"].detach(), expected, rtol=1e-3, atol=1e-3)
+    assert torch.autograd.gradcheck(lambda dd: pdf(s, r, spdiameter=dd), (d,))

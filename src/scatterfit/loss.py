@@ -96,7 +96,8 @@ class DataTerm:
         else:
             value = ((y - y_calc) ** 2).mean()
         return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
-                         {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy()})
+                         {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy(),
+                          "kind": self.dataset.kind})
 
 
 class EnergyTerm:

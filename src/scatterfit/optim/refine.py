@@ -133,9 +133,10 @@ class Result:
             np.savetxt(out / f"fit_{safe}.csv", np.column_stack([c["x"], c["y_obs"], c["y_calc"],
                                                                 c["y_obs"] - c["y_calc"]]),
                        delimiter=",", header="x,data,model,difference", comments="")
-            is_gr = "gr" in name
-            plot_fit(c["x"], c["y_obs"], c["y_calc"], "r (Å)" if is_gr else "Q (Å⁻¹)",
-                     "G(r) (Å⁻²)" if is_gr else "intensity", out / f"fit_{safe}.png",
+            kind = c.get("kind", "gr" if "gr" in name else "iq")
+            labels = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
+            xlabel, ylabel = labels.get(kind, ("Q (Å⁻¹)", "intensity"))
+            plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, out / f"fit_{safe}.png",
                      title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
         np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
         plot_history(self.history, out / "loss_history.png")
