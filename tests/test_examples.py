@@ -32,3 +32,14 @@ def test_nickel_examples_match_pdffit2(config, tmp_path, pdffit2_ni):
     if "energy" in summary["terms"]:
         # CHGNet's fcc Ni minimum is 3.505 Å: at the data's 3.525 Å the energy is within 5 meV/atom of it
         assert summary["terms"]["energy"]["value"] < 0.005
+
+
+def test_platinum_nanoparticle_search_on_measured_data(tmp_path):
+    """Knowing only "Pt": the swarm picks shape and size, gradients refine the particle, then the positions.
+    Reference: PDFfit2 with an spdiameter envelope reaches Rw = 0.102 on these data and range."""
+    from scatterfit.commands.refine import run_refine
+
+    cmi_file("pdf/ch03NiModelling/data/Pt-nanoparticles.gr")
+    result = run_refine(EXAMPLES / "pt_nanoparticle.toml", out=tmp_path)
+    assert result.refined.terms["Pt"].breakdown["rw"] <= 0.10
+    assert result.best["shape"] == "truncated_octahedron" and len(result.refined.structure) == 2406
