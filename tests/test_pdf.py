@@ -8,7 +8,7 @@ import pytest
 import torch
 from ase.build import bulk
 
-from scatterfit import Structure
+from scatterfit import ScatterfitError, Structure
 from scatterfit.scattering.histogram import pair_histogram
 from scatterfit.scattering.pdf import pdf, pdf_partials
 from scatterfit.structure.pairs import NeighbourCache, periodic_pairs
@@ -196,3 +196,23 @@ def test_finite_particle_baseline_uses_the_particle_envelope_and_leaves_its_peak
     expected = -4 * math.pi * rho0 * r * shape_envelope_sphere(r, torch.tensor(14.0, dtype=torch.float64))
     torch.testing.assert_close(with_particle["baseline"].detach(), expected, rtol=1e-3, atol=1e-3)
     assert torch.autograd.gradcheck(lambda dd: pdf(s, r, spdiameter=dd), (d,))
+
+
+def test_box_scattering_model_sq_fq_gr_are_one_chain():
+    from scatterfit.models import BoxScatteringModel
+    from scatterfit.scattering.transforms import pdf_from_fq
+    from scatterfit.structure.parametrisation import State
+
+    si = Structure.from_ase(bulk("Si", "diamond", a=5.431, cubic=True) * (3, 3, 3))
+    state = State(si, {})
+    q = torch.arange(0.8, 20.0 + 1e-9, 0.02, dtype=torch.float64)
+    sq = BoxScatteringModel("sq")(state, q)
+    fq = BoxScatteringModel("fq")(state, q)
+    torch.testing.assert_close(fq, q * (sq - 1))
+    r = torch.arange(1.5, 8.0, 0.05, dtype=torch.float64)
+    torch.testing.assert_close(BoxScatteringModel("gr")(state, r), pdf_from_fq(fq, q, r))
+    # the strongest low-Q peak of diamond Si is the (111) reflection at 2π√3/a
+    low = (q > 1.5) & (q < 2.5)
+    assert float(q[low][torch.argmax(sq[low])]) == pytest.approx(2 * math.pi * math.sqrt(3) / 5.431, abs=0.05)
+    with pytest.raises(ScatterfitError, match="periodic"):
+        BoxScatteringModel("sq")(State(Structure(si.positions, si.numbers), {}), q)

@@ -73,13 +73,16 @@ class BoxScatteringModel:
 
     with R = ``rmax`` (default: half the shortest box height, the range the box describes) and W the sinc
     (Lorch) window in r against truncation ripples. ``kind`` is "sq" or "fq"; radiation as in PDFModel.
+    kind "gr" is the G(r) a user derives from such S(Q) data: F(Q) on [qmin, qmax] (step qstep, Å⁻¹)
+    sine-transformed back to r — the same transform applied to data and model, so the two compare exactly.
     """
 
     def __init__(self, kind: str = "sq", *, radiation: str = "xray", rmax: float | None = None, dr: float = 0.01,
-                 skin: float = 1.0):
-        if kind not in ("sq", "fq"):
-            raise ScatterfitError(f"a box scattering model gives kind 'sq' or 'fq', not '{kind}'")
+                 skin: float = 1.0, qmin: float = 0.8, qmax: float = 20.0, qstep: float = 0.02):
+        if kind not in ("sq", "fq", "gr"):
+            raise ScatterfitError(f"a box scattering model gives kind 'sq', 'fq' or 'gr', not '{kind}'")
         self.kind, self.radiation, self.rmax, self.dr = kind, radiation, rmax, float(dr)
+        self.qmin, self.qmax, self.qstep = float(qmin), float(qmax), float(qstep)
         self.cache = NeighbourCache(skin)
 
     def __call__(self, state, q: torch.Tensor) -> torch.Tensor:
@@ -92,9 +95,14 @@ class BoxScatteringModel:
         volume = float(torch.linalg.det(cell).abs())
         heights = [volume / float(torch.linalg.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]).norm()) for k in range(3)]
         rmax = self.rmax or 0.5 * min(heights)
+        x = q
+        if self.kind == "gr":
+            q = torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype)
         r = torch.arange(self.dr, rmax + 1e-9, self.dr, dtype=q.dtype)
         p = state.params
         g = pdf(s, r, qdamp=p.get("qdamp") or 0.0, radiation=self.radiation, neighbour_cache=self.cache)
         f = fq_from_pdf(g, r, q, window=True)
         scale = p.get("scale") if p.get("scale") is not None else 1.0
+        if self.kind == "gr":
+            return scale * pdf_from_fq(f, q, x)
         return scale * (f if self.kind == "fq" else 1.0 + f / q)
