@@ -43,3 +43,18 @@ def test_platinum_nanoparticle_search_on_measured_data(tmp_path):
     result = run_refine(EXAMPLES / "pt_nanoparticle.toml", out=tmp_path)
     assert result.refined.terms["Pt"].breakdown["rw"] <= 0.10
     assert result.best["shape"] == "truncated_octahedron" and len(result.refined.structure) == 2406
+
+
+def test_liquid_argon_from_a_random_box(tmp_path):
+    from conftest import shared_file
+
+    from scatterfit.commands.refine import run_refine
+
+    shared_file("argon_liquid_85K_yarnell1973_SQ.sq")
+    run_refine(EXAMPLES / "argon_liquid.toml", out=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    shell = summary["chemistry"]["first_shell"]
+    assert summary["terms"]["Ar"]["rw"] < 0.035
+    assert 3.6 < shell["peak"] < 3.8  # Yarnell et al.: first peak of g(r) at 3.68 Å
+    assert 11.5 < shell["coordination"] < 13.5
+    assert summary["terms"]["energy"]["energy_per_atom_eV"] < -0.05

@@ -1,6 +1,7 @@
 """The refinement config file (TOML). Each section maps one-to-one onto an API object:
 
     [structure]      -> Structure          file = "x.cif" | cmi = "pdf/.../Ni.cif" | bulk = {name, crystalstructure, a, cubic}
+                                           | amorphous = {composition, n_atoms, density, min_dist, seed}
                                            uiso = 0.005 (optional starting Uiso, Å²)
     [[datasets]]     -> Dataset            name, file | cmi, kind, radiation, x_unit (overrides of the header)
     [[terms]]        -> DataTerm           kind = "data", dataset, model = "pdf" | "debye", qmax, ripple,
@@ -33,7 +34,7 @@ from scatterfit.errors import ScatterfitError
 
 NUMBER = (int, float)
 SCHEMA = {
-    "structure": {"file": str, "cmi": str, "bulk": dict, "uiso": NUMBER},
+    "structure": {"file": str, "cmi": str, "bulk": dict, "amorphous": dict, "uiso": NUMBER},
     "datasets": {"name": str, "file": str, "cmi": str, "kind": str, "radiation": str, "x_unit": str},
     "terms": {"kind": str, "name": str, "dataset": str, "model": str, "qmax": NUMBER, "ripple": str,
               "debye_kind": str, "qmin": NUMBER, "xmin": NUMBER, "xmax": NUMBER, "metric": str, "weight": NUMBER,
@@ -120,14 +121,14 @@ def load_config(path: str | Path) -> Config:
         raise ScatterfitError(f"{path}: [[datasets]] is empty")
     if not sections["terms"]:
         raise ScatterfitError(f"{path}: [[terms]] is empty")
-    sources = [k for k in ("file", "cmi", "bulk") if k in sections["structure"]]
+    sources = [k for k in ("file", "cmi", "bulk", "amorphous") if k in sections["structure"]]
     if sections["search"]:
         if "builder" not in sections["search"] or "variables" not in sections["search"]:
             raise ScatterfitError(f"{path}: [search] needs builder and variables")
         if sources:
             raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop [structure]")
     elif len(sources) != 1:
-        raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi or bulk")
+        raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi, bulk or amorphous")
     names = [d["name"] for d in sections["datasets"]]
     for k, d in enumerate(sections["datasets"]):
         if ("file" in d) == ("cmi" in d):

@@ -96,6 +96,8 @@ def chemistry_report(structure: Structure, cutoffs: dict | None = None, scale: f
         angle_report[f"{sym[key[0]]}-{sym[key[1]]}-{sym[key[2]]}"] = {
             **_stats(angles[m]), "histogram_10deg": hist.tolist()}
     report["angles"] = angle_report
+    if s.periodic and len(s) <= 50_000:
+        report["first_shell"] = first_shell(s)
 
     if oxidation:
         from scatterfit.constraints.restraints import BondValence
@@ -106,3 +108,27 @@ def chemistry_report(structure: Structure, cutoffs: dict | None = None, scale: f
         report["bond_valence"] = {sym[a]: {**_stats(sums[zsite == a]), "oxidation": float(bv.oxidation[a])}
                                   for a in sorted(set(zsite.tolist()))}
     return report
+
+
+def first_shell(structure: Structure, rmax: float = 8.0, dr: float = 0.02, smooth: float = 0.05) -> dict:
+    """Total radial distribution g(r) (Gaussian-smoothed histogram, width ``smooth`` Å) and its first shell:
+    peak position (Å), first minimum after it (Å) and the coordination number ∫ 4πρ r² g(r) dr up to it.
+    Periodic structures use their number density; finite ones are not normalised (ρ = N / bounding volume)."""
+    s = structure.with_(positions=structure.positions.detach(),
+                        cell=None if structure.cell is None else structure.cell.detach())
+    nb = neighbours(s, rmax)
+    d = pair_vectors(s, nb).norm(dim=-1).cpu().numpy()
+    n = len(s)
+    rho = n / float(s.volume) if s.periodic else n / float(np.prod(np.ptp(s.positions.cpu().numpy(), 0) + 1e-9))
+    edges = np.arange(0.0, rmax + dr / 2, dr)
+    hist, _ = np.histogram(d, bins=edges)
+    r = 0.5 * (edges[1:] + edges[:-1])
+    k_half = int(np.ceil(4 * smooth / dr))
+    kernel = np.exp(-0.5 * (np.arange(-k_half, k_half + 1) * dr / smooth) ** 2)
+    counts = np.convolve(hist, kernel / kernel.sum(), mode="same") / dr
+    g = 2 * counts / (n * rho * 4 * np.pi * r**2)  # a half list counts each pair once
+    k = int(np.argmax(g))
+    window = g[k:k + int(3.0 / dr)]
+    m = k + int(np.argmin(window))
+    cn = float(np.trapezoid(4 * np.pi * rho * r[: m + 1] ** 2 * g[: m + 1], r[: m + 1]))
+    return {"peak": float(r[k]), "g_peak": float(g[k]), "minimum": float(r[m]), "coordination": cn}

@@ -22,6 +22,13 @@ def build_structure(cfg: Config):
         s = Structure.from_file(path)
     elif "cmi" in sec:
         s = Structure.from_file(cmi_example(sec["cmi"]))
+    elif "amorphous" in sec:
+        from scatterfit.structure.builders import amorphous_box
+
+        try:
+            s = amorphous_box(**sec["amorphous"])
+        except TypeError as exc:
+            raise ScatterfitError(f"{cfg.path}: [structure].amorphous: {exc}") from None
     else:
         from ase.build import bulk
 
@@ -71,8 +78,12 @@ def build_loss(cfg: Config, datasets: dict):
             fwd = DebyeModel(kind=t.get("debye_kind", data.kind), radiation=data.radiation,
                              qmin=float(t.get("qmin", data.metadata.get("qmin", 0.5))),
                              qmax=float(t.get("qmax", data.metadata.get("qmax", 25.0))))
+        elif model == "box":
+            from scatterfit.models import BoxScatteringModel
+
+            fwd = BoxScatteringModel(kind=data.kind, radiation=data.radiation)
         else:
-            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: unknown model '{model}' (use pdf or debye)")
+            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: unknown model '{model}' (use pdf, debye or box)")
         terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
                               fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
                               name=t.get("name", t["dataset"])))
