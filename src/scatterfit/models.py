@@ -73,16 +73,20 @@ class BoxScatteringModel:
 
     with R = ``rmax`` (default: half the shortest box height, the range the box describes) and W the sinc
     (Lorch) window in r against truncation ripples. ``kind`` is "sq" or "fq"; radiation as in PDFModel.
-    kind "gr" is the G(r) a user derives from such S(Q) data: F(Q) on [qmin, qmax] (step qstep, Å⁻¹)
+    ``q_weighted=False`` gives S(Q) − 1 for kind "fq" (the interference function that Gudrun/NIMROD-style
+    "F(Q)" files hold, in their absolute units through the scale). kind "gr" is the G(r) a user derives from
+    such S(Q) data: F(Q) on [qmin, qmax] (step qstep, Å⁻¹)
     sine-transformed back to r — the same transform applied to data and model, so the two compare exactly.
     """
 
     def __init__(self, kind: str = "sq", *, radiation: str = "xray", rmax: float | None = None, dr: float = 0.01,
-                 skin: float = 1.0, qmin: float = 0.8, qmax: float = 20.0, qstep: float = 0.02):
+                 skin: float = 1.0, qmin: float = 0.8, qmax: float = 20.0, qstep: float = 0.02,
+                 q_weighted: bool = True):
         if kind not in ("sq", "fq", "gr"):
             raise ScatterfitError(f"a box scattering model gives kind 'sq', 'fq' or 'gr', not '{kind}'")
         self.kind, self.radiation, self.rmax, self.dr = kind, radiation, rmax, float(dr)
         self.qmin, self.qmax, self.qstep = float(qmin), float(qmax), float(qstep)
+        self.q_weighted = bool(q_weighted)
         self.cache = NeighbourCache(skin)
 
     def __call__(self, state, q: torch.Tensor) -> torch.Tensor:
@@ -105,4 +109,6 @@ class BoxScatteringModel:
         scale = p.get("scale") if p.get("scale") is not None else 1.0
         if self.kind == "gr":
             return scale * pdf_from_fq(f, q, x)
-        return scale * (f if self.kind == "fq" else 1.0 + f / q)
+        if self.kind == "fq":
+            return scale * (f if self.q_weighted else f / q)
+        return scale * (1.0 + f / q)

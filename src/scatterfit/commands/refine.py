@@ -78,12 +78,12 @@ def build_loss(cfg: Config, datasets: dict):
             fwd = DebyeModel(kind=t.get("debye_kind", data.kind), radiation=data.radiation,
                              qmin=float(t.get("qmin", data.metadata.get("qmin", 0.5))),
                              qmax=float(t.get("qmax", data.metadata.get("qmax", 25.0))))
-        elif model == "box":
+        elif model in ("box", "box-interference"):
             from scatterfit.models import BoxScatteringModel
 
-            fwd = BoxScatteringModel(kind=data.kind, radiation=data.radiation)
+            fwd = BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=model == "box")
         else:
-            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: unknown model '{model}' (use pdf, debye or box)")
+            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: unknown model '{model}' (use pdf, debye, box or box-interference)")
         terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
                               fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
                               name=t.get("name", t["dataset"])))
