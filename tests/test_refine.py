@@ -167,3 +167,15 @@ def test_background_polynomial_is_refined():
     p = res.parameters()
     assert abs(p["a"] - 3.524) < 1e-3
     assert p["background"] == pytest.approx(coeffs, abs=0.02)
+
+
+def test_stage_weights_switch_terms_off_and_must_name_real_terms():
+    data = _simulated_ni(seed=2)
+    start = Structure.from_ase(bulk("Ni", "fcc", a=3.55, cubic=True))
+    loss = Loss([DataTerm(PDFModel(qmax=25.0), data, name="ni")])
+    res = refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"ni": 0.0})],
+                 progress=False)
+    assert res.parameters()["a"] == pytest.approx(3.55, abs=1e-9)  # nothing to fit: the lattice stays
+    with pytest.raises(ScatterfitError, match="unknown term"):
+        refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"nope": 1.0})],
+               progress=False)

@@ -12,7 +12,8 @@
                                            "angle" | "bond_valence" | "density" | "composition" | "charge",
                                            args = {...} (the restraint's arguments), weight
     [parameters]     -> Parametrisation    free = [...], values = {...}, bounds = {name = [lo, hi]}
-    [[strategy]]     -> Stage              optimizer, free, steps, lr, tol, patience, xmax   (default: r-range ramp)
+    [[strategy]]     -> Stage              optimizer, free, steps, lr, tol, patience, xmax, weights = {term = w}
+                                           (default: r-range ramp)
     [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule", builder_args = {...},
                                            variables = {name = {kind, low, high | options}}, swarm_size, budget,
                                            stall, target, engine, executor, seed, top_k, inner_free, inner_steps
@@ -41,7 +42,7 @@ SCHEMA = {
               "fit_scale": bool, "potential": str, "restraint": str, "args": dict, "reference": NUMBER},
     "parameters": {"free": list, "values": dict, "bounds": dict},
     "strategy": {"optimizer": str, "free": list, "steps": int, "lr": NUMBER, "tol": NUMBER, "patience": int,
-                 "xmax": NUMBER},
+                 "xmax": NUMBER, "weights": dict},
     "search": {"builder": str, "builder_args": dict, "variables": dict, "swarm_size": int, "budget": int,
                "stall": int, "target": NUMBER, "engine": str, "executor": str, "seed": int, "top_k": int,
                "inner_free": list, "inner_steps": int},

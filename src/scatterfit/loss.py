@@ -150,10 +150,18 @@ class Loss:
             raise ScatterfitError(f"loss term names must be unique, got {names}")
         self.terms = terms
 
-    def evaluate(self, state, xmax: float | None = None) -> tuple[torch.Tensor, dict[str, TermValue]]:
+    def evaluate(self, state, xmax: float | None = None, weights: dict | None = None
+                 ) -> tuple[torch.Tensor, dict[str, TermValue]]:
+        """Total and per-term values; ``weights`` ({term name: weight}) overrides the terms' own weights (a
+        stage of a schedule may switch terms off with 0, which skips their evaluation)."""
+        weights = weights or {}
+        unknown = sorted(set(weights) - {t.name for t in self.terms})
+        if unknown:
+            raise ScatterfitError(f"stage weights name unknown term(s) {unknown} (terms: {[t.name for t in self.terms]})")
+        active = [t for t in self.terms if weights.get(t.name, t.weight) != 0]
         values = {t.name: (t.evaluate(state, xmax=xmax) if isinstance(t, DataTerm) else t.evaluate(state))
-                  for t in self.terms}
-        total = sum(t.weight * values[t.name].value for t in self.terms)
+                  for t in active}
+        total = sum(weights.get(t.name, t.weight) * values[t.name].value for t in active)
         return total, values
 
     def __call__(self, state) -> torch.Tensor:

@@ -37,6 +37,8 @@ class Stage:
         patience: see tol.
         xmax: fit only data points with x ≤ xmax in this stage (an r-range ramp: short range first, where a
             wrong lattice still overlaps the peaks).
+        weights: {term name: weight} for this stage, overriding the terms' weights (0 switches a term off:
+            e.g. build a physical network from energy and restraints first, then fit the data).
     """
 
     optimizer: str = "lbfgs"
@@ -46,6 +48,7 @@ class Stage:
     tol: float = 1e-9
     patience: int = 5
     xmax: float | None = None
+    weights: dict | None = None
 
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
@@ -239,7 +242,8 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
 
         def closure():
             opt.zero_grad()
-            value, terms = loss.evaluate(parametrisation.state(param), xmax=stage.xmax)
+            value, terms = loss.evaluate(parametrisation.state(param), xmax=stage.xmax, weights=stage.weights)
+            value = value + 0.0 * param.sum()  # a stage whose terms are all switched off still has a gradient
             if not torch.isfinite(value):
                 raise ScatterfitError("the loss became NaN or infinite; check the starting model and bounds")
             value.backward()
