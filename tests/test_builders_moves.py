@@ -1,6 +1,5 @@
 """Structure builders and atom-set moves."""
 
-import numpy as np
 import pytest
 import torch
 from ase.build import bulk

@@ -1,7 +1,6 @@
 """Energy models: references (analytic minima, published cohesive energies, Madelung constant, the wrapped
 calculators' own energies and forces) and finite-difference gradient checks, periodic and finite."""
 
-import math
 
 import numpy as np
 import pytest

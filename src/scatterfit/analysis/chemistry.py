@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from scatterfit.structure.geometry import atomic_number, bond_angles, neighbours, pair_vectors, triplets
+from scatterfit.structure.geometry import atomic_number, bond_angles, neighbours, pair_vectors, parse_pair, triplets
 from scatterfit.structure.structure import Structure
 
 
@@ -26,7 +26,7 @@ def bond_cutoffs(structure: Structure, cutoffs: dict | None = None, scale: float
         for b in zs:
             table[a, b] = scale * (covalent_radii[a] + covalent_radii[b])
     for spec, value in (cutoffs or {}).items():
-        a, b = (atomic_number(p.strip()) for p in spec.split("-"))
+        a, b = (atomic_number(p) for p in parse_pair(spec))
         if a <= max(zs) and b <= max(zs):
             table[a, b] = table[b, a] = float(value)
     return table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -37,9 +36,7 @@ def build_structure(cfg: Config):
         except (TypeError, ValueError, KeyError) as exc:
             raise ScatterfitError(f"{cfg.path}: [structure].bulk: {exc}") from None
     if "uiso" in sec:
-        import torch
-
-        s = s.with_(biso=torch.full((len(s),), 8 * math.pi**2 * float(sec["uiso"]), dtype=s.dtype))
+        s = s.with_uiso(sec["uiso"])
     return s
 
 

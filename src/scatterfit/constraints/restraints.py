@@ -16,7 +16,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.geometry import (atomic_number, bond_angles, neighbours, pair_distances, pair_vectors,
-                                           species_mask, triplets)
+                                           parse_pair, per_atom, species_mask, triplets)
 from scatterfit.structure.structure import Structure
 
 
@@ -37,16 +37,6 @@ def _range(value, what: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _pair(spec: str) -> tuple[str, str]:
-    parts = [p.strip() for p in str(spec).split("-")]
-    if len(parts) != 2:
-        raise ScatterfitError(f"pair '{spec}' must look like 'Si-O' ('*' matches any element)")
-    for p in parts:
-        if p != "*":
-            atomic_number(p)
-    return parts[0], parts[1]
-
-
 def smooth_count(r: torch.Tensor, r0: float, width: float) -> torch.Tensor:
     """Smooth step 1 → 0 around r0 (Fermi function of width ``width`` Å) for counting neighbours."""
     return torch.sigmoid((r0 - r) / width)
@@ -64,7 +54,7 @@ class MinDistance:
         table = {"*-*": float(distances)} if isinstance(distances, (int, float)) else dict(distances)
         self.table = {}
         for k, v in table.items():
-            a, b = ("*", "*") if k == "*" else _pair(k)
+            a, b = ("*", "*") if k == "*" else parse_pair(k)
             self.table[(a, b)] = float(v)
         if not self.table or min(self.table.values()) <= 0:
             raise ScatterfitError("min_distance: give positive distances")
@@ -106,7 +96,7 @@ class Coordination:
 
     def __init__(self, pair: str, r0: float, target, width: float = 0.05, weight: float = 1.0,
                  name: str | None = None):
-        self.centre, self.neighbour = _pair(pair)
+        self.centre, self.neighbour = parse_pair(pair)
         self.r0, self.width, self.weight = float(r0), float(width), float(weight)
         self.lo, self.hi = _range(target, f"coordination {pair} target")
         self.name = name or f"coordination:{pair}"
@@ -141,9 +131,7 @@ class BondAngle:
         parts = [p.strip() for p in triplet.split("-")]
         if len(parts) != 3:
             raise ScatterfitError(f"angle triplet '{triplet}' must look like 'O-Si-O'")
-        for p in parts:
-            if p != "*":
-                atomic_number(p)
+        parse_pair(f"{parts[0]}-{parts[1]}"), parse_pair(f"{parts[1]}-{parts[2]}")
         self.ends, self.centre = (parts[0], parts[2]), parts[1]
         self.bond_length, self.weight = float(bond_length), float(weight)
         self.lo, self.hi = _range(target, f"angle {triplet} target")
@@ -191,7 +179,7 @@ class BondValence:
         self.oxidation = {atomic_number(k): float(v) for k, v in oxidation.items()}
         self.overrides = {}
         for k, v in (r0 or {}).items():
-            a, c = (atomic_number(x) for x in _pair(k))
+            a, c = (atomic_number(x) for x in parse_pair(k))
             self.overrides[(a, c)] = self.overrides[(c, a)] = float(v)
         self.b, self.cutoff, self.weight, self.name = float(b), float(cutoff), float(weight), name
 
@@ -219,7 +207,7 @@ class BondValence:
             from ase.data import chemical_symbols
 
             raise ScatterfitError(f"bond_valence: no oxidation state for {', '.join(chemical_symbols[m] for m in missing)}")
-        ox = torch.tensor([self.oxidation.get(k, 0.0) for k in range(int(z.max()) + 1)], dtype=structure.dtype)[z]
+        ox = per_atom(z, self.oxidation, structure.dtype)
         nb = neighbours(structure, self.cutoff, full=True)
         opposite = ox[nb.i] * ox[nb.j] < 0
         i, j = nb.i[opposite], nb.j[opposite]
@@ -299,8 +287,7 @@ class ChargeNeutrality:
         if self.oxidation is None:
             q = structure.charges.to(structure.dtype)
         else:
-            z = structure.numbers
-            q = torch.tensor([self.oxidation.get(k, 0.0) for k in range(int(z.max()) + 1)], dtype=structure.dtype)[z]
+            q = per_atom(structure.numbers, self.oxidation, structure.dtype)
         total = (structure.occupancy * q).sum()
         return (total / len(structure)) ** 2, {"total_charge": float(total.detach())}
 

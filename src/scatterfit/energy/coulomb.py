@@ -15,7 +15,7 @@ import math
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import atomic_number, neighbours, pair_distances
+from scatterfit.structure.geometry import atomic_number, neighbours, pair_distances, per_atom
 from scatterfit.structure.structure import Structure
 
 COULOMB_EV_ANGSTROM = 14.399645
@@ -45,10 +45,7 @@ class DSFCoulomb:
             from ase.data import chemical_symbols
 
             raise ScatterfitError(f"coulomb: no charge given for {', '.join(chemical_symbols[z] for z in missing)}")
-        lookup = torch.zeros(max(self.charges) + 1, dtype=structure.dtype, device=structure.device)
-        for z, q in self.charges.items():
-            lookup[z] = q
-        return lookup[structure.numbers]
+        return per_atom(structure.numbers, self.charges, structure.dtype)
 
     def energy(self, structure: Structure) -> torch.Tensor:
         q = self.atom_charges(structure) * structure.occupancy

@@ -13,7 +13,7 @@ import torch
 
 from scatterfit.energy.coulomb import DSFCoulomb
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import atomic_number, neighbours, pair_distances
+from scatterfit.structure.geometry import Neighbours, atomic_number, neighbours, pair_distances, parse_pair
 from scatterfit.structure.structure import Structure
 
 
@@ -26,13 +26,7 @@ def smooth_switch(r: torch.Tensor, r_on: float, r_cut: float) -> torch.Tensor:
 def _pair_key(spec) -> tuple[int, int] | str:
     if spec == "*":
         return "*"
-    if isinstance(spec, str):
-        parts = spec.split("-")
-        if len(parts) != 2:
-            raise ScatterfitError(f"pair '{spec}' must look like 'Si-O' (or '*' for every pair)")
-        a, b = (atomic_number(p.strip()) for p in parts)
-    else:
-        a, b = (atomic_number(p) for p in spec)
+    a, b = (atomic_number(p) for p in (parse_pair(spec) if isinstance(spec, str) else spec))
     return (min(a, b), max(a, b))
 
 
@@ -92,8 +86,6 @@ class PairPotential:
         if not bool(active.any()):
             return structure.positions.sum() * 0.0
         sel = active.nonzero().squeeze(1)
-        from scatterfit.structure.geometry import Neighbours
-
         nb = Neighbours(nb.i[sel], nb.j[sel], nb.shifts[sel], nb.cutoff, nb.full)
         r = pair_distances(structure, nb)
         p = {k: v[sel].to(r.dtype) for k, v in p.items()}

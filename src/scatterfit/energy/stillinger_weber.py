@@ -36,10 +36,7 @@ class StillingerWeber:
         sub = structure
         mask = structure.numbers == self.z
         if not bool(mask.all()):
-            idx = mask.nonzero().squeeze(1)
-            sub = structure.with_(positions=structure.positions[idx], numbers=structure.numbers[idx],
-                                  occupancy=structure.occupancy[idx], biso=structure.biso[idx],
-                                  charges=structure.charges[idx])
+            sub = structure.select(mask)
         nb = neighbours(sub, self.cutoff * (1 - 1e-9), full=True)
         if len(nb) == 0:
             return structure.positions.sum() * 0.0

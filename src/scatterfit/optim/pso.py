@@ -115,7 +115,7 @@ class NevergradSwarm:
     def __init__(self, space: SearchSpace, size: int = 20, seed: int = 0, **_unused):
         import nevergrad as ng
 
-        from scatterfit.optim.space import Choice, Integer, Real
+        from scatterfit.optim.space import Integer, Real
 
         params = {}
         for v in space.variables:

@@ -146,8 +146,7 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     t0 = time.perf_counter()
     if checkpoint is not None and engine != "scatterfit":
         raise ScatterfitError("checkpointed searches need the scatterfit swarm engine")
-    swarm = make_swarm(space, engine, size=size, seed=seed, initial=initial, **swarm_kwargs) \
-        if engine == "scatterfit" else make_swarm(space, engine, size=size, seed=seed)
+    swarm = make_swarm(space, engine, size=size, seed=seed, initial=initial, **swarm_kwargs)
     seen: dict = {}
     history: list = []
     evaluations, since_best, best, idle = 0, 0, float("inf"), 0

@@ -21,7 +21,7 @@ LATTICES = {"fcc": math.sqrt(2), "bcc": 2 / math.sqrt(3)}  # a = factor × neare
 MAX_ATOMS = 2_000_000
 
 
-def _rng(seed) -> np.random.Generator:
+def as_generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
@@ -120,7 +120,7 @@ def nanoparticle(element, shape: str, size: int, nn_distance: float | None = Non
 def random_alloy(structure: Structure, fractions: dict, seed=0) -> Structure:
     """The same sites with species drawn at random in the given fractions ({"Pt": 0.3, "Ni": 0.7}); the counts
     are rounded so they add up to the number of sites."""
-    rng = _rng(seed)
+    rng = as_generator(seed)
     comp = _parse_formula(fractions)
     n = len(structure)
     total = sum(comp.values())
@@ -134,7 +134,7 @@ def random_alloy(structure: Structure, fractions: dict, seed=0) -> Structure:
     return structure.with_(numbers=torch.as_tensor(numbers, dtype=torch.int64, device=structure.device))
 
 
-def _place_random(n_atoms: int, numbers: np.ndarray, lengths: np.ndarray, min_dist: float,
+def _place_random(n_atoms: int, lengths: np.ndarray, min_dist: float,
                   rng: np.random.Generator, periodic: bool, inside=None, max_tries: int = 2000) -> np.ndarray:
     """Random sequential placement with a cell-list overlap check: O(N) on average."""
     cell_size = max(min_dist, 1e-3)
@@ -188,7 +188,7 @@ def amorphous_box(composition, n_atoms: int, density: float, min_dist: float = 1
     if packing > 0.45:
         raise ScatterfitError(f"min_dist {min_dist} Å at density {density} atoms/Å³ packs spheres to "
                               f"{packing:.2f}: random placement cannot reach it (lower min_dist)")
-    rng = _rng(seed)
+    rng = as_generator(seed)
     comp = _parse_formula(composition)
     total = sum(comp.values())
     zs = list(comp)
@@ -198,7 +198,7 @@ def amorphous_box(composition, n_atoms: int, density: float, min_dist: float = 1
     rng.shuffle(numbers)
     length = (n_atoms / density) ** (1 / 3)
     lengths = np.full(3, length)
-    pos = _place_random(n_atoms, numbers, lengths, min_dist, rng, periodic=True)
+    pos = _place_random(n_atoms, lengths, min_dist, rng, periodic=True)
     return Structure(torch.tensor(pos, dtype=dtype), torch.as_tensor(numbers), cell=torch.eye(3, dtype=dtype) * length,
                      pbc=(True, True, True))
 
@@ -206,7 +206,7 @@ def amorphous_box(composition, n_atoms: int, density: float, min_dist: float = 1
 def random_molecule(formula, min_dist: float = 1.0, density: float = 0.1, seed=0, dtype=torch.float64) -> Structure:
     """Atoms of ``formula`` ("C60", "W12O40P") at random in a sphere sized for ``density`` atoms/Å³, no pair
     closer than ``min_dist`` Å: a start with no prior knowledge of the connectivity."""
-    rng = _rng(seed)
+    rng = as_generator(seed)
     comp = _parse_formula(formula)
     numbers = np.concatenate([np.full(int(round(v)), z) for z, v in comp.items()])
     n = len(numbers)
@@ -215,7 +215,7 @@ def random_molecule(formula, min_dist: float = 1.0, density: float = 0.1, seed=0
     radius = (3 * n / (4 * math.pi * density)) ** (1 / 3)
     lengths = np.full(3, 2 * radius)
     centre = np.full(3, radius)
-    pos = _place_random(n, numbers, lengths, min_dist, rng, periodic=False,
+    pos = _place_random(n, lengths, min_dist, rng, periodic=False,
                         inside=lambda p: np.linalg.norm(p - centre) <= radius)
     rng.shuffle(numbers)
     return Structure(torch.tensor(pos - centre, dtype=dtype), torch.as_tensor(numbers))

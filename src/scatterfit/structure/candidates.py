@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.builders import (SHAPES, amorphous_box, bulk_nn_distance, nanoparticle, random_alloy,
                                            random_molecule)
-from scatterfit.structure.structure import EIGHT_PI2, Structure
+from scatterfit.structure.structure import Structure
 
 
 def _with_uiso(structure: Structure, uiso: float | None) -> Structure:
-    if uiso is None:
-        return structure
-    return structure.with_(biso=torch.full((len(structure),), EIGHT_PI2 * uiso, dtype=structure.dtype))
+    return structure if uiso is None else structure.with_uiso(uiso)
 
 
 @dataclass

@@ -129,6 +129,26 @@ def species_mask(numbers: torch.Tensor, element) -> torch.Tensor:
     return numbers == atomic_number(element)
 
 
+def parse_pair(spec) -> tuple[str, str]:
+    """("Si", "O") from "Si-O" (either side may be "*" for any element); one-line error otherwise."""
+    parts = [p.strip() for p in str(spec).split("-")]
+    if len(parts) != 2:
+        raise ScatterfitError(f"pair '{spec}' must look like 'Si-O' ('*' matches any element)")
+    for p in parts:
+        if p != "*":
+            atomic_number(p)
+    return parts[0], parts[1]
+
+
+def per_atom(numbers: torch.Tensor, values: dict, dtype, default: float = 0.0) -> torch.Tensor:
+    """[N] per-atom values from a per-element table {atomic number: value} (``default`` for the rest)."""
+    lookup = torch.full((int(numbers.max()) + 1,), float(default), dtype=dtype, device=numbers.device)
+    for z, v in values.items():
+        if z < lookup.numel():
+            lookup[z] = float(v)
+    return lookup[numbers]
+
+
 def atomic_number(element) -> int:
     """Atomic number of a symbol ("Si") or a number, with a clear error for unknown elements."""
     from ase.data import atomic_numbers

@@ -14,18 +14,9 @@ import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.structure.builders import as_generator
 from scatterfit.structure.geometry import atomic_number
 from scatterfit.structure.structure import Structure
-
-
-def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
-def _subset(structure: Structure, keep: torch.Tensor) -> Structure:
-    return structure.with_(positions=structure.positions[keep], numbers=structure.numbers[keep],
-                           occupancy=structure.occupancy[keep], biso=structure.biso[keep],
-                           charges=structure.charges[keep])
 
 
 def _min_image_distances(structure: Structure, points: np.ndarray) -> np.ndarray:
@@ -43,7 +34,7 @@ def _min_image_distances(structure: Structure, points: np.ndarray) -> np.ndarray
 def emptiest_site(structure: Structure, seed=0, trials: int = 2000) -> tuple[np.ndarray, float]:
     """The point farthest from every atom among ``trials`` random points (inside the cell, or inside the
     structure's bounding box for finite ones), and its distance to the nearest atom (Å)."""
-    rng = _rng(seed)
+    rng = as_generator(seed)
     if structure.cell is not None and any(structure.pbc):
         pts = rng.random((trials, 3)) @ structure.cell.detach().cpu().numpy()
     else:
@@ -91,12 +82,12 @@ def remove_atoms(structure: Structure, scores: torch.Tensor, count: int = 1) -> 
     order = torch.argsort(scores.detach(), descending=True)
     keep = torch.ones(n, dtype=torch.bool, device=structure.device)
     keep[order[:count]] = False
-    return _subset(structure, keep)
+    return structure.select(keep)
 
 
 def swap_species(structure: Structure, seed=0, pairs: int = 1) -> Structure:
     """Exchange the species of ``pairs`` random pairs of atoms of different elements (composition kept)."""
-    rng = _rng(seed)
+    rng = as_generator(seed)
     numbers = structure.numbers.clone()
     kinds = torch.unique(numbers)
     if len(kinds) < 2:
@@ -113,7 +104,7 @@ def change_composition(structure: Structure, element_from, element_to, count: in
                        bounds: tuple[float, float] = (0.0, 1.0)) -> Structure:
     """Turn ``count`` random atoms of ``element_from`` into ``element_to``, keeping the fraction of
     ``element_to`` within ``bounds``."""
-    rng = _rng(seed)
+    rng = as_generator(seed)
     z_from, z_to = atomic_number(element_from), atomic_number(element_to)
     numbers = structure.numbers.clone()
     candidates = torch.nonzero(numbers == z_from).squeeze(1).cpu().numpy()

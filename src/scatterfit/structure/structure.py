@@ -141,6 +141,16 @@ class Structure:
         return Structure(conv(self.positions), self.numbers.to(device), conv(self.cell), self.pbc,
                          conv(self.occupancy), conv(self.biso), conv(self.charges))
 
+    def select(self, index) -> "Structure":
+        """The atoms picked by ``index`` (bool mask or integer indices), with all their per-atom attributes."""
+        return self.with_(positions=self.positions[index], numbers=self.numbers[index],
+                          occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index])
+
+    def with_uiso(self, uiso: float) -> "Structure":
+        """Every atom given the isotropic displacement ``uiso`` (Å²)."""
+        return self.with_(biso=torch.full((len(self),), EIGHT_PI2 * float(uiso), dtype=self.dtype,
+                                          device=self.device))
+
     def with_(self, **changes) -> "Structure":
         """A copy with some fields replaced (validation runs again)."""
         return replace(self, **changes)
