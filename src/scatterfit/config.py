@@ -2,6 +2,8 @@
 
     [structure]      -> Structure          file = "x.cif" | cmi = "pdf/.../Ni.cif" | bulk = {name, crystalstructure, a, cubic}
                                            | amorphous = {composition, n_atoms, density, min_dist, seed}
+                                           | molecule = {formula, min_dist, density, seed} (atoms at random
+                                           in a sphere)
                                            uiso = 0.005 (optional starting Uiso, Å²)
     [[datasets]]     -> Dataset            name, file | cmi, kind, radiation, x_unit (overrides of the header)
     [[terms]]        -> DataTerm           kind = "data", dataset, model = "pdf" | "debye", qmax, ripple,
@@ -12,7 +14,8 @@
                                            "angle" | "bond_valence" | "density" | "composition" | "charge",
                                            args = {...} (the restraint's arguments), weight
     [parameters]     -> Parametrisation    free = [...], values = {...}, bounds = {name = [lo, hi]}
-    [[strategy]]     -> Stage              optimizer, free, steps, lr, tol, patience, xmax, weights = {term = w}
+    [[strategy]]     -> Stage              optimizer = "lbfgs" | "adam" | "basin", free, steps, lr, tol, patience,
+                                           xmax, weights = {term = w}; basin: local_steps, step_size, temperature
                                            (default: r-range ramp)
     [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule", builder_args = {...},
                                            variables = {name = {kind, low, high | options}}, swarm_size, budget,
@@ -35,14 +38,15 @@ from scatterfit.errors import ScatterfitError
 
 NUMBER = (int, float)
 SCHEMA = {
-    "structure": {"file": str, "cmi": str, "bulk": dict, "amorphous": dict, "uiso": NUMBER},
+    "structure": {"file": str, "cmi": str, "bulk": dict, "amorphous": dict, "molecule": dict,
+                  "uiso": NUMBER},
     "datasets": {"name": str, "file": str, "cmi": str, "kind": str, "radiation": str, "x_unit": str},
     "terms": {"kind": str, "name": str, "dataset": str, "model": str, "qmax": NUMBER, "ripple": str,
               "debye_kind": str, "qmin": NUMBER, "xmin": NUMBER, "xmax": NUMBER, "metric": str, "weight": NUMBER,
               "fit_scale": bool, "potential": str, "restraint": str, "args": dict, "reference": NUMBER},
     "parameters": {"free": list, "values": dict, "bounds": dict},
     "strategy": {"optimizer": str, "free": list, "steps": int, "lr": NUMBER, "tol": NUMBER, "patience": int,
-                 "xmax": NUMBER, "weights": dict},
+                 "xmax": NUMBER, "weights": dict, "local_steps": int, "step_size": NUMBER, "temperature": NUMBER},
     "search": {"builder": str, "builder_args": dict, "variables": dict, "swarm_size": int, "budget": int,
                "stall": int, "target": NUMBER, "engine": str, "executor": str, "seed": int, "top_k": int,
                "inner_free": list, "inner_steps": int},
@@ -122,14 +126,14 @@ def load_config(path: str | Path) -> Config:
         raise ScatterfitError(f"{path}: [[datasets]] is empty")
     if not sections["terms"]:
         raise ScatterfitError(f"{path}: [[terms]] is empty")
-    sources = [k for k in ("file", "cmi", "bulk", "amorphous") if k in sections["structure"]]
+    sources = [k for k in ("file", "cmi", "bulk", "amorphous", "molecule") if k in sections["structure"]]
     if sections["search"]:
         if "builder" not in sections["search"] or "variables" not in sections["search"]:
             raise ScatterfitError(f"{path}: [search] needs builder and variables")
         if sources:
             raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop [structure]")
     elif len(sources) != 1:
-        raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi, bulk or amorphous")
+        raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi, bulk, amorphous or molecule")
     names = [d["name"] for d in sections["datasets"]]
     for k, d in enumerate(sections["datasets"]):
         if ("file" in d) == ("cmi" in d):

@@ -8,6 +8,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.debye import debye_intensity
+from scatterfit.scattering.instrument import gaussian_resolution
 from scatterfit.scattering.pdf import pdf
 from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, structure_factor
 from scatterfit.structure.pairs import NeighbourCache
@@ -35,7 +36,10 @@ class PDFModel:
 @dataclass
 class DebyeModel:
     """Debye-equation patterns of a finite structure: kind "iq", "sq", "fq" on the data's Q grid, or "gr"
-    through the sine transform of F(Q) on [qmin, qmax] (with optional Lorch window and qdamp)."""
+    through the sine transform of F(Q) on [qmin, qmax] (with optional Lorch window and qdamp).
+
+    The state's qdamp (Å⁻¹) is the instrument's Gaussian Q resolution: the iq, sq and fq patterns are
+    convolved with it (scattering/instrument.gaussian_resolution), and G(r) gets its exp(−(qdamp r)²/2)."""
 
     kind: str = "iq"
     radiation: str = "xray"
@@ -53,17 +57,19 @@ class DebyeModel:
         s = state.structure
         scale = state.params.get("scale")
         scale = 1.0 if scale is None else scale
+        qdamp = state.params.get("qdamp") or 0.0
         if self.kind in ("iq", "saxs"):
-            return scale * debye_intensity(s, x, radiation=self.radiation, method=self.method)
+            i = debye_intensity(s, x, radiation=self.radiation, method=self.method)
+            return scale * (gaussian_resolution(i, x, qdamp) if self.kind == "iq" else i)
         q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype)
         i = debye_intensity(s, q, radiation=self.radiation, method=self.method)
         sq = structure_factor(i, s, q, radiation=self.radiation)
         if self.kind == "sq":
-            return scale * sq
+            return scale * gaussian_resolution(sq, q, qdamp)
         f = reduced_structure_factor(sq, q)
         if self.kind == "fq":
-            return scale * f
-        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=state.params.get("qdamp") or 0.0)
+            return scale * gaussian_resolution(f, q, qdamp)
+        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp)
 
 
 class BoxScatteringModel:

@@ -21,13 +21,14 @@ def build_structure(cfg: Config):
         s = Structure.from_file(path)
     elif "cmi" in sec:
         s = Structure.from_file(cmi_example(sec["cmi"]))
-    elif "amorphous" in sec:
-        from scatterfit.structure.builders import amorphous_box
+    elif "amorphous" in sec or "molecule" in sec:
+        from scatterfit.structure.builders import amorphous_box, random_molecule
 
+        key = "amorphous" if "amorphous" in sec else "molecule"
         try:
-            s = amorphous_box(**sec["amorphous"])
+            s = (amorphous_box if key == "amorphous" else random_molecule)(**sec[key])
         except TypeError as exc:
-            raise ScatterfitError(f"{cfg.path}: [structure].amorphous: {exc}") from None
+            raise ScatterfitError(f"{cfg.path}: [structure].{key}: {exc}") from None
     else:
         from ase.build import bulk
 

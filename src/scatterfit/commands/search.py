@@ -27,10 +27,12 @@ def build_candidates(cfg: Config):
         raise ScatterfitError(f"{cfg.path}: [search].builder_args: {exc}") from None
 
 
-def run_search(cfg: Config, out=None, resume: bool = False):
-    from scatterfit.commands.refine import build_datasets, build_loss, build_strategy, chemistry_options
+def build_evaluator(cfg: Config):
+    """The config's (CandidateEvaluator, SearchSpace, loss, final stages): what run_search and landscape
+    scripts share."""
+    from scatterfit.commands.refine import build_datasets, build_loss, build_strategy
     from scatterfit.optim import Stage
-    from scatterfit.optim.search import CandidateEvaluator, search
+    from scatterfit.optim.search import CandidateEvaluator
     from scatterfit.optim.space import SearchSpace
 
     sec = cfg.search
@@ -49,6 +51,15 @@ def run_search(cfg: Config, out=None, resume: bool = False):
                                    stages=[Stage(s.optimizer, free=inner_free, steps=s.steps, tol=s.tol,
                                                  patience=s.patience) for s in inner],
                                    values=dict(p.get("values", {})), seed=int(sec.get("seed", 0)))
+    return evaluator, space, loss, final
+
+
+def run_search(cfg: Config, out=None, resume: bool = False):
+    from scatterfit.commands.refine import chemistry_options
+    from scatterfit.optim.search import search
+
+    sec = cfg.search
+    evaluator, space, loss, final = build_evaluator(cfg)
     out_dir = Path(out or cfg.output.get("dir", "out/" + Path(cfg.path).stem))
     t0 = time.perf_counter()
     result = search(evaluator, space, size=int(sec.get("swarm_size", 16)), budget=int(sec.get("budget", 100)),

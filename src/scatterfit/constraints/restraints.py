@@ -92,10 +92,13 @@ class Coordination:
         pair: "Si-O" (centre-neighbour); "Si-Si" counts Si around Si.
         r0: bond cutoff, Å (between the first and second neighbour shells).
         target: a number or [lo, hi].
+        required: when False, a structure without centre atoms scores zero instead of raising (a search whose
+            candidates may lack them, e.g. a cluster with or without a central heteroatom).
     """
 
     def __init__(self, pair: str, r0: float, target, width: float = 0.05, weight: float = 1.0,
-                 name: str | None = None):
+                 name: str | None = None, required: bool = True):
+        self.required = bool(required)
         self.centre, self.neighbour = parse_pair(pair)
         self.r0, self.width, self.weight = float(r0), float(width), float(weight)
         self.lo, self.hi = _range(target, f"coordination {pair} target")
@@ -115,6 +118,8 @@ class Coordination:
     def penalty(self, structure: Structure):
         cn, centres = self.numbers_per_atom(structure)
         if centres.numel() == 0:
+            if not self.required:
+                return structure.positions.sum() * 0.0, {"mean": float("nan"), "fraction_in_range": float("nan")}
             raise ScatterfitError(f"{self.name}: the structure has no {self.centre} atoms")
         value = flat_bottom(cn, self.lo, self.hi).mean()
         inside = ((cn >= self.lo - 0.5) & (cn <= self.hi + 0.5)).double().mean()

@@ -49,7 +49,7 @@ class Dataset:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ScatterfitError(f"{self.path or 'dataset'}: unknown kind '{self.kind}' (use {', '.join(KINDS)})")
-        if self.radiation not in ("xray", "neutron"):
+        if self.radiation not in ("xray", "neutron", "unit"):
             raise ScatterfitError(f"{self.path or 'dataset'}: unknown radiation '{self.radiation}'")
 
     def __len__(self) -> int:

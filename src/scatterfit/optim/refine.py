@@ -39,6 +39,10 @@ class Stage:
             wrong lattice still overlaps the peaks).
         weights: {term name: weight} for this stage, overriding the terms' weights (0 switches a term off:
             e.g. build a physical network from energy and restraints first, then fit the data).
+        local_steps, step_size, temperature: for optimizer "basin" (basin hopping on the positions, see
+            optim/basin.py): ``steps`` hops, each a random move (jitter of step_size Å or relocation of 1–3
+            atoms) relaxed by local_steps L-BFGS steps and accepted by the Metropolis rule at the relative
+            temperature; the stage ends on the best structure met.
     """
 
     optimizer: str = "lbfgs"
@@ -49,10 +53,15 @@ class Stage:
     patience: int = 5
     xmax: float | None = None
     weights: dict | None = None
+    local_steps: int = 40
+    step_size: float = 0.3
+    temperature: float = 0.02
 
     def __post_init__(self):
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise ScatterfitError(f"unknown optimizer '{self.optimizer}' (use lbfgs or adam)")
+        if self.optimizer not in ("lbfgs", "adam", "basin"):
+            raise ScatterfitError(f"unknown optimizer '{self.optimizer}' (use lbfgs, adam or basin)")
+        if self.optimizer == "basin" and (self.local_steps < 1 or not self.step_size > 0 or self.temperature < 0):
+            raise ScatterfitError("a basin stage needs local_steps ≥ 1, step_size > 0 and temperature ≥ 0")
         if self.steps < 1:
             raise ScatterfitError(f"a stage needs at least one step, got {self.steps}")
         if not self.lr > 0:
@@ -227,49 +236,15 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
         for g in groups:
             a, b = offsets[g]
             mask[a:b] = 1.0
-        param = theta.clone().requires_grad_(True)
-        if stage.optimizer == "adam":
-            opt = torch.optim.Adam([param], lr=stage.lr)
+        if stage.optimizer == "basin":
+            if "positions" not in groups:
+                raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' among the free groups")
+            theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, start_step if si == start_stage else 0,
+                                 history, observers, every, ckpt)
         else:
-            opt = torch.optim.LBFGS([param], lr=stage.lr, max_iter=1, max_eval=30, history_size=20,
-                                    line_search_fn="strong_wolfe")
-        step0 = 0
-        if si == start_stage and opt_state is not None:
-            opt.load_state_dict(opt_state)
-            step0 = start_step
-
-        last = {}
-
-        def closure():
-            opt.zero_grad()
-            value, terms = loss.evaluate(parametrisation.state(param), xmax=stage.xmax, weights=stage.weights)
-            value = value + 0.0 * param.sum()  # a stage whose terms are all switched off still has a gradient
-            if not torch.isfinite(value):
-                raise ScatterfitError("the loss became NaN or infinite; check the starting model and bounds")
-            value.backward()
-            param.grad.mul_(mask)
-            last["value"], last["terms"] = float(value.detach()), terms
-            return value
-
-        stall = 0
-        for step in range(step0, stage.steps):
-            prev = history[-1] if history else None
-            opt.step(closure)
-            history.append(last["value"])
-            if observers and (step % every == 0 or step == stage.steps - 1):
-                for ob in observers:
-                    ob(si, step, last["value"], last["terms"])
-            if ckpt and (step + 1) % checkpoint_every == 0:
-                _save_checkpoint(ckpt, {"theta": param.detach().clone(), "history": list(history), "stage": si,
-                                        "step": step + 1, "optimizer": opt.state_dict(),
-                                        "rng": torch.get_rng_state()})
-            if prev is not None and abs(prev - last["value"]) <= stage.tol * max(abs(prev), 1e-300):
-                stall += 1
-                if stall >= stage.patience:
-                    break
-            else:
-                stall = 0
-        theta = param.detach().clone()
+            theta = _minimise(loss, parametrisation, theta, mask, stage, si, stage.steps, history, observers, every,
+                              ckpt, checkpoint_every, opt_state if si == start_stage else None,
+                              start_step if si == start_stage else 0)
         opt_state = None
         if ckpt:
             _save_checkpoint(ckpt, {"theta": theta, "history": list(history), "stage": si + 1, "step": 0,
@@ -280,3 +255,82 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
         state = parametrisation.state(theta)
         value, terms = loss.evaluate(state)
     return Result(theta, state, parametrisation, float(value), terms, history, time.perf_counter() - t0)
+
+
+def _minimise(loss, parametrisation, theta, mask, stage, si, steps, history, observers, every, ckpt=None,
+              checkpoint_every=10, opt_state=None, step0=0):
+    """Local minimisation (L-BFGS, or Adam for an "adam" stage) of the masked entries of θ; returns the new θ."""
+    param = theta.clone().requires_grad_(True)
+    if stage.optimizer == "adam":
+        opt = torch.optim.Adam([param], lr=stage.lr)
+    else:
+        opt = torch.optim.LBFGS([param], lr=stage.lr, max_iter=1, max_eval=30, history_size=20,
+                                line_search_fn="strong_wolfe")
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    last = {}
+
+    def closure():
+        opt.zero_grad()
+        value, terms = loss.evaluate(parametrisation.state(param), xmax=stage.xmax, weights=stage.weights)
+        value = value + 0.0 * param.sum()  # a stage whose terms are all switched off still has a gradient
+        if not torch.isfinite(value):
+            raise ScatterfitError("the loss became NaN or infinite; check the starting model and bounds")
+        value.backward()
+        param.grad.mul_(mask)
+        last["value"], last["terms"] = float(value.detach()), terms
+        return value
+
+    stall = 0
+    for step in range(step0, steps):
+        prev = history[-1] if history else None
+        opt.step(closure)
+        history.append(last["value"])
+        if observers and (step % every == 0 or step == steps - 1):
+            for ob in observers:
+                ob(si, step, last["value"], last["terms"])
+        if ckpt and (step + 1) % checkpoint_every == 0:
+            _save_checkpoint(ckpt, {"theta": param.detach().clone(), "history": list(history), "stage": si,
+                                    "step": step + 1, "optimizer": opt.state_dict(), "rng": torch.get_rng_state()})
+        if prev is not None and abs(prev - last["value"]) <= stage.tol * max(abs(prev), 1e-300):
+            stall += 1
+            if stall >= stage.patience:
+                break
+        else:
+            stall = 0
+    return param.detach().clone()
+
+
+def _stage_loss(loss, parametrisation, theta, stage) -> tuple[float, dict]:
+    with torch.no_grad():
+        value, terms = loss.evaluate(parametrisation.state(theta), xmax=stage.xmax, weights=stage.weights)
+    return float(value), terms
+
+
+def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, observers, every, ckpt):
+    """Basin hopping (optim/basin.py): ``stage.steps`` hops from θ; returns the best θ met. Checkpoints after
+    every hop (the best θ and the hop count), so a resumed stage continues from its best structure."""
+    from scatterfit.optim.basin import accept, perturb_positions
+
+    local = Stage("lbfgs", steps=stage.local_steps, tol=1e-6, patience=2, xmax=stage.xmax, weights=stage.weights)
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())) + hop0)
+    if hop0 == 0:
+        theta = _minimise(loss, parametrisation, theta, mask, local, si, local.steps, history, [], every)
+    current, current_value = theta, _stage_loss(loss, parametrisation, theta, stage)[0]
+    best, best_value = current, current_value
+    for hop in range(hop0, stage.steps):
+        trial = perturb_positions(parametrisation, current, stage.step_size, generator)
+        trial = current + (trial - current) * mask
+        trial = _minimise(loss, parametrisation, trial, mask, local, si, local.steps, history, [], every)
+        value, terms = _stage_loss(loss, parametrisation, trial, stage)
+        if accept(value, current_value, stage.temperature, generator):
+            current, current_value = trial, value
+            if value < best_value:
+                best, best_value = trial, value
+        if observers and (hop % every == 0 or hop == stage.steps - 1):
+            for ob in observers:
+                ob(si, hop, best_value, terms)
+        if ckpt:
+            _save_checkpoint(ckpt, {"theta": best.clone(), "history": list(history), "stage": si, "step": hop + 1,
+                                    "optimizer": None, "rng": torch.get_rng_state()})
+    return best

@@ -16,7 +16,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 
-RADIATIONS = ("xray", "neutron")
+RADIATIONS = ("xray", "neutron", "unit")  # "unit": point scatterers, f = 1 (simulations made that way)
 
 
 def _symbol(z: int) -> str:
@@ -87,8 +87,8 @@ class ScatteringFactors:
     """Tabulated scattering factors of T scattering types, as torch tensors.
 
     Attributes:
-        radiation: "xray" or "neutron".
-        offset: [T] constant term c (X-ray, electrons) or b_c (neutron, fm).
+        radiation: "xray", "neutron" or "unit" (every f = 1: point scatterers, as some simulations assume).
+        offset: [T] constant term c (X-ray, electrons), b_c (neutron, fm) or 1 (unit).
         scales: [T, 5] Gaussian amplitudes a_k (zero for neutrons).
         exponents: [T, 5] Gaussian exponents b_k in Å² for s = Q/4π (zero for neutrons).
         f_prime: [T] anomalous real correction f′ (0 unless an energy is given).
@@ -120,6 +120,9 @@ class ScatteringFactors:
                 else:
                     p, s = 0.0, 0.0
                 fp.append(p), fs.append(s)
+            elif radiation == "unit":
+                off.append(1.0), sc.append((0.0,) * 5), ex.append((0.0,) * 5)
+                fp.append(0.0), fs.append(0.0)
             else:
                 iso = None if isotopes is None else isotopes[k]
                 off.append(neutron_length(z, iso)), sc.append((0.0,) * 5), ex.append((0.0,) * 5)

@@ -70,3 +70,23 @@ def qmax_ripple_segment(g: torch.Tensor, dr: float, qmax: float) -> torch.Tensor
     idx = torch.arange(n_pad, device=g.device)
     keep = ((idx < lo) | (idx >= hi)).to(g.dtype)
     return torch.fft.ifft(spec * keep).real[:n].to(g.dtype)
+
+
+def gaussian_resolution(pattern: torch.Tensor, q: torch.Tensor, sigma) -> torch.Tensor:
+    """A pattern convolved with a Gaussian Q resolution of standard deviation ``sigma`` (Å⁻¹).
+
+    Each output point is the Gaussian-weighted mean of the pattern over the Q grid (rows normalised, so a
+    flat pattern stays flat up to the grid's ends). In real space this is the exp(−(σ r)²/2) envelope that
+    PDF programs call Qdamp, which is why the DebyeModel takes σ from the qdamp parameter.
+
+    Args:
+        pattern: [nQ]; q: [nQ] Å⁻¹ (any spacing); sigma: float or 0-d tensor, Å⁻¹ (≤ 0: unchanged).
+    Returns:
+        [nQ] the convolved pattern.
+    """
+    sigma_t = sigma if isinstance(sigma, torch.Tensor) else torch.tensor(float(sigma), dtype=pattern.dtype)
+    if float(sigma_t.detach()) <= 0:
+        return pattern
+    dq = torch.gradient(q)[0].abs()  # [nQ] local spacing: the quadrature weights of the convolution
+    kernel = torch.exp(-0.5 * ((q[:, None] - q[None, :]) / sigma_t) ** 2) * dq[None, :]
+    return (kernel @ pattern) / kernel.sum(1)

@@ -123,20 +123,27 @@ def bond_angles(vectors: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torc
 
 
 def species_mask(numbers: torch.Tensor, element) -> torch.Tensor:
-    """[N] bool: atoms of ``element`` (symbol, atomic number, or "*" for any)."""
+    """[N] bool: atoms of ``element`` (symbol, atomic number, "*" for any, or alternatives such as "P|Si")."""
     if element in ("*", None):
         return torch.ones_like(numbers, dtype=torch.bool)
+    if isinstance(element, str) and "|" in element:
+        mask = torch.zeros_like(numbers, dtype=torch.bool)
+        for e in element.split("|"):
+            mask |= numbers == atomic_number(e.strip())
+        return mask
     return numbers == atomic_number(element)
 
 
 def parse_pair(spec) -> tuple[str, str]:
-    """("Si", "O") from "Si-O" (either side may be "*" for any element); one-line error otherwise."""
+    """("Si", "O") from "Si-O" (either side may be "*" for any element, or alternatives like "P|Si");
+    one-line error otherwise."""
     parts = [p.strip() for p in str(spec).split("-")]
     if len(parts) != 2:
-        raise ScatterfitError(f"pair '{spec}' must look like 'Si-O' ('*' matches any element)")
+        raise ScatterfitError(f"pair '{spec}' must look like 'Si-O' ('*' matches any element, 'P|Si' either)")
     for p in parts:
         if p != "*":
-            atomic_number(p)
+            for e in p.split("|"):
+                atomic_number(e.strip())
     return parts[0], parts[1]
 
 

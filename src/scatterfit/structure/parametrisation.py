@@ -142,6 +142,22 @@ class Parametrisation:
             k += n
         return out
 
+    def group_slice(self, group: str) -> slice:
+        """Where the free ``group`` lives in θ."""
+        k = 0
+        for g in self.free:
+            n = int(math.prod(self.shapes[g]))
+            if g == group:
+                return slice(k, k + n)
+            k += n
+        raise ScatterfitError(f"'{group}' is not a free parameter group")
+
+    def with_values(self, theta: torch.Tensor, group: str, value: torch.Tensor) -> torch.Tensor:
+        """θ with the free ``group`` set to ``value`` (bounded units, clamped just inside its bounds)."""
+        out = theta.detach().clone()
+        out[self.group_slice(group)] = _to_unbounded(value.detach(), *self.bounds[group]).reshape(-1)
+        return out
+
     def state(self, theta: torch.Tensor) -> State:
         v = {**{k: t for k, t in self._init.items()}, **self.unpack(theta)}
         s = self.structure

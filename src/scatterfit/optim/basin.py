@@ -1,0 +1,67 @@
+"""Basin hopping on atom positions: a global search for structures whose loss landscape has many local minima
+(a cluster or a network built from atoms at random positions).
+
+Each hop perturbs the current positions, relaxes them with a short local minimisation and accepts the result
+by the Metropolis rule on the relative loss change, exp(−(L_new − L_cur) / (T · L_cur)), so the temperature T
+is dimensionless whatever the loss's units. Two moves, chosen at random:
+    jitter     every atom displaced by a Gaussian of ``step`` Å per coordinate;
+    relocate   one to three atoms moved to random points inside the structure (a sphere about its centroid
+               for a finite structure, the cell for a periodic one): what lets a misplaced atom escape.
+Reference: D. J. Wales & J. P. K. Doye, J. Phys. Chem. A 101, 5111 (1997).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generator: torch.Generator) -> torch.Tensor:
+    """θ with its "positions" group perturbed by one random move (jitter or relocate).
+
+    Args:
+        parametrisation: the Parametrisation (its "positions" group must be free).
+        theta: [n_params] current vector.
+        step: jitter standard deviation, Å.
+        generator: the torch random generator driving the moves.
+    Returns:
+        [n_params] perturbed vector; displacements stay inside the group's bounds.
+    """
+    lo, hi = parametrisation.bounds["positions"]
+    disp = parametrisation.unpack(theta.detach())["positions"].clone()  # [N, 3] Å
+    base = parametrisation.state(theta.detach()).structure.positions.detach() - disp  # [N, 3] Å
+    n = disp.shape[0]
+    if torch.rand((), generator=generator) < 0.5 or n < 2:
+        disp = disp + step * torch.randn(disp.shape, generator=generator, dtype=disp.dtype)
+    else:
+        k = int(torch.randint(1, min(3, n) + 1, (), generator=generator))
+        atoms = torch.randperm(n, generator=generator)[:k]
+        cell = parametrisation.structure.cell
+        if cell is not None and any(parametrisation.structure.pbc):
+            frac = torch.rand((k, 3), generator=generator, dtype=disp.dtype)
+            target = frac @ cell.detach().to(disp.dtype)
+        else:
+            pos = base + disp
+            centre = pos.mean(0)
+            radius = float((pos - centre).norm(dim=1).max())
+            u = torch.randn((k, 3), generator=generator, dtype=disp.dtype)
+            u = u / u.norm(dim=1, keepdim=True)
+            r = radius * torch.rand((k, 1), generator=generator, dtype=disp.dtype) ** (1 / 3)
+            target = centre + u * r
+        disp[atoms] = target - base[atoms]
+    margin = 1e-3 * (hi - lo)
+    disp = disp.clamp(lo + margin, hi - margin)
+    return parametrisation.with_values(theta, "positions", disp)
+
+
+def accept(new: float, current: float, temperature: float, generator: torch.Generator) -> bool:
+    """Metropolis rule on the relative loss change (always accepts a lower loss)."""
+    if not math.isfinite(new):
+        return False
+    if new <= current:
+        return True
+    if temperature <= 0:
+        return False
+    x = (new - current) / (temperature * max(abs(current), 1e-300))
+    return bool(torch.rand((), generator=generator) < math.exp(-x))

@@ -1,0 +1,107 @@
+"""Basin hopping (optim/basin.py), the Gaussian Q resolution of Debye patterns, "unit" point scatterers and
+restraints over alternative elements ("P|Si")."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scatterfit import Structure
+from scatterfit.constraints import Coordination
+from scatterfit.energy.pair import LennardJones
+from scatterfit.errors import ScatterfitError
+from scatterfit.loss import EnergyTerm, Loss
+from scatterfit.optim import Stage, refine
+from scatterfit.scattering.debye import debye_intensity
+from scatterfit.scattering.instrument import gaussian_resolution
+from scatterfit.structure.builders import random_molecule
+from scatterfit.structure.parametrisation import Parametrisation
+
+LJ13_GLOBAL_MINIMUM = -44.326801  # ε, the Mackay icosahedron (Wales & Doye 1997, Cambridge Cluster Database)
+
+
+def _lj13_problem(seed: int):
+    start = random_molecule("Ar13", min_dist=0.9, density=0.5, seed=seed)
+    lj = LennardJones({"Ar-Ar": {"epsilon": 1.0, "sigma": 1.0}}, cutoff=6.0, r_on=5.5)
+    loss = Loss([EnergyTerm(lj)])
+    param = Parametrisation(start, free=["positions"], bounds={"positions": 6.0})
+    return loss, param
+
+
+def test_basin_hopping_finds_the_lj13_icosahedron_where_local_minimisation_stops_short():
+    local_energies, basin_energies = [], []
+    for seed in range(3):
+        loss, param = _lj13_problem(seed)
+        local = refine(loss, param, Stage("lbfgs", steps=600, tol=1e-12, patience=5), progress=False)
+        local_energies.append(local.loss * 13)
+        basin = refine(loss, param, Stage("basin", steps=60, local_steps=60, step_size=0.3, temperature=0.05),
+                       progress=False, seed=seed)
+        basin_energies.append(basin.loss * 13)
+    # per-atom energy × 13 = total energy in ε
+    assert min(basin_energies) == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
+    assert max(local_energies) > LJ13_GLOBAL_MINIMUM + 0.5  # plain L-BFGS ends in a higher minimum
+    for b, l in zip(basin_energies, local_energies):
+        assert b <= l + 1e-6
+
+
+def test_basin_stage_resumes_from_its_checkpoint(tmp_path):
+    loss, param = _lj13_problem(0)
+    ckpt = tmp_path / "basin.pt"
+    first = refine(loss, param, Stage("basin", steps=4, local_steps=20), progress=False, checkpoint=ckpt)
+    resumed = refine(loss, param, Stage("basin", steps=8, local_steps=20), progress=False, checkpoint=ckpt,
+                     resume=True)
+    assert resumed.loss <= first.loss + 1e-9
+
+
+def test_basin_stage_needs_free_positions():
+    loss, param = _lj13_problem(0)
+    p = Parametrisation(param.structure, free=["biso"])
+    with pytest.raises(ScatterfitError, match="basin hopping needs 'positions'"):
+        refine(loss, p, Stage("basin", steps=2), progress=False)
+    with pytest.raises(ScatterfitError, match="local_steps"):
+        Stage("basin", local_steps=0)
+
+
+def test_gaussian_resolution_damps_a_sinusoid_by_the_analytic_factor():
+    """A Gaussian of σ convolved with sin(Q r) gives exp(−σ² r²/2) sin(Q r): the real-space Qdamp envelope."""
+    q = torch.linspace(0.0, 40.0, 8001, dtype=torch.float64)
+    r, sigma = 5.0, 0.1
+    out = gaussian_resolution(torch.sin(q * r), q, sigma)
+    middle = (q > 10) & (q < 30)
+    expected = math.exp(-0.5 * (sigma * r) ** 2) * torch.sin(q * r)
+    assert torch.allclose(out[middle], expected[middle], atol=1e-6)
+    assert torch.equal(gaussian_resolution(torch.sin(q), q, 0.0), torch.sin(q))
+
+
+def test_gaussian_resolution_gradient_matches_finite_differences():
+    q = torch.linspace(1.0, 10.0, 200, dtype=torch.float64)
+    pattern = torch.sin(3.0 * q) / q
+    sigma = torch.tensor(0.15, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: gaussian_resolution(pattern, q, s), (sigma,))
+
+
+def test_unit_radiation_is_point_scatterers():
+    """With f = 1 the Debye intensity of a dimer is 2 + 2 sin(Qd)/(Qd) exactly."""
+    d = 1.7
+    s = Structure(torch.tensor([[0.0, 0.0, 0.0], [d, 0.0, 0.0]], dtype=torch.float64), torch.tensor([6, 6]))
+    s = s.with_uiso(0.0)
+    q = torch.linspace(0.5, 20.0, 50, dtype=torch.float64)
+    i = debye_intensity(s, q, radiation="unit", method="exact")
+    assert torch.allclose(i, 2 + 2 * torch.sin(q * d) / (q * d), atol=1e-10)
+
+
+def test_coordination_over_alternative_elements_and_optional_centres():
+    tetra = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / math.sqrt(3) * 1.55
+    pos = torch.tensor(np.vstack([[0, 0, 0], tetra]), dtype=torch.float64)
+    for centre in (15, 14):  # P or Si at the centre of an O4 tetrahedron
+        s = Structure(pos, torch.tensor([centre, 8, 8, 8, 8]))
+        value, info = Coordination("P|Si-O", r0=1.9, target=4).penalty(s)
+        assert float(value) < 1e-4 and info["fraction_in_range"] == 1.0  # smooth count: CN = 3.996
+    empty = Structure(pos[1:], torch.tensor([8, 8, 8, 8]))
+    with pytest.raises(ScatterfitError, match="no P|Si atoms"):
+        Coordination("P|Si-O", r0=1.9, target=4).penalty(empty)
+    value, _ = Coordination("P|Si-O", r0=1.9, target=4, required=False).penalty(empty)
+    assert float(value) == 0.0
+    with pytest.raises(ScatterfitError):
+        Coordination("P|Xx-O", r0=1.9, target=4)
