@@ -30,19 +30,14 @@ def _lj13_problem(seed: int):
 
 
 def test_basin_hopping_finds_the_lj13_icosahedron_where_local_minimisation_stops_short():
-    local_energies, basin_energies = [], []
-    for seed in range(3):
-        loss, param = _lj13_problem(seed)
-        local = refine(loss, param, Stage("lbfgs", steps=600, tol=1e-12, patience=5), progress=False)
-        local_energies.append(local.loss * 13)
-        basin = refine(loss, param, Stage("basin", steps=60, local_steps=60, step_size=0.3, temperature=0.05),
-                       progress=False, seed=seed)
-        basin_energies.append(basin.loss * 13)
-    # per-atom energy × 13 = total energy in ε
-    assert min(basin_energies) == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
-    assert max(local_energies) > LJ13_GLOBAL_MINIMUM + 0.5  # plain L-BFGS ends in a higher minimum
-    for b, l in zip(basin_energies, local_energies):
-        assert b <= l + 1e-6
+    """From the same random start (seed 2) L-BFGS stops in a minimum above −41.3 ε; 25 hops reach the global
+    minimum. (Per-atom energy × 13 = total energy in ε.)"""
+    loss, param = _lj13_problem(2)
+    local = refine(loss, param, Stage("lbfgs", steps=300, tol=1e-12, patience=5), progress=False)
+    basin = refine(loss, param, Stage("basin", steps=25, local_steps=40, step_size=0.3, temperature=0.05),
+                   progress=False, seed=2)
+    assert local.loss * 13 > LJ13_GLOBAL_MINIMUM + 2.0
+    assert basin.loss * 13 == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
 
 
 def test_basin_stage_resumes_from_its_checkpoint(tmp_path):

@@ -96,7 +96,17 @@ class DataTerm:
             value = ((y - y_calc) ** 2).mean()
         return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
                          {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy(),
-                          "kind": self.dataset.kind})
+                          "kind": self.dataset.kind, "form": self.pattern_form()})
+
+    def pattern_form(self) -> str | None:
+        """How the fitted pattern reduces to F(Q) (analysis/derived_gr.py), or None for real-space and
+        intensity data: "sq" S(Q), "interference" S(Q) − 1 in any units, "fq" Q[S(Q) − 1]."""
+        kind = getattr(self.model, "kind", None)
+        if kind not in ("sq", "fq"):
+            return None
+        if kind == "fq" and not getattr(self.model, "q_weighted", True):
+            return "interference"
+        return kind
 
 
 class EnergyTerm:

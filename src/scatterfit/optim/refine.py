@@ -105,6 +105,17 @@ class Result:
         except ScatterfitError as exc:
             return {"error": str(exc)}
 
+    def derived_grs(self) -> dict:
+        """{term: derived_gr(...)} for the S(Q)/F(Q) data terms: data and model G(r) by the same transform."""
+        from scatterfit.analysis.derived_gr import derived_gr
+
+        out = {}
+        for name, tv in self.terms.items():
+            c = tv.curves
+            if c and c.get("form"):
+                out[name] = derived_gr(c["x"], c["y_obs"], c["y_calc"], c["form"])
+        return out
+
     def summary(self) -> dict:
         import platform
 
@@ -112,9 +123,12 @@ class Result:
 
         import scatterfit
 
+        terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()}
+        for name, derived in self.derived_grs().items():
+            terms[name]["rw_derived_gr"] = derived["rw"]
         return {
             "loss": self.loss,
-            "terms": {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()},
+            "terms": terms,
             "parameters": self.parameters(),
             "chemistry": self.chemistry_report(),
             "wall_time_s": self.wall_time,
@@ -150,6 +164,12 @@ class Result:
             xlabel, ylabel = labels.get(kind, ("Q (Å⁻¹)", "intensity"))
             plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, out / f"fit_{safe}.png",
                      title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
+        for name, d in self.derived_grs().items():
+            safe = name.replace(":", "_").replace("/", "_")
+            np.savetxt(out / f"fit_{safe}_derived_gr.csv", np.column_stack([d["r"], d["g_obs"], d["g_calc"]]),
+                       delimiter=",", header="r,data,model", comments="")
+            plot_fit(d["r"], d["g_obs"], d["g_calc"], "r (Å)", "G(r) from the fitted Q range (Lorch)",
+                     out / f"fit_{safe}_derived_gr.png", title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
         np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
         plot_history(self.history, out / "loss_history.png")
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2))
