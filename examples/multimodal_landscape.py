@@ -47,7 +47,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     results = {name: landscape(path) for name, path in CONFIGS.items()}
-    fig, axes = plt.subplots(1, len(results), figsize=(11, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, len(results), figsize=(10, 4.2), constrained_layout=True)
     for ax, (name, (shapes, sizes, grid)) in zip(axes, results.items()):
         relative = grid / np.nanmin(grid)  # loss relative to the best candidate: 1 = as good as the best
         im = ax.imshow(np.log10(relative), cmap="viridis_r", vmin=0, vmax=max(1.0, np.nanmax(np.log10(relative))))

@@ -1,7 +1,6 @@
 """Debye engine: analytic dimer, exact vs fast path (values and gradients), DebyeCalculator 1.1.1 reference,
 finite-difference gradient checks."""
 
-import math
 
 import numpy as np
 import pytest

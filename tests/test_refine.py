@@ -1,9 +1,6 @@
 """Refinement: recovery of known parameters from simulated data, checkpoint/resume, and the Ni fit against the
 PDFfit2 reference run in the same session."""
 
-import math
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +9,7 @@ from ase.build import bulk
 from conftest import cmi_file
 from scatterfit import ScatterfitError, Structure
 from scatterfit.io import Dataset, load_dataset
-from scatterfit.loss import DataTerm, Loss, rw
+from scatterfit.loss import DataTerm, Loss
 from scatterfit.models import PDFModel
 from scatterfit.optim import Stage, refine
 from scatterfit.scattering.pdf import pdf
