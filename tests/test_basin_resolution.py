@@ -100,3 +100,40 @@ def test_coordination_over_alternative_elements_and_optional_centres():
     assert float(value) == 0.0
     with pytest.raises(ScatterfitError):
         Coordination("P|Xx-O", r0=1.9, target=4)
+
+
+def test_config_molecule_start_and_basin_stage(tmp_path):
+    """[structure] molecule = {...} builds atoms at random in a sphere; a basin stage runs from the config."""
+    import json
+    from pathlib import Path
+
+    from scatterfit.commands.refine import run_refine
+
+    data = Path(__file__).resolve().parents[1] / "examples" / "data" / "au147_saxs.dat"
+    config = tmp_path / "m.toml"
+    config.write_text(f"""
+[structure]
+molecule = {{ formula = "Au13", density = 0.05, min_dist = 2.0, seed = 3 }}
+[[datasets]]
+name = "saxs"
+file = "{data}"
+kind = "saxs"
+[[terms]]
+kind = "data"
+dataset = "saxs"
+model = "debye"
+debye_kind = "saxs"
+[parameters]
+free = ["positions"]
+[[strategy]]
+optimizer = "basin"
+steps = 2
+local_steps = 3
+""")
+    run_refine(config, out=tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert sum(summary["chemistry"]["coordination"]["Au"]["total"].values()) == 13
+    bad = tmp_path / "bad.toml"
+    bad.write_text(config.read_text().replace('formula = "Au13"', 'formula = "Xx13"'))
+    with pytest.raises(ScatterfitError):
+        run_refine(bad, out=tmp_path / "bad")
