@@ -116,7 +116,8 @@ class Result:
                 out[name] = derived_gr(c["x"], c["y_obs"], c["y_calc"], c["form"])
         return out
 
-    def summary(self) -> dict:
+    def summary(self, derived: dict | None = None) -> dict:
+        """The JSON summary; ``derived`` is derived_grs() when the caller has it already."""
         import platform
 
         import ase
@@ -124,8 +125,8 @@ class Result:
         import scatterfit
 
         terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()}
-        for name, derived in self.derived_grs().items():
-            terms[name]["rw_derived_gr"] = derived["rw"]
+        for name, d in (self.derived_grs() if derived is None else derived).items():
+            terms[name]["rw_derived_gr"] = d["rw"]
         return {
             "loss": self.loss,
             "terms": terms,
@@ -164,7 +165,8 @@ class Result:
             xlabel, ylabel = labels.get(kind, ("Q (Å⁻¹)", "intensity"))
             plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, out / f"fit_{safe}.png",
                      title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
-        for name, d in self.derived_grs().items():
+        derived = self.derived_grs()
+        for name, d in derived.items():
             safe = name.replace(":", "_").replace("/", "_")
             np.savetxt(out / f"fit_{safe}_derived_gr.csv", np.column_stack([d["r"], d["g_obs"], d["g_calc"]]),
                        delimiter=",", header="r,data,model", comments="")
@@ -172,7 +174,7 @@ class Result:
                      out / f"fit_{safe}_derived_gr.png", title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
         np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
         plot_history(self.history, out / "loss_history.png")
-        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2))
+        (out / "summary.json").write_text(json.dumps(self.summary(derived), indent=2))
 
 
 class ProgressPrinter:
@@ -262,7 +264,7 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
             theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, start_step if si == start_stage else 0,
                                  history, observers, every, ckpt)
         else:
-            theta = _minimise(loss, parametrisation, theta, mask, stage, si, stage.steps, history, observers, every,
+            theta = _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every,
                               ckpt, checkpoint_every, opt_state if si == start_stage else None,
                               start_step if si == start_stage else 0)
         opt_state = None
@@ -277,9 +279,11 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
     return Result(theta, state, parametrisation, float(value), terms, history, time.perf_counter() - t0)
 
 
-def _minimise(loss, parametrisation, theta, mask, stage, si, steps, history, observers, every, ckpt=None,
+def _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every, ckpt=None,
               checkpoint_every=10, opt_state=None, step0=0):
-    """Local minimisation (L-BFGS, or Adam for an "adam" stage) of the masked entries of θ; returns the new θ."""
+    """Local minimisation (L-BFGS, or Adam for an "adam" stage) of the masked entries of θ, at most
+    ``stage.steps`` steps; returns the new θ."""
+    steps = stage.steps
     param = theta.clone().requires_grad_(True)
     if stage.optimizer == "adam":
         opt = torch.optim.Adam([param], lr=stage.lr)
@@ -335,13 +339,12 @@ def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, o
     local = Stage("lbfgs", steps=stage.local_steps, tol=1e-6, patience=2, xmax=stage.xmax, weights=stage.weights)
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())) + hop0)
     if hop0 == 0:
-        theta = _minimise(loss, parametrisation, theta, mask, local, si, local.steps, history, [], every)
+        theta = _minimise(loss, parametrisation, theta, mask, local, si, history, [], every)
     current, current_value = theta, _stage_loss(loss, parametrisation, theta, stage)[0]
     best, best_value = current, current_value
     for hop in range(hop0, stage.steps):
-        trial = perturb_positions(parametrisation, current, stage.step_size, generator)
-        trial = current + (trial - current) * mask
-        trial = _minimise(loss, parametrisation, trial, mask, local, si, local.steps, history, [], every)
+        trial = perturb_positions(parametrisation, current, stage.step_size, generator)  # moves positions only
+        trial = _minimise(loss, parametrisation, trial, mask, local, si, history, [], every)
         value, terms = _stage_loss(loss, parametrisation, trial, stage)
         if accept(value, current_value, stage.temperature, generator):
             current, current_value = trial, value
