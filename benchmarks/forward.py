@@ -7,7 +7,12 @@
 2. Real-space G(r) to 30 Å of periodic boxes (0.05 atoms/Å³): neighbour-list build and G(r) forward, forward +
    backward with the list reused.
 
-Usage: python benchmarks/forward.py [--threads T] [N ...]   (default 1 thread; 100 1000 5000 20000 atoms)
+On a GPU (``--device cuda``) both programs run on the device; the peak is then the extra GPU memory
+(torch.cuda.max_memory_allocated) and timings synchronise the device.
+
+Usage: python benchmarks/forward.py [--threads T] [--device D] [--block P] [--periodic 0|1] [N ...]
+       (default 1 thread, cpu, the device's default pairs per block (histogram.default_pairs_per_block);
+        100 1000 5000 20000 atoms)
 """
 
 from __future__ import annotations
@@ -33,16 +38,44 @@ def gold_sphere(n_target: int):
     return big[order[:n_target]]
 
 
-def best_of(fn, repeat):
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def best_of(fn, repeat, device="cpu"):
     best = float("inf")
     for _ in range(repeat):
+        _sync(device)
         t = time.perf_counter()
         fn()
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return best
 
 
-def _row(n: int, threads: int, queue) -> None:
+def _peak_start(device: str) -> float:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_end(device: str, base: float) -> float:
+    """Extra peak memory, MB: GPU allocations on a GPU, resident-set high-water mark on the CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20 - base
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+
+
+def _row(n: int, threads: int, queue, device: str = "cpu", block: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -52,27 +85,28 @@ def _row(n: int, threads: int, queue) -> None:
     from scatterfit.scattering.debye import debye_intensity
 
     atoms = gold_sphere(n)
-    s = Structure.from_ase(atoms)
-    q = torch.arange(*Q, dtype=torch.float64)
+    s = Structure.from_ase(atoms).to(device)
+    q = torch.arange(*Q, dtype=torch.float64, device=device)
     repeat = 3 if n <= 5000 else 1
-    warm = Structure.from_ase(gold_sphere(50))  # load the compiled kernels before the memory baseline
+    kw = dict(pairs_per_block=block)
+    warm = Structure.from_ase(gold_sphere(50)).to(device)  # load the compiled kernels before the memory baseline
     wp = warm.positions.clone().requires_grad_(True)
-    debye_intensity(warm.with_(positions=wp), q).sum().backward()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    debye_intensity(s, q)
-    t_fwd = best_of(lambda: debye_intensity(s, q), repeat)
+    debye_intensity(warm.with_(positions=wp), q, **kw).sum().backward()
+    base = _peak_start(device)
+    debye_intensity(s, q, **kw)
+    t_fwd = best_of(lambda: debye_intensity(s, q, **kw), repeat, device)
     pos = s.positions.clone().requires_grad_(True)
 
     def ours_fb():
         pos.grad = None
-        debye_intensity(s.with_(positions=pos), q).sum().backward()
+        debye_intensity(s.with_(positions=pos), q, **kw).sum().backward()
 
-    t_fb = best_of(ours_fb, repeat)
-    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # MB (ru_maxrss is in kB)
-    dc = DebyeCalculator(qmin=Q[0], qmax=Q[1], qstep=Q[2], biso=float(s.biso[0]), device="cpu")
+    t_fb = best_of(ours_fb, repeat, device)
+    peak = _peak_end(device, base)
+    dc = DebyeCalculator(qmin=Q[0], qmax=Q[1], qstep=Q[2], biso=float(s.biso[0]), device=device)
     dc.iq(atoms)
-    t_dc = best_of(lambda: dc.iq(atoms), repeat)
-    xyz = torch.tensor(atoms.positions, dtype=torch.float32, requires_grad=True)
+    t_dc = best_of(lambda: dc.iq(atoms), repeat, device)
+    xyz = torch.tensor(atoms.positions, dtype=torch.float32, device=device, requires_grad=True)
 
     def dc_fb():
         xyz.grad = None
@@ -80,7 +114,7 @@ def _row(n: int, threads: int, queue) -> None:
         out[1].sum().backward()
 
     try:
-        t_dc_fb = best_of(dc_fb, repeat)
+        t_dc_fb = best_of(dc_fb, repeat, device)
         if xyz.grad is None:
             t_dc_fb = float("nan")
     except Exception:
@@ -88,7 +122,7 @@ def _row(n: int, threads: int, queue) -> None:
     err_v = err_g = float("nan")
     if n <= 1100:
         ie = debye_intensity(s, q, method="exact")
-        err_v = float((ie - debye_intensity(s, q)).abs().max() / ie.abs().max())
+        err_v = float((ie - debye_intensity(s, q, **kw)).abs().max() / ie.abs().max())
         pe = s.positions.clone().requires_grad_(True)
         debye_intensity(s.with_(positions=pe), q, method="exact").sum().backward()
         ours_fb()
@@ -96,7 +130,7 @@ def _row(n: int, threads: int, queue) -> None:
     queue.put((len(s), t_fwd, t_dc, t_fb, t_dc_fb, peak, err_v, err_g))
 
 
-def _periodic_row(n: int, threads: int, queue) -> None:
+def _periodic_row(n: int, threads: int, queue, device: str = "cpu", block: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -104,47 +138,53 @@ def _periodic_row(n: int, threads: int, queue) -> None:
     from scatterfit.structure.pairs import NeighbourCache
     from scatterfit.testing import random_box
 
-    box = random_box(n, 0.05, numbers=(14,), min_dist=0.0, seed=0)
-    r = torch.arange(0.01, 30.0, 0.01, dtype=torch.float64)
+    box = random_box(n, 0.05, numbers=(14,), min_dist=0.0, seed=0).to(device)
+    r = torch.arange(0.01, 30.0, 0.01, dtype=torch.float64, device=device)
     cache = NeighbourCache(skin=0.5)
+    kw = dict(neighbour_cache=cache, pairs_per_block=block)
     t = time.perf_counter()
-    pdf(box, r, neighbour_cache=cache)
+    pdf(box, r, **kw)
+    _sync(device)
     t_first = time.perf_counter() - t
-    t_fwd = best_of(lambda: pdf(box, r, neighbour_cache=cache), 2)
+    t_fwd = best_of(lambda: pdf(box, r, **kw), 2, device)
     pos = box.positions.clone().requires_grad_(True)
-    t_fb = best_of(lambda: pdf(box.with_(positions=pos), r, neighbour_cache=cache).sum().backward(), 2)
+    t_fb = best_of(lambda: pdf(box.with_(positions=pos), r, **kw).sum().backward(), 2, device)
     queue.put((n, len(cache._pairs.i), t_first - t_fwd, t_fwd, t_fb))
 
 
-def run(target, n, threads):
+def run(target, n, threads, device="cpu", block=None):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(n, threads, queue))
+    proc = ctx.Process(target=target, args=(n, threads, queue, device, block))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
-def main(sizes, threads: int = 1) -> None:
-    print(f"Debye I(Q), Au spheres, Q 1-25/0.05 Å⁻¹ (480 points), CPU, {threads} thread(s) for both programs; "
-          "DC = DebyeCalculator 1.1.1 float32")
+def main(sizes, threads: int = 1, device: str = "cpu", block: int | None = None, periodic: int = 1) -> None:
+    print(f"Debye I(Q), Au spheres, Q 1-25/0.05 Å⁻¹ (480 points), {device}, {threads} thread(s) for both programs; "
+          f"DC = DebyeCalculator 1.1.1 float32; torch path blocks of {block or 'default'} pairs")
     print(f"{'atoms':>7} {'fwd s':>8} {'DC fwd s':>9} {'ratio':>6} {'f+b s':>8} {'DC f+b s':>9} {'ratio':>6} "
           f"{'peak MB':>8} {'val err':>8} {'grad err':>8}")
     for n in sizes:
-        na, tf, tdc, tfb, tdcfb, peak, ev, eg = run(_row, n, threads)
+        na, tf, tdc, tfb, tdcfb, peak, ev, eg = run(_row, n, threads, device, block)
         print(f"{na:>7} {tf:>8.3f} {tdc:>9.3f} {tdc / tf:>6.2f} {tfb:>8.3f} {tdcfb:>9.3f} {tdcfb / tfb:>6.2f} "
               f"{peak:>8.0f} {ev:>8.1e} {eg:>8.1e}")
-    print(f"\nReal-space G(r), 0.01-30 Å, periodic Si boxes at 0.05 atoms/Å³, {threads} thread(s)")
+    if not periodic:
+        return
+    print(f"\nReal-space G(r), 0.01-30 Å, periodic Si boxes at 0.05 atoms/Å³, {device}, {threads} thread(s)")
     print(f"{'atoms':>7} {'pairs':>10} {'list s':>8} {'G fwd s':>8} {'G f+b s':>8}")
     for n in (1000, 10000):
-        na, npairs, tl, tf, tfb = run(_periodic_row, n, threads)
+        na, npairs, tl, tf, tfb = run(_periodic_row, n, threads, device, block)
         print(f"{na:>7} {npairs:>10} {tl:>8.2f} {tf:>8.2f} {tfb:>8.2f}")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    threads = 1
-    if args[:1] == ["--threads"]:
-        threads, args = int(args[1]), args[2:]
-    main([int(a) for a in args] or [100, 1000, 5000, 20000], threads)
+    opts = {"--threads": 1, "--device": "cpu", "--block": None, "--periodic": 1}
+    while args[:1] and args[0] in opts:
+        opts[args[0]] = args[1] if args[0] == "--device" else int(args[1])
+        args = args[2:]
+    main([int(a) for a in args] or [100, 1000, 5000, 20000], opts["--threads"], opts["--device"], opts["--block"],
+         opts["--periodic"])

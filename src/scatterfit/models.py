@@ -61,7 +61,7 @@ class DebyeModel:
         if self.kind in ("iq", "saxs"):
             i = debye_intensity(s, x, radiation=self.radiation, method=self.method)
             return scale * (gaussian_resolution(i, x, qdamp) if self.kind == "iq" else i)
-        q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype)
+        q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype, device=x.device)
         i = debye_intensity(s, q, radiation=self.radiation, method=self.method)
         sq = structure_factor(i, s, q, radiation=self.radiation)
         if self.kind == "sq":
@@ -107,8 +107,8 @@ class BoxScatteringModel:
         rmax = self.rmax or 0.5 * min(heights)
         x = q
         if self.kind == "gr":
-            q = torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype)
-        r = torch.arange(self.dr, rmax + 1e-9, self.dr, dtype=q.dtype)
+            q = torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype, device=x.device)
+        r = torch.arange(self.dr, rmax + 1e-9, self.dr, dtype=q.dtype, device=q.device)
         p = state.params
         g = pdf(s, r, qdamp=p.get("qdamp") or 0.0, radiation=self.radiation, neighbour_cache=self.cache)
         f = fq_from_pdf(g, r, q, window=True)

@@ -22,7 +22,8 @@ from torch.utils.checkpoint import checkpoint
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.histogram import bspline4_transform, pair_histogram, pair_type_index, pair_type_list
+from scatterfit.scattering.histogram import (DEFAULT_PAIRS_PER_BLOCK, bspline4_transform, pair_histogram,
+                                             pair_type_index, pair_type_list)
 from scatterfit.structure import Structure
 
 SIXTEEN_PI2 = 16.0 * math.pi**2
@@ -117,7 +118,7 @@ def _exact_pair_sums(structure: Structure, q: torch.Tensor, type_index, n_types:
 
 def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "xray", method: str = "fast",
                    energy_ev: float | None = None, dr: float | None = None,
-                   pairs_per_block: int = 2_000_000) -> dict[str, torch.Tensor]:
+                   pairs_per_block: int | None = None) -> dict[str, torch.Tensor]:
     """Partial contributions to I(Q) by element pair.
 
     Args:
@@ -127,6 +128,7 @@ def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "x
         method: "fast" (histogram) or "exact" (pairwise).
         energy_ev: photon energy for anomalous f′/f″ (X-ray only).
         dr: histogram node spacing, Å (fast path); default from max(q).
+        pairs_per_block: memory bound of one block of pairs; None: 2 M on the CPU, up to 16 M on a GPU.
 
     Returns:
         {"A-B": [nQ] contribution of distinct pairs of elements A, B (both orders), "self": [nQ] Σ o²|f|²}.
@@ -156,7 +158,7 @@ def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "x
         b = torch.tensor([p[1] for p in pairs], device=q.device)
         pair_f = fr_dw[a] * fr_dw[b] + fi_dw[a] * fi_dw[b]
     else:
-        sums = _exact_pair_sums(structure, q, type_index, n_types, pairs_per_block)
+        sums = _exact_pair_sums(structure, q, type_index, n_types, pairs_per_block or DEFAULT_PAIRS_PER_BLOCK)
         pair_f = _pair_factor(fr, fi, n_types)
         pairs = pair_type_list(n_types)
     contributions = 2.0 * pair_f * sums

@@ -63,7 +63,7 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
                  delta2=0.0, spdiameter=None, qmax: float = 0.0, ripple: str = "pdffit2", rho0=None,
                  radiation: str = "xray",
                  pairs: PeriodicPairs | None = None, neighbour_cache=None, dr: float = 0.005,
-                 pairs_per_block: int = 2_000_000) -> dict[str, torch.Tensor]:
+                 pairs_per_block: int | None = None) -> dict[str, torch.Tensor]:
     """Partial contributions to G(r) by element pair, plus the "baseline" −4πρ0 r term.
 
     Args:
