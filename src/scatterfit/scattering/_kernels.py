@@ -1,9 +1,10 @@
 """Compiled (numba) CPU kernels of the pair histogram: the forward spreading and the analytic backward, fused
-into one pass over the pairs with no per-pair arrays. They compute exactly what the torch block path in
+into passes over the pairs with no per-pair arrays (finite systems: row buffers of N entries per thread). They compute exactly what the torch block path in
 histogram.py computes (tested against it); the torch path stays in use on other devices.
 
-Arrays: pos [N, 3] float64 Å (finite kernels take its columns px, py, pz [N] for a vectorised distance pass), occ [N] float64, types [N] int64, hist / grad [T' · n_nodes] float64 with the
-node r_n = (n − 1)·dr; periodic pairs (i, j) [P] int32 with integer cell shifts s [P, 3] int8 and cell [3, 3].
+Arrays: pos [N, 3] float64 Å (finite kernels take its columns px, py, pz [N] for a vectorised distance pass),
+occ [N] float64, types [N] int64, hist / grad [T' · n_nodes] float64 with the node r_n = (n − 1)·dr; periodic
+pairs (i, j) [P] int32 with integer cell shifts s [P, 3] int8 and cell [3, 3].
 """
 
 from __future__ import annotations
@@ -83,88 +84,96 @@ def _row_chunks(n, n_chunks):
     return bounds
 
 
+COLUMN_BLOCK = 1024  # pairs per pass of a row: the row buffers (9 × 8 kB) stay in the L1/L2 cache
+
+
 @numba.njit(**_OPTS)
-def _row_distances(px, py, pz, i, dxb, dyb, dzb, rb):
-    """Vectors and distances from atom i to atoms i+1..N−1 into the buffers (a loop LLVM vectorises)."""
-    xi, yi, zi = px[i], py[i], pz[i]
-    for k in range(px.shape[0] - i - 1):
-        j = i + 1 + k
+def _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb, kb, tb, ab):
+    """For the pairs (i, j0 + k), k < m, a loop LLVM vectorises: vectors dx, dy, dz, distance r, node index
+    k0 = ⌊r/dr + 1⌋ (as float), spline fraction t and amplitude w (/ r) into the row buffers [COLUMN_BLOCK]."""
+    xi, yi, zi, oi = px[i], py[i], pz[i], occ[i]
+    for k in range(m):
+        j = j0 + k
         dx = px[j] - xi
         dy = py[j] - yi
         dz = pz[j] - zi
         dxb[k] = dx
         dyb[k] = dy
         dzb[k] = dz
-        rb[k] = math.sqrt(dx * dx + dy * dy + dz * dz)
+        r = math.sqrt(dx * dx + dy * dy + dz * dz)
+        rb[k] = r
+        x = r * inv_dr + 1.0
+        k0 = math.floor(x)
+        kb[k] = k0
+        tb[k] = x - k0
+        w = oi * occ[j]
+        ab[k] = w / r if inverse_r else w
 
 
 @numba.njit(parallel=True, **_OPTS)
 def histogram_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, n_chunks):
-    """Positions as three contiguous coordinate arrays px, py, pz [N] (vectorised distance pass per row)."""
+    """Positions as three contiguous coordinate arrays px, py, pz [N]; per row a vectorised pre-pass, then the
+    scalar spreading onto the nodes."""
     n_pt = n_types * (n_types + 1) // 2
     local = np.zeros((n_chunks, n_pt * n_nodes))
     rmax = (n_nodes - 3) * dr
+    inv_dr = 1.0 / dr
     n = px.shape[0]
     rows = _row_chunks(n, n_chunks)
     for c in numba.prange(n_chunks):
         hist = local[c]
-        dxb, dyb, dzb, rb = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        nb = COLUMN_BLOCK
+        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+        kb, tb, ab = np.empty(nb), np.empty(nb), np.empty(nb)
         for i in range(rows[c], rows[c + 1]):
-            _row_distances(px, py, pz, i, dxb, dyb, dzb, rb)
-            oi, ti = occ[i], types[i]
-            for k in range(n - i - 1):
-                j = i + 1 + k
-                r = rb[k]
-                w = oi * occ[j]
-                if w == 0.0 or r >= rmax or r == 0.0:
-                    continue
-                _pair_forward(hist, r, w, _pair_type(ti, types[j], n_types), dr, n_nodes, inverse_r)
+            ti = types[i]
+            for j0 in range(i + 1, n, nb):
+                m = min(nb, n - j0)
+                _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb, kb, tb, ab)
+                for k in range(m):
+                    r = rb[k]
+                    if ab[k] == 0.0 or r >= rmax or r == 0.0:
+                        continue
+                    pt = 0 if n_types == 1 else _pair_type(ti, types[j0 + k], n_types)
+                    _spread(hist, pt * n_nodes + int(kb[k]) - 1, tb[k], ab[k])
     return local.sum(axis=0)
 
 
 @numba.njit(parallel=True, **_OPTS)
 def backward_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, g, n_chunks):
-    """Per row: a vectorised distance pass, a pass gathering dL/dr and dL/dw per pair, and a vectorised pass
-    adding the pair forces to the coordinate-wise gradient arrays."""
+    """Per row: a vectorised pre-pass, a scalar pass gathering Σ g B and Σ g B' per pair, and a vectorised pass
+    turning them into pair forces added to the coordinate-wise gradient arrays."""
     n = px.shape[0]
     gx_l, gy_l, gz_l = np.zeros((n_chunks, n)), np.zeros((n_chunks, n)), np.zeros((n_chunks, n))
     gocc_l = np.zeros((n_chunks, n))
     rmax = (n_nodes - 3) * dr
+    inv_dr = 1.0 / dr
     rows = _row_chunks(n, n_chunks)
     for c in numba.prange(n_chunks):
         gx, gy, gz, gocc = gx_l[c], gy_l[c], gz_l[c], gocc_l[c]
-        dxb, dyb, dzb, rb = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        cb, wb = np.empty(n), np.empty(n)
+        nb = COLUMN_BLOCK
+        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+        kb, tb, wb = np.empty(nb), np.empty(nb), np.empty(nb)
+        vb, db = np.empty(nb), np.empty(nb)
         for i in range(rows[c], rows[c + 1]):
-            _row_distances(px, py, pz, i, dxb, dyb, dzb, rb)
             oi, ti = occ[i], types[i]
-            m = n - i - 1
-            for k in range(m):
-                j = i + 1 + k
-                r = rb[k]
-                if r >= rmax or r == 0.0:
-                    cb[k] = 0.0
-                    wb[k] = 0.0
-                    continue
-                dldr, dldw = _pair_backward(g, r, oi * occ[j], _pair_type(ti, types[j], n_types), dr, n_nodes,
-                                            inverse_r)
-                cb[k] = dldr / r
-                wb[k] = dldw
             sx = 0.0
             sy = 0.0
             sz = 0.0
             so = 0.0
-            for k in range(m):
-                j = i + 1 + k
-                cx, cy, cz = cb[k] * dxb[k], cb[k] * dyb[k], cb[k] * dzb[k]
-                gx[j] += cx
-                gy[j] += cy
-                gz[j] += cz
-                gocc[j] += wb[k] * oi
-                sx += cx
-                sy += cy
-                sz += cz
-                so += wb[k] * occ[j]
+            for j0 in range(i + 1, n, nb):
+                m = min(nb, n - j0)
+                _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, False, dxb, dyb, dzb, rb, kb, tb, wb)
+                for k in range(m):
+                    r = rb[k]
+                    if r >= rmax or r == 0.0:
+                        vb[k] = 0.0
+                        db[k] = 0.0
+                        continue
+                    pt = 0 if n_types == 1 else _pair_type(ti, types[j0 + k], n_types)
+                    vb[k], db[k] = _gather(g, pt * n_nodes + int(kb[k]) - 1, tb[k])
+                sx, sy, sz, so = _row_forces(j0, m, oi, occ, inv_dr, inverse_r, dxb, dyb, dzb, rb, wb, vb, db,
+                                             gx, gy, gz, gocc, sx, sy, sz, so)
             gx[i] -= sx
             gy[i] -= sy
             gz[i] -= sz
@@ -174,6 +183,33 @@ def backward_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, g, 
     gpos[:, 1] = gy_l.sum(axis=0)
     gpos[:, 2] = gz_l.sum(axis=0)
     return gpos, gocc_l.sum(axis=0)
+
+
+@numba.njit(**_OPTS)
+def _row_forces(j0, m, oi, occ, inv_dr, inverse_r, dxb, dyb, dzb, rb, wb, vb, db, gx, gy, gz, gocc, sx, sy, sz, so):
+    """Pair forces from the gathered Σ g B (vb) and Σ g B' (db) of a row block, added to the gradient arrays of
+    atoms j0 + k (vectorised); returns the running sums for atom i."""
+    for k in range(m):
+        j = j0 + k
+        r = rb[k]
+        inv_r = 1.0 / (1.0 if r == 0.0 else r)
+        if inverse_r:
+            dldr = wb[k] * (db[k] * inv_dr - vb[k] * inv_r) * inv_r
+            dldw = vb[k] * inv_r
+        else:
+            dldr = wb[k] * db[k] * inv_dr
+            dldw = vb[k]
+        cb = dldr * inv_r
+        cx, cy, cz = cb * dxb[k], cb * dyb[k], cb * dzb[k]
+        gx[j] += cx
+        gy[j] += cy
+        gz[j] += cz
+        gocc[j] += dldw * oi
+        sx += cx
+        sy += cy
+        sz += cz
+        so += dldw * occ[j]
+    return sx, sy, sz, so
 
 
 @numba.njit(**_OPTS)
