@@ -10,7 +10,7 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.debye import debye_intensity
 from scatterfit.scattering.instrument import gaussian_resolution
 from scatterfit.scattering.pdf import pdf
-from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, structure_factor
+from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, sine_table, structure_factor
 from scatterfit.structure.pairs import NeighbourCache
 
 
@@ -61,7 +61,8 @@ class DebyeModel:
         if self.kind in ("iq", "saxs"):
             i = debye_intensity(s, x, radiation=self.radiation, method=self.method)
             return scale * (gaussian_resolution(i, x, qdamp) if self.kind == "iq" else i)
-        q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype, device=x.device)
+        q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype,
+                                                     device=x.device)
         i = debye_intensity(s, q, radiation=self.radiation, method=self.method)
         sq = structure_factor(i, s, q, radiation=self.radiation)
         if self.kind == "sq":
@@ -69,7 +70,22 @@ class DebyeModel:
         f = reduced_structure_factor(sq, q)
         if self.kind == "fq":
             return scale * gaussian_resolution(f, q, qdamp)
-        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp)
+        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp, sin_table=self._sine_table(x, q))
+
+    def __getstate__(self) -> dict:  # the sine tables are rebuilt where the model runs, not pickled with it
+        return {k: v for k, v in self.__dict__.items() if k != "_tables"}
+
+    def _sine_table(self, r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """sin(Q r) for this model's grids, kept for the next call (a refinement calls with the same grids; a
+        range ramp with a few prefixes of r: one table per grid, at most four kept)."""
+        key = (r.numel(), float(r[0]), float(r[-1]), float(r.sum()), q.numel(), float(q[0]), float(q[-1]),
+               r.dtype, str(r.device))
+        tables = self.__dict__.setdefault("_tables", {})
+        if key not in tables:
+            if len(tables) >= 4:
+                tables.pop(next(iter(tables)))
+            tables[key] = sine_table(r, q)
+        return tables[key]
 
 
 class BoxScatteringModel:

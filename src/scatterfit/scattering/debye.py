@@ -128,7 +128,7 @@ def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "x
         method: "fast" (histogram) or "exact" (pairwise).
         energy_ev: photon energy for anomalous f′/f″ (X-ray only).
         dr: histogram node spacing, Å (fast path); default from max(q).
-        pairs_per_block: memory bound of one block of pairs; None: 2 M on the CPU, up to 16 M on a GPU.
+        pairs_per_block: memory bound of one block of pairs; None: 2 M on the CPU, 6 M on a GPU.
 
     Returns:
         {"A-B": [nQ] contribution of distinct pairs of elements A, B (both orders), "self": [nQ] Σ o²|f|²}.

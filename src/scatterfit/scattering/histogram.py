@@ -21,13 +21,15 @@ import torch
 from scatterfit.errors import ScatterfitError
 
 DEFAULT_PAIRS_PER_BLOCK = 2_000_000  # torch path on the CPU: about 0.6 GB of temporaries per block
-GPU_PAIRS_PER_BLOCK = 16_000_000  # on a GPU: 2x faster than 2 M pairs on an H100 (benchmarks/forward.py), ~4.7 GB
+# On a GPU, 20k Au atoms, forward+backward against DebyeCalculator (benchmarks/forward.py --block): 2 M pairs
+# 1.15x (H100), 6 M pairs 2.4x with a 1.8 GB peak, 16 M pairs 2.9x with 4.7 GB (H200). 6 M keeps under 2 GB.
+GPU_PAIRS_PER_BLOCK = 6_000_000
 BYTES_PER_PAIR = 300  # measured peak GPU memory of a block of the torch path, per pair
 
 
 def default_pairs_per_block(device: torch.device | str) -> int:
-    """Pairs per block of the torch path: 2 M on the CPU; on a GPU up to 16 M, bounded by a quarter of the free
-    device memory."""
+    """Pairs per block of the torch path: 2 M on the CPU; on a GPU 6 M (peak ≈ 1.8 GB), fewer when a quarter of
+    the free device memory cannot hold them."""
     device = torch.device(device)
     if device.type != "cuda":
         return DEFAULT_PAIRS_PER_BLOCK

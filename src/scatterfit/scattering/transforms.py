@@ -54,12 +54,19 @@ def reduced_structure_factor(s: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return q * (s - 1.0)
 
 
+def sine_table(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """sin(Q r) on the grids, [nR, nQ]: precompute it once for repeated transforms on the same grids."""
+    return torch.sin(r.detach()[:, None] * q.detach()[None, :])
+
+
 def pdf_from_fq(f: torch.Tensor, q: torch.Tensor, r: torch.Tensor, *, qmin: float | None = None,
-                qmax: float | None = None, lorch: bool = False, qdamp=0.0) -> torch.Tensor:
+                qmax: float | None = None, lorch: bool = False, qdamp=0.0,
+                sin_table: torch.Tensor | None = None) -> torch.Tensor:
     """G(r) = (2/π) Σ_Q F(Q) L(Q) sin(Qr) ΔQ on [qmin, qmax], times exp(−(qdamp r)²/2).
 
     Args:
         f: [nQ] F(Q); q: [nQ] Å⁻¹; r: [nR] Å.
+        sin_table: [nR, nQ] sine_table(r, q), when the caller keeps it between calls (q and r fixed).
     Returns:
         [nR] G(r), Å⁻².
     """
@@ -71,7 +78,10 @@ def pdf_from_fq(f: torch.Tensor, q: torch.Tensor, r: torch.Tensor, *, qmin: floa
     w = _weights(q) * mask
     if lorch:
         w = w * lorch_window(q, qmax)
-    g = (2.0 / math.pi) * ((f * w)[None, :] * torch.sin(r[:, None] * q[None, :])).sum(1)
+    table = sine_table(r, q) if sin_table is None else sin_table
+    if table.shape != (r.numel(), q.numel()):
+        raise ScatterfitError(f"sin_table has shape {tuple(table.shape)}, expected {(r.numel(), q.numel())}")
+    g = (2.0 / math.pi) * (table.to(f.dtype) @ (f * w))
     qdamp_t = qdamp if isinstance(qdamp, torch.Tensor) else torch.tensor(float(qdamp), dtype=g.dtype)
     return g * torch.exp(-0.5 * (qdamp_t * r) ** 2)
 
