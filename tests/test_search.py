@@ -140,6 +140,19 @@ def test_search_on_a_local_two_worker_dask_cluster_equals_serial():
     np.testing.assert_allclose(dask.history, serial.history, rtol=1e-12)
 
 
+def test_search_on_a_local_two_worker_ray_runtime_equals_serial():
+    """Ray is an optional extra (scatterfit[ray], 240 MB): skipped where it is not installed (CI)."""
+    pytest.importorskip("ray")
+    _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=10.0)
+    space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 2)])
+    kwargs = dict(size=6, budget=12, stall=100, seed=1, top_k=1, progress=False)
+    serial = search(evaluator, space, **kwargs)
+    ray_run = search(evaluator, space, executor="ray-local:2", **kwargs)
+    assert ray_run.best == serial.best and ray_run.evaluations == serial.evaluations
+    assert [t["candidate"] for t in ray_run.top] == [t["candidate"] for t in serial.top]
+    np.testing.assert_allclose(ray_run.history, serial.history, rtol=1e-12)
+
+
 def test_executor_specs():
     from scatterfit.optim.executor import SerialExecutor, make_executor
 

@@ -5,6 +5,9 @@ cluster — the same search code runs on all of them.
     make_executor("processes" | "processes:4")   a local process pool (spawned, one torch thread each)
     make_executor("dask-local:2")           a local Dask cluster of 2 single-threaded worker processes
     make_executor("dask://host:8786")       an existing Dask scheduler
+    make_executor("ray-local:2")            a local Ray runtime of 2 single-threaded workers (optional extra
+                                            scatterfit[ray])
+    make_executor("ray://host:10001")       an existing Ray cluster (Ray client address)
 
 Each executor has ``map(function, items) -> list`` (results in order) and ``close()``; the function and items
 must be picklable for every executor but the serial one.
@@ -81,6 +84,37 @@ class DaskExecutor:
             self.cluster.close()
 
 
+class RayExecutor:
+    """Ray tasks: a local runtime of ``workers`` CPUs, or the cluster at ``address`` (``ray://host:port``)."""
+
+    def __init__(self, address: str | None = None, workers: int = 2):
+        try:
+            import ray
+        except ImportError:
+            raise ScatterfitError("the ray executor needs Ray: pip install 'scatterfit[ray]'") from None
+        self.ray = ray
+        self.started_here = not ray.is_initialized()
+        if self.started_here:
+            try:
+                if address is None:
+                    ray.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False,
+                             configure_logging=False)
+                else:
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ScatterfitError(f"cannot start or reach Ray at {address or 'local'} ({exc})") from None
+        self.workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        self._remote = ray.remote(num_cpus=1)(_single_thread_call)
+
+    def map(self, function, items) -> list:
+        function_ref = self.ray.put(function)
+        return self.ray.get([self._remote.remote(function_ref, item) for item in items])
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+
+
 def make_executor(spec=None):
     """An executor from a spec string (see the module docstring) or an object that already has ``map``."""
     if spec is None or spec == "serial":
@@ -97,6 +131,11 @@ def make_executor(spec=None):
             return DaskExecutor(None, int(arg) if arg else 2)
         if spec.startswith("dask://") or spec.startswith("tcp://"):
             return DaskExecutor(spec.replace("dask://", "tcp://", 1))
+        if kind == "ray-local":
+            return RayExecutor(None, int(arg) if arg else 2)
+        if spec.startswith("ray://"):
+            return RayExecutor(spec)
     except ValueError:
         raise ScatterfitError(f"executor '{spec}': the worker count must be an integer") from None
-    raise ScatterfitError(f"unknown executor '{spec}' (serial, processes[:N], dask-local[:N], dask://host:port)")
+    raise ScatterfitError(f"unknown executor '{spec}' (serial, processes[:N], dask-local[:N], dask://host:port, "
+                          "ray-local[:N], ray://host:port)")
