@@ -9,7 +9,7 @@ from ase.build import bulk, molecule
 
 from scatterfit import ScatterfitError, Structure
 from scatterfit.energy import (ASECalculatorEnergy, Buckingham, DSFCoulomb, LennardJones, Morse, StillingerWeber,
-                               XTBEnergy, batch_energies, bks_silica, default_potential, forces)
+                               Tersoff, XTBEnergy, batch_energies, bks_silica, default_potential, forces)
 from scatterfit.energy.registry import make_potential
 from scatterfit.testing import check_structure_gradients, random_box, random_cluster
 
@@ -142,6 +142,39 @@ def test_stillinger_weber_and_bks_gradients():
     assert check_structure_gradients(StillingerWeber().energy, cluster)
     silica = random_box(24, 0.066, numbers=(14, 8, 8), min_dist=1.5, seed=4)
     assert check_structure_gradients(bks_silica(cutoff=5.0, coulomb_cutoff=5.0).energy, silica, atol=1e-5)
+
+
+@pytest.mark.parametrize("element, atoms", [("Si", bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)),
+                                            ("C", bulk("C", "diamond", a=3.567, cubic=True) * (2, 2, 2))])
+def test_tersoff_matches_ase_tersoff_calculator(element, atoms):
+    """Energy and forces of a rattled crystal against ASE's independent Tersoff implementation (the LAMMPS form)
+    with the same parameters; and the published cohesive energy of diamond Si (−4.63 eV/atom, Tersoff 1988)."""
+    from ase.calculators.tersoff import Tersoff as ASETersoff
+    from ase.calculators.tersoff import TersoffParameters
+
+    from scatterfit.energy.tersoff import PARAMETERS
+
+    atoms = atoms.copy()
+    atoms.rattle(0.08, seed=2)
+    atoms.calc = ASETersoff({(element,) * 3: TersoffParameters(**PARAMETERS[element])})
+    s = Structure.from_ase(atoms)
+    assert float(Tersoff(element).energy(s)) == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    np.testing.assert_allclose(forces(Tersoff(element), s).numpy(), atoms.get_forces(), atol=1e-9)
+    if element == "Si":
+        perfect = Structure.from_ase(bulk("Si", "diamond", a=5.432))
+        assert float(Tersoff("Si").energy(perfect)) / 2 == pytest.approx(-4.63, abs=0.005)
+
+
+def test_tersoff_gradients_and_three_rings_cost():
+    c = random_cluster(10, numbers=(6,), min_dist=1.3, seed=1)
+    assert check_structure_gradients(Tersoff("C").energy, c)
+    si = _rattled(bulk("Si", "diamond", a=5.431, cubic=True), 0.1)
+    assert check_structure_gradients(Tersoff("Si").energy, si)
+    triangle = Structure([[0, 0, 0], [1.44, 0, 0], [0.72, 1.247, 0]], [6, 6, 6])
+    chain = Structure([[0, 0, 0], [1.44, 0, 0], [2.16, 1.247, 0]], [6, 6, 6])  # 120° at the middle atom
+    assert float(Tersoff("C").energy(triangle)) > float(Tersoff("C").energy(chain)) + 1.0
+    with pytest.raises(ScatterfitError, match="no parameters"):
+        Tersoff("Au")
 
 
 def test_default_potential_matches_chgnet_own_ase_calculator(chgnet):

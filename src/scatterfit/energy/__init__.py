@@ -6,8 +6,9 @@ from scatterfit.energy.chgnet import CHGNetEnergy, default_potential
 from scatterfit.energy.coulomb import DSFCoulomb
 from scatterfit.energy.pair import Buckingham, LennardJones, Morse, PairPotential, bks_silica, lj_argon
 from scatterfit.energy.stillinger_weber import StillingerWeber
+from scatterfit.energy.tersoff import Tersoff
 from scatterfit.energy.xtb import XTBEnergy
 
 __all__ = ["ASECalculatorEnergy", "EnergyModel", "SumEnergy", "batch_energies", "forces", "CHGNetEnergy",
            "default_potential", "DSFCoulomb", "Buckingham", "LennardJones", "Morse", "PairPotential", "bks_silica",
-           "lj_argon", "StillingerWeber", "XTBEnergy"]
+           "lj_argon", "StillingerWeber", "Tersoff", "XTBEnergy"]

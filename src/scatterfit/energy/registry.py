@@ -33,6 +33,7 @@ def _builders() -> dict:
     from scatterfit.energy.chgnet import CHGNetEnergy
     from scatterfit.energy.coulomb import DSFCoulomb
     from scatterfit.energy.stillinger_weber import StillingerWeber
+    from scatterfit.energy.tersoff import Tersoff
     from scatterfit.energy.xtb import XTBEnergy
 
     return {
@@ -44,6 +45,7 @@ def _builders() -> dict:
         "bks": lambda **kw: pair.bks_silica(**kw),
         "lj-argon": lambda: pair.lj_argon(),
         "stillinger-weber": lambda **kw: StillingerWeber(**kw),
+        "tersoff": lambda **kw: Tersoff(**kw),
         "gfn2-xtb": lambda **kw: XTBEnergy(**kw),
         "emt": _emt,
         "ase": _ase_calculator,
@@ -52,7 +54,7 @@ def _builders() -> dict:
 
 ALIASES = {"lj": "lennard-jones", "sw": "stillinger-weber", "xtb": "gfn2-xtb", "default": "chgnet"}
 POTENTIALS = ("chgnet", "lennard-jones", "morse", "buckingham", "coulomb", "bks", "lj-argon", "stillinger-weber",
-              "gfn2-xtb", "emt", "ase")
+              "tersoff", "gfn2-xtb", "emt", "ase")
 
 
 def make_potential(name: str = "chgnet", **args):
