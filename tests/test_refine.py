@@ -176,3 +176,9 @@ def test_stage_weights_switch_terms_off_and_must_name_real_terms():
     with pytest.raises(ScatterfitError, match="unknown term"):
         refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"nope": 1.0})],
                progress=False)
+    # a term whose own weight is 0 (switched on only by some stages) still appears in the final report
+    off = DataTerm(PDFModel(qmax=25.0), data, name="off", weight=0.0)
+    res = refine(Loss([DataTerm(PDFModel(qmax=25.0), data, name="ni"), off]), Parametrisation(start, free=["lattice"]),
+                 [Stage("lbfgs", steps=5)], progress=False)
+    assert set(res.terms) == {"ni", "off"}
+    assert res.loss == pytest.approx(float(res.terms["ni"].value), rel=1e-12)

@@ -159,17 +159,19 @@ class Loss:
             raise ScatterfitError(f"loss term names must be unique, got {names}")
         self.terms = terms
 
-    def evaluate(self, state, xmax: float | None = None, weights: dict | None = None
+    def evaluate(self, state, xmax: float | None = None, weights: dict | None = None, report_all: bool = False
                  ) -> tuple[torch.Tensor, dict[str, TermValue]]:
         """Total and per-term values; ``weights`` ({term name: weight}) overrides the terms' own weights (a
-        stage of a schedule may switch terms off with 0, which skips their evaluation)."""
+        stage of a schedule may switch terms off with 0, which skips their evaluation). ``report_all`` also
+        evaluates the switched-off terms (for the final report; they still add nothing to the total)."""
         weights = weights or {}
         unknown = sorted(set(weights) - {t.name for t in self.terms})
         if unknown:
             raise ScatterfitError(f"stage weights name unknown term(s) {unknown} (terms: {[t.name for t in self.terms]})")
         active = [t for t in self.terms if weights.get(t.name, t.weight) != 0]
+        shown = self.terms if report_all else active
         values = {t.name: (t.evaluate(state, xmax=xmax) if isinstance(t, DataTerm) else t.evaluate(state))
-                  for t in active}
+                  for t in shown}
         total = sum(weights.get(t.name, t.weight) * values[t.name].value for t in active)
         return total, values
 

@@ -275,7 +275,7 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
         printer.close()
     with torch.no_grad():
         state = parametrisation.state(theta)
-        value, terms = loss.evaluate(state)
+        value, terms = loss.evaluate(state, report_all=True)
     return Result(theta, state, parametrisation, float(value), terms, history, time.perf_counter() - t0)
 
 

@@ -1,6 +1,7 @@
-"""Compiled (numba) CPU kernels of the pair histogram: the forward spreading and the analytic backward, fused
-into passes over the pairs with no per-pair arrays (finite systems: row buffers of N entries per thread). They compute exactly what the torch block path in
-histogram.py computes (tested against it); the torch path stays in use on other devices.
+"""Compiled (numba) CPU kernels of the pair histogram: the forward spreading and the analytic backward, as
+passes over the pairs with no per-pair arrays (finite systems: row buffers of COLUMN_BLOCK entries per thread).
+They compute exactly what the torch block path in histogram.py computes (tested against it); the torch path
+stays in use on other devices.
 
 Arrays: pos [N, 3] float64 Å (finite kernels take its columns px, py, pz [N] for a vectorised distance pass),
 occ [N] float64, types [N] int64, hist / grad [T' · n_nodes] float64 with the node r_n = (n − 1)·dr; periodic
