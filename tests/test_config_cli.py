@@ -97,3 +97,25 @@ def test_config_mistakes_point_at_the_key(case, capsys, edit, message):
     assert main(["refine", str(case / "bad.toml"), "--out", str(case / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "bad.toml" in err[0]
+
+
+@pytest.mark.parametrize("device, message", [("gpu7", "unknown device 'gpu7'"),
+                                             ("cuda", "no CUDA device is available"),
+                                             ("meta", "not supported")])
+def test_refine_device_errors_are_one_line(case, capsys, device, message):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "o"), "--device", device]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_refine_cli_on_the_cpu_device_equals_the_default(case):
+    import json
+
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "a"), "--device", "cpu"]) == 0
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "b")]) == 0
+    a, b = (json.loads((case / d / "summary.json").read_text()) for d in ("a", "b"))
+    assert a["loss"] == b["loss"] and a["parameters"] == b["parameters"]

@@ -161,3 +161,65 @@ def test_float32_on_cuda_within_fast_path_tolerance():
     assert fast32.dtype == torch.float32
     _close(fast32.double(), exact, rel=1e-4)
     assert math.isfinite(float(fast32.sum()))
+
+
+def test_refine_cli_on_the_device_equals_the_cpu_run(tmp_path):
+    """`scatterfit refine CONFIG --device cuda`: the Ni PDF case of test_config_cli on the device reaches the
+    CPU run's lattice, qdamp and Rw, writes every output, and resumes."""
+    import json
+
+    import numpy as np
+
+    from scatterfit.cli import main
+    from test_config_cli import CONFIG  # noqa: I001
+
+    truth = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True)).with_uiso(0.006)
+    r = torch.arange(0.01, 15.0, 0.01, dtype=torch.float64)
+    g = pdf(truth, r, qdamp=0.045, qmax=25.0).numpy() + 0.005 * np.random.default_rng(0).standard_normal(len(r))
+    np.savetxt(tmp_path / "sim.gr", np.column_stack([r.numpy(), g]), header="mode = xray\nqmax = 25.0")
+    bulk("Ni", "fcc", a=3.56, cubic=True).write(str(tmp_path / "start.cif"))
+    (tmp_path / "case.toml").write_text(CONFIG)
+    runs = {}
+    for dev in ("cpu", str(CUDA)):
+        assert main(["refine", str(tmp_path / "case.toml"), "--out", str(tmp_path / dev), "--device", dev]) == 0
+        runs[dev] = json.loads((tmp_path / dev / "summary.json").read_text())
+        assert (tmp_path / dev / "fit_sim.png").is_file() and (tmp_path / dev / "refined.cif").is_file()
+    cpu, gpu = runs["cpu"], runs[str(CUDA)]
+    assert gpu["parameters"]["a"] == pytest.approx(cpu["parameters"]["a"], abs=1e-5)
+    assert gpu["parameters"]["qdamp"] == pytest.approx(cpu["parameters"]["qdamp"], abs=1e-4)
+    assert gpu["terms"]["sim"]["rw"] == pytest.approx(cpu["terms"]["sim"]["rw"], abs=1e-4)
+    assert main(["refine", str(tmp_path / "case.toml"), "--out", str(tmp_path / str(CUDA)), "--device", str(CUDA),
+                 "--resume"]) == 0
+
+
+def test_cluster_refinement_with_energy_restraints_and_basin_hops_on_the_device():
+    """Positions of a cluster against a Debye I(Q), with a Lennard-Jones energy, restraints and basin hops:
+    every term runs on the device and the result matches the same refinement on the CPU."""
+    import numpy as np
+
+    from scatterfit.constraints import BondAngle, Coordination, MinDistance
+    from scatterfit.energy import LennardJones
+    from scatterfit.io.datasets import Dataset
+    from scatterfit.loss import DataTerm, EnergyTerm, Loss
+    from scatterfit.optim import Stage, refine
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    truth = Structure.from_ase(Icosahedron("Au", 2))  # 13 atoms
+    q = torch.arange(1.0, 15.0, 0.05, dtype=torch.float64)
+    data = Dataset(q.numpy(), debye_intensity(truth, q).numpy(), None, "iq", "inv_angstrom")
+    start = truth.with_(positions=truth.positions + 0.15 * torch.randn(13, 3, dtype=torch.float64,
+                                                                        generator=torch.Generator().manual_seed(0)))
+    results = []
+    for dev in (CUDA, torch.device("cpu")):
+        terms = [DataTerm(DebyeModel("iq"), data),
+                 EnergyTerm(LennardJones({"Au-Au": {"epsilon": 0.2, "sigma": 2.57}}), weight=0.01),
+                 MinDistance(2.3, weight=1.0), Coordination("Au-Au", r0=3.3, target=[3, 12], weight=0.1),
+                 BondAngle("Au-Au-Au", 3.3, [50, 180], weight=0.01)]
+        res = refine(Loss(terms), Parametrisation(start.to(dev), free=["positions"], bounds={"positions": 2.0}),
+                     [Stage("lbfgs", steps=30), Stage("basin", steps=2, local_steps=5, step_size=0.05)],
+                     progress=False)
+        assert res.structure.positions.device.type == dev.type
+        results.append(res)
+    gpu, cpu = results
+    assert gpu.terms["data:iq"].breakdown["rw"] < 0.01 and cpu.terms["data:iq"].breakdown["rw"] < 0.01
+    assert gpu.loss == pytest.approx(cpu.loss, rel=1e-3)

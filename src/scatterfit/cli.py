@@ -39,6 +39,7 @@ def _add_refine(sub) -> None:
     p.add_argument("config", help="TOML configuration file (see scatterfit/config.py and examples/)")
     p.add_argument("--out", default=None, help="output folder (overrides [output] dir)")
     p.add_argument("--resume", action="store_true", help="resume from the checkpoint in the output folder")
+    p.add_argument("--device", default=None, help="torch device of the refinement, e.g. cuda (default: cpu)")
 
 
 def _add_demo(sub) -> None:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "refine":
             from scatterfit.commands.refine import run_refine
 
-            run_refine(args.config, out=args.out, resume=args.resume)
+            run_refine(args.config, out=args.out, resume=args.resume, device=args.device)
         elif args.command == "demo":
             from scatterfit.commands.demo import run_demo
 

@@ -70,9 +70,16 @@ class DataTerm:
         self.y = torch.as_tensor(self.dataset.y, dtype=dtype)
         self.w = None if self.dataset.sigma is None else torch.as_tensor(1.0 / self.dataset.sigma**2, dtype=dtype)
 
+    def _on(self, device: torch.device):
+        """(x, y, w) on ``device`` (moved once and kept: a refinement runs on one device)."""
+        if self.x.device != device:
+            self.x, self.y = self.x.to(device), self.y.to(device)
+            self.w = None if self.w is None else self.w.to(device)
+        return self.x, self.y, self.w
+
     def evaluate(self, state, xmax: float | None = None) -> TermValue:
         """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages)."""
-        x, y, w = self.x, self.y, self.w
+        x, y, w = self._on(state.structure.device)
         if xmax is not None and xmax < float(x[-1]):
             m = x <= xmax
             if int(m.sum()) >= 10:
@@ -84,7 +91,8 @@ class DataTerm:
             lo, hi = float(self.x[0]), float(self.x[-1])
             t = (2 * x - (lo + hi)) / max(hi - lo, 1e-12)
             background = polynomial_background(t, coeffs)
-        scale = optimal_scale(y - background, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype)
+        scale = optimal_scale(y - background, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype,
+                                                                                             device=y_calc.device)
         y_calc = scale * y_calc + background
         r = rw(y, y_calc, w)
         if self.metric == "rw":
@@ -95,7 +103,7 @@ class DataTerm:
         else:
             value = ((y - y_calc) ** 2).mean()
         return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
-                         {"x": x.numpy(), "y_obs": y.numpy(), "y_calc": y_calc.detach().numpy(),
+                         {"x": x.cpu().numpy(), "y_obs": y.cpu().numpy(), "y_calc": y_calc.detach().cpu().numpy(),
                           "kind": self.dataset.kind, "form": self.pattern_form()})
 
     def pattern_form(self) -> str | None:

@@ -49,6 +49,7 @@ def chemistry_report(structure: Structure, cutoffs: dict | None = None, scale: f
     """
     from ase.data import chemical_symbols as sym
 
+    structure = structure.to("cpu")  # a report: numpy on the host, whatever device the refinement used
     table = bond_cutoffs(structure, cutoffs, scale)
     s = structure.with_(positions=structure.positions.detach(),
                         cell=None if structure.cell is None else structure.cell.detach())

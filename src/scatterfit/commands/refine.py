@@ -168,15 +168,35 @@ def build_strategy(cfg: Config):
     return stages
 
 
-def run_refine(config_path, out=None, resume: bool = False):
+def resolve_device(device: str | None):
+    """A torch device from a user's string, checked: None → CPU; an unknown or absent device → one clear line."""
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ScatterfitError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScatterfitError(f"device '{device}' requested but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ScatterfitError(f"device '{device}' is not supported (use cpu or cuda)")
+    return dev
+
+
+def run_refine(config_path, out=None, resume: bool = False, device: str | None = None):
     from scatterfit.optim import refine
 
     cfg = load_config(config_path)
+    dev = resolve_device(device)
     if cfg.search:
         from scatterfit.commands.search import run_search
 
+        if dev.type != "cpu":
+            raise ScatterfitError("--device applies to refinements; a [search] runs its candidates on the CPU")
         return run_search(cfg, out=out, resume=resume)
-    structure = build_structure(cfg)
+    structure = build_structure(cfg).to(dev)
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets)
     param = build_parametrisation(cfg, structure)

@@ -217,7 +217,7 @@ class BondValence:
         opposite = ox[nb.i] * ox[nb.j] < 0
         i, j = nb.i[opposite], nb.j[opposite]
         species = sorted(set(z.tolist()))
-        r0_table = torch.zeros(int(z.max()) + 1, int(z.max()) + 1, dtype=structure.dtype)
+        r0_table = torch.zeros(int(z.max()) + 1, int(z.max()) + 1, dtype=structure.dtype, device=structure.device)
         for a in species:
             for c in species:
                 if self.oxidation[a] * self.oxidation[c] < 0:
@@ -231,7 +231,8 @@ class BondValence:
 
     def penalty(self, structure: Structure):
         bvs, sites = self.sums(structure)
-        target = torch.tensor([abs(self.oxidation[int(z)]) for z in structure.numbers[sites]], dtype=bvs.dtype)
+        target = torch.tensor([abs(self.oxidation[int(z)]) for z in structure.numbers[sites]], dtype=bvs.dtype,
+                              device=bvs.device)
         value = ((bvs - target) ** 2).mean()
         return value, {"mean_abs_deviation": float((bvs - target).abs().mean().detach())}
 
@@ -277,7 +278,8 @@ class Composition:
             from ase.data import chemical_symbols
 
             out[chemical_symbols[z]] = float(f.detach())
-        others = occ[~torch.isin(structure.numbers, torch.tensor(list(self.targets)))].sum() / total
+        listed = torch.tensor(list(self.targets), device=structure.device)
+        others = occ[~torch.isin(structure.numbers, listed)].sum() / total
         return value + others**2, {"fractions": out}
 
 

@@ -31,23 +31,25 @@ def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generat
     disp = parametrisation.unpack(theta.detach())["positions"].clone()  # [N, 3] Å
     base = parametrisation.state(theta.detach()).structure.positions.detach() - disp  # [N, 3] Å
     n = disp.shape[0]
+    dev = disp.device  # the random numbers come from the CPU generator, whatever the device
     if torch.rand((), generator=generator) < 0.5 or n < 2:
-        disp = disp + step * torch.randn(disp.shape, generator=generator, dtype=disp.dtype)
+        disp = disp + step * torch.randn(disp.shape, generator=generator, dtype=disp.dtype).to(dev)
     else:
         k = int(torch.randint(1, min(3, n) + 1, (), generator=generator))
         atoms = torch.randperm(n, generator=generator)[:k]
         cell = parametrisation.structure.cell
         if cell is not None and any(parametrisation.structure.pbc):
-            frac = torch.rand((k, 3), generator=generator, dtype=disp.dtype)
+            frac = torch.rand((k, 3), generator=generator, dtype=disp.dtype).to(dev)
             target = frac @ cell.detach().to(disp.dtype)
         else:
             pos = base + disp
             centre = pos.mean(0)
             radius = float((pos - centre).norm(dim=1).max())
-            u = torch.randn((k, 3), generator=generator, dtype=disp.dtype)
+            u = torch.randn((k, 3), generator=generator, dtype=disp.dtype).to(dev)
             u = u / u.norm(dim=1, keepdim=True)
-            r = radius * torch.rand((k, 1), generator=generator, dtype=disp.dtype) ** (1 / 3)
+            r = radius * torch.rand((k, 1), generator=generator, dtype=disp.dtype).to(dev) ** (1 / 3)
             target = centre + u * r
+        atoms = atoms.to(dev)
         disp[atoms] = target - base[atoms]
     return parametrisation.with_values(theta, "positions", disp)  # clamps just inside the bounds
 

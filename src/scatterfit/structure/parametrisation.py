@@ -93,21 +93,22 @@ class Parametrisation:
         self.values = {**SCALAR_DEFAULTS, **values}
         if "spdiameter" in self.free and self.values["spdiameter"] is None:
             self.values["spdiameter"] = 50.0
-        dt = structure.dtype
+        dt, dev = structure.dtype, structure.device
         self.species = sorted(set(structure.numbers.tolist()))
-        self.species_index = torch.tensor([self.species.index(z) for z in structure.numbers.tolist()])
+        self.species_index = torch.tensor([self.species.index(z) for z in structure.numbers.tolist()], device=dev)
         biso0 = torch.stack([structure.biso[structure.numbers == z].mean() for z in self.species]).detach()
         self._frac = None
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
-        self._init = {"lattice": torch.ones((), dtype=dt), "expansion": torch.ones((), dtype=dt), "biso": biso0,
+        one = torch.ones((), dtype=dt, device=dev)
+        self._init = {"lattice": one, "expansion": one.clone(), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
                       "fractional": torch.zeros_like(structure.positions.detach()),
-                      "background": torch.zeros(background_order + 1, dtype=dt)}
+                      "background": torch.zeros(background_order + 1, dtype=dt, device=dev)}
         if structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 
-            par = torch.tensor(cell_to_cellpar(structure.cell.detach().cpu().numpy()), dtype=dt)
+            par = torch.tensor(cell_to_cellpar(structure.cell.detach().cpu().numpy()), dtype=dt, device=dev)
             self._init["cell"] = par
             lo = torch.cat([par[:3] * (1 - CELL_RELATIVE), par[3:] - 100 * CELL_RELATIVE])
             hi = torch.cat([par[:3] * (1 + CELL_RELATIVE), par[3:] + 100 * CELL_RELATIVE])
@@ -115,10 +116,10 @@ class Parametrisation:
 
         for k, v in self.values.items():
             if v is not None:
-                self._init[k] = torch.tensor(float(v), dtype=dt)
+                self._init[k] = torch.tensor(float(v), dtype=dt, device=dev)
         for g in self.free:
             lo, hi = self.bounds[g]
-            if not bool(torch.all(torch.as_tensor(lo) < torch.as_tensor(hi))):
+            if not bool(torch.all(torch.as_tensor(lo).cpu() < torch.as_tensor(hi).cpu())):
                 raise ScatterfitError(f"bounds of '{g}' are empty: ({lo}, {hi})")
         for g in ("lattice", "cell", "fractional"):
             if g in self.free and structure.cell is None:
@@ -131,7 +132,7 @@ class Parametrisation:
     # ------------------------------------------------------------------ vector <-> values
     def initial_vector(self) -> torch.Tensor:
         parts = [_to_unbounded(self._init[g], *self.bounds[g]).reshape(-1) for g in self.free]
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=self.structure.dtype)
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=self.structure.dtype, device=self.structure.device)
 
     def unpack(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """Bounded values of the free groups."""
