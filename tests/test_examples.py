@@ -61,7 +61,7 @@ def test_liquid_argon_from_a_random_box(tmp_path):
 
 
 def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_path):
-    """What is reached (README): Rw 0.103 with 79 % four-fold Si; the issue's 95 % target is not met."""
+    """What is reached (README): Rw 0.099 with 86.6 % four-fold Si; the issue's 95 % target is not met."""
     from conftest import shared_file
 
     from scatterfit.commands.refine import run_refine
@@ -71,8 +71,9 @@ def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_p
     summary = json.loads((tmp_path / "summary.json").read_text())
     chem = summary["chemistry"]
     four = chem["coordination"]["Si"]["O"].get("4", 0) / 216
-    assert summary["terms"]["SiO2"]["rw"] < 0.11
-    assert four >= 0.75
+    assert summary["terms"]["SiO2"]["rw"] < 0.10
+    assert summary["terms"]["SiO2"]["rw_derived_gr"] < 0.105
+    assert four >= 0.85
     assert 1.59 < chem["bonds"]["O-Si"]["mean"] < 1.65
     assert 105 < chem["angles"]["O-Si-O"]["mean"] < 114
 
