@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -48,6 +48,7 @@ class DebyeModel:
     qstep: float = 0.02
     lorch: bool = False
     method: str = "fast"
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # sine tables by grid
 
     def __post_init__(self):
         if self.kind not in ("iq", "sq", "fq", "gr", "saxs"):
@@ -73,14 +74,14 @@ class DebyeModel:
         return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp, sin_table=self._sine_table(x, q))
 
     def __getstate__(self) -> dict:  # the sine tables are rebuilt where the model runs, not pickled with it
-        return {k: v for k, v in self.__dict__.items() if k != "_tables"}
+        return {**self.__dict__, "_tables": {}}
 
     def _sine_table(self, r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """sin(Q r) for this model's grids, kept for the next call (a refinement calls with the same grids; a
         range ramp with a few prefixes of r: one table per grid, at most four kept)."""
         key = (r.numel(), float(r[0]), float(r[-1]), float(r.sum()), q.numel(), float(q[0]), float(q[-1]),
                r.dtype, str(r.device))
-        tables = self.__dict__.setdefault("_tables", {})
+        tables = self._tables
         if key not in tables:
             if len(tables) >= 4:
                 tables.pop(next(iter(tables)))
