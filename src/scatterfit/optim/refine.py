@@ -43,6 +43,13 @@ class Stage:
             optim/basin.py): ``steps`` hops, each a random move (jitter of step_size Å or relocation of 1–3
             atoms) relaxed by local_steps L-BFGS steps and accepted by the Metropolis rule at the relative
             temperature; the stage ends on the best structure met.
+        t_start, t_end, timestep, friction, energy_scale: for optimizer "anneal" (a melt-and-quench by Langevin
+            molecular dynamics of the positions, see optim/anneal.py): ``steps`` MD steps of ``timestep`` fs
+            with the temperature falling linearly from t_start to t_end K, friction in 1/ps, potential
+            energy_scale × loss in eV (default: atoms / the stage weight of the energy term, which makes that
+            term the physical energy); it first relaxes the start by local_steps L-BFGS steps (0: none), so a
+            random start does not turn its excess energy into heat; no atom moves more than max_move Å in one
+            step (the cap acts only on such violent starts); the stage ends on the final (quenched) structure.
     """
 
     optimizer: str = "lbfgs"
@@ -56,10 +63,23 @@ class Stage:
     local_steps: int = 40
     step_size: float = 0.3
     temperature: float = 0.02
+    t_start: float = 3000.0
+    t_end: float = 300.0
+    timestep: float = 1.0
+    friction: float = 10.0
+    energy_scale: float | None = None
+    max_move: float = 0.2
 
     def __post_init__(self):
-        if self.optimizer not in ("lbfgs", "adam", "basin"):
-            raise ScatterfitError(f"unknown optimizer '{self.optimizer}' (use lbfgs, adam or basin)")
+        if self.optimizer not in ("lbfgs", "adam", "basin", "anneal"):
+            raise ScatterfitError(f"unknown optimizer '{self.optimizer}' (use lbfgs, adam, basin or anneal)")
+        if self.optimizer == "anneal" and not (self.t_start >= 0 and self.t_end >= 0 and self.timestep > 0
+                                               and self.friction >= 0
+                                               and (self.energy_scale is None or self.energy_scale > 0)):
+            raise ScatterfitError("an anneal stage needs t_start, t_end ≥ 0 K, timestep > 0 fs, friction ≥ 0 "
+                                  "and a positive energy_scale")
+        if self.optimizer == "anneal" and (self.local_steps < 0 or not self.max_move > 0):
+            raise ScatterfitError("an anneal stage needs local_steps ≥ 0 and max_move > 0 Å")
         if self.optimizer == "basin" and (self.local_steps < 1 or not self.step_size > 0 or self.temperature < 0):
             raise ScatterfitError("a basin stage needs local_steps ≥ 1, step_size > 0 and temperature ≥ 0")
         if self.steps < 1:
@@ -263,6 +283,17 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
                 raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' among the free groups")
             theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, start_step if si == start_stage else 0,
                                  history, observers, every, ckpt)
+        elif stage.optimizer == "anneal":
+            if "positions" not in groups:
+                raise ScatterfitError(f"stage {si + 1}: annealing needs 'positions' among the free groups")
+            resumed = (start_step, opt_state) if si == start_stage and opt_state is not None else None
+            if resumed is None and stage.local_steps > 0:
+                relax = Stage("lbfgs", free=["positions"], steps=stage.local_steps, tol=1e-6, patience=2,
+                              xmax=stage.xmax, weights=stage.weights)
+                theta = _minimise(loss, parametrisation, theta, _group_mask(offsets, theta, "positions"),
+                                  relax, si, history, [], every)
+            theta = _anneal_stage(loss, parametrisation, theta, stage, si, resumed, history, observers,
+                                  max(every, 50), ckpt, max(checkpoint_every, 100))
         else:
             theta = _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every,
                               ckpt, checkpoint_every, opt_state if si == start_stage else None,
@@ -357,3 +388,108 @@ def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, o
             _save_checkpoint(ckpt, {"theta": best.clone(), "history": list(history), "stage": si, "step": hop + 1,
                                     "optimizer": None, "rng": torch.get_rng_state()})
     return best
+
+
+def _group_mask(offsets: dict, theta: torch.Tensor, group: str) -> torch.Tensor:
+    mask = torch.zeros_like(theta)
+    a, b = offsets[group]
+    mask[a:b] = 1.0
+    return mask
+
+
+def _anneal_energy_scale(loss, parametrisation, stage) -> float:
+    """eV per unit of loss for an anneal stage: stage.energy_scale, or atoms / the stage weight of the energy
+    term (so that term is the structure's energy in eV)."""
+    from scatterfit.loss import EnergyTerm
+
+    if stage.energy_scale is not None:
+        return float(stage.energy_scale)
+    weights = stage.weights or {}
+    energy = [t for t in loss.terms if isinstance(t, EnergyTerm) and weights.get(t.name, t.weight) != 0]
+    if not energy:
+        raise ScatterfitError("an anneal stage without an energy term needs energy_scale (eV per unit of loss)")
+    return len(parametrisation.structure) / float(weights.get(energy[0].name, energy[0].weight))
+
+
+def _anneal_fold(parametrisation, theta):
+    """The fold of displacements [N, 3] Å for the Langevin drift: minimum image in a periodic cell (checked to
+    fit the positions' bounds), reflection at 95 % of the bounds otherwise."""
+    from scatterfit.structure.parametrisation import EDGE
+
+    lo, hi = parametrisation.bounds["positions"]
+    limit = min(-float(lo), float(hi)) * (1 - 2 * EDGE)
+    structure = parametrisation.state(theta.detach()).structure
+    if structure.cell is not None and all(structure.pbc):
+        cell = structure.cell.detach()
+        inverse = torch.linalg.inv(cell)
+        reach = 0.5 * float(cell.abs().sum(0).max())  # the largest component of a minimum-image vector
+        if reach > limit:
+            raise ScatterfitError(f"an anneal stage in this cell needs bounds positions ≥ "
+                                  f"{reach / (1 - 2 * EDGE) + 0.05:.1f} Å (half the cell), got {hi}")
+
+        def fold(x):
+            frac = x @ inverse
+            return (frac - torch.round(frac)) @ cell, None
+    else:
+        wall = 0.95 * limit
+
+        def fold(x):
+            over, under = x > wall, x < -wall
+            x = torch.where(over, 2 * wall - x, torch.where(under, -2 * wall - x, x))
+            flip = 1.0 - 2.0 * (over | under).to(x.dtype)
+            return x.clamp(-wall, wall), flip
+    return fold
+
+
+def _anneal_stage(loss, parametrisation, theta, stage, si, resumed, history, observers, every, ckpt,
+                  checkpoint_every):
+    """Langevin melt-and-quench of the positions (optim/anneal.py); returns θ at the end of the quench.
+    Checkpoints (θ, velocities, generator state) every ``checkpoint_every`` steps."""
+    from ase.data import atomic_masses
+
+    from scatterfit.optim.anneal import LangevinIntegrator, thermal_velocities
+
+    scale = _anneal_energy_scale(loss, parametrisation, stage)
+    fold = _anneal_fold(parametrisation, theta)
+    structure = parametrisation.structure
+    masses = torch.as_tensor(atomic_masses[structure.numbers.cpu().numpy()], dtype=theta.dtype, device=theta.device)
+    last = {}
+
+    def force(x):
+        x = x.detach().requires_grad_(True)
+        value, terms = loss.evaluate(parametrisation.state(theta, {"positions": x}), xmax=stage.xmax,
+                                     weights=stage.weights)
+        if not torch.isfinite(value):
+            raise ScatterfitError("the loss became NaN or infinite during annealing; lower the timestep or t_start")
+        (grad,) = torch.autograd.grad(value, x)
+        last["value"], last["terms"] = float(value.detach()), terms
+        return float(value.detach()) * scale, -scale * grad
+
+    integrator = LangevinIntegrator(force, masses, stage.timestep, stage.friction, fold,
+                                    max_speed=stage.max_move / stage.timestep)
+    generator = torch.Generator()
+    x = parametrisation.unpack(theta.detach())["positions"].clone()
+    if resumed is None:
+        step0 = 0
+        generator.manual_seed(int(torch.randint(0, 2**62, ())))
+        v = thermal_velocities(masses, stage.t_start, generator)
+    else:
+        step0, saved = resumed
+        x, v = saved["positions"].to(x), saved["velocities"].to(x)  # exact (θ's logit map rounds)
+        generator.set_state(saved["generator"])
+    x = fold(x)[0]
+    f = force(x)[1]
+    span = max(stage.steps - 1, 1)
+    for step in range(step0, stage.steps):
+        temperature = stage.t_start + (stage.t_end - stage.t_start) * step / span
+        x, v, f, _ = integrator.step(x, v, f, temperature, generator)
+        history.append(last["value"])
+        if observers and (step % every == 0 or step == stage.steps - 1):
+            for ob in observers:
+                ob(si, step, last["value"], last["terms"])
+        if ckpt and (step + 1) % checkpoint_every == 0:
+            _save_checkpoint(ckpt, {"theta": parametrisation.with_values(theta, "positions", x), "history": list(history),
+                                    "stage": si, "step": step + 1, "rng": torch.get_rng_state(),
+                                    "optimizer": {"positions": x.detach().clone(), "velocities": v.detach().clone(),
+                                                  "generator": generator.get_state()}})
+    return parametrisation.with_values(theta, "positions", x)

@@ -159,8 +159,10 @@ class Parametrisation:
         out[self.group_slice(group)] = _to_unbounded(value.detach(), *self.bounds[group]).reshape(-1)
         return out
 
-    def state(self, theta: torch.Tensor) -> State:
-        v = {**{k: t for k, t in self._init.items()}, **self.unpack(theta)}
+    def state(self, theta: torch.Tensor, overrides: dict | None = None) -> State:
+        """The State at θ; ``overrides`` {group: bounded value} replaces groups' values (e.g. the positions of
+        a molecular-dynamics stage, which moves them in Å rather than through θ)."""
+        v = {**{k: t for k, t in self._init.items()}, **self.unpack(theta), **(overrides or {})}
         s = self.structure
         cell, pos = s.cell, s.positions
         if "cell" in self.free:
