@@ -79,12 +79,11 @@ def test_search_recovers_alloy_composition():
 
 
 def test_amorphous_silicon_from_a_random_start():
-    """Target of the issue: Rw ≤ 0.05 on S(Q) with ≥ 85 % four-coordinated Si. Reached here: the coordination
-    (≥ 85 % with the Stillinger–Weber energy and a coordination restraint; ~27 % with scattering alone, which
-    also lets atoms overlap), not the Rw (≈ 0.12 with restraints, ≈ 0.11 scattering alone, against 0.01 for
-    the true model): 400 L-BFGS steps from a random box stall in the rugged S(Q) landscape, and so did two
-    other protocols tried (fitting the G(r) derived from the S(Q) data first, then S(Q): Rw 0.122, 86 %
-    four-fold; 300 Adam steps then L-BFGS: Rw 0.119, 93 %). This test asserts what is reached."""
+    """Target of the issue: Rw ≤ 0.05 on S(Q) with ≥ 85 % four-coordinated Si, from a random box. Protocol: a
+    Langevin melt-and-quench with the Stillinger–Weber energy alone (3000 K → 300 K in 6 ps; the data and the
+    coordination restraint off), then L-BFGS on S(Q) + energy + coordination. The reference model was made with
+    a different potential (Vink's modified SW, tests/data/make_amorphous_si.py), so the search does not share
+    its generator's energy landscape. Measured: Rw 0.011 (the true model's: 0.010), 94 % four-fold."""
     from scatterfit import Structure
     from scatterfit.analysis.chemistry import chemistry_report
     from scatterfit.constraints import Coordination
@@ -108,15 +107,19 @@ def test_amorphous_silicon_from_a_random_start():
         counts = chemistry_report(s, cutoffs={"Si-Si": 2.85})["coordination"]["Si"]["total"]
         return counts.get(4, 0) / len(s)
 
-    assert four_fold(truth) == 1.0
+    assert 0.85 < four_fold(truth) < 1.0  # an amorphous network (the reference made earlier was diamond)
     start = amorphous_box("Si", 216, float(216 / truth.volume), min_dist=2.1, seed=1).with_(
         biso=torch.full((216,), 0.5, dtype=torch.float64))
     terms = [DataTerm(BoxScatteringModel("sq"), data, fit_scale=False),
              EnergyTerm(StillingerWeber(), weight=0.05, reference=-4.3366),
              Coordination("Si-Si", r0=2.85, target=4, width=0.1, weight=0.05)]
-    res = refine(Loss(terms), Parametrisation(start, free=["positions"], bounds={"positions": 8.0}),
-                 [Stage("lbfgs", steps=400)], progress=False)
+    half_cell = 0.5 * float(truth.cell[0, 0])
+    network_only = {"data:sq": 0.0, "coordination:Si-Si": 0.0}
+    res = refine(Loss(terms), Parametrisation(start, free=["positions"], bounds={"positions": half_cell / 0.96 + 0.1}),
+                 [Stage("anneal", steps=6000, timestep=1.0, t_start=3000, t_end=300, weights=network_only,
+                        local_steps=100),
+                  Stage("lbfgs", steps=400)], progress=False)
     rw, frac = res.terms["data:sq"].breakdown["rw"], four_fold(res.structure)
-    print(f"\na-Si 216 from random, S(Q) + SW + coordination: Rw {rw:.4f}, four-fold {frac:.1%}")
+    print(f"\na-Si 216 from random, anneal (SW) then S(Q) + SW + coordination: Rw {rw:.4f}, four-fold {frac:.1%}")
     assert frac >= 0.85
-    assert rw < 0.13
+    assert rw <= 0.05
