@@ -134,3 +134,4 @@ def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
     disp = param.unpack(result.theta)["positions"]
     assert float(disp.abs().max()) <= half + 1e-9
     assert math.isfinite(result.loss)
+

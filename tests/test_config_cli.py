@@ -72,7 +72,8 @@ def test_refine_cli_end_to_end(case, capsys):
     assert abs(summary["parameters"]["a"] - 3.524) < 1e-3
     assert abs(summary["parameters"]["qdamp"] - 0.045) < 0.005
     assert summary["terms"]["sim"]["rw"] < 0.05
-    for f in ("refined.cif", "refined.extxyz", "fit_sim.csv", "fit_sim.png", "loss_history.csv", "summary.json"):
+    for f in ("refined.cif", "refined.extxyz", "fit_sim.csv", "fit_sim.png", "loss_history.csv", "summary.json",
+              "chemistry.png"):
         assert (case / "out" / f).is_file(), f
     # resuming a finished run keeps the result
     assert main(["refine", str(case / "case.toml"), "--out", str(case / "out"), "--resume"]) == 0

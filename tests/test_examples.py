@@ -61,7 +61,8 @@ def test_liquid_argon_from_a_random_box(tmp_path):
 
 
 def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_path):
-    """What is reached (README): Rw 0.099 with 86.6 % four-fold Si; the issue's 95 % target is not met."""
+    """The issue's target, ≥ 95 % four-fold Si, reached by melt-and-quench then the data (README: 99.1 %,
+    Rw 0.0999, derived G(r) 0.0905, Si–O 1.635 Å, O–Si–O 109.5°, Si–O–Si 145°)."""
     from conftest import shared_file
 
     from scatterfit.commands.refine import run_refine
@@ -71,11 +72,12 @@ def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_p
     summary = json.loads((tmp_path / "summary.json").read_text())
     chem = summary["chemistry"]
     four = chem["coordination"]["Si"]["O"].get("4", 0) / 216
-    assert summary["terms"]["SiO2"]["rw"] < 0.10
-    assert summary["terms"]["SiO2"]["rw_derived_gr"] < 0.105
-    assert four >= 0.85
+    assert summary["terms"]["SiO2"]["rw"] < 0.101
+    assert summary["terms"]["SiO2"]["rw_derived_gr"] < 0.095
+    assert four >= 0.95
     assert 1.59 < chem["bonds"]["O-Si"]["mean"] < 1.65
-    assert 105 < chem["angles"]["O-Si-O"]["mean"] < 114
+    assert 108 < chem["angles"]["O-Si-O"]["mean"] < 111
+    assert 140 < chem["angles"]["Si-O-Si"]["mean"] < 152
 
 
 def test_multimodal_degeneracy_saxs_alone_is_ambiguous_saxs_plus_pdf_is_not(tmp_path):

@@ -162,7 +162,7 @@ class Result:
         """Refined structure (CIF, extxyz), fitted curves (CSV), loss history, JSON summary, PNG plots."""
         import numpy as np
 
-        from scatterfit.report.plots import plot_fit, plot_history
+        from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +194,9 @@ class Result:
                      out / f"fit_{safe}_derived_gr.png", title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
         np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
         plot_history(self.history, out / "loss_history.png")
-        (out / "summary.json").write_text(json.dumps(self.summary(derived), indent=2))
+        summary = self.summary(derived)
+        plot_chemistry(summary["chemistry"], out / "chemistry.png", title="coordination and bond angles")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 class ProgressPrinter:

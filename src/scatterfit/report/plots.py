@@ -47,3 +47,42 @@ def plot_history(losses, path, title: str = "loss history", ylabel: str = "loss"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_chemistry(report: dict, path, title: str = "") -> bool:
+    """The chemist's distributions from a chemistry_report (analysis/chemistry.py): one panel per centre
+    element with its coordination histogram by neighbour element, then one panel of bond-angle histograms
+    (10° bins) per centre element. Returns False (nothing drawn) when the report has no coordination."""
+    coordination = report.get("coordination") or {}
+    if not coordination:
+        return False
+    centres = list(coordination)
+    angles_by_centre = {c: {k: v for k, v in report.get("angles", {}).items()
+                            if k.split("-")[1] == c and v.get("count")} for c in centres}
+    fig, axes = plt.subplots(2, len(centres), figsize=(4.2 * len(centres), 6.5), squeeze=False)
+    for col, centre in enumerate(centres):
+        ax = axes[0, col]
+        entry = coordination[centre]
+        partners = [k for k in entry if k != "total"]
+        counts = sorted({int(n) for k in partners for n in entry[k]})
+        width = 0.8 / max(len(partners), 1)
+        for p, partner in enumerate(partners):
+            heights = [entry[partner].get(n, entry[partner].get(str(n), 0)) for n in counts]
+            ax.bar(np.asarray(counts) + (p - (len(partners) - 1) / 2) * width, heights, width, label=f"{partner}")
+        ax.set_xlabel(f"neighbours of {centre}"), ax.set_ylabel("atoms"), ax.set_xticks(counts)
+        ax.legend(frameon=False, title="neighbour", fontsize=8)
+        ax = axes[1, col]
+        centres_deg = np.arange(5, 180, 10)
+        for name, stats in angles_by_centre[centre].items():
+            hist = np.asarray(stats["histogram_10deg"], dtype=float)
+            ax.step(centres_deg, hist / max(hist.sum(), 1), where="mid",
+                    label=f"{name}: {stats['mean']:.1f} ± {stats['std']:.1f}°")
+        ax.set_xlabel(f"bond angle at {centre} (°)"), ax.set_ylabel("fraction"), ax.set_xlim(0, 180)
+        if angles_by_centre[centre]:
+            ax.legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
