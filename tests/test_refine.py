@@ -182,3 +182,16 @@ def test_stage_weights_switch_terms_off_and_must_name_real_terms():
                  [Stage("lbfgs", steps=5)], progress=False)
     assert set(res.terms) == {"ni", "off"}
     assert res.loss == pytest.approx(float(res.terms["ni"].value), rel=1e-12)
+
+
+def test_rw_gradient_at_a_perfect_fit_is_zero_not_nan():
+    from scatterfit.loss import rw
+
+    y = torch.linspace(1.0, 2.0, 20, dtype=torch.float64)
+    calc = y.clone().requires_grad_(True)
+    value = rw(y, calc)
+    value.backward()
+    assert float(value) < 1e-140 and torch.equal(calc.grad, torch.zeros_like(y))
+    calc = (y + 0.01).requires_grad_(True)
+    rw(y, calc).backward()
+    assert torch.isfinite(calc.grad).all() and float(calc.grad.abs().sum()) > 0

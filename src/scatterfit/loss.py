@@ -33,9 +33,10 @@ class Term(Protocol):
 
 
 def rw(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-    """PDFgui/diffpy weighted residual Rw = sqrt(Σ w (y_obs − y_calc)² / Σ w y_obs²), w = 1/σ² or 1."""
+    """PDFgui/diffpy weighted residual Rw = sqrt(Σ w (y_obs − y_calc)² / Σ w y_obs²), w = 1/σ² or 1. At a
+    perfect fit (Rw = 0, e.g. data simulated by the same model) its gradient is taken as zero, not NaN."""
     w = torch.ones_like(y_obs) if w is None else w
-    return torch.sqrt((w * (y_obs - y_calc) ** 2).sum() / (w * y_obs**2).sum())
+    return torch.sqrt(((w * (y_obs - y_calc) ** 2).sum() / (w * y_obs**2).sum()).clamp_min(1e-300))
 
 
 def optimal_scale(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:

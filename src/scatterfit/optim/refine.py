@@ -464,6 +464,9 @@ def _anneal_stage(loss, parametrisation, theta, stage, si, resumed, history, obs
         if not torch.isfinite(value):
             raise ScatterfitError("the loss became NaN or infinite during annealing; lower the timestep or t_start")
         (grad,) = torch.autograd.grad(value, x)
+        if not bool(torch.isfinite(grad).all()):
+            raise ScatterfitError("the forces became infinite during annealing (atoms on top of each other?); "
+                                  "lower the timestep or t_start, or add a min_distance restraint")
         last["value"], last["terms"] = float(value.detach()), terms
         return float(value.detach()) * scale, -scale * grad
 
