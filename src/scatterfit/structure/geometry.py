@@ -40,11 +40,22 @@ class Neighbours:
 
 
 def neighbours(structure: Structure, cutoff: float, *, full: bool = False) -> Neighbours:
-    """Neighbour list within ``cutoff`` Å, periodic images included where the structure is periodic."""
-    import vesin
+    """Neighbour list within ``cutoff`` Å, periodic images included where the structure is periodic.
 
+    A Structure is immutable, so its lists are memoised on it by (cutoff, full): the terms of one loss
+    evaluation that ask for the same list (e.g. the Buckingham and Coulomb parts of BKS) share one build."""
     if not cutoff > 0:
         raise ScatterfitError(f"cutoff must be positive, got {cutoff}")
+    memo = structure.__dict__.setdefault("_neighbour_memo", {})  # not a dataclass field: with_() starts afresh
+    key = (float(cutoff), bool(full))
+    if key not in memo:
+        memo[key] = _build_neighbours(structure, cutoff, full)
+    return memo[key]
+
+
+def _build_neighbours(structure: Structure, cutoff: float, full: bool) -> Neighbours:
+    import vesin
+
     n = len(structure)
     periodic = structure.cell is not None and any(structure.pbc)
     if periodic:
