@@ -135,3 +135,39 @@ def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
     assert float(disp.abs().max()) <= half + 1e-9
     assert math.isfinite(result.loss)
 
+
+
+def test_anneal_stage_from_a_config_file(tmp_path):
+    from scatterfit.commands.refine import build_strategy
+    from scatterfit.config import load_config
+
+    text = """
+[structure]
+bulk = { name = "Ar", crystalstructure = "fcc", a = 5.26, cubic = true }
+[[datasets]]
+name = "d"
+file = "d.gr"
+[[terms]]
+dataset = "d"
+[parameters]
+free = ["positions"]
+[[strategy]]
+optimizer = "anneal"
+steps = 10
+t_start = 500
+t_end = 20
+timestep = 2.0
+friction = 5.0
+local_steps = 0
+max_move = 0.1
+"""
+    (tmp_path / "a.toml").write_text(text)
+    (stage,) = build_strategy(load_config(tmp_path / "a.toml"))
+    assert (stage.optimizer, stage.t_start, stage.t_end, stage.timestep, stage.friction, stage.local_steps,
+            stage.max_move) == ("anneal", 500, 20, 2.0, 5.0, 0, 0.1)
+    (tmp_path / "b.toml").write_text(text.replace("max_move = 0.1", "max_move = -1.0"))
+    with pytest.raises(ScatterfitError, match="max_move"):
+        build_strategy(load_config(tmp_path / "b.toml"))
+    (tmp_path / "c.toml").write_text(text.replace("friction = 5.0", "frictoin = 5.0"))
+    with pytest.raises(ScatterfitError, match="frictoin"):
+        load_config(tmp_path / "c.toml")

@@ -17,7 +17,7 @@
     [[strategy]]     -> Stage              optimizer = "lbfgs" | "adam" | "basin" | "anneal", free, steps, lr, tol,
                                            patience, xmax, weights = {term = w}; basin: local_steps, step_size,
                                            temperature; anneal: t_start, t_end (K), timestep (fs), friction (1/ps),
-                                           energy_scale (eV per unit of loss)
+                                           energy_scale (eV per unit of loss), local_steps, max_move (Å)
                                            (default: r-range ramp)
     [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule", builder_args = {...},
                                            variables = {name = {kind, low, high | options}}, swarm_size, budget,
@@ -50,7 +50,7 @@ SCHEMA = {
     "strategy": {"optimizer": str, "free": list, "steps": int, "lr": NUMBER, "tol": NUMBER, "patience": int,
                  "xmax": NUMBER, "weights": dict, "local_steps": int, "step_size": NUMBER, "temperature": NUMBER,
                  "t_start": NUMBER, "t_end": NUMBER, "timestep": NUMBER, "friction": NUMBER,
-                 "energy_scale": NUMBER},
+                 "energy_scale": NUMBER, "max_move": NUMBER},
     "search": {"builder": str, "builder_args": dict, "variables": dict, "swarm_size": int, "budget": int,
                "stall": int, "target": NUMBER, "engine": str, "executor": str, "seed": int, "top_k": int,
                "inner_free": list, "inner_steps": int},
