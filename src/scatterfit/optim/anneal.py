@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from scatterfit.errors import ScatterfitError
+
 BOLTZMANN_EV = 8.617333262e-5  # eV/K
 ACCELERATION = 9.648533212e-3  # (eV/Å)/amu in Å/fs²
 
@@ -88,3 +90,48 @@ class LangevinIntegrator:
             if flip is not None:
                 v = v * flip
         return x, v
+
+
+def energy_scale(loss, n_atoms: int, weights: dict | None, explicit: float | None = None) -> float:
+    """eV per unit of loss: ``explicit``, or atoms / the weight (after the stage's ``weights``) of the first
+    active energy term, so that term is the structure's energy in eV."""
+    from scatterfit.loss import EnergyTerm
+
+    if explicit is not None:
+        return float(explicit)
+    weights = weights or {}
+    energy = [t for t in loss.terms if isinstance(t, EnergyTerm) and weights.get(t.name, t.weight) != 0]
+    if not energy:
+        raise ScatterfitError("an anneal stage without an energy term needs energy_scale (eV per unit of loss)")
+    return n_atoms / float(weights.get(energy[0].name, energy[0].weight))
+
+
+def displacement_fold(parametrisation, theta: torch.Tensor):
+    """The fold of the "positions" displacements [N, 3] Å after a Langevin drift: the minimum image of a
+    lattice translation in a periodic cell (the bounds must reach half the cell, else a one-line error says
+    how far), reflection at 95 % of the bounds for a finite structure."""
+    from scatterfit.structure.parametrisation import EDGE
+
+    lo, hi = parametrisation.bounds["positions"]
+    limit = min(-float(lo), float(hi)) * (1 - 2 * EDGE)
+    structure = parametrisation.state(theta.detach()).structure
+    if structure.cell is not None and all(structure.pbc):
+        cell = structure.cell.detach()
+        inverse = torch.linalg.inv(cell)
+        reach = 0.5 * float(cell.abs().sum(0).max())  # the largest component of a minimum-image vector
+        if reach > limit:
+            raise ScatterfitError(f"an anneal stage in this cell needs bounds positions ≥ "
+                                  f"{reach / (1 - 2 * EDGE) + 0.05:.1f} Å (half the cell), got {hi}")
+
+        def fold(x):
+            frac = x @ inverse
+            return (frac - torch.round(frac)) @ cell, None
+    else:
+        wall = 0.95 * limit
+
+        def fold(x):
+            over, under = x > wall, x < -wall
+            x = torch.where(over, 2 * wall - x, torch.where(under, -2 * wall - x, x))
+            flip = 1.0 - 2.0 * (over | under).to(x.dtype)
+            return x.clamp(-wall, wall), flip
+    return fold

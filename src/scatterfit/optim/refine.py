@@ -276,10 +276,7 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
         missing = [g for g in groups if g not in offsets]
         if missing:
             raise ScatterfitError(f"stage {si + 1} frees {missing}, which the parametrisation does not have free")
-        mask = torch.zeros_like(theta)
-        for g in groups:
-            a, b = offsets[g]
-            mask[a:b] = 1.0
+        mask = _mask(offsets, theta, groups)
         if stage.optimizer == "basin":
             if "positions" not in groups:
                 raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' among the free groups")
@@ -289,13 +286,8 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
             if "positions" not in groups:
                 raise ScatterfitError(f"stage {si + 1}: annealing needs 'positions' among the free groups")
             resumed = (start_step, opt_state) if si == start_stage and opt_state is not None else None
-            if resumed is None and stage.local_steps > 0:
-                relax = Stage("lbfgs", free=["positions"], steps=stage.local_steps, tol=1e-6, patience=2,
-                              xmax=stage.xmax, weights=stage.weights)
-                theta = _minimise(loss, parametrisation, theta, _group_mask(offsets, theta, "positions"),
-                                  relax, si, history, [], every)
-            theta = _anneal_stage(loss, parametrisation, theta, stage, si, resumed, history, observers,
-                                  max(every, 50), ckpt, max(checkpoint_every, 100))
+            theta = _anneal_stage(loss, parametrisation, theta, _mask(offsets, theta, ["positions"]), stage, si,
+                                  resumed, history, observers, max(every, 50), ckpt, max(checkpoint_every, 100))
         else:
             theta = _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every,
                               ckpt, checkpoint_every, opt_state if si == start_stage else None,
@@ -392,67 +384,30 @@ def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, o
     return best
 
 
-def _group_mask(offsets: dict, theta: torch.Tensor, group: str) -> torch.Tensor:
+def _mask(offsets: dict, theta: torch.Tensor, groups) -> torch.Tensor:
+    """1 on the entries of θ that belong to ``groups``, 0 elsewhere."""
     mask = torch.zeros_like(theta)
-    a, b = offsets[group]
-    mask[a:b] = 1.0
+    for g in groups:
+        a, b = offsets[g]
+        mask[a:b] = 1.0
     return mask
 
 
-def _anneal_energy_scale(loss, parametrisation, stage) -> float:
-    """eV per unit of loss for an anneal stage: stage.energy_scale, or atoms / the stage weight of the energy
-    term (so that term is the structure's energy in eV)."""
-    from scatterfit.loss import EnergyTerm
-
-    if stage.energy_scale is not None:
-        return float(stage.energy_scale)
-    weights = stage.weights or {}
-    energy = [t for t in loss.terms if isinstance(t, EnergyTerm) and weights.get(t.name, t.weight) != 0]
-    if not energy:
-        raise ScatterfitError("an anneal stage without an energy term needs energy_scale (eV per unit of loss)")
-    return len(parametrisation.structure) / float(weights.get(energy[0].name, energy[0].weight))
-
-
-def _anneal_fold(parametrisation, theta):
-    """The fold of displacements [N, 3] Å for the Langevin drift: minimum image in a periodic cell (checked to
-    fit the positions' bounds), reflection at 95 % of the bounds otherwise."""
-    from scatterfit.structure.parametrisation import EDGE
-
-    lo, hi = parametrisation.bounds["positions"]
-    limit = min(-float(lo), float(hi)) * (1 - 2 * EDGE)
-    structure = parametrisation.state(theta.detach()).structure
-    if structure.cell is not None and all(structure.pbc):
-        cell = structure.cell.detach()
-        inverse = torch.linalg.inv(cell)
-        reach = 0.5 * float(cell.abs().sum(0).max())  # the largest component of a minimum-image vector
-        if reach > limit:
-            raise ScatterfitError(f"an anneal stage in this cell needs bounds positions ≥ "
-                                  f"{reach / (1 - 2 * EDGE) + 0.05:.1f} Å (half the cell), got {hi}")
-
-        def fold(x):
-            frac = x @ inverse
-            return (frac - torch.round(frac)) @ cell, None
-    else:
-        wall = 0.95 * limit
-
-        def fold(x):
-            over, under = x > wall, x < -wall
-            x = torch.where(over, 2 * wall - x, torch.where(under, -2 * wall - x, x))
-            flip = 1.0 - 2.0 * (over | under).to(x.dtype)
-            return x.clamp(-wall, wall), flip
-    return fold
-
-
-def _anneal_stage(loss, parametrisation, theta, stage, si, resumed, history, observers, every, ckpt,
+def _anneal_stage(loss, parametrisation, theta, mask, stage, si, resumed, history, observers, every, ckpt,
                   checkpoint_every):
-    """Langevin melt-and-quench of the positions (optim/anneal.py); returns θ at the end of the quench.
-    Checkpoints (θ, velocities, generator state) every ``checkpoint_every`` steps."""
+    """Langevin melt-and-quench of the positions (optim/anneal.py), after local_steps L-BFGS steps on the
+    positions (``mask``) unless resumed; returns θ at the end of the quench. Checkpoints (positions,
+    velocities, generator state) every ``checkpoint_every`` steps."""
     from ase.data import atomic_masses
 
-    from scatterfit.optim.anneal import LangevinIntegrator, thermal_velocities
+    from scatterfit.optim.anneal import LangevinIntegrator, displacement_fold, energy_scale, thermal_velocities
 
-    scale = _anneal_energy_scale(loss, parametrisation, stage)
-    fold = _anneal_fold(parametrisation, theta)
+    scale = energy_scale(loss, len(parametrisation.structure), stage.weights, stage.energy_scale)
+    fold = displacement_fold(parametrisation, theta)
+    if resumed is None and stage.local_steps > 0:
+        relax = Stage("lbfgs", steps=stage.local_steps, tol=1e-6, patience=2, xmax=stage.xmax,
+                      weights=stage.weights)
+        theta = _minimise(loss, parametrisation, theta, mask, relax, si, history, [], every)
     structure = parametrisation.structure
     masses = torch.as_tensor(atomic_masses[structure.numbers.cpu().numpy()], dtype=theta.dtype, device=theta.device)
     last = {}
