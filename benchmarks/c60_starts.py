@@ -1,4 +1,5 @@
-"""C60 from random atoms: examples/c60.toml run from several random starts (molecule seeds), one table row each.
+"""C60 from random atoms without symmetry: examples/c60_free_start.toml run from several random starts (molecule
+seeds), one table row each.
 
 Basin hopping is chaotic, so one run says little; this script reports the spread. Columns: seed, Rw, how many C
 have three C neighbours within 1.7 Å, the number of bonds, bond length range, the share of bonds in 1.38–1.48 Å,
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "c60.toml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "c60_free_start.toml"
 
 
 def checks(structure) -> dict:

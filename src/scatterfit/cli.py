@@ -49,7 +49,8 @@ def _add_demo(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scatterfit", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of torch and of the compiled pair-histogram kernels (default: 1)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_simulate(sub)
     _add_refine(sub)
@@ -63,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads or 1)
+    threads = args.threads or 1
+    if threads < 1:
+        print("error: --threads must be ≥ 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(threads)
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # spinning idle workers slow small jobs
     try:
         if args.command == "simulate":
             from scatterfit.commands.simulate import run_simulate

@@ -19,7 +19,8 @@
                                            temperature; anneal: t_start, t_end (K), timestep (fs), friction (1/ps),
                                            energy_scale (eV per unit of loss), local_steps, max_move (Å)
                                            (default: r-range ramp)
-    [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule", builder_args = {...},
+    [search]         -> search()           builder = "nanoparticle" | "amorphous" | "molecule" | "symmetric_molecule",
+                                           builder_args = {...},
                                            variables = {name = {kind, low, high | options}}, swarm_size, budget,
                                            stall, target, engine, executor, seed, top_k, inner_free, inner_steps
                                            (with [search], [structure] is left out and [[strategy]] is the

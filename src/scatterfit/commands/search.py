@@ -10,15 +10,17 @@ from pathlib import Path
 from scatterfit.config import Config
 from scatterfit.errors import ScatterfitError
 
-BUILDERS = ("nanoparticle", "amorphous", "molecule")
+BUILDERS = ("nanoparticle", "amorphous", "molecule", "symmetric_molecule")
 
 
 def build_candidates(cfg: Config):
-    from scatterfit.structure.candidates import AmorphousCandidates, MoleculeCandidates, ParticleCandidates
+    from scatterfit.structure.candidates import (AmorphousCandidates, MoleculeCandidates, ParticleCandidates,
+                                                 SymmetricMoleculeCandidates)
 
     sec = cfg.search
     kind = sec["builder"]
-    classes = {"nanoparticle": ParticleCandidates, "amorphous": AmorphousCandidates, "molecule": MoleculeCandidates}
+    classes = {"nanoparticle": ParticleCandidates, "amorphous": AmorphousCandidates, "molecule": MoleculeCandidates,
+               "symmetric_molecule": SymmetricMoleculeCandidates}
     if kind not in classes:
         raise ScatterfitError(f"{cfg.path}: [search].builder: unknown builder '{kind}' (use {', '.join(BUILDERS)})")
     try:

@@ -1,4 +1,4 @@
-"""Basin hopping on atom positions: a global search for structures whose loss landscape has many local minima
+"""Basin hopping on atom positions (or on the orbits of a symmetric structure): a global search for structures whose loss landscape has many local minima
 (a cluster or a network built from atoms at random positions).
 
 Each hop perturbs the current positions, relaxes them with a short local minimisation and accepts the result
@@ -17,19 +17,26 @@ import math
 import torch
 
 
-def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generator: torch.Generator) -> torch.Tensor:
-    """θ with its "positions" group perturbed by one random move (jitter or relocate).
+def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generator: torch.Generator,
+                      group: str = "positions") -> torch.Tensor:
+    """θ with its "positions" (or "orbits") group perturbed by one random move (jitter or relocate).
 
     Args:
-        parametrisation: the Parametrisation (its "positions" group must be free).
+        parametrisation: the Parametrisation (``group`` must be free).
         theta: [n_params] current vector.
         step: jitter standard deviation, Å.
         generator: the torch random generator driving the moves.
+        group: "positions" (atoms move) or "orbits" (orbit representatives of a symmetric structure move, so
+            every move keeps the point group; relocation then draws points in a sphere about the origin, the
+            group's centre).
     Returns:
         [n_params] perturbed vector; displacements stay inside the group's bounds.
     """
-    disp = parametrisation.unpack(theta.detach())["positions"].clone()  # [N, 3] Å
-    base = parametrisation.state(theta.detach()).structure.positions.detach() - disp  # [N, 3] Å
+    disp = parametrisation.unpack(theta.detach())[group].clone()  # [N or n_orbits, 3] Å
+    if group == "orbits":
+        base = parametrisation.orbit_representatives(theta.detach()) - disp  # [n_orbits, 3] Å
+    else:
+        base = parametrisation.state(theta.detach()).structure.positions.detach() - disp  # [N, 3] Å
     n = disp.shape[0]
     dev = disp.device  # the random numbers come from the CPU generator, whatever the device
     if torch.rand((), generator=generator) < 0.5 or n < 2:
@@ -43,7 +50,7 @@ def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generat
             target = frac @ cell.detach().to(disp.dtype)
         else:
             pos = base + disp
-            centre = pos.mean(0)
+            centre = torch.zeros_like(pos[0]) if group == "orbits" else pos.mean(0)
             radius = float((pos - centre).norm(dim=1).max())
             u = torch.randn((k, 3), generator=generator, dtype=disp.dtype).to(dev)
             u = u / u.norm(dim=1, keepdim=True)
@@ -51,7 +58,7 @@ def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generat
             target = centre + u * r
         atoms = atoms.to(dev)
         disp[atoms] = target - base[atoms]
-    return parametrisation.with_values(theta, "positions", disp)  # clamps just inside the bounds
+    return parametrisation.with_values(theta, group, disp)  # clamps just inside the bounds
 
 
 def accept(new: float, current: float, temperature: float, generator: torch.Generator) -> bool:

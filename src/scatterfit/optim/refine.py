@@ -39,9 +39,9 @@ class Stage:
             wrong lattice still overlaps the peaks).
         weights: {term name: weight} for this stage, overriding the terms' weights (0 switches a term off:
             e.g. build a physical network from energy and restraints first, then fit the data).
-        local_steps, step_size, temperature: for optimizer "basin" (basin hopping on the positions, see
-            optim/basin.py): ``steps`` hops, each a random move (jitter of step_size Å or relocation of 1–3
-            atoms) relaxed by local_steps L-BFGS steps and accepted by the Metropolis rule at the relative
+        local_steps, step_size, temperature: for optimizer "basin" (basin hopping on the positions, or on the
+            orbits of a symmetric structure when "orbits" is free, see optim/basin.py): ``steps`` hops, each a
+            random move (jitter of step_size Å or relocation of 1–3 atoms or orbits) relaxed by local_steps L-BFGS steps and accepted by the Metropolis rule at the relative
             temperature; the stage ends on the best structure met.
         t_start, t_end, timestep, friction, energy_scale: for optimizer "anneal" (a melt-and-quench by Langevin
             molecular dynamics of the positions, see optim/anneal.py): ``steps`` MD steps of ``timestep`` fs
@@ -278,8 +278,9 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
             raise ScatterfitError(f"stage {si + 1} frees {missing}, which the parametrisation does not have free")
         mask = _mask(offsets, theta, groups)
         if stage.optimizer == "basin":
-            if "positions" not in groups:
-                raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' among the free groups")
+            if "positions" not in groups and "orbits" not in groups:
+                raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' or 'orbits' among the free "
+                                      "groups")
             theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, start_step if si == start_stage else 0,
                                  history, observers, every, ckpt)
         elif stage.optimizer == "anneal":
@@ -362,13 +363,15 @@ def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, o
     from scatterfit.optim.basin import accept, perturb_positions
 
     local = Stage("lbfgs", steps=stage.local_steps, tol=1e-6, patience=2, xmax=stage.xmax, weights=stage.weights)
+    groups = parametrisation.free if stage.free is None else stage.free
+    moved = "orbits" if "orbits" in groups else "positions"  # symmetric structures hop whole orbits
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())) + hop0)
     if hop0 == 0:
         theta = _minimise(loss, parametrisation, theta, mask, local, si, history, [], every)
     current, current_value = theta, _stage_loss(loss, parametrisation, theta, stage)[0]
     best, best_value = current, current_value
     for hop in range(hop0, stage.steps):
-        trial = perturb_positions(parametrisation, current, stage.step_size, generator)  # moves positions only
+        trial = perturb_positions(parametrisation, current, stage.step_size, generator, moved)
         trial = _minimise(loss, parametrisation, trial, mask, local, si, history, [], every)
         value, terms = _stage_loss(loss, parametrisation, trial, stage)
         if accept(value, current_value, stage.temperature, generator):

@@ -138,7 +138,8 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         engine: "scatterfit" (checkpointable) or "nevergrad".
         executor: None (serial), a spec string ("processes:2", "dask-local:2", "dask://host:port") or an
             executor object.
-        top_k: distinct best candidates refined with ``final_stages`` at the end (the best of them wins).
+        top_k: distinct best candidates refined at the end by the evaluator's short stages followed by
+            ``final_stages`` (the best of them wins).
         checkpoint: file for the search state after every generation; ``resume`` continues from it.
         on_generation: optional callable(generation, best_loss) (tests use it to interrupt).
         initial: candidates placed as the first particles.
@@ -206,8 +207,8 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     refined, final_loss = None, float("inf")
     if ranked and np.isfinite(ranked[0][1]["loss"]):
         for entry, (key, _) in zip(top, ranked):
-            if final_stages:
-                res, value, _, _ = evaluator.refine(entry["candidate"], key, final_stages)
+            if final_stages:  # continues from where the candidate's short refinement ended
+                res, value, _, _ = evaluator.refine(entry["candidate"], key, [*evaluator.stages, *final_stages])
                 entry["final_loss"] = float(value)
             else:
                 res, value, _, _ = evaluator.refine(entry["candidate"], key, evaluator.stages)

@@ -1,5 +1,6 @@
 """Structure builders for searches: nanoparticles of a shape family and size, random alloys, random amorphous
-boxes at a composition and density with minimum distances, random molecular starts, and supercells.
+boxes at a composition and density with minimum distances, random molecular starts (free or on the orbits of a
+point group), and supercells.
 
 Every builder takes an explicit ``numpy.random.Generator`` (or seed) where it is random, and returns a
 Structure (positions in Å).
@@ -219,6 +220,23 @@ def random_molecule(formula, min_dist: float = 1.0, density: float = 0.1, seed=0
                         inside=lambda p: np.linalg.norm(p - centre) <= radius)
     rng.shuffle(numbers)
     return Structure(torch.tensor(pos - centre, dtype=dtype), torch.as_tensor(numbers))
+
+
+def random_symmetric_molecule(formula, group: str, min_dist: float = 1.0, density: float = 0.1, seed=0,
+                              dtype=torch.float64) -> Structure:
+    """Atoms of ``formula`` on orbits of the point ``group`` (structure/symmetry.py: the fewest orbits per element,
+    general positions first), each orbit's representative at random in a sphere sized for ``density``
+    atoms/Å³, no pair closer than ``min_dist`` Å. The Structure carries its SymmetryMap, so a refinement can
+    move whole orbits (parameter group "orbits"); a random start of a symmetric search (AIRSS, PyXtal)."""
+    from scatterfit.structure.symmetry import cluster_radius, random_symmetric_cluster
+
+    rng = as_generator(seed)
+    comp = {z: int(round(v)) for z, v in _parse_formula(formula).items() if round(v) > 0}
+    n = sum(comp.values())
+    if n == 0:
+        raise ScatterfitError(f"the formula {formula!r} has no atoms")
+    pos, numbers, sym = random_symmetric_cluster(comp, group, cluster_radius(n, density), min_dist, rng)
+    return Structure(torch.tensor(pos, dtype=dtype), torch.as_tensor(numbers), symmetry=sym)
 
 
 def supercell(structure: Structure, repeats) -> Structure:

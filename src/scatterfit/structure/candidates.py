@@ -4,6 +4,7 @@ variables into structures. They are plain dataclasses, so executors can pickle t
     ParticleCandidates   shape, size (shells), optional nn_distance (Å) and fraction (of the second element)
     AmorphousCandidates  n_atoms, density (atoms/Å³) of a random box at a fixed composition
     MoleculeCandidates   a formula, with an optional choice of extra atoms (e.g. the Keggin heteroatom)
+    SymmetricMoleculeCandidates   the same on the orbits of a point group the candidate names
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.builders import (SHAPES, amorphous_box, bulk_nn_distance, nanoparticle, random_alloy,
-                                           random_molecule)
+                                           random_molecule, random_symmetric_molecule)
 from scatterfit.structure.structure import Structure
 
 
@@ -87,3 +88,25 @@ class MoleculeCandidates:
         if extra not in ("none", "", None):
             formula = formula + str(extra)
         return _with_uiso(random_molecule(formula, self.min_dist, self.density, seed=seed), self.uiso)
+
+
+@dataclass
+class SymmetricMoleculeCandidates:
+    """Random symmetric starts of ``formula``: candidate keys "group" (a point group, default ``group``), "extra"
+    (atoms added to the formula, or "none") and any others (e.g. an integer "start") only vary the random seed,
+    so a swarm can ask for many starts of one group."""
+
+    formula: str
+    group: str = "T"
+    min_dist: float = 1.0
+    density: float = 0.1
+    uiso: float | None = 0.005
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        formula = self.formula
+        extra = candidate.get("extra", "none")
+        if extra not in ("none", "", None):
+            formula = formula + str(extra)
+        s = random_symmetric_molecule(formula, str(candidate.get("group", self.group)), self.min_dist, self.density,
+                                      seed=seed)
+        return _with_uiso(s, self.uiso)

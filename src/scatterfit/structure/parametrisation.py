@@ -2,7 +2,9 @@
 
 Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
-"positions" (cartesian displacements, Å), "expansion" (isotropic scale of a finite structure about its
+"positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
+symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs a
+structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a finite structure about its
 centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
 polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
@@ -23,7 +25,7 @@ from scatterfit.structure.structure import Structure
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "cell", "fractional", "positions", "expansion", "biso", "background", *SCALAR_BOUNDS)
+GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "background", *SCALAR_BOUNDS)
 CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
 #              where the logit map still passes gradients (at the bound itself they vanish)
@@ -68,7 +70,8 @@ class Parametrisation:
         free: names of the free groups (subset of GROUPS).
         values: starting values of scalar parameters (others take SCALAR_DEFAULTS).
         bounds: {name: (lo, hi)} overriding SCALAR_BOUNDS; "lattice" bounds are relative (default 0.8–1.2),
-            "biso" absolute in Å² (default 0.01–20), "positions" a maximum displacement in Å (default 1.0).
+            "biso" absolute in Å² (default 0.01–20), "positions" and "orbits" a maximum displacement in Å
+            (default 1.0).
     """
 
     def __init__(self, structure: Structure, free=(), values: dict | None = None, bounds: dict | None = None):
@@ -85,11 +88,12 @@ class Parametrisation:
         self.structure = structure
         self.free = list(free)
         self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "expansion": (0.85, 1.15), "biso": (0.01, 20.0),
-                       "positions": (-1.0, 1.0),
+                       "positions": (-1.0, 1.0), "orbits": (-1.0, 1.0),
                        "fractional": (-0.1, 0.1), "background": (-100.0, 100.0), **(bounds or {})}
-        if "positions" in (bounds or {}) and not isinstance(bounds["positions"], tuple):
-            m = float(bounds["positions"])
-            self.bounds["positions"] = (-m, m)
+        for g in ("positions", "orbits"):
+            if g in (bounds or {}) and not isinstance(bounds[g], tuple):
+                m = float(bounds[g])
+                self.bounds[g] = (-m, m)
         self.values = {**SCALAR_DEFAULTS, **values}
         if "spdiameter" in self.free and self.values["spdiameter"] is None:
             self.values["spdiameter"] = 50.0
@@ -98,12 +102,22 @@ class Parametrisation:
         self.species_index = torch.tensor([self.species.index(z) for z in structure.numbers.tolist()], device=dev)
         biso0 = torch.stack([structure.biso[structure.numbers == z].mean() for z in self.species]).detach()
         self._frac = None
+        self._orbit_transforms = None
+        if "orbits" in self.free:
+            sym = structure.symmetry
+            if sym is None:
+                raise ScatterfitError("'orbits' is free but the structure has no point-group map (build it with a "
+                                      "symmetric builder)")
+            self._orbit_index = torch.as_tensor(sym.orbit, device=dev)
+            self._orbit_transforms = torch.as_tensor(sym.transforms, dtype=dt, device=dev)  # [N, 3, 3]
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         one = torch.ones((), dtype=dt, device=dev)
         self._init = {"lattice": one, "expansion": one.clone(), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
                       "fractional": torch.zeros_like(structure.positions.detach()),
+                      "orbits": torch.zeros((0 if structure.symmetry is None else structure.symmetry.n_orbits, 3),
+                                            dtype=dt, device=dev),
                       "background": torch.zeros(background_order + 1, dtype=dt, device=dev)}
         if structure.cell is not None:
             from ase.geometry import cell_to_cellpar
@@ -175,6 +189,8 @@ class Parametrisation:
         if "expansion" in self.free:
             centre = pos.detach().mean(0)
             pos = centre + (pos - centre) * v["expansion"]
+        if "orbits" in self.free:
+            pos = pos + torch.einsum("nij,nj->ni", self._orbit_transforms, v["orbits"][self._orbit_index])
         if "positions" in self.free:
             pos = pos + v["positions"]
         biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
@@ -182,6 +198,17 @@ class Parametrisation:
         params = {k: v.get(k) for k in SCALAR_DEFAULTS}
         params["background"] = v["background"] if "background" in self.free else None
         return State(structure, params)
+
+    def orbit_representatives(self, theta: torch.Tensor) -> torch.Tensor:
+        """[n_orbits, 3] Å: each orbit's representative point at θ (the first atom of the orbit mapped back by its
+        transform; transforms are g P with P a symmetric projector, so (g P)ᵀ x = P gᵀ x)."""
+        if self._orbit_transforms is None:
+            raise ScatterfitError("'orbits' is not a free parameter group")
+        pos = self.state(theta).structure.positions
+        n_orbits = self.structure.symmetry.n_orbits
+        first = torch.tensor([int((self._orbit_index == k).nonzero()[0]) for k in range(n_orbits)],
+                             device=pos.device)
+        return torch.einsum("nji,nj->ni", self._orbit_transforms[first], pos[first])
 
     def report(self, theta: torch.Tensor) -> dict:
         """Every parameter's value as plain numbers (lattice as a, b, c in Å; Biso and Uiso per species)."""

@@ -6,7 +6,7 @@ Units: positions and cell in Å, Biso in Å² (Biso = 8π² Uiso), occupancy dim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ class Structure:
         occupancy: [N] site occupancy (0..1).
         biso: [N] isotropic displacement parameter Biso = 8π² Uiso, Å².
         charges: [N] formal charges used to pick ionic X-ray form factors (0 = neutral atom).
+        symmetry: a structure.symmetry.SymmetryMap when the atoms lie on orbits of a point group (symmetric
+            random starts), else None; it lets a refinement move whole orbits ("orbits" parameter group).
     """
 
     positions: torch.Tensor
@@ -41,6 +43,7 @@ class Structure:
     occupancy: torch.Tensor | None = None
     biso: torch.Tensor | None = None
     charges: torch.Tensor | None = None
+    symmetry: object | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         pos = self.positions
@@ -61,6 +64,8 @@ class Structure:
             bad = int(numbers[(numbers < 1) | (numbers > 98)][0])
             raise ScatterfitError(f"unknown element with atomic number {bad} (supported: 1-98)")
         object.__setattr__(self, "numbers", numbers)
+        if self.symmetry is not None and len(self.symmetry.orbit) != n:
+            raise ScatterfitError(f"the symmetry map covers {len(self.symmetry.orbit)} atoms, the structure has {n}")
         pbc = tuple(bool(p) for p in (self.pbc if not isinstance(self.pbc, bool) else (self.pbc,) * 3))
         object.__setattr__(self, "pbc", pbc)
         if self.cell is not None:
@@ -139,12 +144,13 @@ class Structure:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
         return Structure(conv(self.positions), self.numbers.to(device), conv(self.cell), self.pbc,
-                         conv(self.occupancy), conv(self.biso), conv(self.charges))
+                         conv(self.occupancy), conv(self.biso), conv(self.charges), self.symmetry)
 
     def select(self, index) -> "Structure":
         """The atoms picked by ``index`` (bool mask or integer indices), with all their per-atom attributes."""
         return self.with_(positions=self.positions[index], numbers=self.numbers[index],
-                          occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index])
+                          occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index],
+                          symmetry=None)
 
     def with_uiso(self, uiso: float) -> "Structure":
         """Every atom given the isotropic displacement ``uiso`` (Å²)."""
