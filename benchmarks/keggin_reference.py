@@ -3,6 +3,11 @@ geometry instead of random atoms. Tells what Rw the data and model allow when th
 heteroatom (P, Si or none) the data prefer.
 
     python benchmarks/keggin_reference.py [--steps 300]
+    python benchmarks/keggin_reference.py --symmetric out/keggin   # after scatterfit refine examples/keggin.toml
+
+The second form reruns the search's best candidate (from out/keggin/search.json) through its short refinement
+and the first final stage only, the one that keeps the point group, and prints that symmetric model's checks
+and W–W distances (the example's result is the later stage, with every atom free).
 
 The start is built, not fitted: 12 W on a cuboctahedron (W–W 3.55 Å), a terminal O 1.70 Å out from each W,
 24 bridging O 1.92 Å from both W of a cuboctahedron edge, 4 μ4-O on the tetrahedral axes 1.53 Å from the
@@ -60,10 +65,38 @@ def keggin_checks(structure: Structure) -> dict:
     return {"W six-coordinated": report["coordination"]["W"]["O"].get(6, 0), "W with 4 W at 3.3-3.8 A": four_w}
 
 
+def symmetric_stage(out_dir: Path) -> None:
+    """The best candidate of a finished keggin.toml search refined with its point group kept."""
+    import json
+
+    import numba
+
+    from scatterfit.commands.search import build_evaluator
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)  # as the CLI ran the search
+    evaluator, space, _, final = build_evaluator(load_config(CONFIG))
+    best = json.loads((out_dir / "search.json").read_text())["best"]
+    result, value, terms, structure = evaluator.refine(best, space.key(best), [*evaluator.stages, final[0]])
+    pos, z = structure.positions.detach().numpy(), structure.numbers.numpy()
+    w = pos[z == 74]
+    ww = np.linalg.norm(w[:, None] - w[None], axis=-1)
+    wo = np.linalg.norm(w[:, None] - pos[z == 8][None], axis=-1)
+    o_by_w = np.bincount((wo < 2.4).sum(0), minlength=4).tolist()
+    print(f"best candidate {best}, point group kept: Rw {terms['Keggin'].breakdown['rw']:.4f}, loss {value:.4f}")
+    print(f"  W-O neighbours (< 2.4 A) per W: {sorted((wo < 2.4).sum(1).tolist())}; W-O {wo[wo < 2.4].min():.3f}-"
+          f"{wo[wo < 2.4].max():.3f} A; O bound to 0/1/2/3 W: {o_by_w}")
+    print(f"  the four nearest W of each W: {sorted({tuple(round(float(d), 3) for d in np.sort(row)[1:5]) for row in ww})}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--symmetric", type=Path, default=None, help="output folder of a keggin.toml search")
     args = parser.parse_args()
+    if args.symmetric is not None:
+        symmetric_stage(args.symmetric)
+        return
     cfg = load_config(CONFIG)
     loss = build_loss(cfg, build_datasets(cfg))
     print(f"{'heteroatom':>10}  {'Rw':>7}  {'loss':>7}  {'W 6-coord':>9}  {'W with 4 W':>10}  {'time':>6}")
