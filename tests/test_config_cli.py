@@ -1,6 +1,7 @@
 """`scatterfit refine CONFIG.toml`: end to end on a small simulated case, resume, and config mistakes."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +121,14 @@ def test_refine_cli_on_the_cpu_device_equals_the_default(case):
     assert main(["refine", str(case / "case.toml"), "--out", str(case / "b")]) == 0
     a, b = (json.loads((case / d / "summary.json").read_text()) for d in ("a", "b"))
     assert a["loss"] == b["loss"] and a["parameters"] == b["parameters"]
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_every_example_config_is_valid(example):
+    from scatterfit.config import load_config
+
+    cfg = load_config(EXAMPLES / example)
+    assert cfg.datasets

@@ -180,3 +180,5 @@ def test_symmetric_search_tells_an_icosahedron_from_a_cuboctahedron():
     centre = int(np.linalg.norm(pos - pos.mean(0), axis=1).argmin())
     surface_neighbours = [(d[i] < 1.15 * 2.78).sum() - 1 for i in range(13) if i != centre]
     assert surface_neighbours == [6] * 12
+    summary = res.refined.summary()["point_group"]  # the group the atoms were kept in, and how well
+    assert summary["group"] == res.best["group"] and summary["max_deviation_A"] < 1e-8

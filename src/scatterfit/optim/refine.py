@@ -147,7 +147,7 @@ class Result:
         terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()}
         for name, d in (self.derived_grs() if derived is None else derived).items():
             terms[name]["rw_derived_gr"] = d["rw"]
-        return {
+        out = {
             "loss": self.loss,
             "terms": terms,
             "parameters": self.parameters(),
@@ -157,6 +157,14 @@ class Result:
             "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
                          "python": platform.python_version()},
         }
+        sym = self.structure.symmetry
+        if sym is not None:  # a symmetric start: its group, and how far a free stage moved the atoms off it
+            from scatterfit.structure.symmetry import symmetrise
+
+            pos = self.structure.positions.detach().cpu().numpy()
+            out["point_group"] = {"group": sym.group, "orbits": list(sym.sizes),
+                                  "max_deviation_A": float(abs(pos - symmetrise(pos, sym)).max())}
+        return out
 
     def write(self, out_dir: str | Path) -> None:
         """Refined structure (CIF, extxyz), fitted curves (CSV), loss history, JSON summary, PNG plots."""
