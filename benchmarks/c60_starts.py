@@ -29,9 +29,13 @@ def checks(structure) -> dict:
     lengths = d[np.triu(bonded)]
     adjacency = bonded.astype(int)
     triangles = int(np.trace(adjacency @ adjacency @ adjacency) // 6)
+    # four-membered rings: closed 4-walks minus the degenerate ones (back-and-forth over one or two bonds)
+    a2 = adjacency @ adjacency
+    degree = adjacency.sum(1)
+    squares = int((np.trace(a2 @ a2) - 2 * (degree**2).sum() + degree.sum()) // 8)
     return {"three": int((bonded.sum(1) == 3).sum()), "bonds": int(lengths.size),
             "lo": float(lengths.min()), "hi": float(lengths.max()),
-            "in_range": float(((lengths >= 1.38) & (lengths <= 1.48)).mean()), "triangles": triangles}
+            "in_range": float(((lengths >= 1.38) & (lengths <= 1.48)).mean()), "triangles": triangles, "squares": squares}
 
 
 def run(seed: int) -> dict:

@@ -143,7 +143,7 @@ def test_c60_cage_from_random_symmetric_starts(tmp_path):
 
     found = checks(result.refined.structure)
     assert result.best["group"] in ("I", "Ih")
-    assert found["three"] == 60 and found["bonds"] == 90 and found["triangles"] == 0
+    assert found["three"] == 60 and found["bonds"] == 90 and found["triangles"] == 0 and found["squares"] == 0
     assert found["in_range"] == 1.0
     rw = result.refined.terms["C60"].breakdown["rw"]
 
