@@ -65,6 +65,17 @@ def keggin_checks(structure: Structure) -> dict:
     return {"W six-coordinated": report["coordination"]["W"]["O"].get(6, 0), "W with 4 W at 3.3-3.8 A": four_w}
 
 
+def keggin_topology(structure) -> dict:
+    """The α-Keggin cage in numbers: W–O bonds ≤ 2.4 Å per W, W neighbours of each W within 3.1–3.8 Å, and how
+    many O bind one, two and three W (12 terminal, 24 bridging, 4 central in the Keggin ion)."""
+    pos, z = structure.positions.detach().numpy(), structure.numbers.numpy()
+    w, o = pos[z == 74], pos[z == 8]
+    wo = np.linalg.norm(w[:, None] - o[None], axis=-1) < 2.4
+    ww = np.linalg.norm(w[:, None] - w[None], axis=-1)
+    return {"W-O": sorted(wo.sum(1).tolist()), "W-W": sorted(((ww > 3.1) & (ww < 3.8)).sum(1).tolist()),
+            "O by W count": np.bincount(wo.sum(0), minlength=4).tolist()}
+
+
 def symmetric_stage(out_dir: Path) -> None:
     """The best candidate of a finished keggin.toml search refined with its point group kept."""
     import json
@@ -82,7 +93,7 @@ def symmetric_stage(out_dir: Path) -> None:
     w = pos[z == 74]
     ww = np.linalg.norm(w[:, None] - w[None], axis=-1)
     wo = np.linalg.norm(w[:, None] - pos[z == 8][None], axis=-1)
-    o_by_w = np.bincount((wo < 2.4).sum(0), minlength=4).tolist()
+    o_by_w = keggin_topology(structure)["O by W count"]
     print(f"best candidate {best}, point group kept: Rw {terms['Keggin'].breakdown['rw']:.4f}, loss {value:.4f}")
     print(f"  W-O neighbours (< 2.4 A) per W: {sorted((wo < 2.4).sum(1).tolist())}; W-O {wo[wo < 2.4].min():.3f}-"
           f"{wo[wo < 2.4].max():.3f} A; O bound to 0/1/2/3 W: {o_by_w}")
