@@ -1,8 +1,9 @@
-"""How repeatable the symmetric cluster searches are: examples/keggin.toml or examples/c60.toml run with other
+"""How repeatable the symmetric cluster searches are: examples/keggin.toml, c60.toml or c60_xtb.toml run with other
 search seeds (the swarm's and the random starts'), one table row per seed.
 
     python benchmarks/symmetric_search_seeds.py c60 0 1 2        # about a minute per seed here
-    python benchmarks/symmetric_search_seeds.py keggin 0 1        # about six minutes per seed
+    python benchmarks/symmetric_search_seeds.py c60_xtb 2          # the same with the GFN2-xTB last stage
+    python benchmarks/symmetric_search_seeds.py keggin 0 1        # about five minutes per seed
 
 Columns: seed, chosen candidate, Rw, the cage checks (C60: three-coordinated C, bonds, three- and
 four-membered rings, share of bonds in 1.38–1.48 Å; Keggin: W–O neighbours per W, W with four W at 3.1–3.8 Å,
@@ -27,8 +28,8 @@ def main(argv: list[str]) -> None:
     from scatterfit.commands.search import run_search
     from scatterfit.config import load_config
 
-    if not argv or argv[0] not in ("c60", "keggin"):
-        raise SystemExit("usage: python benchmarks/symmetric_search_seeds.py c60|keggin [SEED ...]")
+    if not argv or argv[0] not in ("c60", "c60_xtb", "keggin"):
+        raise SystemExit("usage: python benchmarks/symmetric_search_seeds.py c60|c60_xtb|keggin [SEED ...]")
     case, seeds = argv[0], [int(s) for s in argv[1:]] or [0, 1, 2]
     torch.set_num_threads(1)
     numba.set_num_threads(1)
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> None:
             result = run_search(cfg, out=tmp)
         structure = result.refined.structure
         rw = next(tv.breakdown["rw"] for tv in result.refined.terms.values() if "rw" in tv.breakdown)
-        if case == "c60":
+        if case.startswith("c60"):
             from c60_starts import checks
 
             c = checks(structure)
