@@ -139,7 +139,8 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         executor: None (serial), a spec string ("processes:2", "dask-local:2", "dask://host:port") or an
             executor object.
         top_k: distinct best candidates refined at the end by the evaluator's short stages followed by
-            ``final_stages`` (the best of them wins).
+            ``final_stages``; the best of them by the loss the last final stage minimised (its weights and
+            xmax) wins.
         checkpoint: file for the search state after every generation; ``resume`` continues from it.
         on_generation: optional callable(generation, best_loss) (tests use it to interrupt).
         initial: candidates placed as the first particles.
@@ -209,6 +210,13 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         for entry, (key, _) in zip(top, ranked):
             if final_stages:  # continues from where the candidate's short refinement ended
                 res, value, _, _ = evaluator.refine(entry["candidate"], key, [*evaluator.stages, *final_stages])
+                last = final_stages[-1]
+                if res is not None and (last.weights or last.xmax is not None):
+                    # finalists compete on what the last stage minimised (e.g. with an energy term it switched on)
+                    import torch
+
+                    with torch.no_grad():
+                        value = float(evaluator.loss.evaluate(res.state, xmax=last.xmax, weights=last.weights)[0])
                 entry["final_loss"] = float(value)
             else:
                 res, value, _, _ = evaluator.refine(entry["candidate"], key, evaluator.stages)
