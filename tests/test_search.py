@@ -217,3 +217,25 @@ def test_search_from_a_config_file_and_the_cli(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text(bad)
     assert main(["refine", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "bad")]) == 2
     assert "unknown builder 'crystal'" in capsys.readouterr().err
+
+
+class ConstantTerm:
+    """A term worth 5 whatever the structure: visible in the base loss, gone when a stage weights it 0."""
+
+    name, weight = "constant", 1.0
+
+    def evaluate(self, state):
+        from scatterfit.loss import TermValue
+
+        return TermValue(torch.tensor(5.0, dtype=torch.float64), {})
+
+
+def test_finalists_are_ranked_by_the_loss_of_the_last_final_stage():
+    truth, evaluator = particle_problem("Au", "cuboctahedron", 2, 2.884)
+    evaluator.loss = Loss([*evaluator.loss.terms, ConstantTerm()])
+    space = SearchSpace([Choice("shape", ("cuboctahedron", "icosahedron")), Integer("size", 2, 2)])
+    res = search(evaluator, space, size=2, budget=2, stall=1, seed=0, top_k=2, progress=False,
+                 final_stages=[Stage("lbfgs", steps=5, weights={"constant": 0.0})])
+    assert all(entry["loss"] > 5 for entry in res.top)  # the swarm saw the base weights
+    assert all(entry["final_loss"] < 1 for entry in res.top)  # the finalists, the last stage's
+    assert res.loss == min(entry["final_loss"] for entry in res.top)
