@@ -1,5 +1,5 @@
-"""Basin hopping on atom positions (or on the orbits of a symmetric structure): a global search for structures whose loss landscape has many local minima
-(a cluster or a network built from atoms at random positions).
+"""Basin hopping on atom positions (or on the orbits of a symmetric structure): a global search for structures
+whose loss landscape has many local minima (a cluster or a network built from atoms at random positions).
 
 Each hop perturbs the current positions, relaxes them with a short local minimisation and accepts the result
 by the Metropolis rule on the relative loss change, exp(−(L_new − L_cur) / (T · L_cur)), so the temperature T

@@ -205,6 +205,8 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
 
     ranked = sorted(seen.items(), key=lambda kv: kv[1]["loss"])
     top = [{**v} for _, v in ranked[: max(top_k, 1)]]
+    import torch
+
     refined, final_loss = None, float("inf")
     if ranked and np.isfinite(ranked[0][1]["loss"]):
         for entry, (key, _) in zip(top, ranked):
@@ -213,8 +215,6 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
                 last = final_stages[-1]
                 if res is not None and (last.weights or last.xmax is not None):
                     # finalists compete on what the last stage minimised (e.g. with an energy term it switched on)
-                    import torch
-
                     with torch.no_grad():
                         value = float(evaluator.loss.evaluate(res.state, xmax=last.xmax, weights=last.weights)[0])
                 entry["final_loss"] = float(value)

@@ -21,6 +21,12 @@ def _with_uiso(structure: Structure, uiso: float | None) -> Structure:
     return structure if uiso is None else structure.with_uiso(uiso)
 
 
+def _formula_with_extra(formula: str, candidate: dict) -> str:
+    """``formula`` plus the candidate's "extra" atoms (e.g. the Keggin heteroatom; "none" adds nothing)."""
+    extra = candidate.get("extra", "none")
+    return formula if extra in ("none", "", None) else formula + str(extra)
+
+
 @dataclass
 class ParticleCandidates:
     """Nanoparticles of ``element`` (and ``second_element`` at ``fraction`` when the candidate has one).
@@ -83,10 +89,7 @@ class MoleculeCandidates:
     uiso: float | None = 0.005
 
     def __call__(self, candidate: dict, seed: int) -> Structure:
-        formula = self.formula
-        extra = candidate.get("extra", "none")
-        if extra not in ("none", "", None):
-            formula = formula + str(extra)
+        formula = _formula_with_extra(self.formula, candidate)
         return _with_uiso(random_molecule(formula, self.min_dist, self.density, seed=seed), self.uiso)
 
 
@@ -103,10 +106,7 @@ class SymmetricMoleculeCandidates:
     uiso: float | None = 0.005
 
     def __call__(self, candidate: dict, seed: int) -> Structure:
-        formula = self.formula
-        extra = candidate.get("extra", "none")
-        if extra not in ("none", "", None):
-            formula = formula + str(extra)
+        formula = _formula_with_extra(self.formula, candidate)
         s = random_symmetric_molecule(formula, str(candidate.get("group", self.group)), self.min_dist, self.density,
                                       seed=seed)
         return _with_uiso(s, self.uiso)

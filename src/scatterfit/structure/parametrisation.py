@@ -3,9 +3,9 @@
 Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
 "positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
-symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs a
-structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a finite structure about its
-centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
+symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
+a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
+finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
 polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
 "qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 import torch
 
@@ -110,6 +112,8 @@ class Parametrisation:
                                       "symmetric builder)")
             self._orbit_index = torch.as_tensor(sym.orbit, device=dev)
             self._orbit_transforms = torch.as_tensor(sym.transforms, dtype=dt, device=dev)  # [N, 3, 3]
+            first = [int(np.flatnonzero(sym.orbit == k)[0]) for k in range(sym.n_orbits)]
+            self._orbit_first = torch.tensor(first, device=dev)  # [n_orbits] one atom of each orbit
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         one = torch.ones((), dtype=dt, device=dev)
@@ -205,9 +209,7 @@ class Parametrisation:
         if self._orbit_transforms is None:
             raise ScatterfitError("'orbits' is not a free parameter group")
         pos = self.state(theta).structure.positions
-        n_orbits = self.structure.symmetry.n_orbits
-        first = torch.tensor([int((self._orbit_index == k).nonzero()[0]) for k in range(n_orbits)],
-                             device=pos.device)
+        first = self._orbit_first
         return torch.einsum("nji,nj->ni", self._orbit_transforms[first], pos[first])
 
     def report(self, theta: torch.Tensor) -> dict:
