@@ -23,7 +23,7 @@ from scatterfit.constraints import Coordination
 from scatterfit.energy import StillingerWeber
 from scatterfit.io.datasets import Dataset
 from scatterfit.loss import DataTerm, EnergyTerm, Loss
-from scatterfit.models import BoxScatteringModel
+from scatterfit.scattering.models import BoxScatteringModel
 from scatterfit.optim import Stage, refine
 from scatterfit.structure.builders import amorphous_box
 from scatterfit.structure.parametrisation import Parametrisation, State
@@ -55,7 +55,7 @@ def run(protocol: str) -> dict:
     half_cell = 0.5 * float(truth.cell[0, 0])
     t0 = time.perf_counter()
     res = refine(Loss(terms), Parametrisation(start, free=["positions"], bounds={"positions": half_cell / 0.96 + 0.1}),
-                 stages, progress=False)
+                 stages)
     energy = float(StillingerWeber().energy(res.structure)) / 216
     return {"protocol": protocol, "rw": res.terms["data:sq"].breakdown["rw"], "four_fold": four_fold(res.structure),
             "sw_eV_per_atom": energy, "seconds": time.perf_counter() - t0}

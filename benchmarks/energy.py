@@ -59,7 +59,7 @@ def _row(case: str, threads: int, queue) -> None:
     from scatterfit.energy import default_potential
     from scatterfit.scattering.debye import debye_intensity
     from scatterfit.scattering.pdf import pdf
-    from scatterfit.structure.pairs import NeighbourCache
+    from scatterfit.structure.neighbours import NeighbourCache
 
     atoms = build(case)
     s = Structure.from_ase(atoms)

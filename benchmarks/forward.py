@@ -135,7 +135,7 @@ def _periodic_row(n: int, threads: int, queue, device: str = "cpu", block: int |
 
     torch.set_num_threads(threads)
     from scatterfit.scattering.pdf import pdf
-    from scatterfit.structure.pairs import NeighbourCache
+    from scatterfit.structure.neighbours import NeighbourCache
     from scatterfit.testing import random_box
 
     box = random_box(n, 0.05, numbers=(14,), min_dist=0.0, seed=0).to(device)

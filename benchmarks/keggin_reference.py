@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from scatterfit.analysis.chemistry import chemistry_report
-from scatterfit.commands.refine import build_datasets, build_loss
+from scatterfit.config.builders import build_datasets, build_loss
 from scatterfit.config import load_config
 from scatterfit.optim import Stage, refine
 from scatterfit.structure import Structure
@@ -82,7 +82,7 @@ def symmetric_stage(out_dir: Path) -> None:
 
     import numba
 
-    from scatterfit.commands.search import build_evaluator
+    from scatterfit.config.builders import build_evaluator
 
     torch.set_num_threads(1)
     numba.set_num_threads(1)  # as the CLI ran the search
@@ -115,8 +115,7 @@ def main() -> None:
         t0 = time.perf_counter()
         start = textbook_keggin(x).with_uiso(0.005)
         param = Parametrisation(start, free=["positions", "biso"], values={"qdamp": 0.02}, bounds={"positions": 10.0})
-        result = refine(loss, param, [Stage("lbfgs", free=["biso"], steps=50), Stage("lbfgs", steps=args.steps)],
-                        progress=False)
+        result = refine(loss, param, [Stage("lbfgs", free=["biso"], steps=50), Stage("lbfgs", steps=args.steps)])
         checks = keggin_checks(result.structure)
         print(f"{x or 'none':>10}  {result.terms['Keggin'].breakdown['rw']:7.4f}  {result.loss:7.4f}  "
               f"{checks['W six-coordinated']:>6}/12  {checks['W with 4 W at 3.3-3.8 A']:>7}/12  "

@@ -11,7 +11,7 @@ from ase.build import bulk
 from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import pdf_range_ramp, refine
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
@@ -27,7 +27,7 @@ def main() -> None:
         start = Structure.from_ase(bulk("Ni", "fcc", a=3.60, cubic=True))
         loss = Loss([DataTerm(PDFModel(qmax=25.0), data, xmin=1.5, xmax=30.0, name="Ni.gr")])
         t = time.perf_counter()
-        res = refine(loss, Parametrisation(start, free=free), pdf_range_ramp(), progress=False)
+        res = refine(loss, Parametrisation(start, free=free), pdf_range_ramp())
         dt = time.perf_counter() - t
         p = res.parameters()
         print(f"{'scatterfit ' + ','.join(free):<40} {res.terms['Ni.gr'].breakdown['rw']:>7.4f} {p['a']:>8.4f} "

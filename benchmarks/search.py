@@ -23,7 +23,7 @@ import torch
 def problem():
     from scatterfit.io import Dataset
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.models import PDFModel
+    from scatterfit.scattering.models import PDFModel
     from scatterfit.optim import Stage
     from scatterfit.optim.search import CandidateEvaluator
     from scatterfit.scattering.pdf import pdf
@@ -63,7 +63,7 @@ def main(argv) -> None:
         start = time.perf_counter() - t
         t = time.perf_counter()
         res = search(evaluator, space, size=12, budget=30, stall=4, seed=0, top_k=2, executor=executor,
-                     final_stages=[Stage("lbfgs", steps=40)], progress=False)
+                     final_stages=[Stage("lbfgs", steps=40)])
         wall = time.perf_counter() - t
         executor.close()
         rw = res.refined.terms["data:gr"].breakdown["rw"]

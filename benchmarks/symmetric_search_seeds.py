@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
         cfg.search["seed"] = seed
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = run_search(cfg, out=tmp)
+            result = run_search(cfg, Path(tmp))
         structure = result.refined.structure
         rw = next(tv.breakdown["rw"] for tv in result.refined.terms.values() if "rw" in tv.breakdown)
         if case.startswith("c60"):

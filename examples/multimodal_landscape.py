@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scatterfit.commands.search import build_evaluator
+from scatterfit.config.builders import build_evaluator
 from scatterfit.config import load_config
 
 HERE = Path(__file__).resolve().parent

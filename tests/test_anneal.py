@@ -40,7 +40,7 @@ def test_langevin_samples_the_canonical_ensemble_of_a_harmonic_well():
     param = Parametrisation(start, free=["positions"], bounds={"positions": 3.0})
     stage = Stage("anneal", steps=6000, timestep=2.0, friction=20.0, t_start=temperature, t_end=temperature,
                   energy_scale=1.0, local_steps=0)
-    result = refine(Loss([well]), param, stage, progress=False, seed=3)
+    result = refine(Loss([well]), param, stage, seed=3)
     expected = 1.5 * n * BOLTZMANN_EV * temperature  # eV
     potential = sum(well.samples[1000:]) / len(well.samples[1000:])
     assert potential == pytest.approx(expected, rel=0.04)
@@ -74,7 +74,7 @@ def test_melt_and_quench_of_lj13_reaches_the_icosahedron():
     Mackay icosahedron. The energy scale defaults to atoms / weight, so the potential is the cluster's energy."""
     loss, param = _lj13(2)
     result = refine(loss, param, [Stage("anneal", steps=3000, timestep=1.0, friction=5.0, t_start=3500, t_end=50),
-                                  Stage("lbfgs", steps=300, tol=1e-12)], progress=False, seed=0)
+                                  Stage("lbfgs", steps=300, tol=1e-12)], seed=0)
     assert result.loss * 13 == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
 
 
@@ -94,13 +94,13 @@ def test_anneal_stage_resumes_exactly_from_its_checkpoint(tmp_path):
     ends on the same structure as the uninterrupted run."""
     loss, param = _lj13(0)
     stage = Stage("anneal", steps=300, timestep=1.0, t_start=2000, t_end=100)
-    whole = refine(loss, param, stage, progress=False, seed=4)
+    whole = refine(loss, param, stage, seed=4)
     ckpt = tmp_path / "anneal.pt"
     with pytest.raises(Killed):
-        refine(loss, param, stage, progress=False, seed=4, checkpoint=ckpt, checkpoint_every=100,
+        refine(loss, param, stage, seed=4, checkpoint=ckpt, checkpoint_every=100,
                observers=[_kill_at(250)])
     assert torch.load(ckpt, weights_only=False)["step"] == 200
-    resumed = refine(loss, param, stage, progress=False, seed=4, checkpoint=ckpt, resume=True)
+    resumed = refine(loss, param, stage, seed=4, checkpoint=ckpt, resume=True)
     assert torch.equal(resumed.theta, whole.theta)
     assert resumed.history == whole.history
 
@@ -110,10 +110,10 @@ def test_anneal_stage_errors_are_one_line():
     with pytest.raises(ScatterfitError, match="timestep"):
         Stage("anneal", timestep=0.0)
     with pytest.raises(ScatterfitError, match="needs 'positions'"):
-        refine(loss, Parametrisation(param.structure, free=["biso"]), Stage("anneal", steps=2), progress=False)
+        refine(loss, Parametrisation(param.structure, free=["biso"]), Stage("anneal", steps=2))
     well = HarmonicWell(param.structure.positions.clone(), 1.0)
     with pytest.raises(ScatterfitError, match="energy_scale"):
-        refine(Loss([well]), param, Stage("anneal", steps=2), progress=False)
+        refine(Loss([well]), param, Stage("anneal", steps=2))
 
 
 def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
@@ -127,10 +127,10 @@ def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
     half = 0.5 * float(box.cell[0, 0])
     with pytest.raises(ScatterfitError, match="bounds positions ≥"):
         refine(loss, Parametrisation(box, free=["positions"], bounds={"positions": half * 0.8}),
-               Stage("anneal", steps=2), progress=False)
+               Stage("anneal", steps=2))
     param = Parametrisation(box, free=["positions"], bounds={"positions": half * 1.1})
     result = refine(loss, param, Stage("anneal", steps=400, timestep=10.0, t_start=3000, t_end=3000),
-                    progress=False, seed=1)
+                    seed=1)
     disp = param.unpack(result.theta)["positions"]
     assert float(disp.abs().max()) <= half + 1e-9
     assert math.isfinite(result.loss)
@@ -138,7 +138,7 @@ def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
 
 
 def test_anneal_stage_from_a_config_file(tmp_path):
-    from scatterfit.commands.refine import build_strategy
+    from scatterfit.config.builders import build_strategy
     from scatterfit.config import load_config
 
     text = """

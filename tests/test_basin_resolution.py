@@ -33,9 +33,9 @@ def test_basin_hopping_finds_the_lj13_icosahedron_where_local_minimisation_stops
     """From the same random start (seed 2) L-BFGS stops in a minimum above −41.3 ε; 25 hops reach the global
     minimum. (Per-atom energy × 13 = total energy in ε.)"""
     loss, param = _lj13_problem(2)
-    local = refine(loss, param, Stage("lbfgs", steps=300, tol=1e-12, patience=5), progress=False)
+    local = refine(loss, param, Stage("lbfgs", steps=300, tol=1e-12, patience=5))
     basin = refine(loss, param, Stage("basin", steps=25, local_steps=40, step_size=0.3, temperature=0.05),
-                   progress=False, seed=2)
+                   seed=2)
     assert local.loss * 13 > LJ13_GLOBAL_MINIMUM + 2.0
     assert basin.loss * 13 == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
 
@@ -43,8 +43,8 @@ def test_basin_hopping_finds_the_lj13_icosahedron_where_local_minimisation_stops
 def test_basin_stage_resumes_from_its_checkpoint(tmp_path):
     loss, param = _lj13_problem(0)
     ckpt = tmp_path / "basin.pt"
-    first = refine(loss, param, Stage("basin", steps=4, local_steps=20), progress=False, checkpoint=ckpt)
-    resumed = refine(loss, param, Stage("basin", steps=8, local_steps=20), progress=False, checkpoint=ckpt,
+    first = refine(loss, param, Stage("basin", steps=4, local_steps=20), checkpoint=ckpt)
+    resumed = refine(loss, param, Stage("basin", steps=8, local_steps=20), checkpoint=ckpt,
                      resume=True)
     assert resumed.loss <= first.loss + 1e-9
 
@@ -53,7 +53,7 @@ def test_basin_stage_needs_free_positions():
     loss, param = _lj13_problem(0)
     p = Parametrisation(param.structure, free=["biso"])
     with pytest.raises(ScatterfitError, match="basin hopping needs 'positions'"):
-        refine(loss, p, Stage("basin", steps=2), progress=False)
+        refine(loss, p, Stage("basin", steps=2))
     with pytest.raises(ScatterfitError, match="local_steps"):
         Stage("basin", local_steps=0)
 

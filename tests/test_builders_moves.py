@@ -7,7 +7,7 @@ from ase.build import bulk
 from scatterfit import ScatterfitError, Structure
 from scatterfit.loss import DataTerm, Loss
 from scatterfit.io import Dataset
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure.builders import (SHAPES, amorphous_box, magic_size, nanoparticle, random_molecule,
                                            supercell)
@@ -17,7 +17,7 @@ from scatterfit.structure.parametrisation import State
 
 
 def _min_distance(s: Structure) -> float:
-    from scatterfit.structure.geometry import neighbours, pair_distances
+    from scatterfit.structure.neighbours import neighbours, pair_distances
 
     nb = neighbours(s, 6.0)
     return float(pair_distances(s, nb).min())

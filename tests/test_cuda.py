@@ -15,12 +15,12 @@ from ase.build import bulk
 from ase.cluster import Icosahedron
 
 from scatterfit import Structure
-from scatterfit.models import BoxScatteringModel, DebyeModel
+from scatterfit.scattering.models import BoxScatteringModel, DebyeModel
 from scatterfit.scattering.debye import debye_intensity, debye_partials
 from scatterfit.scattering.pdf import pdf
 from scatterfit.scattering.powder import powder_pattern
 from scatterfit.scattering.saxs import saxs_intensity
-from scatterfit.structure.pairs import NeighbourCache
+from scatterfit.structure.neighbours import NeighbourCache
 from scatterfit.structure.parametrisation import State
 from scatterfit.testing import random_box, random_cluster
 
@@ -216,8 +216,7 @@ def test_cluster_refinement_with_energy_restraints_and_basin_hops_on_the_device(
                  MinDistance(2.3, weight=1.0), Coordination("Au-Au", r0=3.3, target=[3, 12], weight=0.1),
                  BondAngle("Au-Au-Au", 3.3, [50, 180], weight=0.01)]
         res = refine(Loss(terms), Parametrisation(start.to(dev), free=["positions"], bounds={"positions": 2.0}),
-                     [Stage("lbfgs", steps=30), Stage("basin", steps=2, local_steps=5, step_size=0.05)],
-                     progress=False)
+                     [Stage("lbfgs", steps=30), Stage("basin", steps=2, local_steps=5, step_size=0.05)])
         assert res.structure.positions.device.type == dev.type
         results.append(res)
     gpu, cpu = results
@@ -250,7 +249,7 @@ def test_anneal_stage_runs_on_the_device_like_on_the_cpu():
                  EnergyTerm(LennardJones({"Ar-Ar": {"epsilon": 0.0104, "sigma": 3.4}}, cutoff=8.0, r_on=7.0),
                             weight=0.01)]
         res = refine(Loss(terms), Parametrisation(box.to(dev), free=["positions"], bounds={"positions": half * 1.1}),
-                     Stage("anneal", steps=50, timestep=5.0, t_start=200, t_end=50, local_steps=0), progress=False,
+                     Stage("anneal", steps=50, timestep=5.0, t_start=200, t_end=50, local_steps=0),
                      seed=0)
         assert res.structure.positions.device.type == dev.type
         results.append(res)

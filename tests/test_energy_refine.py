@@ -14,7 +14,7 @@ from scatterfit.constraints import MinDistance
 from scatterfit.energy import ASECalculatorEnergy
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, EnergyTerm, Loss
-from scatterfit.models import DebyeModel
+from scatterfit.scattering.models import DebyeModel
 from scatterfit.optim import Stage, refine
 from scatterfit.scattering.debye import debye_intensity
 from scatterfit.structure.parametrisation import Parametrisation
@@ -47,8 +47,7 @@ def saxs_problem():
 
 def _fit(data, start, extra):
     terms = [DataTerm(DebyeModel(kind="saxs", method="exact"), data), *extra]
-    res = refine(Loss(terms), Parametrisation(start, free=["positions"]), [Stage("lbfgs", steps=200)],
-                 progress=False)
+    res = refine(Loss(terms), Parametrisation(start, free=["positions"]), [Stage("lbfgs", steps=200)])
     return res, res.terms["data:saxs"].breakdown["rw"]
 
 
@@ -147,7 +146,7 @@ def test_config_rejects_bad_chemistry_terms(tmp_path):
     cases = [(base.replace('potential = "sw"', 'potential = "reaxff"'), "unknown potential"),
              (base.replace('restraint = "coordination"', 'restraint = "hardness"'), "unknown restraint"),
              (base.replace('r0 = 2.8, ', ''), "bad arguments"),
-             (base.replace('kind = "energy"', 'kind = "entropy"'), "unknown kind"),
+             (base.replace('kind = "energy"', 'kind = "entropy"'), "kind: 'entropy' is not one of data, energy, restraint"),
              (base.replace('reference = -4.3366', 'dataset = "si"'), "do not apply")]
     for k, (text, message) in enumerate(cases):
         path = tmp_path / f"bad{k}.toml"

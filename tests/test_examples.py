@@ -131,7 +131,7 @@ def test_c60_cage_from_random_symmetric_starts(tmp_path):
     generator's own structure refined with the same loss (README: Rw 0.1238 both)."""
     import sys
 
-    from scatterfit.commands.refine import build_datasets, build_loss
+    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.config import load_config
     from scatterfit.optim import Stage, refine
     from scatterfit.structure.parametrisation import Parametrisation
@@ -151,8 +151,7 @@ def test_c60_cage_from_random_symmetric_starts(tmp_path):
     loss = build_loss(cfg, build_datasets(cfg))
     param = Parametrisation(_c60_reference_structure(), free=["positions", "background", "qdamp", "biso"],
                             values={"qdamp": 0.05, "background_order": 7}, bounds={"positions": 0.3})
-    reference = refine(loss, param, [Stage("lbfgs", steps=300, weights={"cn_soft": 0.0, "cn_sharp": 0.3})],
-                       progress=False)
+    reference = refine(loss, param, [Stage("lbfgs", steps=300, weights={"cn_soft": 0.0, "cn_sharp": 0.3})])
     assert rw <= reference.terms["C60"].breakdown["rw"] + 1e-3
 
 
@@ -164,7 +163,7 @@ def test_keggin_cage_from_random_symmetric_starts(tmp_path):
 
     from conftest import shared_file
 
-    from scatterfit.commands.refine import build_datasets, build_loss
+    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.config import load_config
     from scatterfit.optim import Stage, refine
     from scatterfit.structure.parametrisation import Parametrisation
@@ -184,6 +183,5 @@ def test_keggin_cage_from_random_symmetric_starts(tmp_path):
     x = result.best["extra"]
     param = Parametrisation(textbook_keggin(None if x == "none" else x).with_uiso(0.005), free=["positions", "biso"],
                             values={"qdamp": 0.02}, bounds={"positions": 10.0})
-    reference = refine(loss, param, [Stage("lbfgs", free=["biso"], steps=50), Stage("lbfgs", steps=300)],
-                       progress=False)
+    reference = refine(loss, param, [Stage("lbfgs", free=["biso"], steps=50), Stage("lbfgs", steps=300)])
     assert rw <= reference.terms["Keggin"].breakdown["rw"] + 0.01

@@ -11,7 +11,7 @@ from ase.build import bulk
 from scatterfit import ScatterfitError, Structure
 from scatterfit.scattering.histogram import pair_histogram
 from scatterfit.scattering.pdf import pdf, pdf_partials
-from scatterfit.structure.pairs import NeighbourCache, periodic_pairs
+from scatterfit.structure.neighbours import NeighbourCache, neighbours
 from scatterfit.testing import random_box, random_cluster
 
 pdffit2 = pytest.importorskip("diffpy.pdffit2")
@@ -105,7 +105,7 @@ def test_small_r_slope_is_minus_four_pi_rho0():
 
 def test_histogram_counts_every_pair_once():
     s = random_box(150, 0.05, seed=6)
-    pairs = periodic_pairs(s, 8.0)
+    pairs = neighbours(s, 8.0)
     h = pair_histogram(s.positions, s.occupancy, torch.zeros(150, dtype=torch.long), 1, dr=0.01, n_nodes=900,
                        cell=s.cell, pairs=pairs)
     assert float(h.sum()) == pytest.approx(len(pairs.i), rel=1e-12)
@@ -165,7 +165,7 @@ def test_numba_and_torch_engines_agree(periodic, threads, monkeypatch):
     gradients as the blocked torch path."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     s = random_box(60, 0.05, numbers=(14, 8), seed=8) if periodic else random_cluster(40, numbers=(79, 28), seed=8)
-    pairs = periodic_pairs(s, 7.0) if periodic else None
+    pairs = neighbours(s, 7.0) if periodic else None
     types = (s.numbers == 8).long() if periodic else (s.numbers == 28).long()
     weights = torch.rand(3, 800, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     out = {}
@@ -199,7 +199,7 @@ def test_finite_particle_baseline_uses_the_particle_envelope_and_leaves_its_peak
 
 
 def test_box_scattering_model_sq_fq_gr_are_one_chain():
-    from scatterfit.models import BoxScatteringModel
+    from scatterfit.scattering.models import BoxScatteringModel
     from scatterfit.scattering.transforms import pdf_from_fq
     from scatterfit.structure.parametrisation import State
 

@@ -10,7 +10,7 @@ from conftest import cmi_file
 from scatterfit import ScatterfitError, Structure
 from scatterfit.io import Dataset, load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage, refine
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure.parametrisation import Parametrisation
@@ -33,7 +33,7 @@ def test_recovers_lattice_and_biso_from_noisy_simulation():
     data = _simulated_ni()
     start = Structure.from_ase(bulk("Ni", "fcc", a=3.58, cubic=True))
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data)])
-    res = refine(loss, Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"]), STAGES, progress=False)
+    res = refine(loss, Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"]), STAGES)
     p = res.parameters()
     assert abs(p["a"] - 3.5240) < 1e-3
     assert abs(p["Biso_Ni"] - 0.50) / 0.50 < 0.05
@@ -46,7 +46,7 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path):
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data)])
     stages = [Stage("adam", free=["lattice"], steps=12, lr=0.02), Stage("lbfgs", steps=10)]
     make = lambda: Parametrisation(start, free=["lattice", "biso"])  # noqa: E731
-    full = refine(loss, make(), stages, progress=False)
+    full = refine(loss, make(), stages)
 
     class Kill(Exception):
         pass
@@ -57,8 +57,8 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path):
 
     ck = tmp_path / "ck.pt"
     with pytest.raises(Kill):
-        refine(loss, make(), stages, checkpoint=ck, checkpoint_every=2, observers=[killer], progress=False)
-    resumed = refine(loss, make(), stages, checkpoint=ck, checkpoint_every=2, resume=True, progress=False)
+        refine(loss, make(), stages, checkpoint=ck, checkpoint_every=2, observers=[killer])
+    resumed = refine(loss, make(), stages, checkpoint=ck, checkpoint_every=2, resume=True)
     assert torch.allclose(resumed.theta, full.theta, atol=1e-10)
     assert resumed.history == pytest.approx(full.history, rel=1e-10)
 
@@ -85,7 +85,7 @@ def test_nickel_fit_matches_pdffit2(with_qbroad):
     start = Structure.from_ase(bulk("Ni", "fcc", a=3.60, cubic=True))
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data, xmin=1.5, xmax=30.0)])
     free = ["lattice", "biso", "qdamp", "delta2"] + (["qbroad"] if with_qbroad else [])
-    res = refine(loss, Parametrisation(start, free=free), STAGES, progress=False)
+    res = refine(loss, Parametrisation(start, free=free), STAGES)
     ours = res.terms[loss.terms[0].name].breakdown["rw"]
     p = res.parameters()
     assert abs(p["a"] - ref["a"]) < 0.002
@@ -110,8 +110,7 @@ def test_recovers_anisotropic_cell():
     start_atoms = atoms.copy()
     start_atoms.set_cell(cellpar_to_cell([5.63, 5.65, 5.64, 90, 90, 90]), scale_atoms=True)
     param = Parametrisation(Structure.from_ase(start_atoms), free=["cell"], values={"qdamp": 0.02})
-    res = refine(loss, param, [Stage("lbfgs", steps=150, xmax=6.0), Stage("lbfgs", steps=150, tol=1e-14)],
-                 progress=False)
+    res = refine(loss, param, [Stage("lbfgs", steps=150, xmax=6.0), Stage("lbfgs", steps=150, tol=1e-14)])
     p = res.parameters()
     assert [p["a"], p["b"], p["c"]] == pytest.approx([5.60, 5.70, 5.66], abs=1e-3)
     assert [p["alpha"], p["beta"], p["gamma"]] == pytest.approx([90, 90, 90], abs=0.05)
@@ -132,7 +131,7 @@ def test_recovers_positions_of_distorted_crystal():
                                                                        generator=gen))
     loss = Loss([DataTerm(PDFModel(), data)])
     param = Parametrisation(start, free=["positions"], values={"qdamp": 0.02})
-    res = refine(loss, param, Stage("lbfgs", steps=300, tol=1e-14), progress=False)
+    res = refine(loss, param, Stage("lbfgs", steps=300, tol=1e-14))
     got = res.structure.positions - ideal.positions
     want = shift
     err = min(float(((got - got.mean(0)) - (want - want.mean(0))).norm(dim=1).max()),
@@ -160,7 +159,7 @@ def test_background_polynomial_is_refined():
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data)])
     param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2", "background"],
                             bounds={"background": (-5.0, 5.0)})
-    res = refine(loss, param, STAGES, progress=False)
+    res = refine(loss, param, STAGES)
     p = res.parameters()
     assert abs(p["a"] - 3.524) < 1e-3
     assert p["background"] == pytest.approx(coeffs, abs=0.02)
@@ -170,16 +169,14 @@ def test_stage_weights_switch_terms_off_and_must_name_real_terms():
     data = _simulated_ni(seed=2)
     start = Structure.from_ase(bulk("Ni", "fcc", a=3.55, cubic=True))
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data, name="ni")])
-    res = refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"ni": 0.0})],
-                 progress=False)
+    res = refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"ni": 0.0})])
     assert res.parameters()["a"] == pytest.approx(3.55, abs=1e-9)  # nothing to fit: the lattice stays
     with pytest.raises(ScatterfitError, match="unknown term"):
-        refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"nope": 1.0})],
-               progress=False)
+        refine(loss, Parametrisation(start, free=["lattice"]), [Stage("lbfgs", steps=5, weights={"nope": 1.0})])
     # a term whose own weight is 0 (switched on only by some stages) still appears in the final report
     off = DataTerm(PDFModel(qmax=25.0), data, name="off", weight=0.0)
     res = refine(Loss([DataTerm(PDFModel(qmax=25.0), data, name="ni"), off]), Parametrisation(start, free=["lattice"]),
-                 [Stage("lbfgs", steps=5)], progress=False)
+                 [Stage("lbfgs", steps=5)])
     assert set(res.terms) == {"ni", "off"}
     assert res.loss == pytest.approx(float(res.terms["ni"].value), rel=1e-12)
 

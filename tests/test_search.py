@@ -7,7 +7,7 @@ import torch
 from scatterfit import ScatterfitError
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage
 from scatterfit.optim.pso import ParticleSwarm, minimize
 from scatterfit.optim.search import CandidateEvaluator, search
@@ -95,18 +95,20 @@ def test_search_recovers_shape_and_atom_count_of_a_small_particle(tmp_path):
     truth, evaluator = particle_problem("Au", "cuboctahedron", 2, 2.884)
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 3)])
     res = search(evaluator, space, size=10, budget=18, stall=4, seed=0, top_k=2,
-                 final_stages=[Stage("lbfgs", steps=30)], progress=False)
+                 final_stages=[Stage("lbfgs", steps=30)])
     assert res.best == {"shape": "cuboctahedron", "size": 2}
     assert len(res.refined.structure) == 55
     assert res.refined.terms["data:gr"].breakdown["rw"] <= 0.05
-    res.write(tmp_path)
+    from scatterfit.report.results import write_search
+
+    write_search(res, tmp_path)
     assert (tmp_path / "search.json").is_file() and (tmp_path / "search_history.png").is_file()
 
 
 def test_search_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=10.0)
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 2)])
-    kwargs = dict(size=6, budget=12, stall=100, seed=3, top_k=1, progress=False)
+    kwargs = dict(size=6, budget=12, stall=100, seed=3, top_k=1)
     full = search(evaluator, space, **kwargs)
 
     class Kill(Exception):
@@ -130,7 +132,7 @@ def test_search_on_a_local_two_worker_dask_cluster_equals_serial():
     pytest.importorskip("dask.distributed")
     _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=10.0)
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 2)])
-    kwargs = dict(size=6, budget=12, stall=100, seed=1, top_k=1, progress=False)
+    kwargs = dict(size=6, budget=12, stall=100, seed=1, top_k=1)
     serial = search(evaluator, space, **kwargs)
     dask = search(evaluator, space, executor="dask-local:2", **kwargs)
     # the same candidates in the same order; losses agree to the last bits (worker processes may round the
@@ -145,7 +147,7 @@ def test_search_on_a_local_two_worker_ray_runtime_equals_serial():
     pytest.importorskip("ray")
     _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=10.0)
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 2)])
-    kwargs = dict(size=6, budget=12, stall=100, seed=1, top_k=1, progress=False)
+    kwargs = dict(size=6, budget=12, stall=100, seed=1, top_k=1)
     serial = search(evaluator, space, **kwargs)
     ray_run = search(evaluator, space, executor="ray-local:2", **kwargs)
     assert ray_run.best == serial.best and ray_run.evaluations == serial.evaluations
@@ -216,7 +218,7 @@ def test_search_from_a_config_file_and_the_cli(tmp_path, capsys):
     bad = SEARCH_CONFIG.format(data=tmp_path / "np.gr").replace('builder = "nanoparticle"', 'builder = "crystal"')
     (tmp_path / "bad.toml").write_text(bad)
     assert main(["refine", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "bad")]) == 2
-    assert "unknown builder 'crystal'" in capsys.readouterr().err
+    assert "[search].builder: 'crystal' is not one of" in capsys.readouterr().err
 
 
 class ConstantTerm:
@@ -234,7 +236,7 @@ def test_finalists_are_ranked_by_the_loss_of_the_last_final_stage():
     truth, evaluator = particle_problem("Au", "cuboctahedron", 2, 2.884)
     evaluator.loss = Loss([*evaluator.loss.terms, ConstantTerm()])
     space = SearchSpace([Choice("shape", ("cuboctahedron", "icosahedron")), Integer("size", 2, 2)])
-    res = search(evaluator, space, size=2, budget=2, stall=1, seed=0, top_k=2, progress=False,
+    res = search(evaluator, space, size=2, budget=2, stall=1, seed=0, top_k=2,
                  final_stages=[Stage("lbfgs", steps=5, weights={"constant": 0.0})])
     assert all(entry["loss"] > 5 for entry in res.top)  # the swarm saw the base weights
     assert all(entry["final_loss"] < 1 for entry in res.top)  # the finalists, the last stage's

@@ -6,7 +6,7 @@ import torch
 
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage
 from scatterfit.optim.search import CandidateEvaluator, search
 from scatterfit.optim.space import Choice, Integer, Real, SearchSpace
@@ -44,7 +44,7 @@ def test_search_recovers_shape_family_and_atom_count(element, shape, size, nn, a
                                    stages=[Stage("lbfgs", steps=5, tol=1e-4, patience=1)], values={"qdamp": 0.03})
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 5)])
     res = search(evaluator, space, size=12, budget=30, stall=4, seed=0, top_k=2,
-                 final_stages=[Stage("lbfgs", steps=40)], progress=False)
+                 final_stages=[Stage("lbfgs", steps=40)])
     assert res.best == {"shape": shape, "size": size}
     assert len(res.refined.structure) == atoms
     rw = res.refined.terms["data:gr"].breakdown["rw"]
@@ -71,7 +71,7 @@ def test_search_recovers_alloy_composition():
                                    values={"qdamp": 0.03})
     space = SearchSpace([Integer("size", 3, 3), Real("fraction", 0.0, 1.0)])
     res = search(evaluator, space, size=10, budget=60, stall=4, seed=0, top_k=3,
-                 final_stages=[Stage("lbfgs", steps=30)], progress=False)
+                 final_stages=[Stage("lbfgs", steps=30)])
     rw = res.refined.terms["data:gr"].breakdown["rw"]
     print(f"\nPt0.3Ni0.7: found fraction {res.best['fraction']:.3f}, Rw {rw:.4f} (truth {_truth_rw(truth, data):.4f}), "
           f"{res.evaluations} candidates, {res.wall_time:.0f} s")
@@ -89,7 +89,7 @@ def test_amorphous_silicon_from_a_random_start():
     from scatterfit.constraints import Coordination
     from scatterfit.energy import StillingerWeber
     from scatterfit.loss import EnergyTerm
-    from scatterfit.models import BoxScatteringModel
+    from scatterfit.scattering.models import BoxScatteringModel
     from scatterfit.optim import refine
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.parametrisation import Parametrisation, State
@@ -118,7 +118,7 @@ def test_amorphous_silicon_from_a_random_start():
     res = refine(Loss(terms), Parametrisation(start, free=["positions"], bounds={"positions": half_cell / 0.96 + 0.1}),
                  [Stage("anneal", steps=6000, timestep=1.0, t_start=3000, t_end=300, weights=network_only,
                         local_steps=100),
-                  Stage("lbfgs", steps=400)], progress=False)
+                  Stage("lbfgs", steps=400)])
     rw, frac = res.terms["data:sq"].breakdown["rw"], four_fold(res.structure)
     print(f"\na-Si 216 from random, anneal (SW) then S(Q) + SW + coordination: Rw {rw:.4f}, four-fold {frac:.1%}")
     assert frac >= 0.85

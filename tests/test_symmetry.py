@@ -145,7 +145,7 @@ def test_basin_hopping_on_orbits_keeps_the_group():
     s = _symmetric_structure("Th", seed=4)
     loss = Loss([ShellTerm()])
     p = Parametrisation(s, free=["orbits"], bounds={"orbits": 5.0})
-    result = refine(loss, p, [Stage("basin", steps=4, local_steps=5, step_size=0.3)], progress=False)
+    result = refine(loss, p, [Stage("basin", steps=4, local_steps=5, step_size=0.3)])
     out = result.structure
     assert orbit_map(out.positions.detach().numpy(), out.numbers.numpy(), "Th", tol=1e-8) is not None
     assert result.loss < float(loss.evaluate(p.state(p.initial_vector()))[0])
@@ -157,7 +157,7 @@ def test_symmetric_search_tells_an_icosahedron_from_a_cuboctahedron():
     cuboctahedron's five."""
     from scatterfit.io import Dataset
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.models import DebyeModel
+    from scatterfit.scattering.models import DebyeModel
     from scatterfit.optim import Stage
     from scatterfit.optim.search import CandidateEvaluator, search
     from scatterfit.optim.space import Choice, Integer, SearchSpace
@@ -173,12 +173,14 @@ def test_symmetric_search_tells_an_icosahedron_from_a_cuboctahedron():
                                    free=["orbits", "biso"], stages=[Stage("lbfgs", steps=40, tol=1e-6)],
                                    bounds={"orbits": 4.0})
     space = SearchSpace([Choice("group", ("Oh", "Ih", "Td")), Integer("start", 0, 99)])
-    res = search(evaluator, space, size=3, budget=6, stall=1, seed=0, top_k=1, progress=False)
+    res = search(evaluator, space, size=3, budget=6, stall=1, seed=0, top_k=1)
     assert res.refined.terms["data:iq"].breakdown["rw"] < 0.01
     pos = res.refined.structure.positions.detach().numpy()
     d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
     centre = int(np.linalg.norm(pos - pos.mean(0), axis=1).argmin())
     surface_neighbours = [(d[i] < 1.15 * 2.78).sum() - 1 for i in range(13) if i != centre]
     assert surface_neighbours == [6] * 12
-    summary = res.refined.summary()["point_group"]  # the group the atoms were kept in, and how well
+    from scatterfit.report.results import summary
+
+    summary = summary(res.refined)["point_group"]  # the group the atoms were kept in, and how well
     assert summary["group"] == res.best["group"] and summary["max_deviation_A"] < 1e-8

@@ -12,7 +12,8 @@ from collections import Counter
 import numpy as np
 import torch
 
-from scatterfit.structure.geometry import atomic_number, bond_angles, neighbours, pair_vectors, parse_pair, triplets
+from scatterfit.structure.geometry import atomic_number, bond_angles, parse_pair, triplets
+from scatterfit.structure.neighbours import neighbours, pair_vectors
 from scatterfit.structure.structure import Structure
 
 

@@ -11,12 +11,25 @@ from ase.build import bulk
 from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.models import PDFModel
+from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import pdf_range_ramp, refine
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
 
+def add_arguments(p) -> None:
+    p.add_argument("--out", default="out/demo", help="output folder")
+
+
+def run(args) -> None:
+    run_demo(args.out)
+
+
 def run_demo(out: str | Path = "out/demo") -> dict:
+    from scatterfit.report.files import OutputLock, check_output_dir
+    from scatterfit.report.progress import RefineProgress
+    from scatterfit.report.results import write_refinement
+
+    out = check_output_dir(out)
     data_path = cmi_example("pdf/ch03NiModelling/data/Ni.gr")
     data = load_dataset(data_path)
     qmax = float(data.metadata.get("qmax", 25.0))
@@ -24,10 +37,16 @@ def run_demo(out: str | Path = "out/demo") -> dict:
     loss = Loss([DataTerm(PDFModel(qmax=qmax, radiation=data.radiation), data, xmin=1.5, xmax=30.0, name="Ni.gr")])
     param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"])
     print(f"scatterfit demo: bulk Ni vs {data_path.name} (X-ray PDF, Qmax {qmax} Å⁻¹), start a = 3.60 Å")
+    stages = pdf_range_ramp()
+    progress = RefineProgress(stages)
     t0 = time.perf_counter()
-    result = refine(loss, param, pdf_range_ramp(), checkpoint=Path(out) / "checkpoint.pt")
-    elapsed = time.perf_counter() - t0
-    result.write(out)
+    with OutputLock(out):
+        try:
+            result = refine(loss, param, stages, checkpoint=out / "checkpoint.pt", observers=[progress])
+        finally:
+            progress.close()
+        elapsed = time.perf_counter() - t0
+        write_refinement(result, out)
     p = result.parameters()
     rw = result.terms["Ni.gr"].breakdown["rw"]
     print(f"Rw = {rw:.4f}   (PDFfit2 1.5.1 on the same data and range: Rw = 0.0391, a = 3.5250 Å;"

@@ -1,4 +1,8 @@
-"""`scatterfit simulate`: structure file → pattern CSV (+ optional PNG)."""
+"""`scatterfit simulate`: structure file → pattern CSV (+ optional PNG).
+
+Atoms without displacement parameters in the file get Uiso = 0.005 Å² unless --uiso or --biso says otherwise;
+the value used is printed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,60 @@ import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure import Structure
+from scatterfit.structure import UISO_DEFAULT, Structure
+
+KINDS = {"gr": "G(r), Å⁻²", "sq": "S(Q)", "fq": "F(Q) = Q[S(Q) − 1], Å⁻¹", "iq": "Debye I(Q), e.u.",
+         "saxs": "Debye I(Q) at small angles", "xrd": "powder pattern (Bragg) on Q or 2θ"}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("structure", help="any structure file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB)")
+    p.add_argument("--kind", choices=list(KINDS), default="gr",
+                   help="what to compute: " + "; ".join(f"{k}: {v}" for k, v in KINDS.items()))
+    rad = p.add_mutually_exclusive_group()
+    rad.add_argument("--xray", dest="radiation", action="store_const", const="xray", help="X-ray form factors")
+    rad.add_argument("--neutron", dest="radiation", action="store_const", const="neutron",
+                     help="neutron scattering lengths")
+    p.set_defaults(radiation="xray")
+    adp = p.add_mutually_exclusive_group()
+    adp.add_argument("--uiso", type=float, default=None,
+                     help=f"Uiso of every atom, Å² (default: the file's, else {UISO_DEFAULT})")
+    adp.add_argument("--biso", type=float, default=None, help="Biso = 8π² Uiso of every atom, Å²")
+    p.add_argument("--qmin", type=float, default=None, help="Å⁻¹ (default 0.5, saxs 0.005)")
+    p.add_argument("--qmax", type=float, default=None, help="Å⁻¹ (default 25, saxs 0.5)")
+    p.add_argument("--qstep", type=float, default=None, help="Å⁻¹ (default 0.01, saxs 0.001)")
+    p.add_argument("--qdamp", type=float, default=0.0, help="Å⁻¹")
+    p.add_argument("--qbroad", type=float, default=0.0, help="Å⁻¹")
+    p.add_argument("--delta2", type=float, default=0.0, help="Å²")
+    p.add_argument("--rmin", type=float, default=0.01, help="Å")
+    p.add_argument("--rmax", type=float, default=30.0, help="Å")
+    p.add_argument("--rstep", type=float, default=0.01, help="Å")
+    p.add_argument("--lorch", action="store_true",
+                   help="Lorch window in the Debye → G(r) transform of a finite structure")
+    p.add_argument("--wavelength", type=float, default=None, help="Å (xrd on a 2θ grid)")
+    p.add_argument("--tth", type=float, nargs=3, metavar=("MIN", "MAX", "STEP"), default=None,
+                   help="2θ grid in degrees for --kind xrd (needs --wavelength)")
+    p.add_argument("--method", choices=["fast", "exact"], default="fast", help="Debye pair sum")
+    p.add_argument("--out", required=True, help="CSV output file")
+    p.add_argument("--plot", default=None, help="PNG plot file")
+
+
+def load_structure(args) -> tuple[Structure, str]:
+    """The structure with the displacement parameters the options ask for, and a line saying which were used."""
+    from scatterfit.structure.structure import has_displacements, read_atoms
+
+    atoms = read_atoms(args.structure)
+    s = Structure.from_ase(atoms)
+    for name, value in (("--uiso", args.uiso), ("--biso", args.biso)):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise ScatterfitError(f"{name} must be a finite number ≥ 0, got {value}")
+    if args.biso is not None:
+        return s.with_uiso(args.biso / (8 * np.pi**2)), f"Biso {args.biso:g} Å² (--biso) for every atom"
+    if args.uiso is not None:
+        return s.with_uiso(args.uiso), f"Uiso {args.uiso:g} Å² (--uiso) for every atom"
+    if has_displacements(atoms):
+        return s, "displacement parameters from the file"
+    return s, f"Uiso {UISO_DEFAULT:g} Å² for every atom (the file gives none; set --uiso or --biso)"
 
 
 def _grid(lo: float, hi: float, step: float, name: str) -> torch.Tensor:
@@ -21,11 +78,10 @@ def _grid(lo: float, hi: float, step: float, name: str) -> torch.Tensor:
     return torch.arange(lo, hi + 0.5 * step, step, dtype=torch.float64)
 
 
-def compute(args) -> tuple[np.ndarray, np.ndarray, str, str]:
-    """Returns x, y, x label, y label."""
+def compute(args, s: Structure) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """The pattern the options ask for, of structure ``s``. Returns x, y, x label, y label."""
     from scatterfit import scattering as sc
 
-    s = Structure.from_file(args.structure)
     saxs = args.kind == "saxs"
     qmin = args.qmin if args.qmin is not None else (0.005 if saxs else 0.5)
     qmax = args.qmax if args.qmax is not None else (0.5 if saxs else 25.0)
@@ -37,6 +93,9 @@ def compute(args) -> tuple[np.ndarray, np.ndarray, str, str]:
         if r[0] <= 0:
             raise ScatterfitError(f"rmin must be positive, got {args.rmin}")
         if s.periodic:
+            if args.lorch:
+                raise ScatterfitError("--lorch applies to the Debye → G(r) transform of a finite structure; the G(r) "
+                                      "of a periodic structure is computed in real space (its ripples follow --qmax)")
             g = sc.pdf(s, r, qmax=qmax, qdamp=args.qdamp, qbroad=args.qbroad, delta2=args.delta2,
                        radiation=args.radiation)
         else:
@@ -72,15 +131,23 @@ def compute(args) -> tuple[np.ndarray, np.ndarray, str, str]:
     return q.numpy(), sc.reduced_structure_factor(sq, q).detach().numpy(), "Q (Å⁻¹)", "F(Q) (Å⁻¹)"
 
 
-def run_simulate(args) -> None:
-    x, y, xl, yl = compute(args)
+def run(args) -> None:
+    from scatterfit.report.files import atomic_write, check_output_file
+
+    check_output_file(args.out, what="CSV output file")
+    if args.plot:
+        check_output_file(args.plot, what="plot file")
+    s, adp_note = load_structure(args)
+    x, y, xl, yl = compute(args, s)
     header = f"{xl},{yl}"
     try:
-        np.savetxt(args.out, np.column_stack([x, y]), delimiter=",", header=header, comments="# ")
-    except OSError as exc:
-        raise ScatterfitError(f"{args.out}: cannot write output ({exc.strerror})") from None
-    if args.plot:
-        from scatterfit.report.plots import plot_curve
+        atomic_write(args.out, lambda tmp: np.savetxt(tmp, np.column_stack([x, y]), delimiter=",", header=header,
+                                                     comments="# "))
+        if args.plot:
+            from scatterfit.report.plots import plot_curve
 
-        plot_curve(x, y, xl, yl, args.plot, title=f"{args.structure} ({args.kind}, {args.radiation})")
-    print(f"wrote {args.out} ({len(x)} points)")
+            title = f"{args.structure} ({args.kind}, {args.radiation})"
+            atomic_write(args.plot, lambda tmp: plot_curve(x, y, xl, yl, tmp, title=title, fmt="png"))
+    except OSError as exc:
+        raise ScatterfitError(f"{exc.filename or args.out}: cannot write output ({exc.strerror})") from None
+    print(f"wrote {args.out} ({len(x)} points; {adp_note})")

@@ -15,8 +15,8 @@ import math
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import (atomic_number, bond_angles, neighbours, pair_distances, pair_vectors,
-                                           parse_pair, per_atom, species_mask, triplets)
+from scatterfit.structure.geometry import atomic_number, bond_angles, parse_pair, per_atom, species_mask, triplets
+from scatterfit.structure.neighbours import neighbours, pair_distances, pair_vectors
 from scatterfit.structure.structure import Structure
 
 

@@ -15,7 +15,8 @@ import math
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import atomic_number, neighbours, pair_distances, per_atom
+from scatterfit.structure.geometry import atomic_number, per_atom
+from scatterfit.structure.neighbours import neighbours, pair_distances
 from scatterfit.structure.structure import Structure
 
 COULOMB_EV_ANGSTROM = 14.399645

@@ -13,7 +13,8 @@ import torch
 
 from scatterfit.energy.coulomb import DSFCoulomb
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import Neighbours, atomic_number, neighbours, pair_distances, parse_pair
+from scatterfit.structure.geometry import atomic_number, parse_pair
+from scatterfit.structure.neighbours import neighbours, pair_distances
 from scatterfit.structure.structure import Structure
 
 
@@ -86,7 +87,7 @@ class PairPotential:
         if not bool(active.any()):
             return structure.positions.sum() * 0.0
         sel = active.nonzero().squeeze(1)
-        nb = Neighbours(nb.i[sel], nb.j[sel], nb.shifts[sel], nb.cutoff, nb.full)
+        nb = nb.subset(sel)
         r = pair_distances(structure, nb)
         p = {k: v[sel].to(r.dtype) for k, v in p.items()}
         occ = structure.occupancy[nb.i] * structure.occupancy[nb.j]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from scatterfit.structure.geometry import atomic_number, neighbours, pair_vectors, triplets
+from scatterfit.structure.geometry import atomic_number, triplets
+from scatterfit.structure.neighbours import neighbours, pair_vectors
 from scatterfit.structure.structure import Structure
 
 SILICON = {"epsilon": 2.1683, "sigma": 2.0951, "A": 7.049556277, "B": 0.6022245584, "p": 4.0, "q": 0.0,

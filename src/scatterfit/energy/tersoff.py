@@ -19,7 +19,8 @@ import math
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.geometry import atomic_number, neighbours, pair_vectors, triplets
+from scatterfit.structure.geometry import atomic_number, triplets
+from scatterfit.structure.neighbours import neighbours, pair_vectors
 from scatterfit.structure.structure import Structure
 
 # LAMMPS potentials/SiC.tersoff (C–C–C, Tersoff 1988) and Si.tersoff (Tersoff_2/T3)

@@ -2,17 +2,16 @@
 checkpoint/resume, seeds.
 
 A stage frees a subset of the parametrisation's groups (the others keep their current values). The loop calls
-observers every ``every`` steps; the built-in progress observer prints loss and Rw. A checkpoint (θ, optimiser
-state, stage, step, history, RNG) is written every ``checkpoint_every`` steps, so a killed run resumed from it
-ends at the same result as an uninterrupted one.
+observers every ``every`` steps (the command line attaches a progress bar, report/progress.py; the library
+prints nothing). A checkpoint (θ, optimiser state, stage, step, history, the run's random generator) is written
+every ``checkpoint_every`` steps, so a killed run resumed from it ends at the same result as an uninterrupted one.
+The random generator is the run's own, seeded by ``seed``: no global random state is touched.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +106,6 @@ class Result:
     terms: dict
     history: list = field(default_factory=list)
     wall_time: float = 0.0
-    chemistry: dict = field(default_factory=dict)  # options of the chemistry report: cutoffs, oxidation
 
     @property
     def structure(self):
@@ -115,114 +113,6 @@ class Result:
 
     def parameters(self) -> dict:
         return self.parametrisation.report(self.theta)
-
-    def chemistry_report(self) -> dict:
-        """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure."""
-        from scatterfit.analysis.chemistry import chemistry_report
-
-        try:
-            return chemistry_report(self.structure, **{k: v for k, v in self.chemistry.items() if v is not None})
-        except ScatterfitError as exc:
-            return {"error": str(exc)}
-
-    def derived_grs(self) -> dict:
-        """{term: derived_gr(...)} for the S(Q)/F(Q) data terms: data and model G(r) by the same transform."""
-        from scatterfit.analysis.derived_gr import derived_gr
-
-        out = {}
-        for name, tv in self.terms.items():
-            c = tv.curves
-            if c and c.get("form"):
-                out[name] = derived_gr(c["x"], c["y_obs"], c["y_calc"], c["form"])
-        return out
-
-    def summary(self, derived: dict | None = None) -> dict:
-        """The JSON summary; ``derived`` is derived_grs() when the caller has it already."""
-        import platform
-
-        import ase
-
-        import scatterfit
-
-        terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in self.terms.items()}
-        for name, d in (self.derived_grs() if derived is None else derived).items():
-            terms[name]["rw_derived_gr"] = d["rw"]
-        out = {
-            "loss": self.loss,
-            "terms": terms,
-            "parameters": self.parameters(),
-            "chemistry": self.chemistry_report(),
-            "wall_time_s": self.wall_time,
-            "steps": len(self.history),
-            "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
-                         "python": platform.python_version()},
-        }
-        sym = self.structure.symmetry
-        if sym is not None:  # a symmetric start: its group, and how far a free stage moved the atoms off it
-            from scatterfit.structure.symmetry import symmetrise
-
-            pos = self.structure.positions.detach().cpu().numpy()
-            out["point_group"] = {"group": sym.group, "orbits": list(sym.sizes),
-                                  "max_deviation_A": float(abs(pos - symmetrise(pos, sym)).max())}
-        return out
-
-    def write(self, out_dir: str | Path) -> None:
-        """Refined structure (CIF, extxyz), fitted curves (CSV), loss history, JSON summary, PNG plots."""
-        import numpy as np
-
-        from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atoms = self.structure.to_ase()
-        if self.structure.cell is not None:
-            atoms.write(str(out / "refined.cif"))
-        else:
-            atoms.write(str(out / "refined.xyz"))
-        atoms.write(str(out / "refined.extxyz"))
-        for name, tv in self.terms.items():
-            if not tv.curves:
-                continue
-            c = tv.curves
-            safe = name.replace(":", "_").replace("/", "_")
-            np.savetxt(out / f"fit_{safe}.csv", np.column_stack([c["x"], c["y_obs"], c["y_calc"],
-                                                                c["y_obs"] - c["y_calc"]]),
-                       delimiter=",", header="x,data,model,difference", comments="")
-            kind = c.get("kind", "gr" if "gr" in name else "iq")
-            labels = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
-            xlabel, ylabel = labels.get(kind, ("Q (Å⁻¹)", "intensity"))
-            plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, out / f"fit_{safe}.png",
-                     title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
-        derived = self.derived_grs()
-        for name, d in derived.items():
-            safe = name.replace(":", "_").replace("/", "_")
-            np.savetxt(out / f"fit_{safe}_derived_gr.csv", np.column_stack([d["r"], d["g_obs"], d["g_calc"]]),
-                       delimiter=",", header="r,data,model", comments="")
-            plot_fit(d["r"], d["g_obs"], d["g_calc"], "r (Å)", "G(r) from the fitted Q range (Lorch)",
-                     out / f"fit_{safe}_derived_gr.png", title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
-        np.savetxt(out / "loss_history.csv", np.asarray(self.history), header="loss", comments="")
-        plot_history(self.history, out / "loss_history.png")
-        summary = self.summary(derived)
-        plot_chemistry(summary["chemistry"], out / "chemistry.png", title="coordination and bond angles")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-
-
-class ProgressPrinter:
-    """Observer printing step, loss and Rw of every data term (one line, refreshed in place on a terminal)."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def __call__(self, stage: int, step: int, loss: float, terms: dict) -> None:
-        rws = " ".join(f"Rw[{k}]={v.breakdown['rw']:.4f}" for k, v in terms.items() if "rw" in v.breakdown)
-        line = f"stage {stage + 1} step {step:4d}  loss={loss:.6g}  {rws}"
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
@@ -234,23 +124,24 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
 
 def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] | Stage, *, seed: int = 0,
            checkpoint: str | Path | None = None, checkpoint_every: int = 10, resume: bool = False,
-           observers: list | None = None, every: int = 1, progress: bool = True) -> Result:
+           observers: list | None = None, every: int = 1, fingerprint: str | None = None) -> Result:
     """Minimise ``loss`` over the free parameters by the stages of ``strategy``.
 
     Args:
         loss: the Loss.
         parametrisation: θ ↔ State mapping.
         strategy: a Stage or list of Stages run in order.
-        seed: seeds torch's RNG (Adam and any stochastic term are then reproducible).
+        seed: seeds the run's random generator (basin hops, anneal velocities).
         checkpoint: file to write the run state to (and to resume from with resume=True).
         checkpoint_every: steps between checkpoints.
         observers: callables (stage, step, loss, terms) called every ``every`` steps.
-        progress: print progress to stderr.
+        fingerprint: a digest of the problem (config and data); stored in the checkpoint, and a resume from a
+            checkpoint with another fingerprint is refused.
     """
     stages = [strategy] if isinstance(strategy, Stage) else list(strategy)
     if not stages:
         raise ScatterfitError("the strategy has no stages")
-    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(int(seed))
     theta = parametrisation.initial_vector().clone()
     history: list[float] = []
     start_stage, start_step, opt_state = 0, 0, None
@@ -262,15 +153,18 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
             saved = torch.load(ckpt, weights_only=False)
         except Exception as exc:
             raise ScatterfitError(f"{ckpt}: not a readable scatterfit checkpoint ({type(exc).__name__})") from None
+        if not isinstance(saved, dict) or "theta" not in saved:
+            raise ScatterfitError(f"{ckpt}: not a scatterfit refinement checkpoint")
+        if fingerprint is not None and saved.get("fingerprint") != fingerprint:
+            raise ScatterfitError(f"{ckpt}: the checkpoint was written by a different config or data; "
+                                  "run without --resume (or with another --out) to start afresh")
         if saved["theta"].shape != theta.shape:
             raise ScatterfitError(f"{ckpt}: checkpoint does not match this refinement's parameters")
         theta, history = saved["theta"], saved["history"]
         start_stage, start_step, opt_state = saved["stage"], saved["step"], saved["optimizer"]
-        torch.set_rng_state(saved["rng"])
+        if saved.get("rng") is not None:
+            rng.set_state(saved["rng"])
     observers = list(observers or [])
-    printer = ProgressPrinter() if progress else None
-    if printer:
-        observers.append(printer)
     t0 = time.perf_counter()
     offsets, k = {}, 0
     for g in parametrisation.free:
@@ -289,24 +183,24 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
             if "positions" not in groups and "orbits" not in groups:
                 raise ScatterfitError(f"stage {si + 1}: basin hopping needs 'positions' or 'orbits' among the free "
                                       "groups")
-            theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, start_step if si == start_stage else 0,
-                                 history, observers, every, ckpt)
+            resumed = (start_step, opt_state) if si == start_stage and opt_state is not None else None
+            theta = _basin_stage(loss, parametrisation, theta, mask, stage, si, resumed, history, observers, every,
+                                 ckpt, rng, fingerprint)
         elif stage.optimizer == "anneal":
             if "positions" not in groups:
                 raise ScatterfitError(f"stage {si + 1}: annealing needs 'positions' among the free groups")
             resumed = (start_step, opt_state) if si == start_stage and opt_state is not None else None
             theta = _anneal_stage(loss, parametrisation, theta, _mask(offsets, theta, ["positions"]), stage, si,
-                                  resumed, history, observers, max(every, 50), ckpt, max(checkpoint_every, 100))
+                                  resumed, history, observers, max(every, 50), ckpt, max(checkpoint_every, 100), rng,
+                                  fingerprint)
         else:
             theta = _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every,
                               ckpt, checkpoint_every, opt_state if si == start_stage else None,
-                              start_step if si == start_stage else 0)
+                              start_step if si == start_stage else 0, rng, fingerprint)
         opt_state = None
         if ckpt:
             _save_checkpoint(ckpt, {"theta": theta, "history": list(history), "stage": si + 1, "step": 0,
-                                    "optimizer": None, "rng": torch.get_rng_state()})
-    if printer:
-        printer.close()
+                                    "optimizer": None, "rng": rng.get_state(), "fingerprint": fingerprint})
     with torch.no_grad():
         state = parametrisation.state(theta)
         value, terms = loss.evaluate(state, report_all=True)
@@ -314,7 +208,7 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[Stage] |
 
 
 def _minimise(loss, parametrisation, theta, mask, stage, si, history, observers, every, ckpt=None,
-              checkpoint_every=10, opt_state=None, step0=0):
+              checkpoint_every=10, opt_state=None, step0=0, rng=None, fingerprint=None):
     """Local minimisation (L-BFGS, or Adam for an "adam" stage) of the masked entries of θ, at most
     ``stage.steps`` steps; returns the new θ."""
     steps = stage.steps
@@ -349,7 +243,8 @@ def _minimise(loss, parametrisation, theta, mask, stage, si, history, observers,
                 ob(si, step, last["value"], last["terms"])
         if ckpt and (step + 1) % checkpoint_every == 0:
             _save_checkpoint(ckpt, {"theta": param.detach().clone(), "history": list(history), "stage": si,
-                                    "step": step + 1, "optimizer": opt.state_dict(), "rng": torch.get_rng_state()})
+                                    "step": step + 1, "optimizer": opt.state_dict(),
+                                    "rng": None if rng is None else rng.get_state(), "fingerprint": fingerprint})
         if prev is not None and abs(prev - last["value"]) <= stage.tol * max(abs(prev), 1e-300):
             stall += 1
             if stall >= stage.patience:
@@ -365,19 +260,28 @@ def _stage_loss(loss, parametrisation, theta, stage) -> tuple[float, dict]:
     return float(value), terms
 
 
-def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, observers, every, ckpt):
+def _basin_stage(loss, parametrisation, theta, mask, stage, si, resumed, history, observers, every, ckpt, rng,
+                 fingerprint):
     """Basin hopping (optim/basin.py): ``stage.steps`` hops from θ; returns the best θ met. Checkpoints after
-    every hop (the best θ and the hop count), so a resumed stage continues from its best structure."""
+    every hop (current and best θ, their losses, the hop count and the hops' generator), so a resumed stage
+    continues exactly where the killed one stopped."""
     from scatterfit.optim.basin import accept, perturb_positions
 
     local = Stage("lbfgs", steps=stage.local_steps, tol=1e-6, patience=2, xmax=stage.xmax, weights=stage.weights)
     groups = parametrisation.free if stage.free is None else stage.free
     moved = "orbits" if "orbits" in groups else "positions"  # symmetric structures hop whole orbits
-    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())) + hop0)
-    if hop0 == 0:
+    generator = torch.Generator()
+    if resumed is None:
+        hop0 = 0
+        generator.manual_seed(int(torch.randint(0, 2**62, (), generator=rng)))
         theta = _minimise(loss, parametrisation, theta, mask, local, si, history, [], every)
-    current, current_value = theta, _stage_loss(loss, parametrisation, theta, stage)[0]
-    best, best_value = current, current_value
+        current, current_value = theta, _stage_loss(loss, parametrisation, theta, stage)[0]
+        best, best_value = current, current_value
+    else:
+        hop0, saved = resumed
+        generator.set_state(saved["generator"])
+        current, current_value = saved["current"], saved["current_value"]
+        best, best_value = theta, saved["best_value"]
     for hop in range(hop0, stage.steps):
         trial = perturb_positions(parametrisation, current, stage.step_size, generator, moved)
         trial = _minimise(loss, parametrisation, trial, mask, local, si, history, [], every)
@@ -391,7 +295,9 @@ def _basin_stage(loss, parametrisation, theta, mask, stage, si, hop0, history, o
                 ob(si, hop, best_value, terms)
         if ckpt:
             _save_checkpoint(ckpt, {"theta": best.clone(), "history": list(history), "stage": si, "step": hop + 1,
-                                    "optimizer": None, "rng": torch.get_rng_state()})
+                                    "rng": rng.get_state(), "fingerprint": fingerprint,
+                                    "optimizer": {"current": current.clone(), "current_value": current_value,
+                                                  "best_value": best_value, "generator": generator.get_state()}})
     return best
 
 
@@ -405,7 +311,7 @@ def _mask(offsets: dict, theta: torch.Tensor, groups) -> torch.Tensor:
 
 
 def _anneal_stage(loss, parametrisation, theta, mask, stage, si, resumed, history, observers, every, ckpt,
-                  checkpoint_every):
+                  checkpoint_every, rng, fingerprint):
     """Langevin melt-and-quench of the positions (optim/anneal.py), after local_steps L-BFGS steps on the
     positions (``mask``) unless resumed; returns θ at the end of the quench. Checkpoints (positions,
     velocities, generator state) every ``checkpoint_every`` steps."""
@@ -442,7 +348,7 @@ def _anneal_stage(loss, parametrisation, theta, mask, stage, si, resumed, histor
     x = parametrisation.unpack(theta.detach())["positions"].clone()
     if resumed is None:
         step0 = 0
-        generator.manual_seed(int(torch.randint(0, 2**62, ())))
+        generator.manual_seed(int(torch.randint(0, 2**62, (), generator=rng)))
         v = thermal_velocities(masses, stage.t_start, generator)
     else:
         step0, saved = resumed
@@ -460,7 +366,7 @@ def _anneal_stage(loss, parametrisation, theta, mask, stage, si, resumed, histor
                 ob(si, step, last["value"], last["terms"])
         if ckpt and (step + 1) % checkpoint_every == 0:
             _save_checkpoint(ckpt, {"theta": parametrisation.with_values(theta, "positions", x), "history": list(history),
-                                    "stage": si, "step": step + 1, "rng": torch.get_rng_state(),
+                                    "stage": si, "step": step + 1, "rng": rng.get_state(), "fingerprint": fingerprint,
                                     "optimizer": {"positions": x.detach().clone(), "velocities": v.detach().clone(),
                                                   "generator": generator.get_state()}})
     return parametrisation.with_values(theta, "positions", x)

@@ -9,9 +9,7 @@ resumes from it after a kill; with the same seed it gives the same answer, whate
 
 from __future__ import annotations
 
-import json
 import pickle
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -65,7 +63,7 @@ class CandidateEvaluator:
             with torch.no_grad():
                 value, terms = self.loss.evaluate(param.state(theta))
             return None, float(value), terms, structure
-        result = refine(self.loss, param, stages, progress=False)
+        result = refine(self.loss, param, stages)
         return result, result.loss, result.terms, result.structure
 
     def __call__(self, item) -> dict:
@@ -90,43 +88,14 @@ class SearchResult:
     history: list
     wall_time: float
 
-    def write(self, out_dir) -> None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        if self.refined is not None:
-            self.refined.write(out)
-        (out / "search.json").write_text(json.dumps({
-            "best": self.best, "loss": self.loss, "evaluations": self.evaluations, "generations": self.generations,
-            "wall_time_s": self.wall_time, "top_candidates": self.top, "best_loss_per_generation": self.history},
-            indent=2, default=str))
-        from scatterfit.report.plots import plot_history
-
-        plot_history(self.history, out / "search_history.png", ylabel="best loss", xlabel="generation")
-
-
-class _Progress:
-    def __init__(self, enabled: bool, total: int):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="search", unit="eval", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, n: int, generation: int, best: float, rw) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            rw_text = "–" if rw is None else f"{rw:.4f}"
-            self.bar.set_postfix_str(f"gen {generation} best {best:.5g} Rw {rw_text}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    failed: int = 0  # candidates whose builder or refinement failed (their message is in top/seen entries)
 
 
 def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16, budget: int = 200,
            stall: int = 8, target: float | None = None, engine: str = "scatterfit", seed: int = 0,
            executor=None, top_k: int = 3, final_stages=None, checkpoint=None, resume: bool = False,
-           progress: bool = True, on_generation=None, initial: list | None = None, **swarm_kwargs) -> SearchResult:
+           observers: list | None = None, on_generation=None, initial: list | None = None,
+           fingerprint: str | None = None, **swarm_kwargs) -> SearchResult:
     """Memetic search: swarm over ``space``, each candidate refined by ``evaluator``.
 
     Args:
@@ -142,7 +111,14 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
             ``final_stages``; the best of them by the loss the last final stage minimised (its weights and
             xmax) wins.
         checkpoint: file for the search state after every generation; ``resume`` continues from it.
+        fingerprint: digest of the problem stored in the checkpoint; a resume from another problem's checkpoint
+            is refused.
+        observers: callables (evaluations, generation, best loss, its Rw) called after every generation (the
+            command line attaches a progress bar).
         on_generation: optional callable(generation, best_loss) (tests use it to interrupt).
+
+    Raises:
+        ScatterfitError: when no candidate could be built at all (with the builder's message).
         initial: candidates placed as the first particles.
     """
     t0 = time.perf_counter()
@@ -158,13 +134,17 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
             state = pickle.loads(ckpt.read_bytes())
         except Exception as exc:  # noqa: BLE001
             raise ScatterfitError(f"{ckpt}: unreadable search checkpoint ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or "swarm" not in state:
+            raise ScatterfitError(f"{ckpt}: not a scatterfit search checkpoint")
+        if fingerprint is not None and state.get("fingerprint") != fingerprint:
+            raise ScatterfitError(f"{ckpt}: the checkpoint was written by a different config or data; run without "
+                                  "--resume (or with another --out) to start afresh")
         swarm.load_state_dict(state["swarm"])
         seen, history = state["seen"], state["history"]
         evaluations, since_best, best = state["evaluations"], state["since_best"], state["best"]
     own_executor = not hasattr(executor, "map")
     pool = make_executor(executor)
-    bar = _Progress(progress, budget)
-    bar.update(evaluations, swarm.generation, best, None)
+    observers = list(observers or [])
     try:
         while evaluations < budget and since_best < stall and not (target is not None and best <= target):
             cands = swarm.ask()
@@ -189,20 +169,25 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
                 since_best = stall
             history.append(best)
             leader = min(seen.values(), key=lambda v: v["loss"]) if seen else {}
-            bar.update(len(items), swarm.generation, best, leader.get("rw"))
+            for ob in observers:
+                ob(evaluations, swarm.generation, best, leader.get("rw"))
             if ckpt is not None:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 tmp = ckpt.with_suffix(".tmp")
                 tmp.write_bytes(pickle.dumps({"swarm": swarm.state_dict(), "seen": seen, "history": history,
-                                              "evaluations": evaluations, "since_best": since_best, "best": best}))
+                                              "evaluations": evaluations, "since_best": since_best, "best": best,
+                                              "fingerprint": fingerprint}))
                 tmp.replace(ckpt)
             if on_generation is not None:
                 on_generation(swarm.generation, best)
     finally:
-        bar.close()
         if own_executor:
             pool.close()
 
+    failed = [v for v in seen.values() if "error" in v]
+    if seen and len(failed) == len(seen):
+        raise ScatterfitError(f"no candidate could be built or refined ({len(failed)} tried); the first failed with: "
+                              f"{failed[0]['error']}")
     ranked = sorted(seen.items(), key=lambda kv: kv[1]["loss"])
     top = [{**v} for _, v in ranked[: max(top_k, 1)]]
     import torch
@@ -225,4 +210,4 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     best_entry = min(top, key=lambda e: e.get("final_loss", e["loss"])) if top else {"candidate": None, "loss": np.inf}
     return SearchResult(best=best_entry["candidate"], loss=float(best_entry.get("final_loss", best_entry["loss"])),
                         refined=refined, top=top, evaluations=evaluations, generations=swarm.generation,
-                        history=history, wall_time=time.perf_counter() - t0)
+                        history=history, wall_time=time.perf_counter() - t0, failed=len(failed))

@@ -9,12 +9,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_curve(x, y, xlabel: str, ylabel: str, path, title: str = "") -> None:
+def plot_curve(x, y, xlabel: str, ylabel: str, path, title: str = "", fmt: str | None = None) -> None:
+    """One curve; ``fmt`` (e.g. "png") when the file name does not end in the format."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(x, y, lw=1)
     ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=fmt)
     plt.close(fig)
 
 

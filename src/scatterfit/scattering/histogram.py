@@ -13,12 +13,11 @@ aliasing of relative size ≈ 2(ω/2π)⁴ (values) and ≈ 2(ω/2π)³ (gradien
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.structure.neighbours import Neighbours
 
 DEFAULT_PAIRS_PER_BLOCK = 2_000_000  # torch path on the CPU: about 0.6 GB of temporaries per block
 # On a GPU, 20k Au atoms, forward+backward against DebyeCalculator (benchmarks/forward.py --block): 2 M pairs
@@ -35,23 +34,6 @@ def default_pairs_per_block(device: torch.device | str) -> int:
         return DEFAULT_PAIRS_PER_BLOCK
     free, _ = torch.cuda.mem_get_info(device)
     return int(max(DEFAULT_PAIRS_PER_BLOCK, min(GPU_PAIRS_PER_BLOCK, free // (4 * BYTES_PER_PAIR))))
-
-
-@dataclass(frozen=True)
-class PeriodicPairs:
-    """A half neighbour list of a periodic structure: pairs (i, j, S) with vector x_j − x_i + S·cell.
-
-    Attributes:
-        i: [P] int32 first atom index.
-        j: [P] int32 second atom index.
-        shifts: [P, 3] int8 integer cell shifts (int32/int8 keep 40 M pairs at 440 MB).
-        cutoff: the cutoff radius the list was built with, Å.
-    """
-
-    i: torch.Tensor
-    j: torch.Tensor
-    shifts: torch.Tensor
-    cutoff: float
 
 
 def bspline4(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +69,7 @@ def pair_type_list(n_types: int) -> list[tuple[int, int]]:
 class _Blocks:
     """Iterates the pairs of a structure in bounded blocks, for both passes of the histogram."""
 
-    def __init__(self, positions, cell, pairs: PeriodicPairs | None, pairs_per_block: int):
+    def __init__(self, positions, cell, pairs: Neighbours | None, pairs_per_block: int):
         self.positions, self.cell, self.pairs = positions, cell, pairs
         n = positions.shape[0]
         if pairs is None:
@@ -293,7 +275,7 @@ class _PairHistogram(torch.autograd.Function):
 
 
 def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index: torch.Tensor, n_types: int, *,
-                   dr: float, n_nodes: int, cell: torch.Tensor | None = None, pairs: PeriodicPairs | None = None,
+                   dr: float, n_nodes: int, cell: torch.Tensor | None = None, pairs: Neighbours | None = None,
                    inverse_r: bool = False, pairs_per_block: int | None = None,
                    engine: str = "auto") -> torch.Tensor:
     """Cubic-B-spline pair-distance histogram per unordered type pair, each pair counted once.

@@ -20,7 +20,8 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.histogram import PeriodicPairs, pair_histogram, pair_type_list
+from scatterfit.scattering.histogram import pair_histogram, pair_type_list
+from scatterfit.structure.neighbours import Neighbours, neighbours
 from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, shape_envelope_sphere
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
@@ -62,7 +63,7 @@ def _as_tensor(v, like: torch.Tensor) -> torch.Tensor:
 def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0, qbroad=0.0, delta1=0.0,
                  delta2=0.0, spdiameter=None, qmax: float = 0.0, ripple: str = "pdffit2", rho0=None,
                  radiation: str = "xray",
-                 pairs: PeriodicPairs | None = None, neighbour_cache=None, dr: float = 0.005,
+                 pairs: Neighbours | None = None, neighbour_cache=None, dr: float = 0.005,
                  pairs_per_block: int | None = None) -> dict[str, torch.Tensor]:
     """Partial contributions to G(r) by element pair, plus the "baseline" −4πρ0 r term.
 
@@ -122,11 +123,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
 
     periodic = structure.cell is not None and any(structure.pbc)
     if periodic and pairs is None:
-        from scatterfit.structure.pairs import periodic_pairs
-
         cutoff = (grid.n_nodes - 4) * grid.dr
-        pairs = neighbour_cache.get(structure, cutoff) if neighbour_cache is not None else periodic_pairs(
-            structure, cutoff)
+        pairs = neighbour_cache.get(structure, cutoff) if neighbour_cache is not None else neighbours(structure,
+                                                                                                      cutoff)
     hist = pair_histogram(structure.positions, structure.occupancy, type_index, n_types, dr=grid.dr,
                           n_nodes=grid.n_nodes, cell=structure.cell if periodic else None,
                           pairs=pairs if periodic else None, pairs_per_block=pairs_per_block).to(dt)

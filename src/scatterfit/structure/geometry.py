@@ -1,92 +1,13 @@
-"""Short-range geometry shared by energies, restraints and the chemistry report: neighbour lists of finite or
-periodic structures, differentiable pair vectors and bond-angle triplets.
-
-The list (integer indices and cell shifts) is built outside autograd by vesin; every distance and angle is
-recomputed from the structure's positions and cell, so gradients reach both.
-"""
+"""Short-range geometry shared by energies, restraints and the chemistry report: bond-angle triplets of a
+neighbour list (structure/neighbours.py), angles, element masks and per-element tables."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.structure import Structure
-
-MAX_NEIGHBOURS = 50_000_000
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """Pairs (i, j, S) with vector r_ij = x_j − x_i + S·cell, |r_ij| < cutoff.
-
-    Attributes:
-        i, j: [P] int64 atom indices.
-        shifts: [P, 3] integer cell shifts (float dtype of the structure, so S·cell is one matmul).
-        cutoff: Å.
-        full: True if each pair appears as (i, j) and (j, i); False for a half list (each pair once).
-    """
-
-    i: torch.Tensor
-    j: torch.Tensor
-    shifts: torch.Tensor
-    cutoff: float
-    full: bool
-
-    def __len__(self) -> int:
-        return int(self.i.shape[0])
-
-
-def neighbours(structure: Structure, cutoff: float, *, full: bool = False) -> Neighbours:
-    """Neighbour list within ``cutoff`` Å, periodic images included where the structure is periodic.
-
-    A Structure is immutable, so its lists are memoised on it by (cutoff, full): the terms of one loss
-    evaluation that ask for the same list (e.g. the Buckingham and Coulomb parts of BKS) share one build."""
-    if not cutoff > 0:
-        raise ScatterfitError(f"cutoff must be positive, got {cutoff}")
-    memo = structure.__dict__.setdefault("_neighbour_memo", {})  # not a dataclass field: with_() starts afresh
-    key = (float(cutoff), bool(full))
-    if key not in memo:
-        memo[key] = _build_neighbours(structure, cutoff, full)
-    return memo[key]
-
-
-def _build_neighbours(structure: Structure, cutoff: float, full: bool) -> Neighbours:
-    import vesin
-
-    n = len(structure)
-    periodic = structure.cell is not None and any(structure.pbc)
-    if periodic:
-        density = n / float(structure.volume.detach())
-        if n * density * 4.19 * cutoff**3 > MAX_NEIGHBOURS:
-            raise ScatterfitError(f"too many neighbour pairs within {cutoff:.1f} Å for {n} atoms; lower the cutoff")
-    pos = structure.positions.detach().cpu().numpy().astype(np.float64)
-    box = structure.cell.detach().cpu().numpy().astype(np.float64) if periodic else np.zeros((3, 3))
-    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
-    pbc = list(structure.pbc) if periodic else False
-    i, j, s = nl.compute(points=pos, box=box, periodic=pbc, quantities="ijS")
-    dev, dt = structure.device, structure.dtype
-    return Neighbours(i=torch.as_tensor(i.astype(np.int64), device=dev),
-                      j=torch.as_tensor(j.astype(np.int64), device=dev),
-                      shifts=torch.as_tensor(s.astype(np.float64), dtype=dt, device=dev),
-                      cutoff=float(cutoff), full=full)
-
-
-def pair_vectors(structure: Structure, nb: Neighbours) -> torch.Tensor:
-    """r_ij = x_j − x_i + S·cell, [P, 3] Å, differentiable in positions and cell."""
-    pos = structure.positions
-    r = pos[nb.j] - pos[nb.i]
-    if structure.cell is not None and len(nb) and bool(nb.shifts.abs().sum() > 0):
-        r = r + nb.shifts @ structure.cell
-    return r
-
-
-def pair_distances(structure: Structure, nb: Neighbours) -> torch.Tensor:
-    """|r_ij|, [P] Å (differentiable; pairs at zero distance get a tiny floor so gradients stay finite)."""
-    r = pair_vectors(structure, nb)
-    return torch.sqrt((r * r).sum(-1).clamp_min(1e-20))
+from scatterfit.structure.neighbours import Neighbours
 
 
 def triplets(nb: Neighbours, within: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

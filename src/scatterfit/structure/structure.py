@@ -20,6 +20,25 @@ UISO_DEFAULT = 0.005
 EIGHT_PI2 = 8.0 * math.pi**2
 
 
+def read_atoms(path: str | Path, *, index: int = -1):
+    """ase.Atoms from any file ASE reads, with one clear line for a missing or unreadable file."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScatterfitError(f"{path}: structure file not found")
+    try:
+        return ase.io.read(str(path), index=index)
+    except Exception as exc:  # ASE raises many types; the user needs one line
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScatterfitError(f"{path}: ASE cannot read this structure file ({msg})") from None
+
+
+def has_displacements(atoms) -> bool:
+    """True when ase.Atoms carry displacement parameters (arrays 'biso' or 'uiso')."""
+    return "biso" in atoms.arrays or "uiso" in atoms.arrays
+
+
 @dataclass(frozen=True)
 class Structure:
     """An atomic structure, finite (molecule, nanoparticle) or periodic (crystal, amorphous box).
@@ -34,6 +53,7 @@ class Structure:
         charges: [N] formal charges used to pick ionic X-ray form factors (0 = neutral atom).
         symmetry: a structure.symmetry.SymmetryMap when the atoms lie on orbits of a point group (symmetric
             random starts), else None; it lets a refinement move whole orbits ("orbits" parameter group).
+        cache: derived data of this (immutable) structure, such as its neighbour lists; every copy starts empty.
     """
 
     positions: torch.Tensor
@@ -44,6 +64,7 @@ class Structure:
     biso: torch.Tensor | None = None
     charges: torch.Tensor | None = None
     symmetry: object | None = field(default=None, compare=False)
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pos = self.positions
@@ -206,17 +227,7 @@ class Structure:
     def from_file(cls, path: str | Path, *, index: int = -1, dtype: torch.dtype = torch.float64,
                   device=None) -> "Structure":
         """Read any file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB, ...); for CIF the full unit cell."""
-        import ase.io
-
-        path = Path(path)
-        if not path.is_file():
-            raise ScatterfitError(f"{path}: structure file not found")
-        try:
-            atoms = ase.io.read(str(path), index=index)
-        except Exception as exc:  # ASE raises many types; the user needs one line
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ScatterfitError(f"{path}: ASE cannot read this structure file ({msg})") from None
-        return cls.from_ase(atoms, dtype=dtype, device=device)
+        return cls.from_ase(read_atoms(path, index=index), dtype=dtype, device=device)
 
     def to_ase(self):
         """Convert to ase.Atoms (occupancy and Biso in atoms.arrays)."""

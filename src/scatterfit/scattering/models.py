@@ -11,7 +11,7 @@ from scatterfit.scattering.debye import debye_intensity
 from scatterfit.scattering.instrument import gaussian_resolution
 from scatterfit.scattering.pdf import pdf
 from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, sine_table, structure_factor
-from scatterfit.structure.pairs import NeighbourCache
+from scatterfit.structure.neighbours import NeighbourCache
 
 
 class PDFModel:

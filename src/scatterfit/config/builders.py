@@ -1,0 +1,248 @@
+"""Builders: the API objects a validated config describes (Structure, Datasets, Loss, Parametrisation, stages,
+search candidates and evaluator). Every mistake is one ScatterfitError naming the config file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scatterfit.config.schema import Config
+from scatterfit.errors import ScatterfitError
+
+def build_structure(cfg: Config):
+    from scatterfit.datasets import cmi_example
+    from scatterfit.structure import Structure
+
+    sec = cfg.structure
+    if "file" in sec:
+        path = cfg.resolve(sec["file"])
+        if not path.is_file():
+            raise ScatterfitError(f"{cfg.path}: [structure].file: {path} not found")
+        s = Structure.from_file(path)
+    elif "cmi" in sec:
+        s = Structure.from_file(cmi_example(sec["cmi"]))
+    elif "amorphous" in sec or "molecule" in sec:
+        from scatterfit.structure.builders import amorphous_box, random_molecule
+
+        key = "amorphous" if "amorphous" in sec else "molecule"
+        try:
+            s = (amorphous_box if key == "amorphous" else random_molecule)(**sec[key])
+        except TypeError as exc:
+            raise ScatterfitError(f"{cfg.path}: [structure].{key}: {exc}") from None
+    else:
+        from ase.build import bulk
+
+        try:
+            s = Structure.from_ase(bulk(**sec["bulk"]))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ScatterfitError(f"{cfg.path}: [structure].bulk: {exc}") from None
+    if "uiso" in sec:
+        s = s.with_uiso(sec["uiso"])
+    return s
+
+
+def build_datasets(cfg: Config) -> dict:
+    from scatterfit.datasets import cmi_example
+    from scatterfit.io import load_dataset
+
+    out = {}
+    for k, d in enumerate(cfg.datasets):
+        if "file" in d:
+            path = cfg.resolve(d["file"])
+            if not path.is_file():
+                raise ScatterfitError(f"{cfg.path}: [[datasets]][{k}].file: {path} not found")
+        else:
+            path = cmi_example(d["cmi"])
+        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit", "qmax") if key in d}
+        out[d["name"]] = load_dataset(path, **overrides)
+    return out
+
+
+def pdf_qmax(cfg: Config, k: int, t: dict, data, default: float | None = None) -> float:
+    """Qmax of a pdf term: the term's qmax, else the data's (header or [[datasets]].qmax), else ``default`` (the
+    command line's --qmax); a PDF with none of these is refused rather than fitted without termination ripples."""
+    for value in (t.get("qmax"), data.metadata.get("qmax"), default):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    raise ScatterfitError(f"{cfg.path}: [[terms]][{k}]: {data.path} gives no Qmax in its header; set qmax in this "
+                          "term or in its [[datasets]] table (or --qmax; qmax = 0 fits without termination ripples)")
+
+
+def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
+    """The Loss of the config's [[terms]]; ``qmax`` (Å⁻¹) is the command line's default for PDFs whose file and
+    config give none."""
+    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.scattering.models import DebyeModel, PDFModel
+
+    terms = []
+    for k, t in enumerate(cfg.terms):
+        if t.get("kind", "data") != "data":
+            terms.append(build_chemistry_term(cfg, k, t))
+            continue
+        data = datasets[t["dataset"]]
+        model = t.get("model", "pdf")
+        if model == "pdf":
+            fwd = PDFModel(qmax=pdf_qmax(cfg, k, t, data, qmax), radiation=data.radiation,
+                           ripple=t.get("ripple", "pdffit2"))
+        elif model == "debye":
+            fwd = DebyeModel(kind=t.get("debye_kind", data.kind), radiation=data.radiation,
+                             qmin=float(t.get("qmin", data.metadata.get("qmin", 0.5))),
+                             qmax=float(t.get("qmax", data.metadata.get("qmax", 25.0))))
+        elif model in ("box", "box-interference"):
+            from scatterfit.scattering.models import BoxScatteringModel
+
+            fwd = BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=model == "box")
+        terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
+                              fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
+                              name=t.get("name", t["dataset"])))
+    return Loss(terms)
+
+
+def build_chemistry_term(cfg: Config, k: int, t: dict):
+    """An EnergyTerm or a restraint from a [[terms]] table of kind "energy" or "restraint"."""
+    from scatterfit.constraints import RESTRAINTS
+    from scatterfit.energy.registry import make_potential
+    from scatterfit.loss import EnergyTerm
+
+    where = f"{cfg.path}: [[terms]][{k}]"
+    args = dict(t.get("args", {}))
+    try:
+        if t["kind"] == "energy":
+            model = make_potential(t.get("potential", "chgnet"), **args)
+            return EnergyTerm(model, weight=t.get("weight", 1.0), reference=t.get("reference", 0.0),
+                              name=t.get("name", "energy"))
+        name = t["restraint"]
+        if name not in RESTRAINTS:
+            raise ScatterfitError(f"unknown restraint '{name}' (known: {', '.join(RESTRAINTS)})")
+        extra_name = {"name": t["name"]} if "name" in t else {}
+        try:
+            return RESTRAINTS[name](**args, weight=t.get("weight", 1.0), **extra_name)
+        except TypeError as exc:
+            raise ScatterfitError(f"restraint '{name}': bad arguments ({exc})") from None
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{where}: {exc}") from None
+
+
+def chemistry_options(cfg: Config, loss) -> dict:
+    """Bond cutoffs and oxidation states for the chemistry report: [output] first, then any bond-valence term."""
+    from scatterfit.constraints import BondValence
+
+    options = {"cutoffs": cfg.output.get("bond_cutoffs"), "oxidation": cfg.output.get("oxidation")}
+    if options["oxidation"] is None:
+        for term in loss.terms:
+            restraint = getattr(term, "restraint", None)
+            if isinstance(restraint, BondValence):
+                from ase.data import chemical_symbols
+
+                options["oxidation"] = {chemical_symbols[z]: v for z, v in restraint.oxidation.items()}
+    return options
+
+
+def build_parametrisation(cfg: Config, structure):
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    p = cfg.parameters
+    bounds = {}
+    for key, value in p.get("bounds", {}).items():
+        if key == "positions" and isinstance(value, (int, float)):
+            bounds[key] = float(value)
+        elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+            bounds[key] = (float(value[0]), float(value[1]))
+        else:
+            raise ScatterfitError(f"{cfg.path}: [parameters].bounds.{key}: must be [lo, hi]")
+    for key, value in p.get("values", {}).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ScatterfitError(f"{cfg.path}: [parameters].values.{key}: must be a number")
+    try:
+        return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds)
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{cfg.path}: [parameters]: {exc}") from None
+
+
+def build_strategy(cfg: Config):
+    from scatterfit.optim import Stage, pdf_range_ramp
+
+    if not cfg.strategy:
+        return pdf_range_ramp()
+    stages = []
+    for k, st in enumerate(cfg.strategy):
+        try:
+            stages.append(Stage(**st))
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{cfg.path}: [[strategy]][{k}]: {exc}") from None
+    return stages
+
+
+def fingerprint(cfg: Config, *extra) -> str:
+    """SHA-256 of what determines a run: the config file's bytes, every data and structure file it reads, and
+    ``extra`` (command-line settings). A checkpoint stores it, and a resume with another fingerprint is refused."""
+    import hashlib
+
+    from scatterfit.datasets import cmi_example
+
+    h = hashlib.sha256(cfg.path.read_bytes())
+    files = [cfg.resolve(d["file"]) if "file" in d else cmi_example(d["cmi"]) for d in cfg.datasets]
+    if "file" in cfg.structure:
+        files.append(cfg.resolve(cfg.structure["file"]))
+    for f in files:
+        h.update(str(f.name).encode())
+        if Path(f).is_file():
+            h.update(Path(f).read_bytes())
+    h.update(repr(extra).encode())
+    return h.hexdigest()
+
+
+def resolve_device(device: str | None):
+    """A torch device from a user's string, checked: None → CPU; an unknown or absent device → one clear line."""
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ScatterfitError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScatterfitError(f"device '{device}' requested but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ScatterfitError(f"device '{device}' is not supported (use cpu or cuda)")
+    return dev
+
+
+def build_candidates(cfg: Config):
+    from scatterfit.structure.candidates import (AmorphousCandidates, MoleculeCandidates, ParticleCandidates,
+                                                 SymmetricMoleculeCandidates)
+
+    sec = cfg.search
+    kind = sec["builder"]
+    classes = {"nanoparticle": ParticleCandidates, "amorphous": AmorphousCandidates, "molecule": MoleculeCandidates,
+               "symmetric_molecule": SymmetricMoleculeCandidates}
+    try:
+        return classes[kind](**sec.get("builder_args", {}))
+    except TypeError as exc:
+        raise ScatterfitError(f"{cfg.path}: [search].builder_args: {exc}") from None
+
+
+def build_evaluator(cfg: Config, qmax: float | None = None):
+    """The config's (CandidateEvaluator, SearchSpace, loss, final stages): what run_search and landscape
+    scripts share."""
+    from scatterfit.optim import Stage
+    from scatterfit.optim.search import CandidateEvaluator
+    from scatterfit.optim.space import SearchSpace
+
+    sec = cfg.search
+    datasets = build_datasets(cfg)
+    loss = build_loss(cfg, datasets, qmax)
+    candidates = build_candidates(cfg)
+    try:
+        space = SearchSpace.from_config(sec["variables"])
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{cfg.path}: [search].variables: {exc}") from None
+    p = cfg.parameters
+    inner_free = sec.get("inner_free", p["free"])
+    inner = [Stage("lbfgs", steps=int(sec.get("inner_steps", 5)), tol=1e-4, patience=1)]
+    final = build_strategy(cfg) if cfg.strategy else [Stage("lbfgs", free=p["free"], steps=100)]
+    evaluator = CandidateEvaluator(candidates, loss, free=list(dict.fromkeys([*inner_free, *p["free"]])),
+                                   stages=[Stage(s.optimizer, free=inner_free, steps=s.steps, tol=s.tol,
+                                                 patience=s.patience) for s in inner],
+                                   values=dict(p.get("values", {})), seed=int(sec.get("seed", 0)))
+    return evaluator, space, loss, final

@@ -1,0 +1,325 @@
+"""The refinement config file (TOML): every section and key with its type, default, allowed range and help.
+
+This table is the single source of truth: the validation below, the builders (config/builders.py) and the
+generated documentation (`scatterfit config`, :func:`describe`) all read it. Each section maps onto an API
+object: [structure] → Structure, [[datasets]] → Dataset, [[terms]] → DataTerm / EnergyTerm / restraint,
+[parameters] → Parametrisation, [[strategy]] → Stage, [search] → search(), [output] → refine() and the report.
+
+Relative paths (data, structure files, [output].dir) are resolved against the folder of the config file.
+Every mistake (unknown key, wrong type, value out of range, missing file) raises a ScatterfitError naming the
+file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from scatterfit.errors import ScatterfitError
+
+NUMBER = (int, float)
+TYPE_NAMES = {str: "a string", dict: "a table", list: "a list", int: "an integer", bool: "true or false",
+              NUMBER: "a number"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key.
+
+    Attributes:
+        type: str, dict, list, int, bool or NUMBER.
+        help: one line for the documentation.
+        default: the value used when the key is absent (None: no default, or computed as the help says).
+        low, high: allowed range of a number (inclusive unless ``open_low``).
+        open_low: the value must be strictly greater than ``low``.
+        choices: allowed values of a string.
+    """
+
+    type: object
+    help: str
+    default: object = None
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    choices: tuple | None = None
+
+    def check(self, where: str, value) -> None:
+        want = self.type
+        if not isinstance(value, want) or (want in (int, NUMBER) and isinstance(value, bool)):
+            raise ScatterfitError(f"{where}: must be {TYPE_NAMES[want]}, got {type(value).__name__}")
+        if self.choices is not None and value not in self.choices:
+            raise ScatterfitError(f"{where}: '{value}' is not one of {', '.join(map(str, self.choices))}")
+        if want in (int, NUMBER):
+            if not math.isfinite(value):
+                raise ScatterfitError(f"{where}: must be finite, got {value}")
+            if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+                raise ScatterfitError(f"{where}: must be {'>' if self.open_low else '≥'} {self.low}, got {value}")
+            if self.high is not None and value > self.high:
+                raise ScatterfitError(f"{where}: must be ≤ {self.high}, got {value}")
+
+    def range_text(self) -> str:
+        parts = []
+        if self.choices:
+            parts.append(" | ".join(map(str, self.choices)))
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '≥'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"≤ {self.high:g}")
+        return ", ".join(parts)
+
+
+STAGE_OPTIMIZERS = ("lbfgs", "adam", "basin", "anneal")
+SECTIONS: dict[str, dict[str, Key]] = {
+    "structure": {
+        "file": Key(str, "structure file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB), relative to the config"),
+        "cmi": Key(str, "a structure file inside the diffpy.cmi wheel's examples (e.g. pdf/.../Ni.cif)"),
+        "bulk": Key(dict, "arguments of ase.build.bulk: {name, crystalstructure, a, cubic}"),
+        "amorphous": Key(dict, "random box: {composition, n_atoms, density (g/cm³), min_dist (Å), seed}"),
+        "molecule": Key(dict, "atoms at random in a sphere: {formula, min_dist (Å), density, seed}"),
+        "uiso": Key(NUMBER, "starting Uiso of every atom, Å² (default: the file's, else 0.005)", low=0.0),
+    },
+    "datasets": {
+        "name": Key(str, "the name terms refer to (required)"),
+        "file": Key(str, "data file, relative to the config (.gr .fgr .iq .sq .fq .mint01 .xy .xye .chi .dat)"),
+        "cmi": Key(str, "a data file inside the diffpy.cmi wheel's examples"),
+        "kind": Key(str, "override the kind the extension implies", choices=("iq", "sq", "fq", "gr", "xrd", "saxs")),
+        "radiation": Key(str, "override the header's radiation (unit: unit form factors)", choices=("xray", "neutron", "unit")),
+        "x_unit": Key(str, "override the x unit", choices=("angstrom", "inv_angstrom", "degrees")),
+        "qmax": Key(NUMBER, "Qmax of the PDF's Fourier transform, Å⁻¹, when the header has none", low=0.0),
+    },
+    "terms": {
+        "kind": Key(str, "what the term measures", default="data", choices=("data", "energy", "restraint")),
+        "name": Key(str, "unique name in the loss (default: the dataset's, 'energy', or the restraint's)"),
+        "dataset": Key(str, "data term: the [[datasets]] name"),
+        "model": Key(str, "data term: forward model", default="pdf",
+                     choices=("pdf", "debye", "box", "box-interference")),
+        "qmax": Key(NUMBER, "data term: Qmax, Å⁻¹ (pdf: termination ripples, 0 = none; default: the data's)",
+                    low=0.0),
+        "ripple": Key(str, "pdf: termination-ripple convention", default="pdffit2", choices=("pdffit2", "exact")),
+        "debye_kind": Key(str, "debye: the quantity computed (default: the dataset's kind)",
+                          choices=("iq", "sq", "fq", "gr", "saxs")),
+        "qmin": Key(NUMBER, "debye: Qmin, Å⁻¹ (default: the data's, else 0.5)", low=0.0),
+        "xmin": Key(NUMBER, "data term: lower end of the fit range, in the data's x unit"),
+        "xmax": Key(NUMBER, "data term: upper end of the fit range, in the data's x unit"),
+        "metric": Key(str, "data term: misfit", default="rw", choices=("rw", "chi2", "mse")),
+        "weight": Key(NUMBER, "weight of the term in the loss", default=1.0, low=0.0),
+        "fit_scale": Key(bool, "data term: solve the scale analytically (false: refine 'scale')", default=True),
+        "potential": Key(str, "energy term: potential name (chgnet, bks, lj, tersoff, sw, emt, xtb, ...)",
+                         default="chgnet"),
+        "restraint": Key(str, "restraint term: min_distance, coordination, angle, bond_valence, density, "
+                              "composition or charge"),
+        "args": Key(dict, "energy/restraint term: the potential's or restraint's arguments"),
+        "reference": Key(NUMBER, "energy term: energy per atom subtracted, eV/atom", default=0.0),
+    },
+    "parameters": {
+        "free": Key(list, "refined groups: lattice, cell, fractional, positions, orbits, expansion, biso, "
+                          "background, scale, qdamp, qbroad, delta1, delta2, spdiameter (required)"),
+        "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
+                            "delta2, spdiameter, background_order"),
+        "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å"),
+    },
+    "strategy": {
+        "optimizer": Key(str, "lbfgs, adam, basin (hopping) or anneal (Langevin melt-and-quench)", default="lbfgs",
+                         choices=STAGE_OPTIMIZERS),
+        "free": Key(list, "groups refined in this stage (default: all free groups)"),
+        "steps": Key(int, "maximum steps (hops for basin, MD steps for anneal)", default=100, low=1),
+        "lr": Key(NUMBER, "learning rate (adam) or initial step (lbfgs)", default=1.0, low=0.0, open_low=True),
+        "tol": Key(NUMBER, "stop when the relative loss change stays below tol for patience steps", default=1e-9,
+                   low=0.0),
+        "patience": Key(int, "see tol", default=5, low=1),
+        "xmax": Key(NUMBER, "fit only x ≤ xmax in this stage (r-range ramp)", low=0.0, open_low=True),
+        "weights": Key(dict, "{term name = weight} for this stage (0 switches a term off)"),
+        "local_steps": Key(int, "basin: L-BFGS steps per hop; anneal: relaxation steps before the melt", default=40,
+                           low=0),
+        "step_size": Key(NUMBER, "basin: jitter, Å", default=0.3, low=0.0, open_low=True),
+        "temperature": Key(NUMBER, "basin: Metropolis temperature relative to the loss", default=0.02, low=0.0),
+        "t_start": Key(NUMBER, "anneal: start temperature, K", default=3000.0, low=0.0),
+        "t_end": Key(NUMBER, "anneal: end temperature, K", default=300.0, low=0.0),
+        "timestep": Key(NUMBER, "anneal: MD time step, fs", default=1.0, low=0.0, open_low=True),
+        "friction": Key(NUMBER, "anneal: Langevin friction, 1/ps", default=10.0, low=0.0),
+        "energy_scale": Key(NUMBER, "anneal: eV per unit of loss (default: atoms / energy weight)", low=0.0,
+                            open_low=True),
+        "max_move": Key(NUMBER, "anneal: largest move of an atom in one step, Å", default=0.2, low=0.0,
+                        open_low=True),
+    },
+    "search": {
+        "builder": Key(str, "candidate builder (required)",
+                       choices=("nanoparticle", "amorphous", "molecule", "symmetric_molecule")),
+        "builder_args": Key(dict, "the builder's fixed arguments (element, lattice, formula, ...)"),
+        "variables": Key(dict, "searched variables: {name = {kind, low, high | options}} (required)"),
+        "swarm_size": Key(int, "particles per generation", default=16, low=1),
+        "budget": Key(int, "maximum candidate evaluations", default=100, low=1),
+        "stall": Key(int, "stop after this many generations without improvement", default=6, low=1),
+        "target": Key(NUMBER, "stop when the best loss is ≤ target"),
+        "engine": Key(str, "swarm engine", default="scatterfit", choices=("scatterfit", "nevergrad")),
+        "executor": Key(str, "processes:N, dask-local:N, dask://host:port, ray-local:N or ray://host:port"),
+        "seed": Key(int, "seed of the swarm and the random builders", default=0),
+        "top_k": Key(int, "distinct best candidates refined to convergence", default=3, low=1),
+        "inner_free": Key(list, "groups refined for every candidate (default: [parameters].free)"),
+        "inner_steps": Key(int, "L-BFGS steps for every candidate", default=5, low=1),
+    },
+    "output": {
+        "dir": Key(str, "output folder, relative to the config (default: out/<config name> beside it)"),
+        "seed": Key(int, "seed of the refinement's random generator", default=0),
+        "checkpoint_every": Key(int, "steps between checkpoints", default=10, low=1),
+        "bond_cutoffs": Key(dict, "chemistry report: {\"Si-O\" = 2.0} bond cutoffs, Å"),
+        "oxidation": Key(dict, "chemistry report: {Si = 4, O = -2} oxidation states for bond valence sums"),
+    },
+}
+REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
+TERM_REQUIRES = {"data": ("dataset",), "energy": (), "restraint": ("restraint",)}
+TERM_KEYS = {"energy": {"kind", "name", "potential", "args", "weight", "reference"},
+             "restraint": {"kind", "name", "restraint", "args", "weight"}}
+LISTS = ("datasets", "terms", "strategy")
+SCALAR_VALUE_RANGES = {"scale": (0.0, True), "qdamp": (0.0, False), "qbroad": (0.0, False), "delta1": (0.0, False),
+                       "delta2": (0.0, False), "spdiameter": (0.0, True), "background_order": (0.0, False)}
+
+
+@dataclass
+class Config:
+    """The validated config: plain dictionaries per section, and the folder relative paths start from."""
+
+    path: Path
+    structure: dict
+    datasets: list
+    terms: list
+    parameters: dict
+    strategy: list
+    search: dict
+    output: dict
+
+    def resolve(self, relative: str) -> Path:
+        """A path of the config, relative to the config file's folder (absolute paths stay)."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.path.parent / p)
+
+
+def describe() -> str:
+    """The documentation of the config file, generated from SECTIONS."""
+    lines = [__doc__.strip(), ""]
+    for name, keys in SECTIONS.items():
+        lines.append(f"[[{name}]]" if name in LISTS else f"[{name}]")
+        for key, spec in keys.items():
+            extra = [f"default {spec.default!r}"] if spec.default is not None else []
+            if spec.range_text():
+                extra.append(spec.range_text())
+            required = " (required)" in spec.help
+            lines.append(f"  {key:<17}{TYPE_NAMES[spec.type]:<14}{spec.help.replace(' (required)', '')}"
+                         + (f"  [{'; '.join(extra)}]" if extra else "") + ("  REQUIRED" if required else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _check_table(where: str, table, schema: dict, required) -> dict:
+    if not isinstance(table, dict):
+        raise ScatterfitError(f"{where}: must be a table")
+    for key, value in table.items():
+        if key not in schema:
+            raise ScatterfitError(f"{where}: unknown key '{key}' (known: {', '.join(schema)})")
+        schema[key].check(f"{where}.{key}", value)
+    for key in required:
+        if key not in table:
+            raise ScatterfitError(f"{where}: missing required key '{key}'")
+    return table
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise ScatterfitError(f"{path}: config file not found")
+    raw = path.read_bytes()
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            break
+    else:
+        codec = "utf-8"
+    try:
+        return tomllib.loads(raw.decode(codec))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScatterfitError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ScatterfitError(f"{path}: not a UTF-8 text file") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file (types, ranges, required keys, cross-references)."""
+    path = Path(path)
+    raw = _read_toml(path)
+    for key in raw:
+        if key not in SECTIONS:
+            raise ScatterfitError(f"{path}: unknown section [{key}] (known: {', '.join(SECTIONS)})")
+    for key in ("datasets", "terms", "parameters") if "search" in raw else ("structure", "datasets", "terms",
+                                                                                "parameters"):
+        if key not in raw:
+            raise ScatterfitError(f"{path}: missing section [{key}]")
+    sections = {}
+    for name, schema in SECTIONS.items():
+        value = raw.get(name, [] if name in LISTS else {})
+        if name in LISTS:
+            if isinstance(value, dict):
+                value = [value]
+            if not isinstance(value, list):
+                raise ScatterfitError(f"{path}: [[{name}]] must be an array of tables")
+            sections[name] = [_check_table(f"{path}: [[{name}]][{k}]", v, schema, REQUIRED.get(name, ()))
+                              for k, v in enumerate(value)]
+        else:
+            sections[name] = _check_table(f"{path}: [{name}]", value, schema, REQUIRED.get(name, ()))
+    _check_relations(path, sections)
+    return Config(path=path, **sections)
+
+
+def _check_relations(path: Path, sections: dict) -> None:
+    """What single keys cannot say: exactly one structure source, names that refer to something, fit ranges that
+    are ranges, a loss that has something to minimise."""
+    if not sections["datasets"]:
+        raise ScatterfitError(f"{path}: [[datasets]] is empty")
+    if not sections["terms"]:
+        raise ScatterfitError(f"{path}: [[terms]] is empty")
+    sources = [k for k in ("file", "cmi", "bulk", "amorphous", "molecule") if k in sections["structure"]]
+    if sections["search"]:
+        if "builder" not in sections["search"] or "variables" not in sections["search"]:
+            raise ScatterfitError(f"{path}: [search] needs builder and variables")
+        if sources:
+            raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop [structure]")
+    elif len(sources) != 1:
+        raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi, bulk, amorphous or molecule")
+    names = [d["name"] for d in sections["datasets"]]
+    if len(set(names)) != len(names):
+        raise ScatterfitError(f"{path}: [[datasets]] names must be unique, got {names}")
+    for k, d in enumerate(sections["datasets"]):
+        if ("file" in d) == ("cmi" in d):
+            raise ScatterfitError(f"{path}: [[datasets]][{k}] needs exactly one of file or cmi")
+    for k, t in enumerate(sections["terms"]):
+        where = f"{path}: [[terms]][{k}]"
+        kind = t.get("kind", "data")
+        for key in TERM_REQUIRES[kind]:
+            if key not in t:
+                raise ScatterfitError(f"{where}: a {kind} term needs '{key}'")
+        if kind != "data":
+            extra = sorted(set(t) - TERM_KEYS[kind])
+            if extra:
+                raise ScatterfitError(f"{where}: key(s) {extra} do not apply to a {kind} term")
+            continue
+        if t["dataset"] not in names:
+            raise ScatterfitError(f"{where}.dataset: no dataset named '{t['dataset']}' (have: {', '.join(names)})")
+        if "xmin" in t and "xmax" in t and not t["xmin"] < t["xmax"]:
+            raise ScatterfitError(f"{where}: xmin ({t['xmin']}) must be smaller than xmax ({t['xmax']})")
+    if all(t.get("weight", 1.0) == 0 for t in sections["terms"]):
+        raise ScatterfitError(f"{path}: [[terms]]: every term has weight 0, so there is nothing to fit")
+    params = sections["parameters"]
+    if "scale" in params.get("free", []) and any(t.get("kind", "data") == "data" and t.get("fit_scale", True)
+                                                 for t in sections["terms"]):
+        raise ScatterfitError(f"{path}: [parameters].free: 'scale' is refined while a data term solves its scale "
+                              "analytically (fit_scale = true, the default); drop 'scale' or set fit_scale = false")
+    for key, value in params.get("values", {}).items():
+        if key in SCALAR_VALUE_RANGES and isinstance(value, NUMBER) and not isinstance(value, bool):
+            low, strict = SCALAR_VALUE_RANGES[key]
+            if value < low or (strict and value == low):
+                raise ScatterfitError(f"{path}: [parameters].values.{key}: must be {'>' if strict else '≥'} {low:g}, "
+                                      f"got {value}")
+    for k, st in enumerate(sections["strategy"]):
+        weights = st.get("weights", {})
+        for name, w in weights.items():
+            if not isinstance(w, NUMBER) or isinstance(w, bool) or not w >= 0:
+                raise ScatterfitError(f"{path}: [[strategy]][{k}].weights.{name}: must be a number ≥ 0, got {w!r}")

@@ -1,0 +1,149 @@
+"""Results as files: the refined structure (CIF/xyz, extxyz), fitted curves (CSV + PNG), derived G(r) of
+S(Q)/F(Q) fits, the loss history, the chemistry report and ``summary.json``; for a search also ``search.json``
+and its history. Every set is written atomically (report/files.py): ``summary.json`` last."""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import numpy as np
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.report.files import ResultSet
+
+AXES = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
+
+
+def chemistry_report(result, options: dict | None = None) -> dict:
+    """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure; ``options``
+    are chemistry_report's keyword arguments (cutoffs, oxidation). An analysis that cannot run is reported as
+    {"error": message}, not raised."""
+    from scatterfit.analysis.chemistry import chemistry_report as analyse
+
+    try:
+        return analyse(result.structure, **{k: v for k, v in (options or {}).items() if v is not None})
+    except ScatterfitError as exc:
+        return {"error": str(exc)}
+
+
+def derived_grs(result) -> dict:
+    """{term: derived_gr(...)} for the S(Q)/F(Q) data terms: data and model G(r) by the same transform."""
+    from scatterfit.analysis.derived_gr import derived_gr
+
+    out = {}
+    for name, tv in result.terms.items():
+        c = tv.curves
+        if c and c.get("form"):
+            out[name] = derived_gr(c["x"], c["y_obs"], c["y_calc"], c["form"])
+    return out
+
+
+def reported_parameters(result) -> dict:
+    """The parameters as reported: every group of the parametrisation, except a "scale" that is not refined
+    (the data terms' own analytic scales are reported once, under terms.<name>.scale)."""
+    params = result.parameters()
+    if "scale" not in result.parametrisation.free:
+        params.pop("scale", None)
+    return params
+
+
+def summary(result, chemistry: dict | None = None, derived: dict | None = None) -> dict:
+    """The JSON summary of a refinement Result; ``chemistry`` are the chemistry report's options and
+    ``derived`` is derived_grs(result) when the caller has it already."""
+    import ase
+    import torch
+
+    import scatterfit
+
+    terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in result.terms.items()}
+    for name, d in (derived_grs(result) if derived is None else derived).items():
+        terms[name]["rw_derived_gr"] = d["rw"]
+    out = {
+        "loss": result.loss,
+        "terms": terms,
+        "parameters": reported_parameters(result),
+        "chemistry": chemistry_report(result, chemistry),
+        "wall_time_s": result.wall_time,
+        "steps": len(result.history),
+        "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
+                     "python": platform.python_version()},
+    }
+    sym = result.structure.symmetry
+    if sym is not None:  # a symmetric start: its group, and how far a free stage moved the atoms off it
+        from scatterfit.structure.symmetry import symmetrise
+
+        pos = result.structure.positions.detach().cpu().numpy()
+        out["point_group"] = {"group": sym.group, "orbits": list(sym.sizes),
+                              "max_deviation_A": float(abs(pos - symmetrise(pos, sym)).max())}
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def stage_refinement(files: ResultSet, result, chemistry: dict | None = None) -> dict:
+    """Write a refinement's files into the staging area of ``files``; returns its summary (not yet written)."""
+    from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
+
+    atoms = result.structure.to_ase()
+    atoms.write(str(files.stage("refined.cif" if result.structure.cell is not None else "refined.xyz")))
+    atoms.write(str(files.stage("refined.extxyz")), format="extxyz")
+    for name, tv in result.terms.items():
+        if not tv.curves:
+            continue
+        c, safe = tv.curves, _safe(name)
+        np.savetxt(files.stage(f"fit_{safe}.csv"), np.column_stack([c["x"], c["y_obs"], c["y_calc"],
+                                                                   c["y_obs"] - c["y_calc"]]),
+                   delimiter=",", header="x,data,model,difference", comments="")
+        xlabel, ylabel = AXES.get(c.get("kind", "iq"), ("Q (Å⁻¹)", "intensity"))
+        plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, files.stage(f"fit_{safe}.png"),
+                 title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
+    derived = derived_grs(result)
+    for name, d in derived.items():
+        safe = _safe(name)
+        np.savetxt(files.stage(f"fit_{safe}_derived_gr.csv"), np.column_stack([d["r"], d["g_obs"], d["g_calc"]]),
+                   delimiter=",", header="r,data,model", comments="")
+        plot_fit(d["r"], d["g_obs"], d["g_calc"], "r (Å)", "G(r) from the fitted Q range (Lorch)",
+                 files.stage(f"fit_{safe}_derived_gr.png"), title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
+    np.savetxt(files.stage("loss_history.csv"), np.asarray(result.history), header="loss", comments="")
+    plot_history(result.history, files.stage("loss_history.png"))
+    out = summary(result, chemistry, derived)
+    if plot_chemistry(out["chemistry"], files.stage("chemistry.png"), title="coordination and bond angles") is False:
+        files.names.remove("chemistry.png")
+    return out
+
+
+def write_refinement(result, out_dir, chemistry: dict | None = None) -> dict:
+    """Write a refinement Result into ``out_dir`` atomically (summary.json last); returns the summary."""
+    files = ResultSet(out_dir)
+    try:
+        out = stage_refinement(files, result, chemistry)
+        files.commit("summary.json", out)
+    except BaseException:
+        files.discard()
+        raise
+    return out
+
+
+def write_search(result, out_dir, chemistry: dict | None = None) -> dict:
+    """Write a SearchResult: the best candidate's refinement (as write_refinement), search.json and the
+    search history, atomically with summary.json last. Returns the search record."""
+    from scatterfit.report.plots import plot_history
+
+    files = ResultSet(out_dir)
+    try:
+        summary_out = stage_refinement(files, result.refined, chemistry) if result.refined is not None else {}
+        record = {"best": result.best, "loss": result.loss, "evaluations": result.evaluations,
+                  "generations": result.generations, "failed_candidates": result.failed,
+                  "wall_time_s": result.wall_time, "top_candidates": result.top,
+                  "best_loss_per_generation": result.history}
+        files.stage("search.json").write_text(json.dumps(record, indent=2, default=str))
+        plot_history(result.history, files.stage("search_history.png"), ylabel="best loss", xlabel="generation")
+        files.commit("summary.json", {**summary_out, "search": {k: record[k] for k in
+                                                                ("best", "loss", "evaluations", "failed_candidates")}})
+    except BaseException:
+        files.discard()
+        raise
+    return record
