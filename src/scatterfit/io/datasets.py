@@ -1,13 +1,17 @@
 """Measured patterns: the Dataset type and readers for the files users bring.
 
-Formats: PDFgetX3/xPDFsuite .gr (ini header), PDFgetX2/PDFgetN .gr (key=value header, 2 or 4 columns r G dr dG),
+Formats: PDFgetX3/xPDFsuite .gr (ini header), PDFgetX2/PDFgetN .gr (free-text header of key=value settings up to
+"##### start data", 4 columns r G dr dG; Qmax, Qmin, wavelength, radiation and composition taken from the header),
+PDFgui fit exports .fgr (r Gcalc dr dGcalc Gdiff),
 RMCProfile .gr/.fq (count line + title line), .iq/.sq/.fq (Q, value[, σ]), .xy/.xye/.chi/.dat/.csv
-(2θ or Q, intensity[, σ]), Gudrun .mint01 (Q, F, σ; trailing zero rows dropped). Every problem is reported as a
-ScatterfitError naming the file and line.
+(2θ or Q, intensity[, σ]), Gudrun .mint01 (Q, F, σ; trailing zero rows dropped). Text in UTF-8 (with or
+without BOM), UTF-16 or Latin-1; decimal commas are read when the columns are separated by spaces or semicolons.
+Every problem is reported as a ScatterfitError naming the file and line.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -17,8 +21,10 @@ import numpy as np
 
 from scatterfit.errors import ScatterfitError
 
+log = logging.getLogger(__name__)
+
 KINDS = ("iq", "sq", "fq", "gr", "xrd", "saxs")
-_EXT_KIND = {".gr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd", ".xye": "xrd",
+_EXT_KIND = {".gr": "gr", ".fgr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd", ".xye": "xrd",
              ".chi": "xrd", ".dat": "iq", ".csv": "iq"}
 
 
@@ -77,10 +83,88 @@ def _number(text: str):
         return text.strip()
 
 
-def _parse_numeric(lines: list[tuple[int, str]], path: Path) -> np.ndarray:
-    rows, ncol = [], None
+def _decode(raw: bytes, path: Path) -> str:
+    """Text of a data file: UTF-8 (with or without BOM), UTF-16 (with BOM, or the tell-tale zero bytes of ASCII
+    text in UTF-16), else Latin-1; a file with other zero bytes is binary."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ScatterfitError(f"{path}: starts like UTF-16 text but does not decode as UTF-16") from None
+    head = raw[:4096]
+    if b"\x00" in head:
+        even, odd = head[0::2], head[1::2]
+        for zeros, codec in ((odd, "utf-16-le"), (even, "utf-16-be")):
+            if len(zeros) > 8 and zeros.count(0) == len(zeros):
+                return raw.decode(codec, errors="replace")
+        raise ScatterfitError(f"{path}: binary file, not a text data file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+_START_DATA = re.compile(r"^#+\s*start data", re.IGNORECASE)
+_KEY_VALUE = re.compile(r"(?:(?<=\s)|^)([A-Za-z_][\w.]*)\s*=\s*(\S*)")
+_COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+([eE][-+]?\d+)?$")
+
+
+def _header_values(text: str, meta: dict) -> None:
+    """key=value pairs of a header line (several per line, as PDFgetX2/PDFgetN write them); the first of each
+    key wins, keys in lower case."""
+    for key, value in _KEY_VALUE.findall(text):
+        meta.setdefault(key.lower(), _number(value))
+
+
+def _composition(header: list[str]) -> dict | None:
+    """{element: fraction} from a PDFgetX2 ("#L symbol valence fractions ...") or PDFgetN ("Element relAtomNum
+    ...") composition table in the header, or None."""
+    from ase.data import atomic_numbers
+
+    for k, line in enumerate(header):
+        words = line.lstrip("#L ").split()
+        if not words or words[0].lower() not in ("symbol", "element"):
+            continue
+        column = 2 if words[0].lower() == "symbol" else 1  # fractions / relAtomNum
+        out = {}
+        for row in header[k + 1:]:
+            parts = row.split()
+            if len(parts) <= column or parts[0] not in atomic_numbers:
+                break
+            try:
+                out[parts[0]] = float(parts[column])
+            except ValueError:
+                break
+        return out or None
+    return None
+
+
+def _sigma_column(columns: list[str], ncol: int, ext: str) -> int | None:
+    """Index of the uncertainty of y: a column named like dG / d_Gr / dG(r) / sigma, else by position (.gr with
+    4+ columns: r G dr dG; other files: the third column)."""
+    for k, name in enumerate(columns[:ncol]):
+        if k >= 2 and re.match(r"^(d_?g|dy|sigma|err|e$)", name.lower()):
+            return k
+    if ext in (".gr", ".fgr") and ncol >= 4:
+        return 3
+    if ncol >= 3 and not (ext in (".gr", ".fgr") and columns):
+        return 2
+    return None
+
+
+def _split_number_tokens(text: str) -> list[str]:
+    parts = re.split(r"[\s;]+", text.strip())
+    if len(parts) >= 2 and "." not in text and any(_COMMA_DECIMAL.match(p) for p in parts):
+        return [p.replace(",", ".") for p in parts]  # space- or semicolon-separated numbers with decimal commas
+    return text.replace(",", " ").split()  # commas separate columns (CSV)
+
+
+def _parse_numeric(lines: list[tuple[int, str]], path: Path, notes: list) -> np.ndarray:
+    rows, ncol, extra_at = [], None, None
     for lineno, text in lines:
-        parts = text.replace(",", " ").split()
+        parts = _split_number_tokens(text)
         if not parts:
             continue
         try:
@@ -89,7 +173,10 @@ def _parse_numeric(lines: list[tuple[int, str]], path: Path) -> np.ndarray:
             raise ScatterfitError(f"{path}:{lineno}: not a number in a data line: '{text.strip()[:60]}'") from None
         if ncol is None:
             ncol = len(vals)
-        elif len(vals) != ncol:
+        elif len(vals) > ncol:  # e.g. PDFgetX2 pads its tail with zero columns: keep the first ncol, say so
+            extra_at = extra_at or lineno
+            vals = vals[:ncol]
+        elif len(vals) < ncol:
             raise ScatterfitError(f"{path}:{lineno}: {len(vals)} columns where earlier lines have {ncol}")
         if not all(math.isfinite(v) for v in vals):
             raise ScatterfitError(f"{path}:{lineno}: NaN or infinite value in the data")
@@ -98,66 +185,93 @@ def _parse_numeric(lines: list[tuple[int, str]], path: Path) -> np.ndarray:
         raise ScatterfitError(f"{path}: no data lines found (empty or header only)")
     if ncol < 2:
         raise ScatterfitError(f"{path}: data need at least two columns (x, y), found {ncol}")
+    if extra_at is not None:
+        notes.append(f"{path}:{extra_at}: lines from here on have more than {ncol} columns; the extra columns "
+                     "are ignored")
     return np.asarray(rows, dtype=float)
+
+
+def _radiation(meta: dict, header_text: str) -> str:
+    mode = str(meta.get("mode", meta.get("stype", meta.get("radiation", "")))).lower()
+    if mode.startswith("n"):
+        return "neutron"
+    if mode.startswith("x"):
+        return "xray"
+    if "pdfgetn" in header_text.lower() or "##### vanadium" in header_text.lower():
+        return "neutron"
+    return "xray"
 
 
 def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | None = None,
                  radiation: str | None = None, **metadata) -> Dataset:
-    """Read a data file; anything the header says can be overridden by the keyword arguments."""
+    """Read a data file; anything the header says can be overridden by the keyword arguments.
+
+    Problems that do not stop the reading (extra columns, unusable uncertainties) are listed in
+    ``metadata["warnings"]`` and logged."""
     path = Path(path)
     if not path.is_file():
         raise ScatterfitError(f"{path}: data file not found")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise ScatterfitError(f"{path}: binary file, not a text data file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = text.splitlines()
+    lines = _decode(path.read_bytes(), path).splitlines()
     ext = path.suffix.lower()
     meta: dict = {}
-    data_lines: list[tuple[int, str]] = []
+    notes: list[str] = []
     start = 0
     # RMCProfile: first line is a point count, second a title
     if len(lines) > 2 and re.fullmatch(r"\s*\d+\s*", lines[0] or "x"):
         meta["title"] = lines[1].strip()
         start = 2
-    in_header_block = False
+    marker = next((k for k in range(start, len(lines)) if _START_DATA.match(lines[k].strip())), None)
+    header: list[str] = []
+    if marker is not None:  # PDFgetX2/PDFgetN/PDFgui/xPDFsuite: everything before the marker is header
+        header = lines[start:marker]
+        start = marker + 1
+    for line in header:
+        body = line.strip().lstrip("#!%;[ ").rstrip("]")
+        m = re.match(r"([A-Za-z_][\w\s().-]*?)\s*[=:]\s*(.*)$", body)
+        if m and body.count("=") <= 1:  # one "key = value" (or "key: value") per line
+            meta.setdefault(m.group(1).strip().lower(), _number(m.group(2)))
+        _header_values(body, meta)  # several key=value pairs on a line
+    columns: list[str] = []
+    data_lines: list[tuple[int, str]] = []
+    in_block = False
     for k in range(start, len(lines)):
-        line = lines[k]
-        s = line.strip()
+        s = lines[k].strip()
         if not s:
             continue
-        if s.startswith("#### start data"):
-            in_header_block = False
-            continue
-        if s.startswith(("#", "!", "%", "[", ";")) or in_header_block:
+        if s.startswith(("#", "!", "%", "[", ";")) or in_block:
             body = s.lstrip("#!%; ")
             if s.startswith("[") and s.endswith("]"):
-                in_header_block = True
+                in_block = True
+            if re.match(r"^#L\b", s):
+                columns = s[2:].split()
             m = re.match(r"([A-Za-z_][\w\s().-]*?)\s*[=:]\s*(.*)$", body)
             if m:
                 meta[m.group(1).strip().lower()] = _number(m.group(2))
             continue
-        if re.match(r"^[A-Za-z_][\w\s().-]*=", s):  # PDFgetX2/N style key=value lines
-            key, _, value = s.partition("=")
-            meta[key.strip().lower()] = _number(value)
+        if re.match(r"^[A-Za-z_][\w\s().-]*=", s):  # key=value lines before the data
+            _header_values(s, meta)
             continue
-        data_lines.append((k + 1, line))
-    if in_header_block and not data_lines:
+        data_lines.append((k + 1, lines[k]))
+    if in_block and not data_lines:
         raise ScatterfitError(f"{path}: header never ends ('#### start data' missing) and no data found")
-    arr = _parse_numeric(data_lines, path)
+    header_text = "\n".join(header)
+    composition = _composition(header)
+    if composition and "composition" not in meta:
+        meta["composition"] = composition
+    if "lambda" in meta and "wavelength" not in meta:
+        meta["wavelength"] = meta["lambda"]
+    arr = _parse_numeric(data_lines, path, notes)
     if ext == ".mint01":
         nonzero = np.nonzero(np.abs(arr[:, 1:]).sum(1) > 0)[0]
         arr = arr[: nonzero[-1] + 1] if len(nonzero) else arr
     x, y = arr[:, 0], arr[:, 1]
-    sigma = None
-    if ext == ".gr" and arr.shape[1] >= 4:
-        sigma = arr[:, 3]
-    elif arr.shape[1] >= 3:
-        sigma = arr[:, 2]
-    if sigma is not None and (sigma <= 0).any():
+    if ext == ".fgr" and arr.shape[1] >= 5:  # PDFgui fit export: r Gcalc dr dGcalc Gdiff
+        meta["content"] = "PDFgui calculated G(r); Gdiff = Gobs − Gcalc in metadata['gdiff']"
+        meta["gdiff"] = arr[:, 4].copy()
+    sig_col = _sigma_column(columns, arr.shape[1], ext)
+    sigma = arr[:, sig_col] if sig_col is not None else None
+    if sigma is not None and not (sigma > 0).all():
+        notes.append(f"{path}: some uncertainties are zero or negative; unit weights are used")
         meta["sigma_ignored"] = "some uncertainties are zero or negative; unit weights are used"
         sigma = None
     if len(x) < 2:
@@ -177,7 +291,10 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
             x_unit = "degrees"
         else:
             x_unit = "inv_angstrom"
-    mode = str(meta.get("mode", meta.get("stype", meta.get("radiation", "")))).lower()
-    rad = radiation or ("neutron" if mode.startswith("n") else "xray")
+    rad = radiation or _radiation(meta, header_text)
     meta.update(metadata)
+    if notes:
+        meta["warnings"] = notes
+        for note in notes:
+            log.warning(note)
     return Dataset(x=x, y=y, sigma=sigma, kind=kind, x_unit=x_unit, radiation=rad, metadata=meta, path=str(path))

@@ -26,6 +26,8 @@ from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, s
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 PEAK_HALF_WIDTH_SIGMAS = 6.0
+BAND_BYTES_PER_ENTRY = 40  # peak memory of the banded convolution per (node, offset) entry: kernel, values, index
+BAND_BYTES_LIMIT = 2 << 30  # above this a data grid finer than needed is computed on the model grid instead
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,11 @@ class RGrid:
     gather: torch.Tensor | None  # node indices of the requested r values, or None (interpolate)
 
 
-def _plan_grid(r: torch.Tensor, r_calc: float, dr_target: float) -> RGrid:
+def _plan_grid(r: torch.Tensor, r_calc: float, dr_target: float, align: bool = True) -> RGrid:
+    """Nodes every dr ≤ dr_target Å aligned with uniform requested r (then sampled by gathering), or every
+    dr_target Å with linear interpolation to r (non-uniform r, or ``align`` False)."""
     r64 = r.detach().to(torch.float64)
-    if r.numel() > 1:
+    if r.numel() > 1 and align:
         steps = r64[1:] - r64[:-1]
         step = float(steps.mean())
         uniform = step > 0 and float((steps - step).abs().max()) < 1e-6 * max(step, 1e-12)
@@ -120,6 +124,13 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         ext += 40.0 * math.pi / qmax
     r_calc = rmax + ext
     grid = _plan_grid(r, r_calc, dr)
+    band = grid.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / grid.dr) + 1) * BAND_BYTES_PER_ENTRY
+    if band > BAND_BYTES_LIMIT and grid.dr < dr:  # data sampled far finer than the peaks need: model grid + interp.
+        grid = _plan_grid(r, r_calc, dr, align=False)
+        band = grid.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / grid.dr) + 1) * BAND_BYTES_PER_ENTRY
+    if band > BAND_BYTES_LIMIT:
+        raise ScatterfitError(f"the G(r) to {rmax:.0f} Å on a {grid.dr:.3g} Å grid needs about {band / 2**30:.1f} GB; "
+                              "lower rmax (the fit range) or coarsen the data grid (rebin)")
 
     periodic = structure.cell is not None and any(structure.pbc)
     if periodic and pairs is None:
