@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     from scatterfit.errors import ScatterfitError
 
     args = build_parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(format="scatterfit: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     if args.threads < 1:
         print("scatterfit: error: --threads must be ≥ 1", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        else:
+        elif self.done:
             self._line(time.perf_counter())
 
 

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 _OPTS = dict(cache=True, nogil=True, fastmath=False)
+from scatterfit.scattering.histogram import R_COINCIDENT  # noqa: E402  (pairs left out of the histogram)
 
 
 @numba.njit(**_OPTS)
@@ -107,8 +108,8 @@ def _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb
         k0 = math.floor(x)
         kb[k] = k0
         tb[k] = x - k0
-        w = oi * occ[j]
-        ab[k] = w / r if inverse_r else w
+        w = oi * occ[j] if r >= R_COINCIDENT else 0.0  # coincident atoms: no histogram entry, no gradient
+        ab[k] = w / max(r, R_COINCIDENT) if inverse_r else w
 
 
 @numba.njit(parallel=True, **_OPTS)
@@ -193,7 +194,9 @@ def _row_forces(j0, m, oi, occ, inv_dr, inverse_r, dxb, dyb, dzb, rb, wb, vb, db
     for k in range(m):
         j = j0 + k
         r = rb[k]
-        inv_r = 1.0 / (1.0 if r == 0.0 else r)
+        inv_r = 1.0 / (1.0 if r < R_COINCIDENT else r)
+        if r < R_COINCIDENT:  # left out of the histogram, so no gradient either
+            continue
         if inverse_r:
             dldr = wb[k] * (db[k] * inv_dr - vb[k] * inv_r) * inv_r
             dldw = vb[k] * inv_r
@@ -237,7 +240,7 @@ def histogram_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, 
                 continue
             dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
             r = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if r >= rmax or r == 0.0:
+            if r >= rmax or r < R_COINCIDENT:
                 continue
             _pair_forward(hist, r, w, _pair_type(types[i], types[j], n_types), dr, n_nodes, inverse_r)
     return local.sum(axis=0)
@@ -259,7 +262,7 @@ def backward_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, i
             i, j = pi[p], pj[p]
             dx, dy, dz = _periodic_vector(pos, cell, i, j, ps[p])
             r = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if r >= rmax or r == 0.0:
+            if r >= rmax or r < R_COINCIDENT:
                 continue
             dldr, dldw = _pair_backward(g, r, occ[i] * occ[j], _pair_type(types[i], types[j], n_types), dr,
                                         n_nodes, inverse_r)

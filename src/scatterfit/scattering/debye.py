@@ -22,8 +22,8 @@ from torch.utils.checkpoint import checkpoint
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.histogram import (DEFAULT_PAIRS_PER_BLOCK, bspline4_transform, pair_histogram,
-                                             pair_type_index, pair_type_list)
+from scatterfit.scattering.histogram import (DEFAULT_PAIRS_PER_BLOCK, bspline4_transform, coincident_pairs,
+                                             pair_histogram, pair_type_index, pair_type_list)
 from scatterfit.structure import Structure
 
 SIXTEEN_PI2 = 16.0 * math.pi**2
@@ -151,6 +151,12 @@ def debye_partials(structure: Structure, q: torch.Tensor, *, radiation: str = "x
         hist = pair_histogram(structure.positions, structure.occupancy, type_index, n_types, dr=dr, n_nodes=n_nodes,
                               inverse_r=True, pairs_per_block=pairs_per_block)
         sums = sinc_transform(hist, q, dr)
+        ci, cj = coincident_pairs(structure.positions)
+        if len(ci):  # atoms on top of each other: sinc(Q·0) = 1, left out of the histogram, added exactly here
+            w = structure.occupancy[ci] * structure.occupancy[cj]
+            pt = pair_type_index(type_index[ci], type_index[cj], n_types)
+            same = torch.zeros(sums.shape[0], dtype=sums.dtype, device=sums.device).index_add(0, pt, w.to(sums.dtype))
+            sums = sums + same[:, None]
         dw = torch.exp(-biso_t[:, None] * (q * q / SIXTEEN_PI2)[None, :])
         fr_dw, fi_dw = fr * dw, fi[:, None] * dw
         pairs = pair_type_list(n_types)

@@ -19,6 +19,38 @@ import torch
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.neighbours import Neighbours
 
+R_COINCIDENT = 1e-6
+"""Å: pairs of atoms closer than this are left out of every histogram (their 1/r amplitude is undefined); the
+Debye sum adds their exact contribution (sinc(0) = 1), see :func:`coincident_pairs`."""
+
+
+def coincident_pairs(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs (i < j) of atoms closer than R_COINCIDENT, [P] int64 each (usually empty): candidates from a sort
+    along x, confirmed by their full distance."""
+    x = positions.detach().cpu().numpy()
+    order = np.argsort(x[:, 0], kind="stable")
+    gaps = np.diff(x[order, 0]) < R_COINCIDENT
+    found = []
+    k = 0
+    while k < len(gaps):
+        if not gaps[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(gaps) and gaps[end]:
+            end += 1
+        run = order[k:end + 1]  # atoms whose x lie within R_COINCIDENT of their neighbour in the sort
+        d = np.linalg.norm(x[run][:, None, :] - x[run][None, :, :], axis=-1)
+        a, b = np.nonzero(np.triu(d < R_COINCIDENT, 1))
+        found.extend(zip(np.minimum(run[a], run[b]), np.maximum(run[a], run[b])))
+        k = end + 1
+    dev = positions.device
+    if not found:
+        empty = torch.zeros(0, dtype=torch.int64, device=dev)
+        return empty, empty
+    i, j = np.asarray(found).T
+    return torch.as_tensor(i, device=dev), torch.as_tensor(j, device=dev)
+
 DEFAULT_PAIRS_PER_BLOCK = 2_000_000  # torch path on the CPU: about 0.6 GB of temporaries per block
 # On a GPU, 20k Au atoms, forward+backward against DebyeCalculator (benchmarks/forward.py --block): 2 M pairs
 # 1.15x (H100), 6 M pairs 2.4x with a 1.8 GB peak, 16 M pairs 2.9x with 4.7 GB (H200). 6 M keeps under 2 GB.
@@ -197,7 +229,7 @@ class _PairHistogram(torch.autograd.Function):
                 ti, tj = type_index[pairs.i[a:b].long()], type_index[pairs.j[a:b].long()]
                 w = occ[pairs.i[a:b].long()] * occ[pairs.j[a:b].long()]
             r, w, ti, tj = r.reshape(-1), w.reshape(-1), ti.reshape(-1), tj.reshape(-1)
-            keep = (w != 0) & (r < (n_nodes - 3) * dr)
+            keep = (w != 0) & (r < (n_nodes - 3) * dr) & (r >= R_COINCIDENT)
             r, w, ti, tj = r[keep], w[keep], ti[keep], tj[keep]
             k0, t = _spread_indices(r, dr, n_nodes)
             base = pair_type_index(ti, tj, n_types) * n_nodes + k0 - 1
@@ -229,12 +261,12 @@ class _PairHistogram(torch.autograd.Function):
                 ti = type_index[a:b, None].expand_as(r)
                 tj = type_index[None, a:].expand_as(r)
                 w = occ[a:b, None] * occ[None, a:] * mask
-                valid = mask & (r < limit)
+                valid = mask & (r < limit) & (r >= R_COINCIDENT)
                 r = torch.where(valid, r, torch.ones_like(r))
             else:
                 ti, tj = type_index[pairs.i[a:b].long()], type_index[pairs.j[a:b].long()]
                 w = occ[pairs.i[a:b].long()] * occ[pairs.j[a:b].long()]
-                valid = r < limit
+                valid = (r < limit) & (r >= R_COINCIDENT)
                 r = torch.where(valid, r, torch.ones_like(r))
             k0, t = _spread_indices(r, dr, n_nodes)
             k0 = torch.where(valid, k0, torch.ones_like(k0))
