@@ -23,8 +23,8 @@ from scatterfit.constraints import Coordination
 from scatterfit.energy import StillingerWeber
 from scatterfit.io.datasets import Dataset
 from scatterfit.loss import DataTerm, EnergyTerm, Loss
-from scatterfit.scattering.models import BoxScatteringModel
 from scatterfit.optim import Stage, refine
+from scatterfit.scattering.models import BoxScatteringModel
 from scatterfit.structure.builders import amorphous_box
 from scatterfit.structure.parametrisation import Parametrisation, State
 

@@ -35,7 +35,8 @@ def checks(structure) -> dict:
     squares = int((np.trace(a2 @ a2) - 2 * (degree**2).sum() + degree.sum()) // 8)
     return {"three": int((bonded.sum(1) == 3).sum()), "bonds": int(lengths.size),
             "lo": float(lengths.min()), "hi": float(lengths.max()),
-            "in_range": float(((lengths >= 1.38) & (lengths <= 1.48)).mean()), "triangles": triangles, "squares": squares}
+            "in_range": float(((lengths >= 1.38) & (lengths <= 1.48)).mean()), "triangles": triangles,
+            "squares": squares}
 
 
 def run(seed: int) -> dict:

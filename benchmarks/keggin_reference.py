@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from scatterfit.analysis.chemistry import chemistry_report
-from scatterfit.config.builders import build_datasets, build_loss
 from scatterfit.config import load_config
+from scatterfit.config.builders import build_datasets, build_loss
 from scatterfit.optim import Stage, refine
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
@@ -97,7 +97,8 @@ def symmetric_stage(out_dir: Path) -> None:
     print(f"best candidate {best}, point group kept: Rw {terms['Keggin'].breakdown['rw']:.4f}, loss {value:.4f}")
     print(f"  W-O neighbours (< 2.4 A) per W: {sorted((wo < 2.4).sum(1).tolist())}; W-O {wo[wo < 2.4].min():.3f}-"
           f"{wo[wo < 2.4].max():.3f} A; O bound to 0/1/2/3 W: {o_by_w}")
-    print(f"  the four nearest W of each W: {sorted({tuple(round(float(d), 3) for d in np.sort(row)[1:5]) for row in ww})}")
+    nearest = sorted({tuple(round(float(d), 3) for d in np.sort(row)[1:5]) for row in ww})
+    print(f"  the four nearest W of each W: {nearest}")
 
 
 def main() -> None:

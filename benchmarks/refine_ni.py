@@ -11,8 +11,8 @@ from ase.build import bulk
 from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import pdf_range_ramp, refine
+from scatterfit.scattering.models import PDFModel
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
 from scatterfit.testing import pdffit2_nickel_reference

@@ -23,9 +23,9 @@ import torch
 def problem():
     from scatterfit.io import Dataset
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.scattering.models import PDFModel
     from scatterfit.optim import Stage
     from scatterfit.optim.search import CandidateEvaluator
+    from scatterfit.scattering.models import PDFModel
     from scatterfit.scattering.pdf import pdf
     from scatterfit.structure.builders import nanoparticle
     from scatterfit.structure.candidates import ParticleCandidates

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scatterfit.config.builders import build_evaluator
 from scatterfit.config import load_config
+from scatterfit.config.builders import build_evaluator
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = {"SAXS alone": HERE / "multimodal_saxs_only.toml", "SAXS + PDF": HERE / "multimodal_saxs_pdf.toml"}

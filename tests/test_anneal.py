@@ -138,8 +138,8 @@ def test_periodic_anneal_folds_displacements_and_checks_the_bounds():
 
 
 def test_anneal_stage_from_a_config_file(tmp_path):
-    from scatterfit.config.builders import build_strategy
     from scatterfit.config import load_config
+    from scatterfit.config.builders import build_strategy
 
     text = """
 [structure]

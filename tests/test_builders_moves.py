@@ -5,14 +5,19 @@ import torch
 from ase.build import bulk
 
 from scatterfit import ScatterfitError, Structure
-from scatterfit.loss import DataTerm, Loss
 from scatterfit.io import Dataset
+from scatterfit.loss import DataTerm, Loss
 from scatterfit.scattering.models import PDFModel
 from scatterfit.scattering.pdf import pdf
-from scatterfit.structure.builders import (SHAPES, amorphous_box, magic_size, nanoparticle, random_molecule,
-                                           supercell)
-from scatterfit.structure.moves import (add_atom, change_composition, emptiest_site, remove_atoms, removal_scores,
-                                        swap_species)
+from scatterfit.structure.builders import SHAPES, amorphous_box, magic_size, nanoparticle, random_molecule, supercell
+from scatterfit.structure.moves import (
+    add_atom,
+    change_composition,
+    emptiest_site,
+    removal_scores,
+    remove_atoms,
+    swap_species,
+)
 from scatterfit.structure.parametrisation import State
 
 

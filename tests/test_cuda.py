@@ -15,8 +15,8 @@ from ase.build import bulk
 from ase.cluster import Icosahedron
 
 from scatterfit import Structure
-from scatterfit.scattering.models import BoxScatteringModel, DebyeModel
 from scatterfit.scattering.debye import debye_intensity, debye_partials
+from scatterfit.scattering.models import BoxScatteringModel, DebyeModel
 from scatterfit.scattering.pdf import pdf
 from scatterfit.scattering.powder import powder_pattern
 from scatterfit.scattering.saxs import saxs_intensity
@@ -195,7 +195,6 @@ def test_refine_cli_on_the_device_equals_the_cpu_run(tmp_path):
 def test_cluster_refinement_with_energy_restraints_and_basin_hops_on_the_device():
     """Positions of a cluster against a Debye I(Q), with a Lennard-Jones energy, restraints and basin hops:
     every term runs on the device and the result matches the same refinement on the CPU."""
-    import numpy as np
 
     from scatterfit.constraints import BondAngle, Coordination, MinDistance
     from scatterfit.energy import LennardJones

@@ -36,8 +36,8 @@ def test_derived_gr_is_the_lorch_transform_and_its_rw_measures_the_misfit():
 def test_debye_gr_model_reuses_its_sine_table_and_matches_the_direct_transform():
     import pickle
 
-    from scatterfit.scattering.models import DebyeModel
     from scatterfit.scattering.debye import debye_intensity
+    from scatterfit.scattering.models import DebyeModel
     from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, structure_factor
     from scatterfit.structure.parametrisation import State
     from scatterfit.testing import random_cluster

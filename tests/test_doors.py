@@ -326,7 +326,8 @@ free = ["expansion"]
 [search]
 builder = "nanoparticle"
 builder_args = {{ element = "{element}", lattice = "fcc" }}
-variables = {{ shape = {{ kind = "choice", options = ["cuboctahedron"] }}, size = {{ kind = "integer", low = 1, high = 2 }} }}
+variables.shape = {{ kind = "choice", options = ["cuboctahedron"] }}
+variables.size = {{ kind = "integer", low = 1, high = 2 }}
 swarm_size = 2
 budget = 2
 stall = 1

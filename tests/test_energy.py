@@ -8,8 +8,20 @@ import torch
 from ase.build import bulk, molecule
 
 from scatterfit import ScatterfitError, Structure
-from scatterfit.energy import (ASECalculatorEnergy, Buckingham, DSFCoulomb, LennardJones, Morse, StillingerWeber,
-                               Tersoff, XTBEnergy, batch_energies, bks_silica, default_potential, forces)
+from scatterfit.energy import (
+    ASECalculatorEnergy,
+    Buckingham,
+    DSFCoulomb,
+    LennardJones,
+    Morse,
+    StillingerWeber,
+    Tersoff,
+    XTBEnergy,
+    batch_energies,
+    bks_silica,
+    default_potential,
+    forces,
+)
 from scatterfit.energy.registry import make_potential
 from scatterfit.testing import check_structure_gradients, random_box, random_cluster
 

@@ -14,9 +14,9 @@ from scatterfit.constraints import MinDistance
 from scatterfit.energy import ASECalculatorEnergy
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, EnergyTerm, Loss
-from scatterfit.scattering.models import DebyeModel
 from scatterfit.optim import Stage, refine
 from scatterfit.scattering.debye import debye_intensity
+from scatterfit.scattering.models import DebyeModel
 from scatterfit.structure.parametrisation import Parametrisation
 
 
@@ -146,7 +146,8 @@ def test_config_rejects_bad_chemistry_terms(tmp_path):
     cases = [(base.replace('potential = "sw"', 'potential = "reaxff"'), "unknown potential"),
              (base.replace('restraint = "coordination"', 'restraint = "hardness"'), "unknown restraint"),
              (base.replace('r0 = 2.8, ', ''), "bad arguments"),
-             (base.replace('kind = "energy"', 'kind = "entropy"'), "kind: 'entropy' is not one of data, energy, restraint"),
+             (base.replace('kind = "energy"', 'kind = "entropy"'),
+              "kind: 'entropy' is not one of data, energy, restraint"),
              (base.replace('reference = -4.3366', 'dataset = "si"'), "do not apply")]
     for k, (text, message) in enumerate(cases):
         path = tmp_path / f"bad{k}.toml"

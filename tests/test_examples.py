@@ -47,7 +47,6 @@ def test_platinum_nanoparticle_search_on_measured_data(tmp_path):
 
 def test_liquid_argon_from_a_random_box(tmp_path):
     from conftest import shared_file
-
     from scatterfit.commands.refine import run_refine
 
     shared_file("argon_liquid_85K_yarnell1973_SQ.sq")
@@ -64,7 +63,6 @@ def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_p
     """The issue's target, ≥ 95 % four-fold Si, reached by melt-and-quench then the data (README: 99.1 %,
     Rw 0.0992, derived G(r) 0.0912, Si–O 1.635 Å, O–Si–O 109.5°, Si–O–Si 144.9°)."""
     from conftest import shared_file
-
     from scatterfit.commands.refine import run_refine
 
     shared_file("SiO2_glass_NIMROD_neutron_FQ.mint01")
@@ -131,8 +129,8 @@ def test_c60_cage_from_random_symmetric_starts(tmp_path):
     generator's own structure refined with the same loss (README: Rw 0.1238 both)."""
     import sys
 
-    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.config import load_config
+    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.optim import Stage, refine
     from scatterfit.structure.parametrisation import Parametrisation
 
@@ -162,9 +160,8 @@ def test_keggin_cage_from_random_symmetric_starts(tmp_path):
     import sys
 
     from conftest import shared_file
-
-    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.config import load_config
+    from scatterfit.config.builders import build_datasets, build_loss
     from scatterfit.optim import Stage, refine
     from scatterfit.structure.parametrisation import Parametrisation
 

@@ -4,7 +4,6 @@ layout of real PDFgetX2, PDFgetN and PDFgui output), and the encodings and separ
 import numpy as np
 import pytest
 
-from scatterfit import ScatterfitError
 from scatterfit.io import load_dataset
 
 R = np.round(np.arange(0.01, 3.0, 0.01), 4)

@@ -14,11 +14,11 @@ from scatterfit.scattering.pdf import pdf, pdf_partials
 from scatterfit.structure.neighbours import NeighbourCache, neighbours
 from scatterfit.testing import random_box, random_cluster
 
-pdffit2 = pytest.importorskip("diffpy.pdffit2")
-
 
 def _pdffit2_gr(atoms, r, uiso, *, qmax=0.0, qdamp=0.0, qbroad=0.0, delta1=0.0, delta2=0.0, spdiameter=0.0,
                 mode="X"):
+    """G(r) by PDFfit2 1.5.1 (a test requirement; only the reference tests need it)."""
+    pdffit2 = pytest.importorskip("diffpy.pdffit2")
     from diffpy.structure import Atom, Lattice
     from diffpy.structure import Structure as DStructure
 
@@ -127,7 +127,8 @@ def test_neighbour_cache_reuses_list():
     cache = NeighbourCache(skin=1.0)
     r = torch.arange(1.0, 8.0, 0.02, dtype=torch.float64)
     g1 = pdf(s, r, neighbour_cache=cache)
-    moved = s.positions + 0.1 * torch.rand(s.positions.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    moved = s.positions + 0.1 * torch.rand(s.positions.shape, dtype=torch.float64, generator=generator)
     g2 = pdf(s.with_(positions=moved), r, neighbour_cache=cache)
     assert cache.builds == 1
     g3 = pdf(s.with_(positions=moved), r)

@@ -72,7 +72,8 @@ def test_bragg_q_pattern_matches_debye_of_large_crystallite():
 def test_tth_pattern_peak_positions_and_background():
     s = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True))
     tth = torch.arange(30, 110, 0.01, dtype=torch.float64)
-    y = powder_pattern(s, tth, wavelength=1.5406, w=0.005, eta=0.0, background=torch.tensor([10.0, 0.1], dtype=torch.float64))
+    y = powder_pattern(s, tth, wavelength=1.5406, w=0.005, eta=0.0,
+                       background=torch.tensor([10.0, 0.1], dtype=torch.float64))
     expected_111 = 2 * math.degrees(math.asin(1.5406 * math.sqrt(3) / (2 * 3.524)))
     assert abs(float(tth[y.argmax()]) - expected_111) < 0.02
     assert float(y[0]) == pytest.approx(10.0 + 0.1 * 30, rel=1e-3)

@@ -10,8 +10,8 @@ from conftest import cmi_file
 from scatterfit import ScatterfitError, Structure
 from scatterfit.io import Dataset, load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage, refine
+from scatterfit.scattering.models import PDFModel
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure.parametrisation import Parametrisation
 

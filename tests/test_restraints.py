@@ -8,8 +8,16 @@ from ase.build import bulk
 
 from scatterfit import ScatterfitError, Structure
 from scatterfit.analysis.chemistry import chemistry_report
-from scatterfit.constraints import (BondAngle, BondValence, ChargeNeutrality, Composition, Coordination, Density,
-                                    MinDistance, flat_bottom)
+from scatterfit.constraints import (
+    BondAngle,
+    BondValence,
+    ChargeNeutrality,
+    Composition,
+    Coordination,
+    Density,
+    MinDistance,
+    flat_bottom,
+)
 from scatterfit.testing import check_structure_gradients, random_box, random_cluster
 
 

@@ -7,11 +7,11 @@ import torch
 from scatterfit import ScatterfitError
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage
 from scatterfit.optim.pso import ParticleSwarm, minimize
 from scatterfit.optim.search import CandidateEvaluator, search
 from scatterfit.optim.space import Choice, Integer, Real, SearchSpace
+from scatterfit.scattering.models import PDFModel
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure.builders import SHAPES, nanoparticle, random_alloy
 from scatterfit.structure.candidates import ParticleCandidates
@@ -142,8 +142,9 @@ def test_search_on_a_local_two_worker_dask_cluster_equals_serial():
     np.testing.assert_allclose(dask.history, serial.history, rtol=1e-12)
 
 
+@pytest.mark.ray
 def test_search_on_a_local_two_worker_ray_runtime_equals_serial():
-    """Ray is an optional extra (scatterfit[ray], 240 MB): skipped where it is not installed (CI)."""
+    """Ray is an optional extra (scatterfit[ray], 240 MB): run by `make test-all`, which installs it."""
     pytest.importorskip("ray")
     _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=10.0)
     space = SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 2)])

@@ -6,10 +6,10 @@ import torch
 
 from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import Stage
 from scatterfit.optim.search import CandidateEvaluator, search
 from scatterfit.optim.space import Choice, Integer, Real, SearchSpace
+from scatterfit.scattering.models import PDFModel
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure.builders import SHAPES, nanoparticle, random_alloy
 from scatterfit.structure.candidates import ParticleCandidates
@@ -84,17 +84,17 @@ def test_amorphous_silicon_from_a_random_start():
     coordination restraint off), then L-BFGS on S(Q) + energy + coordination. The reference model was made with
     a different potential (Vink's modified SW, tests/data/make_amorphous_si.py), so the search does not share
     its generator's energy landscape. Measured: Rw 0.011 (the true model's: 0.010), 94 % four-fold."""
+    from pathlib import Path
+
     from scatterfit import Structure
     from scatterfit.analysis.chemistry import chemistry_report
     from scatterfit.constraints import Coordination
     from scatterfit.energy import StillingerWeber
     from scatterfit.loss import EnergyTerm
-    from scatterfit.scattering.models import BoxScatteringModel
     from scatterfit.optim import refine
+    from scatterfit.scattering.models import BoxScatteringModel
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.parametrisation import Parametrisation, State
-
-    from pathlib import Path
 
     truth = Structure.from_file(Path(__file__).with_name("data") / "a-Si_216.extxyz")
     truth = truth.with_(biso=torch.full((216,), 0.5, dtype=torch.float64))

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.symmetry import (detect_point_group, fewest_orbits, orbit_map, point_group,
-                                           random_symmetric_cluster, site_types, symmetrise)
+from scatterfit.structure.symmetry import (
+    detect_point_group,
+    fewest_orbits,
+    orbit_map,
+    point_group,
+    random_symmetric_cluster,
+    site_types,
+    symmetrise,
+)
 
 # orders and Wyckoff multiplicities of the point groups (International Tables for Crystallography, Vol. A,
 # point-group tables; for I and Ih: the 12/20/30 vertices, faces and edges of the icosahedron)
@@ -157,11 +164,11 @@ def test_symmetric_search_tells_an_icosahedron_from_a_cuboctahedron():
     cuboctahedron's five."""
     from scatterfit.io import Dataset
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.scattering.models import DebyeModel
     from scatterfit.optim import Stage
     from scatterfit.optim.search import CandidateEvaluator, search
     from scatterfit.optim.space import Choice, Integer, SearchSpace
     from scatterfit.scattering.debye import debye_intensity
+    from scatterfit.scattering.models import DebyeModel
     from scatterfit.structure.builders import nanoparticle
     from scatterfit.structure.candidates import SymmetricMoleculeCandidates
 

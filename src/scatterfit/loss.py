@@ -136,7 +136,8 @@ class EnergyTerm:
         e = self.model.energy(s)
         per_atom = e / len(s)
         if not bool(torch.isfinite(per_atom.detach())):
-            raise ScatterfitError(f"{self.name}: the {self.model.name} energy is not finite (atoms on top of each other?)")
+            raise ScatterfitError(f"{self.name}: the {self.model.name} energy is not finite "
+                                  "(atoms on top of each other?)")
         return TermValue(per_atom - self.reference, {"potential": self.model.name, "energy_eV": float(e.detach()),
                                                      "energy_per_atom_eV": float(per_atom.detach())})
 
@@ -176,7 +177,8 @@ class Loss:
         weights = weights or {}
         unknown = sorted(set(weights) - {t.name for t in self.terms})
         if unknown:
-            raise ScatterfitError(f"stage weights name unknown term(s) {unknown} (terms: {[t.name for t in self.terms]})")
+            raise ScatterfitError(f"stage weights name unknown term(s) {unknown} "
+                                  f"(terms: {[t.name for t in self.terms]})")
         active = [t for t in self.terms if weights.get(t.name, t.weight) != 0]
         shown = self.terms if report_all else active
         values = {t.name: (t.evaluate(state, xmax=xmax) if isinstance(t, DataTerm) else t.evaluate(state))

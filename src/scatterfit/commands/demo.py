@@ -11,10 +11,11 @@ from ase.build import bulk
 from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
-from scatterfit.scattering.models import PDFModel
 from scatterfit.optim import pdf_range_ramp, refine
+from scatterfit.scattering.models import PDFModel
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
+
 
 def add_arguments(p) -> None:
     p.add_argument("--out", default="out/demo", help="output folder")

@@ -36,8 +36,16 @@ def output_dir(cfg, out=None) -> Path:
 
 
 def run_refine(config_path, out=None, resume: bool = False, device: str | None = None, qmax: float | None = None):
-    from scatterfit.config.builders import (build_datasets, build_loss, build_parametrisation, build_strategy,
-                                            build_structure, chemistry_options, fingerprint, resolve_device)
+    from scatterfit.config.builders import (
+        build_datasets,
+        build_loss,
+        build_parametrisation,
+        build_strategy,
+        build_structure,
+        chemistry_options,
+        fingerprint,
+        resolve_device,
+    )
     from scatterfit.optim import refine
     from scatterfit.report.files import OutputLock, check_output_dir
     from scatterfit.report.progress import RefineProgress
@@ -63,9 +71,9 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     t0 = time.perf_counter()
     with OutputLock(out_dir):
         try:
-            result = refine(loss, param, stages, seed=cfg.output.get("seed", 0),
-                            checkpoint=out_dir / "checkpoint.pt", checkpoint_every=cfg.output.get("checkpoint_every", 10),
-                            resume=resume, observers=[progress], fingerprint=digest)
+            result = refine(loss, param, stages, seed=cfg.output.get("seed", 0), checkpoint=out_dir / "checkpoint.pt",
+                            checkpoint_every=cfg.output.get("checkpoint_every", 10), resume=resume,
+                            observers=[progress], fingerprint=digest)
         finally:
             progress.close()
         write_refinement(result, out_dir, chemistry_options(cfg, loss))

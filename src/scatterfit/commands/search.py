@@ -23,8 +23,9 @@ def run_search(cfg: Config, out_dir, resume: bool = False, fingerprint: str | No
     t0 = time.perf_counter()
     try:
         result = search(evaluator, space, size=int(sec.get("swarm_size", 16)), budget=budget,
-                        stall=int(sec.get("stall", 6)), target=sec.get("target"), engine=sec.get("engine", "scatterfit"),
-                        seed=int(sec.get("seed", 0)), executor=sec.get("executor"), top_k=int(sec.get("top_k", 3)),
+                        stall=int(sec.get("stall", 6)), target=sec.get("target"),
+                        engine=sec.get("engine", "scatterfit"), seed=int(sec.get("seed", 0)),
+                        executor=sec.get("executor"), top_k=int(sec.get("top_k", 3)),
                         final_stages=final, checkpoint=out_dir / "search_checkpoint.pkl", resume=resume,
                         observers=[progress], fingerprint=fingerprint)
     finally:

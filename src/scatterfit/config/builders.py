@@ -8,6 +8,7 @@ from pathlib import Path
 from scatterfit.config.schema import Config
 from scatterfit.errors import ScatterfitError
 
+
 def build_structure(cfg: Config):
     from scatterfit.datasets import cmi_example
     from scatterfit.structure import Structure
@@ -209,8 +210,12 @@ def resolve_device(device: str | None):
 
 
 def build_candidates(cfg: Config):
-    from scatterfit.structure.candidates import (AmorphousCandidates, MoleculeCandidates, ParticleCandidates,
-                                                 SymmetricMoleculeCandidates)
+    from scatterfit.structure.candidates import (
+        AmorphousCandidates,
+        MoleculeCandidates,
+        ParticleCandidates,
+        SymmetricMoleculeCandidates,
+    )
 
     sec = cfg.search
     kind = sec["builder"]

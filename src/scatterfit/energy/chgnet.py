@@ -18,16 +18,13 @@ from typing import Sequence
 
 import torch
 
-from scatterfit.errors import ScatterfitError
+from scatterfit.errors import ScatterfitError, require
 from scatterfit.structure.structure import Structure
 
 
 def load_chgnet(model_name: str = "0.3.0"):
     """The pretrained CHGNet model from the installed wheel (no download), quietly."""
-    try:
-        from chgnet.model import CHGNet
-    except ImportError:
-        raise ScatterfitError("the default potential needs the 'chgnet' package: pip install chgnet==0.4.2") from None
+    CHGNet = require("chgnet.model", "the chgnet potential (the default energy)").CHGNet
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
     model.eval()

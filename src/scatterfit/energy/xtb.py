@@ -12,7 +12,7 @@ import torch
 from ase.units import Bohr as BOHR_ANGSTROM  # ASE's constants, so energies agree with ASE calculators exactly
 from ase.units import Hartree as HARTREE_EV
 
-from scatterfit.errors import ScatterfitError
+from scatterfit.errors import ScatterfitError, require
 from scatterfit.structure.structure import Structure
 
 
@@ -40,10 +40,7 @@ class XTBEnergy:
 
     def __init__(self, method: str = "GFN2-xTB", charge: float = 0.0, unpaired: int = 0, max_iter: int = 250,
                  accuracy: float = 1.0):
-        try:
-            import tblite.interface  # noqa: F401
-        except ImportError:
-            raise ScatterfitError("the xtb energy needs the 'tblite' package: pip install tblite") from None
+        require("tblite.interface", "the xtb energy")
         if method not in ("GFN2-xTB", "GFN1-xTB"):
             raise ScatterfitError(f"xtb: unknown method '{method}' (use GFN2-xTB or GFN1-xTB)")
         self.method, self.charge, self.unpaired = method, float(charge), int(unpaired)

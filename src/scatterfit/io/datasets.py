@@ -24,8 +24,8 @@ from scatterfit.errors import ScatterfitError
 log = logging.getLogger(__name__)
 
 KINDS = ("iq", "sq", "fq", "gr", "xrd", "saxs")
-_EXT_KIND = {".gr": "gr", ".fgr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd", ".xye": "xrd",
-             ".chi": "xrd", ".dat": "iq", ".csv": "iq"}
+_EXT_KIND = {".gr": "gr", ".fgr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd",
+             ".xye": "xrd", ".chi": "xrd", ".dat": "iq", ".csv": "iq"}
 
 
 @dataclass(frozen=True)

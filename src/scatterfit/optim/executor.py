@@ -15,7 +15,7 @@ must be picklable for every executor but the serial one.
 
 from __future__ import annotations
 
-from scatterfit.errors import ScatterfitError
+from scatterfit.errors import ScatterfitError, require
 
 
 def _single_thread_call(function, item):
@@ -57,10 +57,8 @@ class DaskExecutor:
     """A Dask distributed client: ``address`` of a running scheduler, or a local cluster of ``workers``."""
 
     def __init__(self, address: str | None = None, workers: int = 2):
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            raise ScatterfitError("the dask executor needs dask[distributed]: pip install 'dask[distributed]'") from None
+        distributed = require("dask.distributed", "the dask executor")
+        Client, LocalCluster = distributed.Client, distributed.LocalCluster
         self.cluster = None
         if address is None:
             self.cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
@@ -88,10 +86,7 @@ class RayExecutor:
     """Ray tasks: a local runtime of ``workers`` CPUs, or the cluster at ``address`` (``ray://host:port``)."""
 
     def __init__(self, address: str | None = None, workers: int = 2):
-        try:
-            import ray
-        except ImportError:
-            raise ScatterfitError("the ray executor needs Ray: pip install 'scatterfit[ray]'") from None
+        ray = require("ray", "the ray executor")
         self.ray = ray
         self.started_here = not ray.is_initialized()
         if self.started_here:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scatterfit.errors import ScatterfitError
+from scatterfit.errors import ScatterfitError, require
 from scatterfit.optim.space import SearchSpace
 
 
@@ -113,9 +113,9 @@ class NevergradSwarm:
     name = "nevergrad-pso"
 
     def __init__(self, space: SearchSpace, size: int = 20, seed: int = 0, **_unused):
-        import nevergrad as ng
-
         from scatterfit.optim.space import Integer, Real
+
+        ng = require("nevergrad", "the nevergrad swarm engine")
 
         params = {}
         for v in space.variables:

@@ -365,7 +365,8 @@ def _anneal_stage(loss, parametrisation, theta, mask, stage, si, resumed, histor
             for ob in observers:
                 ob(si, step, last["value"], last["terms"])
         if ckpt and (step + 1) % checkpoint_every == 0:
-            _save_checkpoint(ckpt, {"theta": parametrisation.with_values(theta, "positions", x), "history": list(history),
+            _save_checkpoint(ckpt, {"theta": parametrisation.with_values(theta, "positions", x),
+                                    "history": list(history),
                                     "stage": si, "step": step + 1, "rng": rng.get_state(), "fingerprint": fingerprint,
                                     "optimizer": {"positions": x.detach().clone(), "velocities": v.detach().clone(),
                                                   "generator": generator.get_state()}})

@@ -22,8 +22,14 @@ from torch.utils.checkpoint import checkpoint
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.histogram import (DEFAULT_PAIRS_PER_BLOCK, bspline4_transform, coincident_pairs,
-                                             pair_histogram, pair_type_index, pair_type_list)
+from scatterfit.scattering.histogram import (
+    DEFAULT_PAIRS_PER_BLOCK,
+    bspline4_transform,
+    coincident_pairs,
+    pair_histogram,
+    pair_type_index,
+    pair_type_list,
+)
 from scatterfit.structure import Structure
 
 SIXTEEN_PI2 = 16.0 * math.pi**2

@@ -21,8 +21,8 @@ import torch
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.histogram import pair_histogram, pair_type_list
-from scatterfit.structure.neighbours import Neighbours, neighbours
 from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, shape_envelope_sphere
+from scatterfit.structure.neighbours import Neighbours, neighbours
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 PEAK_HALF_WIDTH_SIGMAS = 6.0

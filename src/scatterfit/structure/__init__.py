@@ -1,5 +1,5 @@
 """Atomic structures and the geometry shared by scattering, energy and restraints."""
 
-from scatterfit.structure.structure import Structure, UISO_DEFAULT
+from scatterfit.structure.structure import UISO_DEFAULT, Structure
 
 __all__ = ["Structure", "UISO_DEFAULT"]

@@ -12,8 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.builders import (SHAPES, amorphous_box, bulk_nn_distance, nanoparticle, random_alloy,
-                                           random_molecule, random_symmetric_molecule)
+from scatterfit.structure.builders import (
+    SHAPES,
+    amorphous_box,
+    bulk_nn_distance,
+    nanoparticle,
+    random_alloy,
+    random_molecule,
+    random_symmetric_molecule,
+)
 from scatterfit.structure.structure import Structure
 
 

@@ -5,7 +5,8 @@ Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates),
 "positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
 symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
 a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
-finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
+finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or
+molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
 polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
 "qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
@@ -18,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 
 from scatterfit.errors import ScatterfitError
