@@ -117,9 +117,10 @@ def test_recovers_anisotropic_cell():
 
 
 def test_recovers_positions_of_distorted_crystal():
-    """Atoms of a distorted rock-salt cell (random 0.1 Å displacements, sharp peaks: Biso 0.1 Å²) come back to 0.01 Å from a start 0.03 Å
-    away. A periodic PDF cannot tell a structure from its translated or inverted copy, so the comparison is
-    made after removing the mean displacement and against both the truth and its inversion image."""
+    """Atoms of a distorted rock-salt cell (random 0.1 Å displacements, sharp peaks: Biso 0.1 Å²) come back to
+    0.01 Å from a start 0.03 Å away. A periodic PDF cannot tell a structure from its translated or inverted copy,
+    so the comparison is made after removing the mean displacement and against both the truth and its inversion
+    image."""
     atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
     ideal = Structure.from_ase(atoms).with_(biso=torch.full((8,), 0.1, dtype=torch.float64))
     gen = torch.Generator().manual_seed(3)

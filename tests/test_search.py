@@ -194,7 +194,8 @@ values = {{ qdamp = 0.03 }}
 [search]
 builder = "nanoparticle"
 builder_args = {{ element = "Au" }}
-variables = {{ shape = {{ kind = "choice", options = ["icosahedron", "cuboctahedron", "decahedron"] }}, size = {{ kind = "integer", low = 1, high = 2 }} }}
+variables.shape = {{ kind = "choice", options = ["icosahedron", "cuboctahedron", "decahedron"] }}
+variables.size = {{ kind = "integer", low = 1, high = 2 }}
 swarm_size = 6
 budget = 6
 top_k = 1

@@ -163,7 +163,7 @@ def build_strategy(cfg: Config):
     from scatterfit.optim import Stage, pdf_range_ramp
 
     if not cfg.strategy:
-        return pdf_range_ramp()
+        return pdf_range_ramp(cfg.parameters["free"])
     stages = []
     for k, st in enumerate(cfg.strategy):
         try:
@@ -244,10 +244,9 @@ def build_evaluator(cfg: Config, qmax: float | None = None):
         raise ScatterfitError(f"{cfg.path}: [search].variables: {exc}") from None
     p = cfg.parameters
     inner_free = sec.get("inner_free", p["free"])
-    inner = [Stage("lbfgs", steps=int(sec.get("inner_steps", 5)), tol=1e-4, patience=1)]
+    inner = [Stage("lbfgs", free=inner_free, steps=int(sec.get("inner_steps", 5)), tol=1e-4, patience=1)]
     final = build_strategy(cfg) if cfg.strategy else [Stage("lbfgs", free=p["free"], steps=100)]
     evaluator = CandidateEvaluator(candidates, loss, free=list(dict.fromkeys([*inner_free, *p["free"]])),
-                                   stages=[Stage(s.optimizer, free=inner_free, steps=s.steps, tol=s.tol,
-                                                 patience=s.patience) for s in inner],
+                                   stages=inner,
                                    values=dict(p.get("values", {})), seed=int(sec.get("seed", 0)))
     return evaluator, space, loss, final

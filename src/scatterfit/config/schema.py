@@ -70,7 +70,6 @@ class Key:
         return ", ".join(parts)
 
 
-STAGE_OPTIMIZERS = ("lbfgs", "adam", "basin", "anneal")
 SECTIONS: dict[str, dict[str, Key]] = {
     "structure": {
         "file": Key(str, "structure file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB), relative to the config"),
@@ -121,30 +120,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
                             "delta2, spdiameter, background_order"),
         "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å"),
     },
-    "strategy": {
-        "optimizer": Key(str, "lbfgs, adam, basin (hopping) or anneal (Langevin melt-and-quench)", default="lbfgs",
-                         choices=STAGE_OPTIMIZERS),
-        "free": Key(list, "groups refined in this stage (default: all free groups)"),
-        "steps": Key(int, "maximum steps (hops for basin, MD steps for anneal)", default=100, low=1),
-        "lr": Key(NUMBER, "learning rate (adam) or initial step (lbfgs)", default=1.0, low=0.0, open_low=True),
-        "tol": Key(NUMBER, "stop when the relative loss change stays below tol for patience steps", default=1e-9,
-                   low=0.0),
-        "patience": Key(int, "see tol", default=5, low=1),
-        "xmax": Key(NUMBER, "fit only x ≤ xmax in this stage (r-range ramp)", low=0.0, open_low=True),
-        "weights": Key(dict, "{term name = weight} for this stage (0 switches a term off)"),
-        "local_steps": Key(int, "basin: L-BFGS steps per hop; anneal: relaxation steps before the melt", default=40,
-                           low=0),
-        "step_size": Key(NUMBER, "basin: jitter, Å", default=0.3, low=0.0, open_low=True),
-        "temperature": Key(NUMBER, "basin: Metropolis temperature relative to the loss", default=0.02, low=0.0),
-        "t_start": Key(NUMBER, "anneal: start temperature, K", default=3000.0, low=0.0),
-        "t_end": Key(NUMBER, "anneal: end temperature, K", default=300.0, low=0.0),
-        "timestep": Key(NUMBER, "anneal: MD time step, fs", default=1.0, low=0.0, open_low=True),
-        "friction": Key(NUMBER, "anneal: Langevin friction, 1/ps", default=10.0, low=0.0),
-        "energy_scale": Key(NUMBER, "anneal: eV per unit of loss (default: atoms / energy weight)", low=0.0,
-                            open_low=True),
-        "max_move": Key(NUMBER, "anneal: largest move of an atom in one step, Å", default=0.2, low=0.0,
-                        open_low=True),
-    },
+    "strategy": {},  # generated from the stage types (optim/stages.py) by _strategy_keys() below
     "search": {
         "builder": Key(str, "candidate builder (required)",
                        choices=("nanoparticle", "amorphous", "molecule", "symmetric_molecule")),
@@ -169,6 +145,33 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "oxidation": Key(dict, "chemistry report: {Si = 4, O = -2} oxidation states for bond valence sums"),
     },
 }
+def _strategy_keys() -> dict[str, Key]:
+    """The [[strategy]] keys: "optimizer" and every setting of every stage type, read from the stage dataclasses
+    (their defaults, ranges and help), so a new stage type documents and validates itself."""
+    from scatterfit.optim.stages import STAGES, default_of, stage_settings
+
+    types = {"int": int, "float": NUMBER, "str": str, "list": list, "dict": dict, "bool": bool}
+    keys = {"optimizer": Key(str, "the stage type: " + ", ".join(STAGES), default="lbfgs", choices=tuple(STAGES))}
+    users: dict[str, list] = {}
+    for name, cls in STAGES.items():
+        for key, f in stage_settings(cls).items():
+            users.setdefault(key, []).append((name, f))
+    for key, used in users.items():
+        f = used[0][1]
+        lows = [g.metadata.get("low") for _, g in used]
+        low = None if None in lows else min(lows)  # the stage type checks its own range again
+        helps = list(dict.fromkeys(f"{g.metadata.get('help', '')} (default {default_of(g)!r})" if len(used) > 1
+                                   and default_of(g) != default_of(f) else g.metadata.get("help", "")
+                                   for _, g in used))
+        text = "; ".join(f"{name}: {h}" for (name, _), h in zip(used, helps)) if len(helps) > 1 else helps[0]
+        if len(helps) == 1 and len(used) < len(STAGES):
+            text = f"{'/'.join(name for name, _ in used)}: {text}"
+        keys[key] = Key(types[str(f.type).split("|")[0].strip()], text, default=default_of(f), low=low,
+                        open_low=all(g.metadata.get("open_low", False) for _, g in used))
+    return keys
+
+
+SECTIONS["strategy"] = _strategy_keys()
 REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
 TERM_REQUIRES = {"data": ("dataset",), "energy": (), "restraint": ("restraint",)}
 TERM_KEYS = {"energy": {"kind", "name", "potential", "args", "weight", "reference"},

@@ -178,8 +178,8 @@ class BondValence:
     cation–anion pairs, with a smooth taper s at ``cutoff``; penalty = mean_i (BVS_i − |V_i|)².
 
     R0 comes from the O'Keeffe & Brese (J. Am. Chem. Soc. 113, 3226 (1991)) element parameters r, c shipped as
-    package data (constraints/data/, from pymatgen's copy of the table) (R0 = r1 + r2 − r1 r2 (√c1 − √c2)² / (c1 r1 + c2 r2)), b = 0.37 Å, unless ``r0`` gives a pair's
-    value (e.g. Brown & Altermatt's 2.15 Å for Na–Cl).
+    package data (constraints/data/, from pymatgen's copy of the table): R0 = r1 + r2 − r1 r2 (√c1 − √c2)² /
+    (c1 r1 + c2 r2), b = 0.37 Å, unless ``r0`` gives a pair's value (e.g. Brown & Altermatt's 2.15 Å for Na–Cl).
 
     Args:
         oxidation: {element: oxidation state}; positive = cation.

@@ -1,5 +1,6 @@
-"""Optimisers: gradient refinement with stages, checkpoints and observers."""
+"""Optimisers: stages (one type per optimiser), the runner that steps them, the swarm and the memetic search."""
 
-from scatterfit.optim.refine import Result, Stage, pdf_range_ramp, refine
+from scatterfit.optim.runner import Result, refine
+from scatterfit.optim.stages import LBFGS, STAGES, Adam, Anneal, Basin, Stage, pdf_range_ramp
 
-__all__ = ["Stage", "refine", "Result", "pdf_range_ramp"]
+__all__ = ["Stage", "LBFGS", "Adam", "Basin", "Anneal", "STAGES", "refine", "Result", "pdf_range_ramp"]

@@ -135,3 +135,88 @@ def displacement_fold(parametrisation, theta: torch.Tensor):
             flip = 1.0 - 2.0 * (over | under).to(x.dtype)
             return x.clamp(-wall, wall), flip
     return fold
+
+
+class AnnealRun:
+    """A running melt-and-quench: each ``step()`` is one BAOAB step at the scheduled temperature; ``theta`` holds
+    the current positions. Its state (positions, velocities, generator, step) resumes exactly.
+
+    Args:
+        problem: the runner's Problem.
+        stage: an Anneal stage.
+        theta: [n_params] start.
+        resumed: the state_dict of a checkpoint, or None.
+        rng: the run's generator (seeds this stage's own generator on a fresh start).
+    """
+
+    def __init__(self, problem, stage, theta: torch.Tensor, resumed: dict | None, rng: torch.Generator):
+        from ase.data import atomic_masses
+
+        from scatterfit.optim.local import relax
+
+        groups = stage.groups(problem.parametrisation)
+        if "positions" not in groups:
+            raise ScatterfitError("annealing needs 'positions' among the free groups")
+        param = problem.parametrisation
+        self.problem, self.stage = problem, stage
+        self.scale = energy_scale(problem.loss, len(param.structure), stage.weights, stage.energy_scale)
+        fold = displacement_fold(param, theta)
+        if resumed is None and stage.local_steps > 0:  # a random start must not turn its excess energy into heat
+            theta = relax(problem, theta, ["positions"], stage.local_steps, problem.history, stage.xmax,
+                          stage.weights)
+        self.theta0 = theta
+        masses = torch.as_tensor(atomic_masses[param.structure.numbers.cpu().numpy()], dtype=theta.dtype,
+                                 device=theta.device)
+        self.last: dict = {}
+        self.integrator = LangevinIntegrator(self._force, masses, stage.timestep, stage.friction, fold,
+                                             max_speed=stage.max_move / stage.timestep)
+        self.generator = torch.Generator()
+        x = param.unpack(theta.detach())["positions"].clone()
+        if resumed is None:
+            self.k = 0
+            self.generator.manual_seed(int(torch.randint(0, 2**62, (), generator=rng)))
+            self.v = thermal_velocities(masses, stage.t_start, self.generator)
+        else:
+            self.k = int(resumed.get("step", 0))
+            x, self.v = resumed["positions"].to(x), resumed["velocities"].to(x)  # exact (θ's logit map rounds)
+            self.generator.set_state(resumed["generator"])
+        self.x = fold(x)[0]
+        self.f = self._force(self.x)[1]
+
+    def _force(self, x):
+        x = x.detach().requires_grad_(True)
+        param, stage = self.problem.parametrisation, self.stage
+        value, terms = self.problem.loss.evaluate(param.state(self.theta0, {"positions": x}), xmax=stage.xmax,
+                                                  weights=stage.weights)
+        if not torch.isfinite(value):
+            raise ScatterfitError("the loss became NaN or infinite during annealing; lower the timestep or t_start")
+        (grad,) = torch.autograd.grad(value, x)
+        if not bool(torch.isfinite(grad).all()):
+            raise ScatterfitError("the forces became infinite during annealing (atoms on top of each other?); "
+                                  "lower the timestep or t_start, or add a min_distance restraint")
+        self.last["value"], self.last["terms"] = float(value.detach()), terms
+        return float(value.detach()) * self.scale, -self.scale * grad
+
+    def step(self) -> tuple[float, dict]:
+        stage = self.stage
+        span = max(stage.steps - 1, 1)
+        temperature = stage.t_start + (stage.t_end - stage.t_start) * self.k / span
+        self.x, self.v, self.f, _ = self.integrator.step(self.x, self.v, self.f, temperature, self.generator)
+        self.k += 1
+        return self.last["value"], self.last["terms"]
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return self.problem.parametrisation.with_values(self.theta0, "positions", self.x)
+
+    def state_dict(self) -> dict:
+        return {"positions": self.x.detach().clone(), "velocities": self.v.detach().clone(),
+                "generator": self.generator.get_state(), "step": self.k}
+
+    @staticmethod
+    def observe_every(every: int) -> int:
+        return max(every, 50)
+
+    @staticmethod
+    def checkpoint_every(every: int) -> int:
+        return max(every, 100)

@@ -71,3 +71,62 @@ def accept(new: float, current: float, temperature: float, generator: torch.Gene
         return False
     x = (new - current) / (temperature * max(abs(current), 1e-300))
     return bool(torch.rand((), generator=generator) < math.exp(-x))
+
+
+class BasinRun:
+    """A running basin-hopping stage: each ``step()`` is one hop (move, relaxation, Metropolis test); ``theta`` is
+    the best structure met. Its state (current and best θ, their losses, the hops' generator) makes a resumed
+    stage continue exactly where a killed one stopped.
+
+    Args:
+        problem: the runner's Problem.
+        stage: a Basin stage.
+        theta: [n_params] start.
+        resumed: the state_dict of a checkpoint, or None.
+        rng: the run's generator (seeds this stage's own generator on a fresh start).
+    """
+
+    def __init__(self, problem, stage, theta: torch.Tensor, resumed: dict | None, rng: torch.Generator):
+        from scatterfit.errors import ScatterfitError
+        from scatterfit.optim.local import relax
+
+        self.problem, self.stage, self.history = problem, stage, []
+        self.groups = stage.groups(problem.parametrisation)
+        if "positions" not in self.groups and "orbits" not in self.groups:
+            raise ScatterfitError("basin hopping needs 'positions' or 'orbits' among the free groups")
+        self.moved = "orbits" if "orbits" in self.groups else "positions"  # symmetric structures hop whole orbits
+        self.generator = torch.Generator()
+        if resumed is None:
+            self.generator.manual_seed(int(torch.randint(0, 2**62, (), generator=rng)))
+            theta = relax(problem, theta, self.groups, stage.local_steps, problem.history, stage.xmax, stage.weights)
+            self.current, self.current_value = theta, problem.stage_loss(theta, stage)[0]
+            self.best, self.best_value = self.current, self.current_value
+        else:
+            self.generator.set_state(resumed["generator"])
+            self.current, self.current_value = resumed["current"], resumed["current_value"]
+            self.best, self.best_value = theta, resumed["best_value"]
+
+    def step(self) -> tuple[float, dict]:
+        from scatterfit.optim.local import relax
+
+        stage, problem = self.stage, self.problem
+        trial = perturb_positions(problem.parametrisation, self.current, stage.step_size, self.generator, self.moved)
+        trial = relax(problem, trial, self.groups, stage.local_steps, problem.history, stage.xmax, stage.weights)
+        value, terms = problem.stage_loss(trial, stage)
+        if accept(value, self.current_value, stage.temperature, self.generator):
+            self.current, self.current_value = trial, value
+            if value < self.best_value:
+                self.best, self.best_value = trial, value
+        return self.best_value, terms
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return self.best.clone()
+
+    def state_dict(self) -> dict:
+        return {"current": self.current.clone(), "current_value": self.current_value, "best_value": self.best_value,
+                "generator": self.generator.get_state()}
+
+    @staticmethod
+    def checkpoint_every(every: int) -> int:
+        return 1  # a hop is expensive: keep every one

@@ -52,7 +52,7 @@ class CandidateEvaluator:
     def refine(self, candidate: dict, key: tuple, stages):
         import torch
 
-        from scatterfit.optim.refine import refine
+        from scatterfit.optim import refine
         from scatterfit.structure.parametrisation import Parametrisation
 
         structure = self.builder(candidate, candidate_seed(self.seed, key))
