@@ -177,28 +177,16 @@ def minimize(objective, space: SearchSpace, *, budget: int = 1000, target: float
     Returns:
         {"best": candidate, "loss": float, "evaluations": int, "generations": int, "history": [best per gen]}.
     """
+    from scatterfit.optim.swarm import run_swarm
+
     swarm = make_swarm(space, engine, size=size, seed=seed, **swarm_kwargs)
-    seen: dict = {}
-    evaluations, history, since_best, best = 0, [], 0, np.inf
-    while evaluations < budget:
-        cands = swarm.ask()
-        todo = [c for c in cands if not cache or space.key(c) not in seen]
-        unique = list({space.key(c): c for c in todo}.values())
-        unique = unique[: max(budget - evaluations, 0)] if unique else unique
-        values = evaluate_batch(unique) if evaluate_batch else [objective(c) for c in unique]
-        evaluations += len(unique)
-        for c, val in zip(unique, values):
-            seen[space.key(c)] = float(val)
-        losses = [seen.get(space.key(c), np.inf) for c in cands]
-        swarm.tell(losses)
-        gen_best = swarm.best[1]
-        history.append(gen_best)
-        if gen_best < best - 1e-12:
-            best, since_best = gen_best, 0
-        else:
-            since_best += 1
-        if (target is not None and best <= target) or since_best >= stall:
-            break
+
+    def evaluate(items):
+        candidates = [c for c, _ in items]
+        values = evaluate_batch(candidates) if evaluate_batch else [objective(c) for c in candidates]
+        return [{"loss": float(v)} for v in values]
+
+    state = run_swarm(swarm, space, evaluate, budget=budget, stall=stall, target=target, cache=cache)
     cand, loss = swarm.best
-    return {"best": cand, "loss": loss, "evaluations": evaluations, "generations": swarm.generation,
-            "history": history}
+    return {"best": cand, "loss": loss, "evaluations": state.evaluations, "generations": swarm.generation,
+            "history": state.history}

@@ -21,6 +21,7 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.optim.executor import make_executor
 from scatterfit.optim.pso import make_swarm
 from scatterfit.optim.space import SearchSpace
+from scatterfit.optim.swarm import SwarmState, run_swarm
 
 
 def candidate_seed(base_seed: int, key: tuple) -> int:
@@ -116,73 +117,51 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         observers: callables (evaluations, generation, best loss, its Rw) called after every generation (the
             command line attaches a progress bar).
         on_generation: optional callable(generation, best_loss) (tests use it to interrupt).
+        initial: candidates placed as the first particles.
 
     Raises:
         ScatterfitError: when no candidate could be built at all (with the builder's message).
-        initial: candidates placed as the first particles.
     """
     t0 = time.perf_counter()
     if checkpoint is not None and engine != "scatterfit":
         raise ScatterfitError("checkpointed searches need the scatterfit swarm engine")
     swarm = make_swarm(space, engine, size=size, seed=seed, initial=initial, **swarm_kwargs)
-    seen: dict = {}
-    history: list = []
-    evaluations, since_best, best, idle = 0, 0, float("inf"), 0
+    state = SwarmState()
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.is_file():
         try:
-            state = pickle.loads(ckpt.read_bytes())
+            saved = pickle.loads(ckpt.read_bytes())
         except Exception as exc:  # noqa: BLE001
             raise ScatterfitError(f"{ckpt}: unreadable search checkpoint ({type(exc).__name__})") from None
-        if not isinstance(state, dict) or "swarm" not in state:
+        if not isinstance(saved, dict) or "swarm" not in saved:
             raise ScatterfitError(f"{ckpt}: not a scatterfit search checkpoint")
-        if fingerprint is not None and state.get("fingerprint") != fingerprint:
+        if fingerprint is not None and saved.get("fingerprint") != fingerprint:
             raise ScatterfitError(f"{ckpt}: the checkpoint was written by a different config or data; run without "
                                   "--resume (or with another --out) to start afresh")
-        swarm.load_state_dict(state["swarm"])
-        seen, history = state["seen"], state["history"]
-        evaluations, since_best, best = state["evaluations"], state["since_best"], state["best"]
+        swarm.load_state_dict(saved["swarm"])
+        state = saved["state"]
     own_executor = not hasattr(executor, "map")
     pool = make_executor(executor)
     observers = list(observers or [])
+
+    def after_generation(state: SwarmState) -> None:
+        for ob in observers:
+            ob(state.evaluations, swarm.generation, state.best, state.leader().get("rw"))
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps({"swarm": swarm.state_dict(), "state": state, "fingerprint": fingerprint}))
+            tmp.replace(ckpt)
+        if on_generation is not None:
+            on_generation(swarm.generation, state.best)
+
     try:
-        while evaluations < budget and since_best < stall and not (target is not None and best <= target):
-            cands = swarm.ask()
-            keys = [space.key(c) for c in cands]
-            todo = {}
-            for c, k in zip(cands, keys):
-                if k not in seen and k not in todo:
-                    todo[k] = c
-            items = [(c, k) for k, c in todo.items()][: budget - evaluations]
-            outcomes = pool.map(evaluator, items) if items else []
-            for (c, k), out in zip(items, outcomes):
-                seen[k] = {"candidate": c, **out}
-            evaluations += len(items)
-            swarm.tell([seen[k]["loss"] if k in seen else float("inf") for k in keys])
-            gen_best = min((v["loss"] for v in seen.values()), default=float("inf"))
-            if gen_best < best - 1e-12:
-                best, since_best = gen_best, 0
-            elif items:
-                since_best += 1
-            idle = 0 if items else idle + 1
-            if idle >= 20:  # the swarm only revisits known candidates: the space is exhausted near it
-                since_best = stall
-            history.append(best)
-            leader = min(seen.values(), key=lambda v: v["loss"]) if seen else {}
-            for ob in observers:
-                ob(evaluations, swarm.generation, best, leader.get("rw"))
-            if ckpt is not None:
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                tmp = ckpt.with_suffix(".tmp")
-                tmp.write_bytes(pickle.dumps({"swarm": swarm.state_dict(), "seen": seen, "history": history,
-                                              "evaluations": evaluations, "since_best": since_best, "best": best,
-                                              "fingerprint": fingerprint}))
-                tmp.replace(ckpt)
-            if on_generation is not None:
-                on_generation(swarm.generation, best)
+        state = run_swarm(swarm, space, lambda items: pool.map(evaluator, items), budget=budget, stall=stall,
+                          target=target, state=state, after_generation=after_generation)
     finally:
         if own_executor:
             pool.close()
+    seen, history, evaluations = state.seen, state.history, state.evaluations
 
     failed = [v for v in seen.values() if "error" in v]
     if seen and len(failed) == len(seen):
