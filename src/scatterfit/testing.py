@@ -108,3 +108,128 @@ def check_structure_gradients(fn, structure: Structure, *, cell: bool = True, oc
         return fn(structure.with_(**changes))
 
     return torch.autograd.gradcheck(f, tuple(inputs), eps=eps, atol=atol, rtol=rtol)
+
+
+def _state(structure: Structure, params: dict | None = None):
+    from scatterfit.structure.parametrisation import State
+
+    return State(structure, dict(params or {}))
+
+
+def _snapshot(*tensors) -> list:
+    return [None if t is None else t.detach().clone() for t in tensors]
+
+
+def check_forward_model(model, structure: Structure, x: torch.Tensor, *, params: dict | None = None,
+                        float32_rtol: float = 2e-3, subset_rtol: float = 1e-6, edge: float = 0.0,
+                        gradcheck: bool = True, cell: bool = True) -> None:
+    """The checks every forward model (a callable (State, x [n]) -> pattern [n]) must pass; raises
+    AssertionError naming the failed check.
+
+    - shape: the pattern is [n], finite, in the structure's dtype;
+    - batched equals one by one: evaluated on every other point of x (same end points), it gives those points of
+      the full pattern, and a second call gives the same values (no hidden state, no thread races);
+    - float32 close to float64 (relative to the pattern's largest value);
+    - gradcheck: autograd against finite differences for positions (and the cell of a periodic structure), in
+      float64 on the structure given (keep it small);
+    - the inputs are left unchanged.
+
+    Args:
+        model: the forward model.
+        structure: a small float64 structure.
+        x: [n] float64 grid (r in Å or Q in Å⁻¹, as the model expects).
+        params: the State's instrument parameters (scale, qdamp, ...).
+        float32_rtol: allowed float32 deviation relative to max |pattern|.
+        subset_rtol: allowed deviation of the subset evaluation relative to max |pattern| (a model that convolves
+            with an instrument resolution on the grid itself needs more than the default 1e-6).
+        edge: points within this distance (x units) of the grid's ends are left out of the subset comparison
+            (a resolution window is cut and renormalised there, so it depends on the sampling).
+    """
+    before = _snapshot(structure.positions, structure.cell, x)
+    y = model(_state(structure, params), x)
+    assert y.shape == x.shape, f"shape: {tuple(y.shape)} for x of shape {tuple(x.shape)}"
+    assert y.dtype == structure.dtype, f"dtype: {y.dtype} for a {structure.dtype} structure"
+    assert bool(torch.isfinite(y).all()), "finite: the pattern has NaN or infinite values"
+    again = model(_state(structure, params), x)
+    torch.testing.assert_close(again, y, rtol=1e-12, atol=1e-12 * float(y.abs().max()),
+                               msg="repeatable: a second call gives other values")
+    idx = sorted(set(range(0, x.numel(), 2)) | {x.numel() - 1})
+    part = model(_state(structure, params), x[idx])
+    scale = float(y.abs().max()) or 1.0
+    xs = x[idx]
+    inner = (xs >= x[0] + edge) & (xs <= x[-1] - edge)
+    err = float((part - y[idx])[inner].abs().max()) / scale
+    assert err <= subset_rtol, f"batched: a subset of the grid deviates by {err:.2e} from the full grid"
+    y32 = model(_state(structure.to(dtype=torch.float32), params), x.float())
+    err = float((y32.double() - y).abs().max()) / scale
+    assert err < float32_rtol, f"float32: relative deviation {err:.2e} from float64"
+    if gradcheck:
+        periodic = cell and structure.cell is not None and any(structure.pbc)
+        inputs = [structure.positions.detach().clone().requires_grad_(True)]
+        if periodic:
+            inputs.append(structure.cell.detach().clone().requires_grad_(True))
+
+        def f(*xs):
+            changes = {"positions": xs[0], **({"cell": xs[1]} if periodic else {})}
+            return model(_state(structure.with_(**changes), params), x)
+
+        assert torch.autograd.gradcheck(f, tuple(inputs), **FD_TOL), "gradcheck"
+    after = _snapshot(structure.positions, structure.cell, x)
+    for a, b, name in zip(before, after, ("positions", "cell", "x")):
+        assert (a is None and b is None) or torch.equal(a, b), f"unchanged: the model modified the {name}"
+
+
+def check_energy_model(model, structure: Structure, *, fd_step: float = 1e-5, fd_rtol: float = 1e-4,
+                       float32_rtol: float | None = 1e-4, additivity_rtol: float = 1e-7) -> None:
+    """The checks every energy model (``energy(structure) -> 0-d tensor``, eV) must pass; raises AssertionError
+    naming the failed check.
+
+    - shape: a finite 0-d tensor;
+    - batched equals one by one: ``batch_energies`` of [s, s] equals [E(s), E(s)], and two copies of a finite
+      structure placed beyond every cutoff (a periodic one: its 2×1×1 supercell) have twice its energy;
+    - float32 close to float64 (skipped with float32_rtol=None for models that compute in one precision);
+    - forces: −∂E/∂x by autograd against central finite differences of step ``fd_step`` Å;
+    - the input is left unchanged.
+    """
+    from scatterfit.energy.base import batch_energies, forces
+
+    before = _snapshot(structure.positions, structure.cell)
+    e = model.energy(structure)
+    assert e.ndim == 0 and bool(torch.isfinite(e)), f"shape: energy {e}"
+    ref = float(e)
+    tol = additivity_rtol * max(abs(ref), 1.0)
+    both = batch_energies(model, [structure, structure])
+    assert both.shape == (2,) and all(abs(float(v) - ref) <= tol for v in both), "batched: [s, s] ≠ [E(s), E(s)]"
+    if structure.cell is not None and all(structure.pbc):
+        cell = structure.cell.detach()
+        twice = structure.with_(positions=torch.cat([structure.positions, structure.positions + cell[0]]),
+                                numbers=structure.numbers.repeat(2), occupancy=structure.occupancy.repeat(2),
+                                biso=structure.biso.repeat(2), charges=structure.charges.repeat(2),
+                                cell=torch.stack([2 * cell[0], cell[1], cell[2]]), symmetry=None)
+    else:
+        span = float((structure.positions.max(0).values - structure.positions.min(0).values).norm())
+        shift = torch.tensor([span + 50.0, 0.0, 0.0], dtype=structure.dtype)
+        twice = structure.with_(positions=torch.cat([structure.positions, structure.positions + shift]),
+                                numbers=structure.numbers.repeat(2), occupancy=structure.occupancy.repeat(2),
+                                biso=structure.biso.repeat(2), charges=structure.charges.repeat(2), symmetry=None)
+    e2 = float(model.energy(twice))
+    assert abs(e2 - 2 * ref) <= 2 * tol + 1e-6, f"additive: two copies {e2} ≠ 2 × {ref}"
+    if float32_rtol is not None:
+        e32 = float(model.energy(structure.to(dtype=torch.float32)))
+        assert abs(e32 - ref) <= float32_rtol * max(abs(ref), 1.0), f"float32: {e32} vs {ref}"
+    f = forces(model, structure)
+    pos = structure.positions.detach()
+    numeric = torch.zeros_like(pos)
+    for i in range(pos.shape[0]):
+        for k in range(3):
+            step = torch.zeros_like(pos)
+            step[i, k] = fd_step
+            up = float(model.energy(structure.with_(positions=pos + step)))
+            down = float(model.energy(structure.with_(positions=pos - step)))
+            numeric[i, k] = -(up - down) / (2 * fd_step)
+    scale = max(float(numeric.abs().max()), 1e-3)
+    err = float((f.detach() - numeric).abs().max()) / scale
+    assert err < fd_rtol, f"forces: autograd vs finite differences, relative deviation {err:.2e}"
+    after = _snapshot(structure.positions, structure.cell)
+    for a, b, name in zip(before, after, ("positions", "cell")):
+        assert (a is None and b is None) or torch.equal(a, b), f"unchanged: the model modified the {name}"
