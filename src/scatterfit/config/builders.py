@@ -72,7 +72,7 @@ def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
     """The Loss of the config's [[terms]]; ``qmax`` (Å⁻¹) is the command line's default for PDFs whose file and
     config give none."""
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.scattering.models import DebyeModel, PDFModel
+    from scatterfit.scattering.models import make_forward_model
 
     terms = []
     for k, t in enumerate(cfg.terms):
@@ -81,17 +81,13 @@ def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
             continue
         data = datasets[t["dataset"]]
         model = t.get("model", "pdf")
+        options = {key: t[key] for key in ("qmax", "qmin", "ripple", "debye_kind") if key in t}
         if model == "pdf":
-            fwd = PDFModel(qmax=pdf_qmax(cfg, k, t, data, qmax), radiation=data.radiation,
-                           ripple=t.get("ripple", "pdffit2"))
-        elif model == "debye":
-            fwd = DebyeModel(kind=t.get("debye_kind", data.kind), radiation=data.radiation,
-                             qmin=float(t.get("qmin", data.metadata.get("qmin", 0.5))),
-                             qmax=float(t.get("qmax", data.metadata.get("qmax", 25.0))))
-        elif model in ("box", "box-interference"):
-            from scatterfit.scattering.models import BoxScatteringModel
-
-            fwd = BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=model == "box")
+            options["qmax"] = pdf_qmax(cfg, k, t, data, qmax)
+        try:
+            fwd = make_forward_model(model, data, **options)
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: {exc}") from None
         terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
                               fit_scale=t.get("fit_scale", True), weight=t.get("weight", 1.0),
                               name=t.get("name", t["dataset"])))

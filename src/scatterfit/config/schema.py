@@ -93,8 +93,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "kind": Key(str, "what the term measures", default="data", choices=("data", "energy", "restraint")),
         "name": Key(str, "unique name in the loss (default: the dataset's, 'energy', or the restraint's)"),
         "dataset": Key(str, "data term: the [[datasets]] name"),
-        "model": Key(str, "data term: forward model", default="pdf",
-                     choices=("pdf", "debye", "box", "box-interference")),
+        "model": Key(str, "data term: forward model (pdf, debye, box, box-interference, or a registered one)",
+                     default="pdf"),
         "qmax": Key(NUMBER, "data term: Qmax, Å⁻¹ (pdf: termination ripples, 0 = none; default: the data's)",
                     low=0.0),
         "ripple": Key(str, "pdf: termination-ripple convention", default="pdffit2", choices=("pdffit2", "exact")),
@@ -166,12 +166,13 @@ def _strategy_keys() -> dict[str, Key]:
         text = "; ".join(f"{name}: {h}" for (name, _), h in zip(used, helps)) if len(helps) > 1 else helps[0]
         if len(helps) == 1 and len(used) < len(STAGES):
             text = f"{'/'.join(name for name, _ in used)}: {text}"
-        keys[key] = Key(types[str(f.type).split("|")[0].strip()], text, default=default_of(f), low=low,
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        keys[key] = Key(types[annotation.split("|")[0].strip()], text, default=default_of(f), low=low,
                         open_low=all(g.metadata.get("open_low", False) for _, g in used))
     return keys
 
 
-SECTIONS["strategy"] = _strategy_keys()
+SECTIONS["strategy"] = _strategy_keys()  # refreshed by load_config, so stage types registered later count
 REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
 TERM_REQUIRES = {"data": ("dataset",), "energy": (), "restraint": ("restraint",)}
 TERM_KEYS = {"energy": {"kind", "name", "potential", "args", "weight", "reference"},
@@ -249,6 +250,7 @@ def _read_toml(path: Path) -> dict:
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file (types, ranges, required keys, cross-references)."""
     path = Path(path)
+    SECTIONS["strategy"] = _strategy_keys()
     raw = _read_toml(path)
     for key in raw:
         if key not in SECTIONS:

@@ -57,12 +57,22 @@ POTENTIALS = ("chgnet", "lennard-jones", "morse", "buckingham", "coulomb", "bks"
               "tersoff", "gfn2-xtb", "emt", "ase")
 
 
+REGISTERED: dict = {}
+"""Energy models registered at run time: name -> factory(**args)."""
+
+
+def register_potential(name: str, factory) -> None:
+    """Make ``factory(**args)`` (returning an object with ``name`` and ``energy(structure)``) available as
+    ``potential = "name"`` in config files and to :func:`make_potential`."""
+    REGISTERED[name.lower()] = factory
+
+
 def make_potential(name: str = "chgnet", **args):
     """An EnergyModel by name (see POTENTIALS); ``args`` are the model's keyword arguments."""
     key = ALIASES.get(name.lower(), name.lower())
-    builders = _builders()
+    builders = {**_builders(), **REGISTERED}
     if key not in builders:
-        raise ScatterfitError(f"unknown potential '{name}' (known: {', '.join(POTENTIALS)})")
+        raise ScatterfitError(f"unknown potential '{name}' (known: {', '.join([*POTENTIALS, *REGISTERED])})")
     try:
         return builders[key](**args)
     except TypeError as exc:

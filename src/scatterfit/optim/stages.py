@@ -140,6 +140,15 @@ STAGES: dict[str, type[StageBase]] = {"lbfgs": LBFGS, "adam": Adam, "basin": Bas
 """Stage types by optimiser name (the config's [[strategy]].optimizer)."""
 
 
+def register_stage(cls: type[StageBase]) -> type[StageBase]:
+    """Make a stage type available by its ``optimizer`` name (in ``Stage(...)`` and config files); usable as a
+    class decorator."""
+    if not cls.optimizer:
+        raise ScatterfitError(f"{cls.__name__} needs an optimizer name (class attribute 'optimizer')")
+    STAGES[cls.optimizer] = cls
+    return cls
+
+
 def stage_settings(cls: type[StageBase]) -> dict:
     """{name: dataclass field} of a stage type's settings."""
     return {f.name: f for f in fields(cls)}

@@ -135,3 +135,36 @@ class BoxScatteringModel:
         if self.kind == "fq":
             return scale * (f if self.q_weighted else f / q)
         return scale * (1.0 + f / q)
+
+
+def _pdf(data, *, qmax: float, ripple: str = "pdffit2", **_):
+    return PDFModel(qmax=qmax, radiation=data.radiation, ripple=ripple)
+
+
+def _debye(data, *, qmax: float | None = None, qmin: float | None = None, debye_kind: str | None = None, **_):
+    return DebyeModel(kind=debye_kind or data.kind, radiation=data.radiation,
+                      qmin=float(qmin if qmin is not None else data.metadata.get("qmin", 0.5)),
+                      qmax=float(qmax if qmax is not None else data.metadata.get("qmax", 25.0)))
+
+
+FORWARD_MODELS = {
+    "pdf": _pdf,
+    "debye": _debye,
+    "box": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=True),
+    "box-interference": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation,
+                                                             q_weighted=False),
+}
+"""Forward models by name (the config's [[terms]].model): factory(dataset, **the term's options) -> a callable
+(State, x [n]) -> pattern [n]. A new forward model is one module and one :func:`register_forward_model` line."""
+
+
+def register_forward_model(name: str, factory) -> None:
+    """Make ``factory(dataset, **options)`` available as ``model = "name"`` in config files."""
+    FORWARD_MODELS[name] = factory
+
+
+def make_forward_model(name: str, data, **options):
+    """The forward model ``name`` for ``data`` (a Dataset), with the term's options (qmax, qmin, ripple, ...)."""
+    if name not in FORWARD_MODELS:
+        raise ScatterfitError(f"unknown model '{name}' (known: {', '.join(FORWARD_MODELS)})")
+    return FORWARD_MODELS[name](data, **options)
