@@ -40,13 +40,28 @@ def test_basin_hopping_finds_the_lj13_icosahedron_where_local_minimisation_stops
     assert basin.loss * 13 == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-3)
 
 
-def test_basin_stage_resumes_from_its_checkpoint(tmp_path):
+def test_a_killed_basin_stage_resumes_to_the_uninterrupted_result(tmp_path):
+    """Killed after hop 4 of 8 and resumed from its checkpoint, the stage ends exactly where an uninterrupted run
+    ends (same hops, same acceptances: the hops' generator is in the checkpoint)."""
     loss, param = _lj13_problem(0)
+    stage = Stage("basin", steps=8, local_steps=20, temperature=0.5)
+    whole = refine(loss, param, stage, seed=3)
+
+    class Kill(Exception):
+        pass
+
+    def killer(stage_index, hop, value, terms):
+        if hop == 4:
+            raise Kill
+
     ckpt = tmp_path / "basin.pt"
-    first = refine(loss, param, Stage("basin", steps=4, local_steps=20), checkpoint=ckpt)
-    resumed = refine(loss, param, Stage("basin", steps=8, local_steps=20), checkpoint=ckpt,
-                     resume=True)
-    assert resumed.loss <= first.loss + 1e-9
+    with pytest.raises(Kill):
+        refine(loss, param, stage, seed=3, checkpoint=ckpt, observers=[killer])
+    resumed = refine(loss, param, stage, seed=3, checkpoint=ckpt, resume=True)
+    assert torch.equal(resumed.theta, whole.theta)
+    assert resumed.loss == whole.loss
+    fresh = refine(loss, param, stage, seed=4)  # another seed: another path, so the comparison can fail
+    assert not torch.equal(fresh.theta, whole.theta)
 
 
 def test_basin_stage_needs_free_positions():

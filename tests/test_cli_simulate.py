@@ -13,21 +13,53 @@ def files(tmp_path):
     return tmp_path
 
 
+def _api_pattern(structure, kind, radiation, x):
+    """What the command must write, from the API called directly with the same settings."""
+    import torch
+
+    from scatterfit import scattering as sc
+
+    x = torch.as_tensor(x)
+    if kind in ("iq", "saxs"):
+        return sc.debye_intensity(structure, x, radiation=radiation).numpy()
+    i = sc.debye_intensity(structure, x, radiation=radiation)
+    s = sc.structure_factor(i, structure, x, radiation=radiation)
+    return (s if kind == "sq" else sc.reduced_structure_factor(s, x)).numpy()
+
+
 @pytest.mark.parametrize("kind", ["iq", "sq", "fq", "gr", "saxs"])
-def test_simulate_cluster_kinds(files, kind):
+@pytest.mark.parametrize("radiation", ["xray", "neutron"])
+def test_simulate_cluster_kinds(files, kind, radiation):
+    from scatterfit.structure import Structure
+
     out = files / f"{kind}.csv"
-    assert main(["simulate", str(files / "au.xyz"), "--kind", kind, "--out", str(out), "--plot",
+    assert main(["simulate", str(files / "au.xyz"), "--kind", kind, f"--{radiation}", "--out", str(out), "--plot",
                  str(files / f"{kind}.png")]) == 0
-    data = np.loadtxt(out, delimiter=",")
-    assert data.shape[1] == 2 and np.isfinite(data).all()
+    x, y = np.loadtxt(out, delimiter=",", unpack=True)
+    assert np.isfinite(y).all()
     assert (files / f"{kind}.png").stat().st_size > 1000
+    if kind == "saxs":
+        assert x[0] == pytest.approx(0.005) and x[-1] == pytest.approx(0.5)
+    if kind != "gr":
+        expected = _api_pattern(Structure.from_file(files / "au.xyz"), kind, radiation, x)
+        np.testing.assert_allclose(y, expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
+    else:
+        assert x[0] == pytest.approx(0.01) and 2.7 < x[np.argmax(y)] < 3.1  # Au–Au neighbours of an icosahedron
 
 
 def test_simulate_crystal_gr_neutron(files):
     out = files / "ni.csv"
     assert main(["simulate", str(files / "ni.cif"), "--kind", "gr", "--neutron", "--qmax", "25", "--out",
                  str(out)]) == 0
-    assert np.loadtxt(out, delimiter=",").shape == (3000, 2)
+    r, g = np.loadtxt(out, delimiter=",", unpack=True)
+    assert r.shape == (3000,)
+    import torch
+
+    from scatterfit.scattering.pdf import pdf
+    from scatterfit.structure import Structure
+
+    expected = pdf(Structure.from_file(files / "ni.cif"), torch.as_tensor(r), qmax=25.0, radiation="neutron")
+    np.testing.assert_allclose(g, expected.numpy(), rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -114,13 +114,28 @@ def test_refine_device_errors_are_one_line(case, capsys, device, message):
     assert len(err) == 1 and message in err[0]
 
 
-def test_refine_cli_on_the_cpu_device_equals_the_default(case):
+def test_a_killed_cli_refinement_resumes_to_the_uninterrupted_result(case, monkeypatch):
+    """The command killed at step 13 (exit 130) and run again with --resume ends where an uninterrupted run ends."""
     import json
 
-    assert main(["refine", str(case / "case.toml"), "--out", str(case / "a"), "--device", "cpu"]) == 0
-    assert main(["refine", str(case / "case.toml"), "--out", str(case / "b")]) == 0
-    a, b = (json.loads((case / d / "summary.json").read_text()) for d in ("a", "b"))
-    assert a["loss"] == b["loss"] and a["parameters"] == b["parameters"]
+    from scatterfit.report.progress import RefineProgress
+
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "whole")]) == 0
+    real_call = RefineProgress.__call__
+
+    def killed(self, stage, step, loss, terms):
+        if stage == 0 and step == 12:
+            raise KeyboardInterrupt
+        return real_call(self, stage, step, loss, terms)
+
+    monkeypatch.setattr(RefineProgress, "__call__", killed)
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "killed")]) == 130
+    assert not (case / "killed" / "summary.json").exists() and (case / "killed" / "checkpoint.pt").is_file()
+    monkeypatch.setattr(RefineProgress, "__call__", real_call)
+    assert main(["refine", str(case / "case.toml"), "--out", str(case / "killed"), "--resume"]) == 0
+    whole, resumed = (json.loads((case / d / "summary.json").read_text()) for d in ("whole", "killed"))
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+    assert resumed["parameters"]["a"] == pytest.approx(whole["parameters"]["a"], abs=1e-12)
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -28,7 +28,6 @@ def test_nickel_examples_match_pdffit2(config, tmp_path, pdffit2_ni):
     rw = summary["terms"]["Ni"]["rw"]
     assert rw <= 0.045 and rw <= pdffit2_ni["rw"] + 1e-3
     assert abs(summary["parameters"]["a"] - pdffit2_ni["a"]) <= 0.002
-    assert summary["chemistry"]["coordination"]["Ni"]["total"] == {"12": 4}
     if "energy" in summary["terms"]:
         # CHGNet's fcc Ni minimum is 3.505 Å: at the data's 3.525 Å the energy is within 5 meV/atom of it
         assert summary["terms"]["energy"]["value"] < 0.005
@@ -43,6 +42,24 @@ def test_platinum_nanoparticle_search_on_measured_data(tmp_path):
     result = run_refine(EXAMPLES / "pt_nanoparticle.toml", out=tmp_path)
     assert result.refined.terms["Pt"].breakdown["rw"] <= 0.10
     assert result.best["shape"] == "truncated_octahedron" and len(result.refined.structure) == 2406
+    assert _closest_contact(result.refined.structure) >= 2.54  # README: no Pt–Pt contact below 2.55 Å
+
+
+def _closest_contact(structure) -> float:
+    from scatterfit.structure.neighbours import neighbours, pair_distances
+
+    return float(pair_distances(structure, neighbours(structure, 4.0)).min())
+
+
+def test_platinum_nanoparticle_without_the_restraint_fits_better_with_impossible_contacts(tmp_path):
+    """The README's contrast: without the minimum-distance restraint the same search fits better (Rw 0.079) but
+    leaves Pt–Pt contacts at 2.27 Å, far below any Pt–Pt bond."""
+    from scatterfit.commands.refine import run_refine
+
+    cmi_file("pdf/ch03NiModelling/data/Pt-nanoparticles.gr")
+    result = run_refine(EXAMPLES / "pt_nanoparticle_unrestrained.toml", out=tmp_path)
+    assert result.refined.terms["Pt"].breakdown["rw"] <= 0.085
+    assert _closest_contact(result.refined.structure) < 2.45
 
 
 def test_liquid_argon_from_a_random_box(tmp_path):
@@ -76,6 +93,21 @@ def test_silica_glass_staged_refinement_reaches_a_chemically_sound_network(tmp_p
     assert 1.59 < chem["bonds"]["O-Si"]["mean"] < 1.65
     assert 108 < chem["angles"]["O-Si-O"]["mean"] < 111
     assert 140 < chem["angles"]["Si-O-Si"]["mean"] < 152
+
+
+def test_silica_glass_from_scattering_alone_fits_but_is_no_network(tmp_path):
+    """The README's contrast: the data alone fit better (Rw 0.040) with 5 % four-fold Si and contacts down to
+    0.5 Å."""
+    from conftest import shared_file
+    from scatterfit.commands.refine import run_refine
+
+    shared_file("SiO2_glass_NIMROD_neutron_FQ.mint01")
+    result = run_refine(EXAMPLES / "silica_glass_scattering_only.toml", out=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    four = summary["chemistry"]["coordination"]["Si"]["O"].get("4", 0) / 216
+    assert summary["terms"]["SiO2"]["rw"] < 0.06
+    assert four < 0.3
+    assert _closest_contact(result.structure) < 1.0
 
 
 def test_multimodal_degeneracy_saxs_alone_is_ambiguous_saxs_plus_pdf_is_not(tmp_path):
@@ -141,6 +173,11 @@ def test_c60_cage_from_random_symmetric_starts(tmp_path):
 
     found = checks(result.refined.structure)
     assert result.best["group"] in ("I", "Ih")
+    from scatterfit.structure.symmetry import detect_point_group
+
+    pos = result.refined.structure.positions.detach().numpy()
+    numbers = result.refined.structure.numbers.numpy()
+    assert detect_point_group(pos - pos.mean(0), numbers, tol=0.01, groups=("Ih",)) == "Ih"  # README: Ih
     assert found["three"] == 60 and found["bonds"] == 90 and found["triangles"] == 0 and found["squares"] == 0
     assert found["in_range"] == 1.0
     rw = result.refined.terms["C60"].breakdown["rw"]
@@ -182,3 +219,36 @@ def test_keggin_cage_from_random_symmetric_starts(tmp_path):
                             values={"qdamp": 0.02}, bounds={"positions": 10.0})
     reference = refine(loss, param, [Stage("lbfgs", free=["biso"], steps=50), Stage("lbfgs", steps=300)])
     assert rw <= reference.terms["Keggin"].breakdown["rw"] + 0.01
+
+
+def test_keggin_from_scattering_alone_fits_but_is_no_keggin(tmp_path):
+    """The README's contrast: with the restraints switched off the fit is about as good (Rw 0.151) but every W
+    ends five-coordinated and the four central O bind no W."""
+    import sys
+
+    from conftest import shared_file
+
+    shared_file("alpha_Keggin_W12O40_DanMAX_xray_PDF.gr")
+    result = _single_thread_run(EXAMPLES / "keggin_scattering_only.toml", tmp_path)
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    from keggin_reference import keggin_topology
+
+    topology = keggin_topology(result.refined.structure)
+    assert result.refined.terms["Keggin"].breakdown["rw"] < 0.17
+    assert topology["W-O"] != [6] * 12
+    assert topology["O by W count"][3] == 0
+
+
+def test_c60_from_random_starts_without_symmetry_overfits_a_wrong_network(tmp_path):
+    """The README's contrast: random starts without symmetry fit the noise (Rw 0.115–0.118, below the true
+    cage's 0.1238) with a network that is not C60."""
+    import sys
+
+    cmi_file("core/intensityfit/C60.iq")
+    result = _single_thread_run(EXAMPLES / "c60_free_start.toml", tmp_path)
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    from c60_starts import checks
+
+    found = checks(result.structure)
+    assert result.terms["C60"].breakdown["rw"] < 0.1238
+    assert not (found["three"] == 60 and found["triangles"] == 0 and found["squares"] == 0)
