@@ -18,10 +18,13 @@ freely; a finite structure's displacements stay inside the group's bounds (veloc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.optim.stage import StageBase, setting
 
 BOLTZMANN_EV = 8.617333262e-5  # eV/K
 ACCELERATION = 9.648533212e-3  # (eV/Å)/amu in Å/fs²
@@ -220,3 +223,24 @@ class AnnealRun:
     @staticmethod
     def checkpoint_every(every: int) -> int:
         return max(every, 100)
+
+
+@dataclass
+class Anneal(StageBase):
+    """A melt-and-quench of the positions by Langevin molecular dynamics on the loss (optim/anneal.py):
+    ``steps`` MD steps of ``timestep`` fs with the temperature falling linearly from t_start to t_end K; it
+    first relaxes the start by ``local_steps`` L-BFGS steps; the stage ends on the quenched structure."""
+
+    optimizer: ClassVar[str] = "anneal"
+
+    t_start: float = setting(3000.0, "start temperature, K", low=0.0)
+    t_end: float = setting(300.0, "end temperature, K", low=0.0)
+    timestep: float = setting(1.0, "MD time step, fs", low=0.0, open_low=True)
+    friction: float = setting(10.0, "Langevin friction, 1/ps", low=0.0)
+    energy_scale: float | None = setting(None, "eV per unit of loss (default: atoms / energy weight)", low=0.0,
+                                         open_low=True)
+    local_steps: int = setting(40, "L-BFGS steps relaxing the start before the melt (0: none)", low=0)
+    max_move: float = setting(0.2, "largest move of an atom in one step, Å", low=0.0, open_low=True)
+
+    def start(self, problem, theta, resumed, rng):
+        return AnnealRun(problem, self, theta, resumed, rng)

@@ -13,8 +13,12 @@ Reference: D. J. Wales & J. P. K. Doye, J. Phys. Chem. A 101, 5111 (1997).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+
+from scatterfit.optim.stage import StageBase, setting
 
 
 def perturb_positions(parametrisation, theta: torch.Tensor, step: float, generator: torch.Generator,
@@ -130,3 +134,19 @@ class BasinRun:
     @staticmethod
     def checkpoint_every(every: int) -> int:
         return 1  # a hop is expensive: keep every one
+
+
+@dataclass
+class Basin(StageBase):
+    """Basin hopping on the positions (or on the orbits of a symmetric structure when "orbits" is free; see
+    optim/basin.py): ``steps`` hops, each a random move relaxed by ``local_steps`` L-BFGS steps and accepted by the
+    Metropolis rule at the relative ``temperature``; the stage ends on the best structure met."""
+
+    optimizer: ClassVar[str] = "basin"
+
+    local_steps: int = setting(40, "L-BFGS steps relaxing each hop", low=1)
+    step_size: float = setting(0.3, "jitter of a hop, Å", low=0.0, open_low=True)
+    temperature: float = setting(0.02, "Metropolis temperature relative to the loss", low=0.0)
+
+    def start(self, problem, theta, resumed, rng):
+        return BasinRun(problem, self, theta, resumed, rng)

@@ -3,9 +3,13 @@ step) or Adam. One ``step()`` is one optimiser iteration; the runner (optim/runn
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.optim.stage import StageBase, setting
 
 
 class LocalRun:
@@ -62,7 +66,34 @@ def relax(problem, theta: torch.Tensor, groups: list, steps: int, history: list,
     """A short L-BFGS relaxation of ``groups`` (tol 1e-6, patience 2), as basin hops and the anneal start use; its
     losses are appended to ``history``."""
     from scatterfit.optim.runner import drive
-    from scatterfit.optim.stages import LBFGS
 
     stage = LBFGS(free=groups, steps=steps, tol=1e-6, patience=2, xmax=xmax, weights=weights)
     return drive(LocalRun(problem, stage, theta), stage, history)
+
+
+@dataclass
+class LocalStage(StageBase):
+    """Settings of the local (gradient) optimisers."""
+
+    stops_on_stall: ClassVar[bool] = True
+
+    lr: float = setting(1.0, "learning rate (adam) or initial step (lbfgs)", low=0.0, open_low=True)
+    tol: float = setting(1e-9, "stop when the relative loss change stays below tol for patience steps", low=0.0)
+    patience: int = setting(5, "see tol", low=1)
+
+    def start(self, problem, theta, resumed, rng):
+        return LocalRun(problem, self, theta, resumed)
+
+
+@dataclass
+class LBFGS(LocalStage):
+    """L-BFGS with a strong-Wolfe line search (one iteration per step)."""
+
+    optimizer: ClassVar[str] = "lbfgs"
+
+
+@dataclass
+class Adam(LocalStage):
+    """Adam (for noisy or very many-parameter problems)."""
+
+    optimizer: ClassVar[str] = "adam"

@@ -19,7 +19,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.loss import Loss
-from scatterfit.optim.stages import StageBase
+from scatterfit.optim.stage import StageBase
 from scatterfit.structure.parametrisation import Parametrisation, State
 
 

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 _OPTS = dict(cache=True, nogil=True, fastmath=False)
-from scatterfit.scattering.histogram import R_COINCIDENT  # noqa: E402  (pairs left out of the histogram)
+from scatterfit.scattering.coincidence import R_COINCIDENT  # noqa: E402  (pairs left out of the histogram)
 
 
 @numba.njit(**_OPTS)

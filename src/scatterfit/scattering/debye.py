@@ -21,11 +21,11 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.scattering.coincidence import coincident_pairs
 from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.histogram import (
     DEFAULT_PAIRS_PER_BLOCK,
     bspline4_transform,
-    coincident_pairs,
     pair_histogram,
     pair_type_index,
     pair_type_list,

@@ -17,39 +17,8 @@ import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.scattering.coincidence import R_COINCIDENT
 from scatterfit.structure.neighbours import Neighbours
-
-R_COINCIDENT = 1e-6
-"""Å: pairs of atoms closer than this are left out of every histogram (their 1/r amplitude is undefined); the
-Debye sum adds their exact contribution (sinc(0) = 1), see :func:`coincident_pairs`."""
-
-
-def coincident_pairs(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs (i < j) of atoms closer than R_COINCIDENT, [P] int64 each (usually empty): candidates from a sort
-    along x, confirmed by their full distance."""
-    x = positions.detach().cpu().numpy()
-    order = np.argsort(x[:, 0], kind="stable")
-    gaps = np.diff(x[order, 0]) < R_COINCIDENT
-    found = []
-    k = 0
-    while k < len(gaps):
-        if not gaps[k]:
-            k += 1
-            continue
-        end = k
-        while end < len(gaps) and gaps[end]:
-            end += 1
-        run = order[k:end + 1]  # atoms whose x lie within R_COINCIDENT of their neighbour in the sort
-        d = np.linalg.norm(x[run][:, None, :] - x[run][None, :, :], axis=-1)
-        a, b = np.nonzero(np.triu(d < R_COINCIDENT, 1))
-        found.extend(zip(np.minimum(run[a], run[b]), np.maximum(run[a], run[b])))
-        k = end + 1
-    dev = positions.device
-    if not found:
-        empty = torch.zeros(0, dtype=torch.int64, device=dev)
-        return empty, empty
-    i, j = np.asarray(found).T
-    return torch.as_tensor(i, device=dev), torch.as_tensor(j, device=dev)
 
 DEFAULT_PAIRS_PER_BLOCK = 2_000_000  # torch path on the CPU: about 0.6 GB of temporaries per block
 # On a GPU, 20k Au atoms, forward+backward against DebyeCalculator (benchmarks/forward.py --block): 2 M pairs

@@ -10,7 +10,8 @@ import torch
 
 from scatterfit.cli import main
 from scatterfit.energy.registry import register_potential
-from scatterfit.optim.stages import StageBase, register_stage, setting
+from scatterfit.optim.stage import StageBase, setting
+from scatterfit.optim.stages import register_stage
 from scatterfit.scattering.models import register_forward_model
 from scatterfit.structure.neighbours import neighbours, pair_distances
 from scatterfit.testing import check_energy_model, check_forward_model, random_cluster

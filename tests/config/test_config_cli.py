@@ -138,7 +138,7 @@ def test_a_killed_cli_refinement_resumes_to_the_uninterrupted_result(case, monke
     assert resumed["parameters"]["a"] == pytest.approx(whole["parameters"]["a"], abs=1e-12)
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))

@@ -96,7 +96,7 @@ def test_amorphous_silicon_from_a_random_start():
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.parametrisation import Parametrisation, State
 
-    truth = Structure.from_file(Path(__file__).with_name("data") / "a-Si_216.extxyz")
+    truth = Structure.from_file(Path(__file__).resolve().parents[1] / "data" / "a-Si_216.extxyz")
     truth = truth.with_(biso=torch.full((216,), 0.5, dtype=torch.float64))
     q = torch.arange(0.8, 20.0, 0.02, dtype=torch.float64)
     sq = BoxScatteringModel("sq")(State(truth, {}), q)

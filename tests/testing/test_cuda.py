@@ -169,9 +169,9 @@ def test_refine_cli_on_the_device_equals_the_cpu_run(tmp_path):
     import json
 
     import numpy as np
+    from test_config_cli import CONFIG  # noqa: I001
 
     from scatterfit.cli import main
-    from test_config_cli import CONFIG  # noqa: I001
 
     truth = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True)).with_uiso(0.006)
     r = torch.arange(0.01, 15.0, 0.01, dtype=torch.float64)

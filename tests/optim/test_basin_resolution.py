@@ -145,7 +145,7 @@ def test_config_molecule_start_and_basin_stage(tmp_path):
 
     from scatterfit.commands.refine import run_refine
 
-    data = Path(__file__).resolve().parents[1] / "examples" / "data" / "au147_saxs.dat"
+    data = Path(__file__).resolve().parents[2] / "examples" / "data" / "au147_saxs.dat"
     config = tmp_path / "m.toml"
     config.write_text(f"""
 [structure]
