@@ -119,13 +119,13 @@ def test_search_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
             raise Kill
 
     with pytest.raises(Kill):
-        search(evaluator, space, checkpoint=tmp_path / "s.pkl", on_generation=kill, **kwargs)
-    resumed = search(evaluator, space, checkpoint=tmp_path / "s.pkl", resume=True, **kwargs)
+        search(evaluator, space, checkpoint=tmp_path / "s.pt", on_generation=kill, **kwargs)
+    resumed = search(evaluator, space, checkpoint=tmp_path / "s.pt", resume=True, **kwargs)
     assert resumed.history == full.history and resumed.best == full.best
     assert resumed.evaluations == full.evaluations and resumed.top == full.top
-    (tmp_path / "bad.pkl").write_bytes(b"not a checkpoint")
-    with pytest.raises(ScatterfitError, match="unreadable"):
-        search(evaluator, space, checkpoint=tmp_path / "bad.pkl", resume=True, **kwargs)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ScatterfitError, match="not a readable scatterfit checkpoint"):
+        search(evaluator, space, checkpoint=tmp_path / "bad.pt", resume=True, **kwargs)
 
 
 def test_search_on_a_local_two_worker_dask_cluster_equals_serial():

@@ -26,7 +26,7 @@ def run_search(cfg: Config, out_dir, resume: bool = False, fingerprint: str | No
                         stall=int(sec.get("stall", 6)), target=sec.get("target"),
                         engine=sec.get("engine", "scatterfit"), seed=int(sec.get("seed", 0)),
                         executor=sec.get("executor"), top_k=int(sec.get("top_k", 3)),
-                        final_stages=final, checkpoint=out_dir / "search_checkpoint.pkl", resume=resume,
+                        final_stages=final, checkpoint=out_dir / "search_checkpoint.pt", resume=resume,
                         observers=[progress], fingerprint=fingerprint)
     finally:
         progress.close()

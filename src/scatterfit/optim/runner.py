@@ -10,7 +10,6 @@ generator is the run's own, seeded by ``seed``; no global random state is touche
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.loss import Loss
+from scatterfit.optim.checkpoint import load_checkpoint, save_checkpoint
 from scatterfit.optim.stage import StageBase
 from scatterfit.structure.parametrisation import Parametrisation, State
 
@@ -83,24 +83,14 @@ class Checkpointer:
     def save(self, theta: torch.Tensor, history: list, stage: int, step: int, run_state) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        torch.save({"theta": theta, "history": list(history), "stage": stage, "step": step, "optimizer": run_state,
-                    "rng": self.rng.get_state(), "fingerprint": self.fingerprint}, tmp)
-        os.replace(tmp, self.path)
+        save_checkpoint(self.path, "refine", self.fingerprint,
+                        {"theta": theta, "history": list(history), "stage": stage, "step": step,
+                         "optimizer": run_state, "rng": self.rng.get_state()})
 
     def load(self, theta_shape) -> dict:
-        if self.path is None or not self.path.is_file():
-            raise ScatterfitError(f"cannot resume: checkpoint {self.path} not found")
-        try:
-            saved = torch.load(self.path, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 (any unreadable file is one message)
-            raise ScatterfitError(f"{self.path}: not a readable scatterfit checkpoint ({type(exc).__name__})") from None
-        if not isinstance(saved, dict) or "theta" not in saved:
-            raise ScatterfitError(f"{self.path}: not a scatterfit refinement checkpoint")
-        if self.fingerprint is not None and saved.get("fingerprint") != self.fingerprint:
-            raise ScatterfitError(f"{self.path}: the checkpoint was written by a different config or data; "
-                                  "run without --resume (or with another --out) to start afresh")
+        if self.path is None:
+            raise ScatterfitError("cannot resume: no checkpoint file given")
+        saved = load_checkpoint(self.path, "refine", self.fingerprint)
         if tuple(saved["theta"].shape) != tuple(theta_shape):
             raise ScatterfitError(f"{self.path}: checkpoint does not match this refinement's parameters")
         if saved.get("rng") is not None:

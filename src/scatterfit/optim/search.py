@@ -9,7 +9,6 @@ resumes from it after a kill; with the same seed it gives the same answer, whate
 
 from __future__ import annotations
 
-import pickle
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.optim.checkpoint import load_checkpoint, save_checkpoint
 from scatterfit.optim.executor import make_executor
 from scatterfit.optim.pso import make_swarm
 from scatterfit.optim.space import SearchSpace
@@ -129,15 +129,7 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     state = SwarmState()
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.is_file():
-        try:
-            saved = pickle.loads(ckpt.read_bytes())
-        except Exception as exc:  # noqa: BLE001
-            raise ScatterfitError(f"{ckpt}: unreadable search checkpoint ({type(exc).__name__})") from None
-        if not isinstance(saved, dict) or "swarm" not in saved:
-            raise ScatterfitError(f"{ckpt}: not a scatterfit search checkpoint")
-        if fingerprint is not None and saved.get("fingerprint") != fingerprint:
-            raise ScatterfitError(f"{ckpt}: the checkpoint was written by a different config or data; run without "
-                                  "--resume (or with another --out) to start afresh")
+        saved = load_checkpoint(ckpt, "search", fingerprint)
         swarm.load_state_dict(saved["swarm"])
         state = saved["state"]
     own_executor = not hasattr(executor, "map")
@@ -148,10 +140,7 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         for ob in observers:
             ob(state.evaluations, swarm.generation, state.best, state.leader().get("rw"))
         if ckpt is not None:
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps({"swarm": swarm.state_dict(), "state": state, "fingerprint": fingerprint}))
-            tmp.replace(ckpt)
+            save_checkpoint(ckpt, "search", fingerprint, {"swarm": swarm.state_dict(), "state": state})
         if on_generation is not None:
             on_generation(swarm.generation, state.best)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from scatterfit.errors import ScatterfitError
@@ -112,8 +111,6 @@ class Parametrisation:
                                       "symmetric builder)")
             self._orbit_index = torch.as_tensor(sym.orbit, device=dev)
             self._orbit_transforms = torch.as_tensor(sym.transforms, dtype=dt, device=dev)  # [N, 3, 3]
-            first = [int(np.flatnonzero(sym.orbit == k)[0]) for k in range(sym.n_orbits)]
-            self._orbit_first = torch.tensor(first, device=dev)  # [n_orbits] one atom of each orbit
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         one = torch.ones((), dtype=dt, device=dev)
@@ -204,13 +201,10 @@ class Parametrisation:
         return State(structure, params)
 
     def orbit_representatives(self, theta: torch.Tensor) -> torch.Tensor:
-        """[n_orbits, 3] Å: each orbit's representative point at θ (the first atom of the orbit mapped back by its
-        transform; transforms are g P with P a symmetric projector, so (g P)ᵀ x = P gᵀ x)."""
+        """[n_orbits, 3] Å: each orbit's representative point at θ (SymmetryMap.representatives)."""
         if self._orbit_transforms is None:
             raise ScatterfitError("'orbits' is not a free parameter group")
-        pos = self.state(theta).structure.positions
-        first = self._orbit_first
-        return torch.einsum("nji,nj->ni", self._orbit_transforms[first], pos[first])
+        return self.structure.symmetry.representatives(self.state(theta).structure.positions)
 
     def report(self, theta: torch.Tensor) -> dict:
         """Every parameter's value as plain numbers (lattice as a, b, c in Å; Biso and Uiso per species)."""

@@ -203,6 +203,24 @@ class SymmetryMap:
         """[N, 3] Å from representatives [n_orbits, 3] Å."""
         return np.einsum("nij,nj->ni", self.transforms, np.asarray(representatives)[self.orbit])
 
+    def representatives(self, positions):
+        """[n_orbits, 3] Å: each orbit's representative, the average of its members mapped back onto it
+        (transforms are g P with P a symmetric projector, so (g P)ᵀ x = P gᵀ x). The one place atoms are mapped to
+        their orbits: ``positions`` [N, 3] may be a numpy array or a (differentiable) torch tensor."""
+        import torch
+
+        if isinstance(positions, torch.Tensor):
+            t = torch.as_tensor(self.transforms, dtype=positions.dtype, device=positions.device)
+            index = torch.as_tensor(self.orbit, device=positions.device)
+            mapped = torch.einsum("nji,nj->ni", t, positions)
+            sums = torch.zeros((self.n_orbits, 3), dtype=positions.dtype, device=positions.device)
+            counts = torch.as_tensor(self.sizes, dtype=positions.dtype, device=positions.device)
+            return sums.index_add(0, index, mapped) / counts[:, None]
+        mapped = np.einsum("nji,nj->ni", self.transforms, np.asarray(positions, dtype=float))
+        sums = np.zeros((self.n_orbits, 3))
+        np.add.at(sums, self.orbit, mapped)
+        return sums / np.asarray(self.sizes, dtype=float)[:, None]
+
 
 def _ball(dim: int, radius: float, rng: np.random.Generator) -> np.ndarray:
     """A point uniform in the ``dim``-ball of ``radius``."""
@@ -292,14 +310,7 @@ def orbit_map(positions: np.ndarray, numbers: np.ndarray, group: str, tol: float
 
 def symmetrise(positions: np.ndarray, sym: SymmetryMap) -> np.ndarray:
     """[N, 3] Å: each orbit rebuilt from the average of its members mapped back onto its representative."""
-    pos = np.asarray(positions, dtype=float)
-    reps = np.zeros((sym.n_orbits, 3))
-    counts = np.zeros(sym.n_orbits)
-    for i, k in enumerate(sym.orbit):  # transforms[i] = g P: the representative's part seen by atom i is g^T x_i
-        g_p = sym.transforms[i]
-        reps[k] += g_p.T @ pos[i]
-        counts[k] += 1
-    return sym.positions(reps / counts[:, None])
+    return sym.positions(sym.representatives(positions))
 
 
 def detect_point_group(positions: np.ndarray, numbers: np.ndarray, tol: float = 0.05,
