@@ -18,18 +18,34 @@ from scatterfit.scattering.instrument import polynomial_background
 
 @dataclass
 class TermValue:
-    """value: 0-d tensor (differentiable); breakdown: plain floats for reports; curves: optional fitted curves."""
+    """One term's value at a state.
+
+    Attributes:
+        value: 0-d tensor (differentiable).
+        breakdown: plain floats for reports (Rw, scale, energy per atom, ...).
+        curve_tensors: the fitted curves as detached tensors ({"x", "y_obs", "y_calc"} [n] each, plus "kind" and
+            "form"), or None; ``curves`` gives them as numpy arrays, copied off the device only when a report asks.
+    """
 
     value: torch.Tensor
     breakdown: dict = field(default_factory=dict)
-    curves: dict | None = None
+    curve_tensors: dict | None = None
+
+    @property
+    def curves(self) -> dict | None:
+        if not self.curve_tensors:
+            return None
+        return {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in self.curve_tensors.items()}
 
 
 class Term(Protocol):
+    """What a loss term provides. ``xmax`` restricts a data term to x ≤ xmax (a stage's r-range ramp); terms that
+    have no x ignore it."""
+
     name: str
     weight: float
 
-    def evaluate(self, state) -> TermValue: ...
+    def evaluate(self, state, xmax: float | None = None) -> TermValue: ...
 
 
 def rw(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,16 +87,22 @@ class DataTerm:
         self.y = torch.as_tensor(self.dataset.y, dtype=dtype)
         self.w = None if self.dataset.sigma is None else torch.as_tensor(1.0 / self.dataset.sigma**2, dtype=dtype)
 
-    def _on(self, device: torch.device):
-        """(x, y, w) on ``device`` (moved once and kept: a refinement runs on one device)."""
-        if self.x.device != device:
-            self.x, self.y = self.x.to(device), self.y.to(device)
-            self.w = None if self.w is None else self.w.to(device)
-        return self.x, self.y, self.w
+    def to(self, device) -> "DataTerm":
+        """A copy whose data live on ``device`` (the term itself is left as it is)."""
+        import copy
+
+        moved = copy.copy(self)
+        moved.x, moved.y = self.x.to(device), self.y.to(device)
+        moved.w = None if self.w is None else self.w.to(device)
+        return moved
 
     def evaluate(self, state, xmax: float | None = None) -> TermValue:
-        """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages)."""
-        x, y, w = self._on(state.structure.device)
+        """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages). The data are
+        used on the structure's device (copied there on every call unless the term was moved with ``to``)."""
+        device = state.structure.device
+        x, y, w = self.x, self.y, self.w
+        if x.device != device:
+            x, y, w = x.to(device), y.to(device), None if w is None else w.to(device)
         if xmax is not None and xmax < float(x[-1]):
             m = x <= xmax
             if int(m.sum()) >= 10:
@@ -104,8 +126,8 @@ class DataTerm:
         else:
             value = ((y - y_calc) ** 2).mean()
         return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
-                         {"x": x.cpu().numpy(), "y_obs": y.cpu().numpy(), "y_calc": y_calc.detach().cpu().numpy(),
-                          "kind": self.dataset.kind, "form": self.pattern_form()})
+                         {"x": x, "y_obs": y, "y_calc": y_calc.detach(), "kind": self.dataset.kind,
+                          "form": self.pattern_form()})
 
     def pattern_form(self) -> str | None:
         """How the fitted pattern reduces to F(Q) (analysis/derived_gr.py), or None for real-space and
@@ -131,7 +153,7 @@ class EnergyTerm:
     def __init__(self, model, weight: float = 1.0, reference: float = 0.0, name: str = "energy"):
         self.model, self.weight, self.reference, self.name = model, float(weight), float(reference), name
 
-    def evaluate(self, state) -> TermValue:
+    def evaluate(self, state, xmax: float | None = None) -> TermValue:
         s = state.structure
         e = self.model.energy(s)
         per_atom = e / len(s)
@@ -148,7 +170,7 @@ class RestraintTerm:
     def __init__(self, restraint):
         self.restraint, self.name, self.weight = restraint, restraint.name, restraint.weight
 
-    def evaluate(self, state) -> TermValue:
+    def evaluate(self, state, xmax: float | None = None) -> TermValue:
         value, breakdown = self.restraint.penalty(state.structure)
         return TermValue(value, {"penalty": float(value.detach()), **breakdown})
 
@@ -181,10 +203,13 @@ class Loss:
                                   f"(terms: {[t.name for t in self.terms]})")
         active = [t for t in self.terms if weights.get(t.name, t.weight) != 0]
         shown = self.terms if report_all else active
-        values = {t.name: (t.evaluate(state, xmax=xmax) if isinstance(t, DataTerm) else t.evaluate(state))
-                  for t in shown}
+        values = {t.name: t.evaluate(state, xmax=xmax) for t in shown}
         total = sum(weights.get(t.name, t.weight) * values[t.name].value for t in active)
         return total, values
 
     def __call__(self, state) -> torch.Tensor:
         return self.evaluate(state)[0]
+
+    def to(self, device) -> "Loss":
+        """The loss with every term that holds data moved to ``device`` (a refinement calls it once)."""
+        return Loss([t.to(device) if hasattr(t, "to") else t for t in self.terms])

@@ -24,7 +24,7 @@ class HarmonicWell:
         self.reference, self.k, self.name, self.weight = reference, k, "well", 1.0
         self.samples = []
 
-    def evaluate(self, state) -> TermValue:
+    def evaluate(self, state, xmax=None) -> TermValue:
         u = 0.5 * self.k * ((state.structure.positions - self.reference) ** 2).sum()
         self.samples.append(float(u.detach()))
         return TermValue(u, {})

@@ -228,7 +228,7 @@ class ConstantTerm:
 
     name, weight = "constant", 1.0
 
-    def evaluate(self, state):
+    def evaluate(self, state, xmax=None):
         from scatterfit.loss import TermValue
 
         return TermValue(torch.tensor(5.0, dtype=torch.float64), {})

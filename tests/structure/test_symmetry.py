@@ -138,7 +138,7 @@ class ShellTerm:
 
     name, weight = "shell", 1.0
 
-    def evaluate(self, state):
+    def evaluate(self, state, xmax=None):
         from scatterfit.loss import TermValue
 
         return TermValue(((state.structure.positions.norm(dim=1) - 4.0) ** 2).mean(), {})

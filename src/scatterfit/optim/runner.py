@@ -163,6 +163,7 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[StageBas
         saved = checkpointer.load(theta.shape)
         theta, history = saved["theta"], saved["history"]
         start_stage, start_step, run_state = saved["stage"], saved["step"], saved["optimizer"]
+    loss = loss.to(parametrisation.structure.device)  # data moved once, not on every step
     problem = Problem(loss, parametrisation, history)
     observers = list(observers or [])
     t0 = time.perf_counter()
