@@ -155,3 +155,19 @@ def test_powder_gradients_against_finite_differences():
     inputs = (s.positions.detach().clone().requires_grad_(True), s.cell.detach().clone().requires_grad_(True),
               params)
     assert torch.autograd.gradcheck(pattern, inputs, **FD_TOL)
+
+
+def test_reflections_merged_by_q_keep_every_multiplicity():
+    """Merging equal-|Q| reflections (2,890 → 67 peaks for fcc Ni to 25 Å⁻¹) changes no intensity."""
+    from scatterfit.scattering.powder import merge_equal_q
+
+    s = Structure.from_ase(bulk("Ni", "fcc", a=3.52, cubic=True))
+    refl = reflections(s, 25.0)
+    merged = merge_equal_q(refl)
+    assert refl.q.numel() > 2000 and merged.q.numel() < 100
+    torch.testing.assert_close(merged.f2.sum(), refl.f2.sum(), rtol=1e-12, atol=0)
+    first = refl.q < float(refl.q.min()) * (1 + 1e-9)  # the eight {111}
+    assert int(first.sum()) == 8
+    torch.testing.assert_close(merged.f2[0], refl.f2[first].sum(), rtol=1e-12, atol=0)
+    for name in refl.partials:
+        torch.testing.assert_close(merged.partials[name].sum(), refl.partials[name].sum(), rtol=1e-12, atol=0)

@@ -77,6 +77,30 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
     return Reflections(hkl, q, re**2 + im**2, partials)
 
 
+def merge_equal_q(refl: Reflections, rtol: float = 1e-10) -> Reflections:
+    """Reflections at the same |Q| (symmetry equivalents, Friedel mates, accidental coincidences) merged into one
+    peak each: |F|² (and its partials) summed, so the multiplicities stay in the intensities. Same profile, far
+    fewer columns (a 4-atom fcc cell to 25 Å⁻¹: 2,890 reflections, 67 peaks). ``hkl`` keeps one index per peak."""
+    q = refl.q
+    if q.numel() == 0:
+        return refl
+    order = torch.argsort(q.detach())
+    qs = q.detach()[order]
+    new = torch.ones_like(qs, dtype=torch.bool)
+    new[1:] = (qs[1:] - qs[:-1]) > rtol * qs[1:]
+    group_sorted = torch.cumsum(new.to(torch.int64), 0) - 1
+    group = torch.empty_like(group_sorted)
+    group[order] = group_sorted
+    n = int(group_sorted[-1]) + 1
+
+    def merged(values):
+        return torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, group, values)
+
+    count = merged(torch.ones_like(q))
+    partials = None if refl.partials is None else {k: merged(v) for k, v in refl.partials.items()}
+    return Reflections(refl.hkl[order[new]], merged(q) / count, merged(refl.f2), partials)
+
+
 def pseudo_voigt(x: torch.Tensor, fwhm: torch.Tensor, eta) -> torch.Tensor:
     """Area-normalised pseudo-Voigt of full width fwhm (same units as x) and Lorentzian fraction eta."""
     sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
@@ -114,7 +138,7 @@ def powder_pattern(structure: Structure, x: torch.Tensor, *, wavelength: float |
         qmax = 4 * math.pi * math.sin(math.radians(min(float(x.max()) + 2.0, 179.0) / 2)) / wavelength
     else:
         qmax = float(x.max()) + 5 * float(fwhm_q)
-    refl = reflections(structure, qmax, radiation=radiation, energy_ev=energy_ev)
+    refl = merge_equal_q(reflections(structure, qmax, radiation=radiation, energy_ev=energy_ev))
     scale, eta = _t(scale, x), _t(eta, x)
     if axis == "tth":
         sin_t = refl.q * wavelength / (4 * math.pi)
