@@ -158,16 +158,21 @@ def test_powder_gradients_against_finite_differences():
 
 
 def test_reflections_merged_by_q_keep_every_multiplicity():
-    """Merging equal-|Q| reflections (2,890 → 67 peaks for fcc Ni to 25 Å⁻¹) changes no intensity."""
+    """Merging equal-|Q| reflections (11,512 → 165 peaks for fcc Ni to 25 Å⁻¹) changes no intensity, and the
+    pattern merged (fixed cell) equals the pattern of every reflection (cell being differentiated)."""
     from scatterfit.scattering.powder import merge_equal_q
 
     s = Structure.from_ase(bulk("Ni", "fcc", a=3.52, cubic=True))
     refl = reflections(s, 25.0)
     merged = merge_equal_q(refl)
-    assert refl.q.numel() > 2000 and merged.q.numel() < 100
+    assert refl.q.numel() > 10_000 and merged.q.numel() < 200
     torch.testing.assert_close(merged.f2.sum(), refl.f2.sum(), rtol=1e-12, atol=0)
-    first = refl.q < float(refl.q.min()) * (1 + 1e-9)  # the eight {111}
-    assert int(first.sum()) == 8
+    first = refl.q < float(refl.q.min()) * (1 + 1e-9)  # the six {100}
+    assert int(first.sum()) == 6
     torch.testing.assert_close(merged.f2[0], refl.f2[first].sum(), rtol=1e-12, atol=0)
+    q = torch.arange(1.0, 12.0, 0.01, dtype=torch.float64)
+    fixed = powder_pattern(s, q, axis="q")
+    free_cell = powder_pattern(s.with_(cell=s.cell.clone().requires_grad_(True)), q, axis="q").detach()
+    torch.testing.assert_close(fixed, free_cell, rtol=1e-12, atol=1e-12 * float(fixed.max()))
     for name in refl.partials:
         torch.testing.assert_close(merged.partials[name].sum(), refl.partials[name].sum(), rtol=1e-12, atol=0)
