@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scatterfit import Structure
 from scatterfit.analysis.chemistry import chemistry_report
 from scatterfit.constraints import Coordination
 from scatterfit.energy import StillingerWeber
@@ -25,6 +24,7 @@ from scatterfit.io.datasets import Dataset
 from scatterfit.loss import DataTerm, EnergyTerm, Loss
 from scatterfit.optim import Stage, refine
 from scatterfit.scattering.models import BoxScatteringModel
+from scatterfit.structure import read_structure
 from scatterfit.structure.builders import amorphous_box
 from scatterfit.structure.parametrisation import Parametrisation, State
 
@@ -38,7 +38,7 @@ def four_fold(structure) -> float:
 
 def run(protocol: str) -> dict:
     biso = torch.full((216,), 0.5, dtype=torch.float64)
-    truth = Structure.from_file(REFERENCE).with_(biso=biso)
+    truth = read_structure(REFERENCE).with_(biso=biso)
     q = torch.arange(0.8, 20.0, 0.02, dtype=torch.float64)
     y = BoxScatteringModel("sq")(State(truth, {}), q).numpy() + 0.01 * np.random.default_rng(0).standard_normal(len(q))
     data = Dataset(q.numpy(), y, np.full(len(q), 0.01), "sq", "1/angstrom")

@@ -30,7 +30,7 @@ def _api_pattern(structure, kind, radiation, x):
 @pytest.mark.parametrize("kind", ["iq", "sq", "fq", "gr", "saxs"])
 @pytest.mark.parametrize("radiation", ["xray", "neutron"])
 def test_simulate_cluster_kinds(files, kind, radiation):
-    from scatterfit.structure import Structure
+    from scatterfit.structure import read_structure
 
     out = files / f"{kind}.csv"
     assert main(["simulate", str(files / "au.xyz"), "--kind", kind, f"--{radiation}", "--out", str(out), "--plot",
@@ -41,7 +41,7 @@ def test_simulate_cluster_kinds(files, kind, radiation):
     if kind == "saxs":
         assert x[0] == pytest.approx(0.005) and x[-1] == pytest.approx(0.5)
     if kind != "gr":
-        expected = _api_pattern(Structure.from_file(files / "au.xyz"), kind, radiation, x)
+        expected = _api_pattern(read_structure(files / "au.xyz"), kind, radiation, x)
         np.testing.assert_allclose(y, expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
     else:
         assert x[0] == pytest.approx(0.01) and 2.7 < x[np.argmax(y)] < 3.1  # Au–Au neighbours of an icosahedron
@@ -56,9 +56,9 @@ def test_simulate_crystal_gr_neutron(files):
     import torch
 
     from scatterfit.scattering.pdf import pdf
-    from scatterfit.structure import Structure
+    from scatterfit.structure import read_structure
 
-    expected = pdf(Structure.from_file(files / "ni.cif"), torch.as_tensor(r), qmax=25.0, radiation="neutron")
+    expected = pdf(read_structure(files / "ni.cif"), torch.as_tensor(r), qmax=25.0, radiation="neutron")
     np.testing.assert_allclose(g, expected.numpy(), rtol=1e-7, atol=1e-9)
 
 

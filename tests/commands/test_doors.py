@@ -14,7 +14,7 @@ from ase.build import bulk
 from scatterfit import ScatterfitError
 from scatterfit.cli import main
 from scatterfit.scattering.pdf import pdf
-from scatterfit.structure import Structure
+from scatterfit.structure import Structure, read_structure
 
 CONFIG = """
 [structure]
@@ -264,7 +264,7 @@ def test_simulate_uses_and_reports_the_displacements(tmp_path, capsys):
                  "--uiso", "0"]) == 0
     assert "Uiso 0 Å² (--uiso)" in capsys.readouterr().out
     q, i = np.loadtxt(out, delimiter=",", unpack=True)
-    plain = Structure.from_file(tmp_path / "au.xyz").with_uiso(0.0)
+    plain = read_structure(tmp_path / "au.xyz").with_uiso(0.0)
     np.testing.assert_allclose(i, debye_intensity(plain, torch.as_tensor(q), method="exact").numpy(), rtol=1e-6)
     assert main(["simulate", str(tmp_path / "au.xyz"), "--kind", "iq", "--out", str(out), "--biso",
                  str(8 * math.pi**2 * 0.01), "--method", "exact"]) == 0

@@ -86,17 +86,17 @@ def test_amorphous_silicon_from_a_random_start():
     its generator's energy landscape. Measured: Rw 0.011 (the true model's: 0.010), 94 % four-fold."""
     from pathlib import Path
 
-    from scatterfit import Structure
     from scatterfit.analysis.chemistry import chemistry_report
     from scatterfit.constraints import Coordination
     from scatterfit.energy import StillingerWeber
     from scatterfit.loss import EnergyTerm
     from scatterfit.optim import refine
     from scatterfit.scattering.models import BoxScatteringModel
+    from scatterfit.structure import read_structure
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.parametrisation import Parametrisation, State
 
-    truth = Structure.from_file(Path(__file__).resolve().parents[1] / "data" / "a-Si_216.extxyz")
+    truth = read_structure(Path(__file__).resolve().parents[1] / "data" / "a-Si_216.extxyz")
     truth = truth.with_(biso=torch.full((216,), 0.5, dtype=torch.float64))
     q = torch.arange(0.8, 20.0, 0.02, dtype=torch.float64)
     sq = BoxScatteringModel("sq")(State(truth, {}), q)

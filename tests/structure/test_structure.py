@@ -4,6 +4,7 @@ import torch
 from ase.build import bulk, molecule
 
 from scatterfit import ScatterfitError, Structure
+from scatterfit.structure import read_structure
 
 
 @pytest.mark.parametrize("fmt", ["cif", "xyz", "extxyz", "vasp", "pdb"])
@@ -11,7 +12,7 @@ def test_file_round_trip(tmp_path, fmt):
     atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True) if fmt != "xyz" else molecule("H2O")
     path = tmp_path / f"s.{fmt}"
     atoms.write(str(path), format={"vasp": "vasp", "pdb": "proteindatabank"}.get(fmt, fmt))
-    s = Structure.from_file(path)
+    s = read_structure(path)
     assert len(s) == len(atoms)
     assert s.numbers.tolist() == atoms.numbers.tolist()
     np.testing.assert_allclose(s.positions.numpy(), atoms.positions, atol=2e-3)
@@ -43,6 +44,6 @@ def test_unreadable_file(tmp_path):
     bad = tmp_path / "bad.cif"
     bad.write_bytes(b"\x00\x01garbage")
     with pytest.raises(ScatterfitError, match="cannot read"):
-        Structure.from_file(bad)
+        read_structure(bad)
     with pytest.raises(ScatterfitError, match="not found"):
-        Structure.from_file(tmp_path / "missing.xyz")
+        read_structure(tmp_path / "missing.xyz")

@@ -50,10 +50,9 @@ def add_arguments(p) -> None:
 
 def load_structure(args) -> tuple[Structure, str]:
     """The structure with the displacement parameters the options ask for, and a line saying which were used."""
-    from scatterfit.structure.structure import has_displacements, read_atoms
+    from scatterfit.structure.files import read_structure_and_adps
 
-    atoms = read_atoms(args.structure)
-    s = Structure.from_ase(atoms)
+    s, given = read_structure_and_adps(args.structure)
     for name, value in (("--uiso", args.uiso), ("--biso", args.biso)):
         if value is not None and not (np.isfinite(value) and value >= 0):
             raise ScatterfitError(f"{name} must be a finite number ≥ 0, got {value}")
@@ -61,7 +60,7 @@ def load_structure(args) -> tuple[Structure, str]:
         return s.with_uiso(args.biso / (8 * np.pi**2)), f"Biso {args.biso:g} Å² (--biso) for every atom"
     if args.uiso is not None:
         return s.with_uiso(args.uiso), f"Uiso {args.uiso:g} Å² (--uiso) for every atom"
-    if has_displacements(atoms):
+    if given:
         return s, "displacement parameters from the file"
     return s, f"Uiso {UISO_DEFAULT:g} Å² for every atom (the file gives none; set --uiso or --biso)"
 

@@ -11,16 +11,16 @@ from scatterfit.errors import ScatterfitError
 
 def build_structure(cfg: Config):
     from scatterfit.datasets import cmi_example
-    from scatterfit.structure import Structure
+    from scatterfit.structure import Structure, read_structure
 
     sec = cfg.structure
     if "file" in sec:
         path = cfg.resolve(sec["file"])
         if not path.is_file():
             raise ScatterfitError(f"{cfg.path}: [structure].file: {path} not found")
-        s = Structure.from_file(path)
+        s = read_structure(path)
     elif "cmi" in sec:
-        s = Structure.from_file(cmi_example(sec["cmi"]))
+        s = read_structure(cmi_example(sec["cmi"]))
     elif "amorphous" in sec or "molecule" in sec:
         from scatterfit.structure.builders import amorphous_box, random_molecule
 

@@ -86,9 +86,13 @@ def _safe(name: str) -> str:
 def stage_refinement(files: ResultSet, result, chemistry: dict | None = None) -> dict:
     """Write a refinement's files into the staging area of ``files``; returns its summary (not yet written)."""
     from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
+    from scatterfit.structure.cif import write_cif
 
     atoms = result.structure.to_ase()
-    atoms.write(str(files.stage("refined.cif" if result.structure.cell is not None else "refined.xyz")))
+    if result.structure.cell is not None and result.structure.periodic:
+        write_cif(result.structure, files.stage("refined.cif"))  # occupancies and refined Uiso survive
+    else:
+        atoms.write(str(files.stage("refined.xyz")))
     atoms.write(str(files.stage("refined.extxyz")), format="extxyz")
     for name, tv in result.terms.items():
         if not tv.curves:

@@ -20,25 +20,6 @@ UISO_DEFAULT = 0.005
 EIGHT_PI2 = 8.0 * math.pi**2
 
 
-def read_atoms(path: str | Path, *, index: int = -1):
-    """ase.Atoms from any file ASE reads, with one clear line for a missing or unreadable file."""
-    import ase.io
-
-    path = Path(path)
-    if not path.is_file():
-        raise ScatterfitError(f"{path}: structure file not found")
-    try:
-        return ase.io.read(str(path), index=index)
-    except Exception as exc:  # ASE raises many types; the user needs one line
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ScatterfitError(f"{path}: ASE cannot read this structure file ({msg})") from None
-
-
-def has_displacements(atoms) -> bool:
-    """True when ase.Atoms carry displacement parameters (arrays 'biso' or 'uiso')."""
-    return "biso" in atoms.arrays or "uiso" in atoms.arrays
-
-
 @dataclass(frozen=True)
 class Structure:
     """An atomic structure, finite (molecule, nanoparticle) or periodic (crystal, amorphous box).
@@ -222,12 +203,6 @@ class Structure:
             biso=torch.as_tensor(biso, dtype=dtype, device=device),
             charges=torch.as_tensor(charges, dtype=dtype, device=device),
         )
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, index: int = -1, dtype: torch.dtype = torch.float64,
-                  device=None) -> "Structure":
-        """Read any file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB, ...); for CIF the full unit cell."""
-        return cls.from_ase(read_atoms(path, index=index), dtype=dtype, device=device)
 
     def to_ase(self):
         """Convert to ase.Atoms (occupancy and Biso in atoms.arrays)."""

@@ -1,0 +1,164 @@
+"""CIF in and out, keeping what a refinement needs: every species of a shared site (each its own atom at the
+site, with its occupancy), isotropic displacements from any CIF spelling (U_iso_or_equiv, B_iso_or_equiv, or
+U_equiv from an anisotropic U_ij / B_ij table), ionic charges from the type symbols, and the space group's
+expansion of the asymmetric unit. The parsing of the CIF syntax itself is ASE's.
+
+Written CIFs are P1 (every atom of the cell listed) with occupancies and U_iso_or_equiv, so a refined model
+reads back to the same structure (tests check it with an independent reader, gemmi).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.structure.structure import EIGHT_PI2, UISO_DEFAULT, Structure
+
+_SYMBOL = re.compile(r"^([A-Z][a-z]?)(?:(\d*)([+-]))?")
+
+
+def _species(type_symbol: str, label: str, where: str) -> tuple[int, float]:
+    """(atomic number, formal charge) from a CIF type symbol such as "O2-" or "Cu", else from the label."""
+    from ase.data import atomic_numbers
+
+    for text in (type_symbol, label):
+        m = _SYMBOL.match(str(text or ""))
+        if m and m.group(1) in atomic_numbers:
+            charge = 0.0
+            if m.group(3):
+                charge = float(m.group(2) or 1) * (1 if m.group(3) == "+" else -1)
+            return atomic_numbers[m.group(1)], charge
+    raise ScatterfitError(f"{where}: cannot tell the element of atom site '{label}' (type symbol '{type_symbol}')")
+
+
+def _column(block, tag: str, n: int, default=None) -> list:
+    values = block.get(tag)
+    if values is None:
+        return [default] * n
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    if len(values) != n:
+        raise ScatterfitError(f"{tag} has {len(values)} values for {n} atom sites")
+    return [default if (v is None or v in ("?", ".")) else v for v in values]
+
+
+def _u_equiv(block, cell: np.ndarray, where: str) -> dict:
+    """{label: U_equiv (Å²)} from an anisotropic table (U_ij, or B_ij / 8π²): U_eq = (1/3) Σ_ij U^ij a*_i a*_j
+    a_i·a_j (Fischer & Tillmanns, Acta Cryst. C44, 775 (1988))."""
+    labels = block.get("_atom_site_aniso_label")
+    if labels is None:
+        return {}
+    labels = list(labels) if isinstance(labels, (list, tuple)) else [labels]
+    for prefix, factor in (("_atom_site_aniso_u_", 1.0), ("_atom_site_aniso_b_", 1.0 / EIGHT_PI2)):
+        if block.get(prefix + "11") is not None:
+            break
+    else:
+        raise ScatterfitError(f"{where}: an _atom_site_aniso_ table without U_11 or B_11")
+    comps = {ij: _column(block, prefix + ij, len(labels), 0.0) for ij in ("11", "22", "33", "12", "13", "23")}
+    reciprocal = np.linalg.inv(cell).T  # rows a*_i (without 2π)
+    astar = np.linalg.norm(reciprocal, axis=1)
+    metric = cell @ cell.T
+    out = {}
+    for k, label in enumerate(labels):
+        u = np.zeros((3, 3))
+        for (i, j), ij in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), comps):
+            u[i, j] = u[j, i] = float(comps[ij][k]) * factor
+        out[str(label)] = float(np.einsum("ij,i,j,ij->", u, astar, astar, metric) / 3.0)
+    return out
+
+
+def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=None) -> Structure:
+    """The unit cell of the first structure in a CIF, every atom of it, with occupancies, Uiso and charges.
+
+    Atoms without displacement parameters get Uiso = UISO_DEFAULT (0.005 Å²).
+
+    Raises:
+        ScatterfitError: the file has no structure, or an atom site whose element cannot be told.
+    """
+    from ase.io.cif import parse_cif
+
+    path = Path(path)
+    try:
+        blocks = [b for b in parse_cif(str(path)) if b.has_structure()]
+    except Exception as exc:  # noqa: BLE001 (ASE raises many types; the user needs one line)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScatterfitError(f"{path}: cannot read this CIF (its syntax: {msg})") from None
+    if not blocks:
+        raise ScatterfitError(f"{path}: no crystal structure (cell and atom sites) in this CIF")
+    block = blocks[0]
+    where = str(path)
+    cell = np.array(block.get_cell()[:], dtype=float)
+    try:
+        group = block.get_spacegroup(True)
+    except Exception as exc:  # noqa: BLE001
+        raise ScatterfitError(f"{path}: cannot read the space group ({exc})") from None
+    labels = [str(v) for v in block.get("_atom_site_label") or block.get("_atom_site_type_symbol")]
+    n = len(labels)
+    types = _column(block, "_atom_site_type_symbol", n, "")
+    frac = np.array([[float(v) for v in _column(block, f"_atom_site_fract_{a}", n, 0.0)] for a in "xyz"]).T
+    occupancy = [float(v) for v in _column(block, "_atom_site_occupancy", n, 1.0)]
+    u_iso = _column(block, "_atom_site_u_iso_or_equiv", n, None)
+    b_iso = _column(block, "_atom_site_b_iso_or_equiv", n, None)
+    u_eq = _u_equiv(block, cell, where)
+    numbers, positions, occ, biso, charges = [], [], [], [], []
+    for k, label in enumerate(labels):
+        z, charge = _species(types[k], label, where)
+        if label in u_eq:
+            u = u_eq[label]
+        elif u_iso[k] is not None:
+            u = float(u_iso[k])
+        elif b_iso[k] is not None:
+            u = float(b_iso[k]) / EIGHT_PI2
+        else:
+            u = UISO_DEFAULT
+        if not (math.isfinite(u) and u >= 0):
+            raise ScatterfitError(f"{where}: atom site '{label}' has a negative or invalid displacement ({u} Å²)")
+        sites, _ = group.equivalent_sites([frac[k]], onduplicates="keep", symprec=1e-3)
+        for site in np.atleast_2d(sites):
+            numbers.append(z)
+            positions.append(np.asarray(site) @ cell)
+            occ.append(occupancy[k])
+            biso.append(EIGHT_PI2 * u)
+            charges.append(charge)
+    return Structure(torch.tensor(np.array(positions), dtype=dtype, device=device), numbers,
+                     cell=torch.tensor(cell, dtype=dtype, device=device), pbc=(True, True, True),
+                     occupancy=torch.tensor(occ, dtype=dtype, device=device),
+                     biso=torch.tensor(biso, dtype=dtype, device=device),
+                     charges=torch.tensor(charges, dtype=dtype, device=device))
+
+
+def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfit") -> None:
+    """A P1 CIF of a periodic structure: cell, and per atom its label, type symbol, fractional coordinates,
+    occupancy and U_iso_or_equiv (Å²)."""
+    from ase.data import chemical_symbols
+    from ase.geometry import cell_to_cellpar
+
+    if structure.cell is None or not structure.periodic:
+        raise ScatterfitError("a CIF needs a periodic structure with a cell (write xyz for a finite one)")
+    cell = structure.cell.detach().cpu().numpy().astype(float)
+    frac = structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)
+    a, b, c, alpha, beta, gamma = cell_to_cellpar(cell)
+    name = re.sub(r"[^A-Za-z0-9_]", "_", title) or "scatterfit"
+    lines = [f"data_{name}", "_symmetry_space_group_name_H-M   'P 1'", "_space_group_IT_number           1",
+             "loop_", "_symmetry_equiv_pos_as_xyz", "  'x, y, z'",
+             f"_cell_length_a    {a:.6f}", f"_cell_length_b    {b:.6f}", f"_cell_length_c    {c:.6f}",
+             f"_cell_angle_alpha {alpha:.6f}", f"_cell_angle_beta  {beta:.6f}", f"_cell_angle_gamma {gamma:.6f}",
+             "", "loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
+             "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy", "_atom_site_U_iso_or_equiv"]
+    uiso = structure.uiso.detach().cpu().numpy()
+    occ = structure.occupancy.detach().cpu().numpy()
+    charges = structure.charges.detach().cpu().numpy()
+    counts: dict = {}
+    for k, z in enumerate(structure.numbers.tolist()):
+        symbol = chemical_symbols[z]
+        counts[symbol] = counts.get(symbol, 0) + 1
+        q = float(charges[k])
+        sign = "+" if q > 0 else "-"
+        type_symbol = symbol if q == 0 else f"{symbol}{sign}" if abs(q) == 1 else f"{symbol}{abs(q):g}{sign}"
+        lines.append(f"{symbol}{counts[symbol]} {type_symbol} {frac[k, 0]:.8f} {frac[k, 1]:.8f} {frac[k, 2]:.8f} "
+                     f"{occ[k]:.6f} {uiso[k]:.8f}")
+    Path(path).write_text("\n".join(lines) + "\n")
