@@ -96,9 +96,10 @@ class DataTerm:
         moved.w = None if self.w is None else self.w.to(device)
         return moved
 
-    def evaluate(self, state, xmax: float | None = None) -> TermValue:
-        """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages). The data are
-        used on the structure's device (copied there on every call unless the term was moved with ``to``)."""
+    def model_curves(self, state, xmax: float | None = None) -> tuple:
+        """(x, y_obs, w or None, model before scaling, background, analytic scale) on the term's range, or on its
+        part below ``xmax``. The data are used on the structure's device (copied there on every call unless the
+        term was moved with ``to``)."""
         device = state.structure.device
         x, y, w = self.x, self.y, self.w
         if x.device != device:
@@ -116,6 +117,11 @@ class DataTerm:
             background = polynomial_background(t, coeffs)
         scale = optimal_scale(y - background, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype,
                                                                                              device=y_calc.device)
+        return x, y, w, y_calc, background, scale
+
+    def evaluate(self, state, xmax: float | None = None) -> TermValue:
+        """Misfit on the term's range, or on its part below ``xmax`` (used by range-ramping stages)."""
+        x, y, w, y_calc, background, scale = self.model_curves(state, xmax)
         y_calc = scale * y_calc + background
         r = rw(y, y_calc, w)
         if self.metric == "rw":

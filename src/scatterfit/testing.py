@@ -80,6 +80,12 @@ def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, 
     pf.refine()
     out = {"rw": pf.getrw(), "a": pf.getpar(1), "uiso": pf.getpar(2), "scale": pf.getpar(3), "qdamp": pf.getpar(4),
            "delta2": pf.getpar(5)}
+    import re
+
+    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
+    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    names = {1: "a", 2: "uiso", 3: "scale", 4: "qdamp", 5: "delta2", 6: "qbroad"}
+    out["esd"] = {names[k]: v for k, v in errors.items() if k in names}  # PDFfit2's esds (σ = 1, unscaled)
     if qbroad:
         out["qbroad"] = pf.getpar(6)
     return out

@@ -76,6 +76,14 @@ def test_refine_cli_end_to_end(case, capsys):
     for f in ("refined.cif", "refined.extxyz", "fit_sim.csv", "fit_sim.png", "loss_history.csv", "summary.json",
               "chemistry.png"):
         assert (case / "out" / f).is_file(), f
+    esd = summary["uncertainties"]["esd"]
+    assert 0 < esd["a"] < 0.01 and 0 < esd["qdamp"] < 0.01 and "scale[sim]" in esd
+    assert abs(summary["parameters"]["a"] - 3.524) < 3 * esd["a"] + 2e-4  # the truth within the esd (or bias)
+    from scatterfit.structure.cif import with_esd
+
+    cif = (case / "out" / "refined.cif").read_text().split()
+    assert cif[cif.index("_cell_length_a") + 1] == with_esd(summary["parameters"]["a"], esd["a"])
+    assert f"a = {with_esd(summary['parameters']['a'], esd['a'])}" in out
     # resuming a finished run keeps the result
     assert main(["refine", str(case / "case.toml"), "--out", str(case / "out"), "--resume"]) == 0
     again = json.loads((case / "out" / "summary.json").read_text())

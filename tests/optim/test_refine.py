@@ -93,6 +93,33 @@ def test_nickel_fit_matches_pdffit2(with_qbroad):
     assert ours <= ref["rw"] + 1e-3
     assert abs(p["Uiso_Ni"] - ref["uiso"]) < 0.05 * ref["uiso"]
     assert abs(p["qdamp"] - ref["qdamp"]) < 0.05 * ref["qdamp"]
+    # standard uncertainties from the Jacobian at the minimum, in PDFfit2's convention (σ = 1, not scaled by the
+    # goodness of fit), against the esds PDFfit2 prints (two significant digits)
+    from scatterfit.optim.uncertainty import uncertainties
+
+    errors = uncertainties(loss, res.parametrisation, res.theta)
+    ours = errors["esd_unscaled"]
+    for name, key in (("a", "a"), ("Uiso_Ni", "uiso"), ("qdamp", "qdamp"), ("delta2", "delta2"),
+                      (f"scale[{loss.terms[0].name}]", "scale")):
+        assert ours[name] == pytest.approx(ref["esd"][key], rel=0.08), name
+    assert errors["esd"]["a"] == pytest.approx(ours["a"] * errors["reduced_chi2"] ** 0.5, rel=1e-12)
+
+
+def test_uncertainty_of_a_scale_alone_is_analytic():
+    """Only the analytic scale s free: its esd is √(χ²_red / Σ y_model²) (unit weights) and √(1/Σ y²/σ²)
+    unscaled with σ."""
+    from scatterfit.optim.uncertainty import uncertainties
+    data = _simulated_ni(noise=0.02, seed=3)
+    s = Structure.from_ase(bulk("Ni", "fcc", a=3.5240, cubic=True)).with_(biso=torch.full((4,), 0.5,
+                                                                                          dtype=torch.float64))
+    model = PDFModel(qmax=25.0)
+    loss = Loss([DataTerm(model, data, name="sim")])
+    param = Parametrisation(s, free=[], values={"qdamp": 0.04, "delta2": 1.5})  # the simulation's values
+    errors = uncertainties(loss, param, param.initial_vector())
+    y_model = model(param.state(param.initial_vector()), torch.as_tensor(data.x)).numpy()
+    w = 1 / data.sigma**2
+    assert errors["esd_unscaled"]["scale[sim]"] == pytest.approx((1 / (w * y_model**2).sum()) ** 0.5, rel=1e-9)
+    assert errors["reduced_chi2"] == pytest.approx(1.0, abs=0.1)  # σ is the noise that was added
 
 
 def test_recovers_anisotropic_cell():

@@ -128,3 +128,12 @@ def test_bad_cifs_are_one_line(tmp_path):
         read_structure(_cif(tmp_path, "neg.cif", "Ni1 Ni 0 0 0 -0.01\n", columns))
     with pytest.raises(ScatterfitError, match="cannot tell the element"):
         read_structure(_cif(tmp_path, "xx.cif", "Q1 Qq 0 0 0 0.01\n", columns))
+
+
+@pytest.mark.parametrize("value, esd, text", [(3.52495, 0.00026, "3.5250(3)"), (0.00624372, 0.00012, "0.00624(12)"),
+                                              (2.11874, 0.28, "2.1(3)"), (90.0, None, "90.000000"),
+                                              (1.23456, 0.0000951, "1.2346(1)"), (12.5, 1.6, "12.5(16)")])
+def test_values_with_standard_uncertainties(value, esd, text):
+    from scatterfit.structure.cif import with_esd
+
+    assert with_esd(value, esd) == text

@@ -8,11 +8,28 @@ the run writes to it; --resume refuses a checkpoint written for another config o
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from scatterfit.config import load_config
 from scatterfit.errors import ScatterfitError
+
+log = logging.getLogger(__name__)
+
+
+def parameter_line(params: dict, errors: dict) -> str:
+    """"a = 3.5250(3), Uiso_Ni = 0.00624(12), ..." with esds where they were computed."""
+    from scatterfit.structure.cif import with_esd
+
+    esd = errors.get("esd", {})
+    shown = []
+    for k, v in params.items():
+        if isinstance(v, float):
+            shown.append(f"{k} = {with_esd(v, esd[k]) if k in esd else f'{v:.5g}'}")
+        elif v is not None:
+            shown.append(f"{k} = {v}")
+    return ", ".join(shown)
 
 
 def add_arguments(p) -> None:
@@ -47,6 +64,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         resolve_device,
     )
     from scatterfit.optim import refine
+    from scatterfit.optim.uncertainty import uncertainties
     from scatterfit.report.files import OutputLock, check_output_dir
     from scatterfit.report.progress import RefineProgress
     from scatterfit.report.results import reported_parameters, write_refinement
@@ -76,7 +94,8 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
                             observers=[progress], fingerprint=digest)
         finally:
             progress.close()
-        write_refinement(result, out_dir, chemistry_options(cfg, loss))
+        errors = uncertainties(loss, param, result.theta)
+        write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
             print(f"Rw = {tv.breakdown['rw']:.4f}   [{name}, scale {tv.breakdown['scale']:.5g}]")
@@ -84,9 +103,8 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
             print(f"E = {tv.breakdown['energy_per_atom_eV']:.4f} eV/atom   [{name}, {tv.breakdown['potential']}]")
         else:
             print(f"penalty = {float(tv.value.detach()):.4g}   [{name}]")
-    params = reported_parameters(result)
-    shown = ", ".join(f"{k} = {v:.5g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items()
-                      if v is not None)
-    print(shown)
+    print(parameter_line(reported_parameters(result), errors))
+    for a, b, r in errors.get("high_correlations", []):
+        log.warning(f"{a} and {b} are correlated by {r:+.3f}: the data do not tell them apart")
     print(f"refinement time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")
     return result

@@ -30,7 +30,12 @@ def run_search(cfg: Config, out_dir, resume: bool = False, fingerprint: str | No
                         observers=[progress], fingerprint=fingerprint)
     finally:
         progress.close()
-    write_search(result, out_dir, chemistry_options(cfg, loss))
+    errors = {}
+    if result.refined is not None:
+        from scatterfit.optim.uncertainty import uncertainties
+
+        errors = uncertainties(loss, result.refined.parametrisation, result.refined.theta)
+    write_search(result, out_dir, chemistry_options(cfg, loss), errors)
     print(f"{'rank':>4}  {'loss':>10}  {'Rw':>8}  {'atoms':>6}  candidate")
     for k, entry in enumerate(result.top, 1):
         rw = entry.get("rw")

@@ -48,9 +48,11 @@ def reported_parameters(result) -> dict:
     return params
 
 
-def summary(result, chemistry: dict | None = None, derived: dict | None = None) -> dict:
-    """The JSON summary of a refinement Result; ``chemistry`` are the chemistry report's options and
-    ``derived`` is derived_grs(result) when the caller has it already."""
+def summary(result, chemistry: dict | None = None, derived: dict | None = None,
+            uncertainties: dict | None = None) -> dict:
+    """The JSON summary of a refinement Result; ``chemistry`` are the chemistry report's options,
+    ``derived`` is derived_grs(result) when the caller has it already, and ``uncertainties`` the esds and
+    correlations of optim.uncertainty."""
     import ase
     import torch
 
@@ -63,6 +65,7 @@ def summary(result, chemistry: dict | None = None, derived: dict | None = None) 
         "loss": result.loss,
         "terms": terms,
         "parameters": reported_parameters(result),
+        "uncertainties": uncertainties or {"skipped": "not computed"},
         "chemistry": chemistry_report(result, chemistry),
         "wall_time_s": result.wall_time,
         "steps": len(result.history),
@@ -83,14 +86,16 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def stage_refinement(files: ResultSet, result, chemistry: dict | None = None) -> dict:
+def stage_refinement(files: ResultSet, result, chemistry: dict | None = None, uncertainties: dict | None = None
+                     ) -> dict:
     """Write a refinement's files into the staging area of ``files``; returns its summary (not yet written)."""
     from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
     from scatterfit.structure.cif import write_cif
 
     atoms = result.structure.to_ase()
     if result.structure.cell is not None and result.structure.periodic:
-        write_cif(result.structure, files.stage("refined.cif"))  # occupancies and refined Uiso survive
+        esd = (uncertainties or {}).get("esd")
+        write_cif(result.structure, files.stage("refined.cif"), esd=esd)  # occupancies, Uiso and esds survive
     else:
         atoms.write(str(files.stage("refined.xyz")))
     atoms.write(str(files.stage("refined.extxyz")), format="extxyz")
@@ -113,17 +118,17 @@ def stage_refinement(files: ResultSet, result, chemistry: dict | None = None) ->
                  files.stage(f"fit_{safe}_derived_gr.png"), title=f"{name}: derived G(r), Rw = {d['rw']:.4f}")
     np.savetxt(files.stage("loss_history.csv"), np.asarray(result.history), header="loss", comments="")
     plot_history(result.history, files.stage("loss_history.png"))
-    out = summary(result, chemistry, derived)
+    out = summary(result, chemistry, derived, uncertainties)
     if plot_chemistry(out["chemistry"], files.stage("chemistry.png"), title="coordination and bond angles") is False:
         files.names.remove("chemistry.png")
     return out
 
 
-def write_refinement(result, out_dir, chemistry: dict | None = None) -> dict:
+def write_refinement(result, out_dir, chemistry: dict | None = None, uncertainties: dict | None = None) -> dict:
     """Write a refinement Result into ``out_dir`` atomically (summary.json last); returns the summary."""
     files = ResultSet(out_dir)
     try:
-        out = stage_refinement(files, result, chemistry)
+        out = stage_refinement(files, result, chemistry, uncertainties)
         files.commit("summary.json", out)
     except BaseException:
         files.discard()
@@ -131,14 +136,15 @@ def write_refinement(result, out_dir, chemistry: dict | None = None) -> dict:
     return out
 
 
-def write_search(result, out_dir, chemistry: dict | None = None) -> dict:
+def write_search(result, out_dir, chemistry: dict | None = None, uncertainties: dict | None = None) -> dict:
     """Write a SearchResult: the best candidate's refinement (as write_refinement), search.json and the
     search history, atomically with summary.json last. Returns the search record."""
     from scatterfit.report.plots import plot_history
 
     files = ResultSet(out_dir)
     try:
-        summary_out = stage_refinement(files, result.refined, chemistry) if result.refined is not None else {}
+        summary_out = (stage_refinement(files, result.refined, chemistry, uncertainties)
+                       if result.refined is not None else {})
         record = {"best": result.best, "loss": result.loss, "evaluations": result.evaluations,
                   "generations": result.generations, "failed_candidates": result.failed,
                   "wall_time_s": result.wall_time, "top_candidates": result.top,

@@ -131,9 +131,25 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
                      charges=torch.tensor(charges, dtype=dtype, device=device))
 
 
-def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfit") -> None:
+def with_esd(value: float, esd: float | None, decimals: int = 6) -> str:
+    """A number in crystallographic notation, e.g. 3.52495 ± 0.00026 → "3.5250(3)" (the esd to one significant
+    digit, two when it starts with 1); without an esd, ``decimals`` decimals."""
+    if esd is None or not (math.isfinite(esd) and esd > 0):
+        return f"{value:.{decimals}f}"
+    exponent = math.floor(math.log10(esd))
+    places = -exponent + (1 if f"{esd:e}"[0] == "1" else 0)
+    places = max(places, 0)
+    digits = round(esd * 10**places)
+    if digits >= (20 if f"{esd:e}"[0] == "1" else 10):  # rounding carried over a digit
+        places, digits = places - 1, round(esd * 10 ** (places - 1))
+    return f"{value:.{max(places, 0)}f}({digits})"
+
+
+def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfit", esd: dict | None = None) -> None:
     """A P1 CIF of a periodic structure: cell, and per atom its label, type symbol, fractional coordinates,
-    occupancy and U_iso_or_equiv (Å²)."""
+    occupancy and U_iso_or_equiv (Å²). ``esd`` ({"a": .., "alpha": .., "Uiso_Ni": ..}, from
+    optim.uncertainty) writes standard uncertainties in parentheses."""
+    esd = esd or {}
     from ase.data import chemical_symbols
     from ase.geometry import cell_to_cellpar
 
@@ -143,10 +159,10 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
     frac = structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)
     a, b, c, alpha, beta, gamma = cell_to_cellpar(cell)
     name = re.sub(r"[^A-Za-z0-9_]", "_", title) or "scatterfit"
+    par = {"a": a, "b": b, "c": c, "alpha": alpha, "beta": beta, "gamma": gamma}
     lines = [f"data_{name}", "_symmetry_space_group_name_H-M   'P 1'", "_space_group_IT_number           1",
              "loop_", "_symmetry_equiv_pos_as_xyz", "  'x, y, z'",
-             f"_cell_length_a    {a:.6f}", f"_cell_length_b    {b:.6f}", f"_cell_length_c    {c:.6f}",
-             f"_cell_angle_alpha {alpha:.6f}", f"_cell_angle_beta  {beta:.6f}", f"_cell_angle_gamma {gamma:.6f}",
+             *(f"_cell_{'length' if k in 'abc' else 'angle'}_{k:<6}{with_esd(v, esd.get(k))}" for k, v in par.items()),
              "", "loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
              "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy", "_atom_site_U_iso_or_equiv"]
     uiso = structure.uiso.detach().cpu().numpy()
@@ -159,6 +175,7 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
         q = float(charges[k])
         sign = "+" if q > 0 else "-"
         type_symbol = symbol if q == 0 else f"{symbol}{sign}" if abs(q) == 1 else f"{symbol}{abs(q):g}{sign}"
+        u_text = with_esd(float(uiso[k]), esd.get(f"Uiso_{symbol}"), decimals=8)
         lines.append(f"{symbol}{counts[symbol]} {type_symbol} {frac[k, 0]:.8f} {frac[k, 1]:.8f} {frac[k, 2]:.8f} "
-                     f"{occ[k]:.6f} {uiso[k]:.8f}")
+                     f"{occ[k]:.6f} {u_text}")
     Path(path).write_text("\n".join(lines) + "\n")
