@@ -155,3 +155,20 @@ def test_every_example_config_is_valid(example):
 
     cfg = load_config(EXAMPLES / example)
     assert cfg.datasets
+
+
+def test_cell_bounds_in_a_config(case, capsys):
+    text = CONFIG.replace('free = ["lattice", "biso", "qdamp"]',
+                          'free = ["cell", "biso", "qdamp"]\nbounds = { cell = { alpha = [89.99, 90.01], '
+                          'beta = [89.99, 90.01], gamma = [89.99, 90.01] } }')
+    text = text.replace('free = ["lattice", "biso"]', 'free = ["cell", "biso"]')
+    (case / "cell.toml").write_text(text)
+    assert main(["refine", str(case / "cell.toml"), "--out", str(case / "cell")]) == 0
+    import json
+
+    p = json.loads((case / "cell" / "summary.json").read_text())["parameters"]
+    assert all(89.99 <= p[k] <= 90.01 for k in ("alpha", "beta", "gamma")) and abs(p["a"] - 3.524) < 2e-3
+    (case / "pair.toml").write_text(text.replace("bounds = { cell = { alpha = [89.99, 90.01], beta = [89.99, 90.01], "
+                                                 "gamma = [89.99, 90.01] } }", "bounds = { cell = [3.4, 3.7] }"))
+    assert main(["refine", str(case / "pair.toml"), "--out", str(case / "pair")]) == 2
+    assert "not one [lo, hi] pair" in capsys.readouterr().err

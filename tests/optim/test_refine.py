@@ -143,6 +143,30 @@ def test_recovers_anisotropic_cell():
     assert [p["alpha"], p["beta"], p["gamma"]] == pytest.approx([90, 90, 90], abs=0.05)
 
 
+def test_cell_bounds_per_parameter_pin_the_angles():
+    """bounds.cell as a table: lengths in Å and angles in degrees separately; angles pinned to 90 ± 0.01° stay
+    there while the lengths refine, and one pair for all six is refused."""
+    from ase.geometry import cellpar_to_cell
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    truth_atoms = atoms.copy()
+    truth_atoms.set_cell(cellpar_to_cell([5.60, 5.70, 5.66, 90, 90, 89.4]), scale_atoms=True)
+    r = torch.arange(1.5, 12.0, 0.02, dtype=torch.float64)
+    data = Dataset(r.numpy(), pdf(Structure.from_ase(truth_atoms), r, qdamp=0.02).numpy(), None, "gr", "angstrom")
+    loss = Loss([DataTerm(PDFModel(), data)])
+    start_atoms = atoms.copy()
+    start_atoms.set_cell(cellpar_to_cell([5.63, 5.65, 5.64, 90, 90, 90]), scale_atoms=True)
+    pinned = {name: (89.99, 90.01) for name in ("alpha", "beta", "gamma")}
+    param = Parametrisation(Structure.from_ase(start_atoms), free=["cell"], values={"qdamp": 0.02},
+                            bounds={"cell": {"a": (5.5, 5.8), "b": (5.5, 5.8), "c": (5.5, 5.8), **pinned}})
+    p = refine(loss, param, [Stage("lbfgs", steps=100, xmax=6.0), Stage("lbfgs", steps=100)]).parameters()
+    assert all(89.99 <= p[k] <= 90.01 for k in ("alpha", "beta", "gamma"))  # γ would go to 89.4 if free
+    with pytest.raises(ScatterfitError, match="not one \\[lo, hi\\] pair"):
+        Parametrisation(Structure.from_ase(start_atoms), free=["cell"], bounds={"cell": (5.0, 6.0)})
+    with pytest.raises(ScatterfitError, match="lies outside"):
+        Parametrisation(Structure.from_ase(start_atoms), free=["cell"], bounds={"cell": {"gamma": (91, 92)}})
+
+
 def test_recovers_positions_of_distorted_crystal():
     """Atoms of a distorted rock-salt cell (random 0.1 Å displacements, sharp peaks: Biso 0.1 Å²) come back to
     0.01 Å from a start 0.03 Å away. A periodic PDF cannot tell a structure from its translated or inverted copy,

@@ -142,6 +142,11 @@ def build_parametrisation(cfg: Config, structure):
     for key, value in p.get("bounds", {}).items():
         if key == "positions" and isinstance(value, (int, float)):
             bounds[key] = float(value)
+        elif key == "cell" and isinstance(value, dict):
+            for name, pair in value.items():
+                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)):
+                    raise ScatterfitError(f"{cfg.path}: [parameters].bounds.cell.{name}: must be [lo, hi]")
+            bounds[key] = {name: (float(pair[0]), float(pair[1])) for name, pair in value.items()}
         elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
             bounds[key] = (float(value[0]), float(value[1]))
         else:

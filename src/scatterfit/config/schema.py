@@ -118,7 +118,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
                           "background, scale, qdamp, qbroad, delta1, delta2, spdiameter (required)"),
         "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
                             "delta2, spdiameter, background_order"),
-        "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å"),
+        "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å; cell a "
+                            "table {a = [lo, hi], alpha = [lo, hi], ...} in Å and degrees"),
     },
     "strategy": {},  # generated from the stage types (optim/stages.py) by _strategy_keys() below
     "search": {

@@ -70,7 +70,9 @@ class Parametrisation:
         structure: the starting structure.
         free: names of the free groups (subset of GROUPS).
         values: starting values of scalar parameters (others take SCALAR_DEFAULTS).
-        bounds: {name: (lo, hi)} overriding SCALAR_BOUNDS; "lattice" bounds are relative (default 0.8–1.2),
+        bounds: {name: (lo, hi)} overriding SCALAR_BOUNDS; "cell" takes {a: (lo, hi), ..., gamma: (lo, hi)} in Å
+            and degrees (default ±20 % and ±20° about the start; a narrow range pins an angle);
+            "lattice" bounds are relative (default 0.8–1.2),
             "biso" absolute in Å² (default 0.01–20), "positions" and "orbits" a maximum displacement in Å
             (default 1.0).
     """
@@ -127,7 +129,25 @@ class Parametrisation:
             self._init["cell"] = par
             lo = torch.cat([par[:3] * (1 - CELL_RELATIVE), par[3:] - 100 * CELL_RELATIVE])
             hi = torch.cat([par[:3] * (1 + CELL_RELATIVE), par[3:] + 100 * CELL_RELATIVE])
-            self.bounds.setdefault("cell", (lo, hi))
+            given = self.bounds.get("cell")
+            if isinstance(given, dict):  # {a: (lo, hi), ..., gamma: (lo, hi)}: Å for lengths, degrees for angles
+                names = ("a", "b", "c", "alpha", "beta", "gamma")
+                unknown = sorted(set(given) - set(names))
+                if unknown:
+                    raise ScatterfitError(f"bounds of 'cell': unknown cell parameter(s) {unknown} "
+                                          f"(use {', '.join(names)})")
+                for k, name in enumerate(names):
+                    if name in given:
+                        lo[k], hi[k] = float(given[name][0]), float(given[name][1])
+                        if not lo[k] <= par[k] <= hi[k]:
+                            raise ScatterfitError(f"bounds of 'cell': the start {name} = {float(par[k]):.4f} lies "
+                                                  f"outside [{float(lo[k])}, {float(hi[k])}]")
+                self.bounds["cell"] = (lo, hi)
+            elif given is not None and not isinstance(given[0], torch.Tensor):
+                raise ScatterfitError("bounds of 'cell' take a table {a = [lo, hi], alpha = [lo, hi], ...} (lengths in "
+                                      "Å, angles in degrees), not one [lo, hi] pair for all six")
+            else:
+                self.bounds.setdefault("cell", (lo, hi))
 
         for k, v in self.values.items():
             if v is not None:
