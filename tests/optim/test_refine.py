@@ -244,3 +244,25 @@ def test_rw_gradient_at_a_perfect_fit_is_zero_not_nan():
     calc = (y + 0.01).requires_grad_(True)
     rw(y, calc).backward()
     assert torch.isfinite(calc.grad).all() and float(calc.grad.abs().sum()) > 0
+
+
+def test_parameters_the_data_do_not_move_are_reported_undetermined():
+    """Cell angles at exactly 90° are a stationary point of a powder PDF (±δ give the same distances): no esd is
+    invented for them, and they do not show up as perfectly correlated."""
+    from ase.geometry import cellpar_to_cell
+
+    from scatterfit.optim.uncertainty import uncertainties
+
+    def nacl(cellpar):
+        atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+        atoms.set_cell(cellpar_to_cell(cellpar), scale_atoms=True)
+        return Structure.from_ase(atoms)
+
+    r = torch.arange(1.5, 12.0, 0.02, dtype=torch.float64)
+    truth = nacl([5.60, 5.70, 5.66, 90, 90, 89.4])
+    data = Dataset(r.numpy(), pdf(truth, r, qdamp=0.02).numpy(), None, "gr", "angstrom")
+    loss = Loss([DataTerm(PDFModel(), data)])
+    param = Parametrisation(nacl([5.63, 5.65, 5.64, 90, 90, 90]), free=["cell"], values={"qdamp": 0.02})
+    errors = uncertainties(loss, param, refine(loss, param, Stage("lbfgs", steps=60)).theta)
+    assert errors["undetermined"] == ["alpha", "beta", "gamma"]
+    assert {"a", "b", "c"} <= set(errors["esd"]) and not errors["high_correlations"]

@@ -32,6 +32,17 @@ def parameter_line(params: dict, errors: dict) -> str:
     return ", ".join(shown)
 
 
+def symmetry_note(result) -> None:
+    """A warning when the refinement ended in a lower space group than it started from."""
+    from scatterfit.structure.spacegroup import detect_space_group
+
+    start, final = detect_space_group(result.parametrisation.structure), detect_space_group(result.structure)
+    if start and final and final["operations"] < start["operations"]:
+        log.warning(f"the refinement lowered the symmetry from {start['symbol']} ({start['number']}) to "
+                    f"{final['symbol']} ({final['number']}); constrain the cell (bounds.cell) or the positions if "
+                    "the data do not call for it")
+
+
 def add_arguments(p) -> None:
     p.add_argument("config", help="TOML configuration file (documented by `scatterfit config`; see examples/)")
     p.add_argument("--out", default=None, help="output folder (default: [output].dir, relative to the config file)")
@@ -104,6 +115,10 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         else:
             print(f"penalty = {float(tv.value.detach()):.4g}   [{name}]")
     print(parameter_line(reported_parameters(result), errors))
+    symmetry_note(result)
+    if errors.get("undetermined"):
+        log.warning(f"the data do not determine {', '.join(errors['undetermined'])} at this point (no gradient: "
+                    "a symmetric start the refinement cannot leave); their uncertainties are not given")
     for a, b, r in errors.get("high_correlations", []):
         log.warning(f"{a} and {b} are correlated by {r:+.3f}: the data do not tell them apart")
     print(f"refinement time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")

@@ -61,7 +61,8 @@ def uncertainties(loss, parametrisation, theta: torch.Tensor, *, max_parameters:
     Returns:
         {"esd": {name: value}, "esd_unscaled": {name: value}, "correlation": {"names": [...], "matrix": [[...]]},
         "high_correlations":
-        [[name, name, r], ...] (|r| > 0.95), "reduced_chi2": float, "points": N, "parameters": P}, or
+        [[name, name, r], ...] (|r| > 0.95), "undetermined": names the data do not move at all (a symmetric
+        stationary point), "reduced_chi2": float, "points": N, "parameters": P}, or
         {"skipped": reason} when there is no data term or more than ``max_parameters`` free entries.
     """
     terms = _data_terms(loss)
@@ -87,8 +88,12 @@ def uncertainties(loss, parametrisation, theta: torch.Tensor, *, max_parameters:
     n, m = r0.numel(), p + len(terms)
     dof = max(n - m, 1)
     chi2_red = float((r0 * r0).sum()) / dof
-    normal = (jac.T @ jac).cpu().double().numpy()
-    covariance = np.linalg.pinv(normal) * chi2_red
+    jac_np = jac.cpu().double().numpy()
+    norms = np.linalg.norm(jac_np, axis=0)
+    blind = norms <= 1e-9 * max(norms.max(), 1e-300)  # the data do not move with these (e.g. a symmetric point)
+    covariance = np.linalg.pinv(jac_np.T @ jac_np) * chi2_red
+    covariance[blind, :] = 0.0
+    covariance[:, blind] = 0.0
     # reported parameters: v(θ) by central differences, and the analytic scales themselves
     names = list(_named_values(parametrisation, theta))
     g = np.zeros((len(names) + len(terms), m))
@@ -101,7 +106,8 @@ def uncertainties(loss, parametrisation, theta: torch.Tensor, *, max_parameters:
         g[len(names) + k, p + k] = 1.0
     names += [f"scale[{t.name}]" for t in terms]
     cov_v = g @ covariance @ g.T
-    refined = [i for i in range(len(names)) if np.abs(g[i]).max() > 0]
+    undetermined = sorted({names[i] for i in range(len(names)) for k in np.flatnonzero(blind) if abs(g[i, k]) > 0})
+    refined = [i for i in range(len(names)) if np.abs(g[i]).max() > 0 and names[i] not in undetermined]
     esd = {names[i]: math.sqrt(max(cov_v[i, i], 0.0)) for i in refined}
     unscaled = {name: value / math.sqrt(chi2_red) if chi2_red > 0 else math.nan for name, value in esd.items()}
     # the correlation matrix over distinct parameters: b, c of an isotropic lattice and Biso beside Uiso are the
@@ -120,4 +126,5 @@ def uncertainties(loss, parametrisation, theta: torch.Tensor, *, max_parameters:
     high = [[kept[i], kept[j], float(corr[i, j])] for i in range(len(kept)) for j in range(i + 1, len(kept))
             if abs(corr[i, j]) > HIGH_CORRELATION]
     return {"esd": esd, "esd_unscaled": unscaled, "correlation": {"names": kept, "matrix": np.round(corr, 6).tolist()},
-            "high_correlations": high, "reduced_chi2": chi2_red, "points": n, "parameters": m}
+            "high_correlations": high, "undetermined": undetermined, "reduced_chi2": chi2_red, "points": n,
+            "parameters": m}

@@ -72,6 +72,12 @@ def summary(result, chemistry: dict | None = None, derived: dict | None = None,
         "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
                      "python": platform.python_version()},
     }
+    from scatterfit.structure.spacegroup import detect_space_group
+
+    final = detect_space_group(result.structure)
+    if final is not None:  # what the refinement started from and ended in (a lowered symmetry is worth a look)
+        start = detect_space_group(result.parametrisation.structure)
+        out["space_group"] = {"start": start, "refined": final}
     sym = result.structure.symmetry
     if sym is not None:  # a symmetric start: its group, and how far a free stage moved the atoms off it
         from scatterfit.structure.symmetry import symmetrise
