@@ -3,6 +3,8 @@ and what it ended in, so a refinement that lowered the symmetry says so."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from scatterfit.structure.structure import Structure
@@ -21,7 +23,9 @@ def detect_space_group(structure: Structure, symprec: float = 1e-3) -> dict | No
     frac = structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)
     keys = list(zip(structure.numbers.tolist(), np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()))
     kinds = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
-    dataset = spglib.get_symmetry_dataset((cell, frac % 1.0, [kinds[k] for k in keys]), symprec=symprec)
+    with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset = spglib.get_symmetry_dataset((cell, frac % 1.0, [kinds[k] for k in keys]), symprec=symprec)
     if dataset is None:
         return {"number": 1, "symbol": "P1", "operations": 1}
     return {"number": int(dataset.number), "symbol": str(dataset.international),
