@@ -128,7 +128,7 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
                      cell=torch.tensor(cell, dtype=dtype, device=device), pbc=(True, True, True),
                      occupancy=torch.tensor(occ, dtype=dtype, device=device),
                      biso=torch.tensor(biso, dtype=dtype, device=device),
-                     charges=torch.tensor(charges, dtype=dtype, device=device))
+                     charges=torch.tensor(charges, dtype=dtype, device=device), space_group=int(group.no))
 
 
 def with_esd(value: float, esd: float | None, decimals: int = 6) -> str:

@@ -1,6 +1,9 @@
 """Free parameters θ ↔ (Structure, instrument parameters), with bounds by reparametrisation.
 
-Groups: "lattice" (isotropic scale of the cell at fixed fractional coordinates), "cell" (a, b, c in Å and
+Groups: "lattice" (the cell parameters its crystal system leaves free, as relative scale factors at fixed
+fractional coordinates: a for cubic, a and c for tetragonal and hexagonal, a, b, c for orthorhombic, and the
+oblique angle too for monoclinic, see structure/spacegroup.LatticeRule; one isotropic scale for a structure
+without symmetry, such as an amorphous box), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
 "positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
 symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
@@ -15,6 +18,7 @@ u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stay
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -22,6 +26,8 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.structure import Structure
+
+log = logging.getLogger(__name__)
 
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
@@ -116,7 +122,17 @@ class Parametrisation:
         if structure.cell is not None:
             self._frac = structure.positions.detach() @ torch.linalg.inv(structure.cell.detach())
         one = torch.ones((), dtype=dt, device=dev)
-        self._init = {"lattice": one, "expansion": one.clone(), "biso": biso0,
+        self.lattice_rule = None
+        lattice0 = one
+        if "lattice" in self.free and structure.cell is not None and "cell" not in self.free:
+            from scatterfit.structure.spacegroup import lattice_rule
+
+            self.lattice_rule = lattice_rule(structure)
+            if self.lattice_rule.note:
+                log.warning(f"{self.lattice_rule.note}: 'lattice' scales it isotropically (give a conventional "
+                            "cell, or free 'cell')")
+            lattice0 = torch.ones(self.lattice_rule.size, dtype=dt, device=dev)
+        self._init = {"lattice": lattice0, "expansion": one.clone(), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
                       "fractional": torch.zeros_like(structure.positions.detach()),
                       "orbits": torch.zeros((0 if structure.symmetry is None else structure.symmetry.n_orbits, 3),
@@ -203,7 +219,7 @@ class Parametrisation:
         if "cell" in self.free:
             cell = cell_from_parameters(v["cell"])
         if "lattice" in self.free:
-            cell = (s.cell.detach() if "cell" not in self.free else cell) * v["lattice"]
+            cell = self._lattice_cell(s.cell.detach() if "cell" not in self.free else cell, v["lattice"])
         if {"cell", "lattice", "fractional"} & set(self.free):
             frac = self._frac + v["fractional"] if "fractional" in self.free else self._frac
             pos = frac @ cell
@@ -226,6 +242,20 @@ class Parametrisation:
             raise ScatterfitError("'orbits' is not a free parameter group")
         return self.structure.symmetry.representatives(self.state(theta).structure.positions)
 
+    def _lattice_cell(self, cell: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """The cell with the "lattice" scale factors applied by the crystal system's rule (LatticeRule)."""
+        rule = self.lattice_rule
+        if rule is None:
+            return cell * scales.reshape(-1)[0]
+        ones = torch.ones(1, dtype=scales.dtype, device=scales.device)
+        factors = torch.cat([scales.reshape(-1), ones])[[k if k >= 0 else -1 for k in rule.index]]  # [6]
+        if not rule.angles:
+            return cell * factors[:3, None]
+        from ase.geometry import cell_to_cellpar
+
+        par = torch.as_tensor(cell_to_cellpar(cell.detach().cpu().numpy()), dtype=cell.dtype, device=cell.device)
+        return cell_from_parameters(par * factors)
+
     def report(self, theta: torch.Tensor) -> dict:
         """Every parameter's value as plain numbers (lattice as a, b, c in Å; Biso and Uiso per species)."""
         from ase.data import chemical_symbols
@@ -236,6 +266,8 @@ class Parametrisation:
             out["background"] = [float(c) for c in st.params["background"]]
         if "expansion" in self.free:
             out["expansion"] = float(self.unpack(theta.detach())["expansion"])
+        if self.lattice_rule is not None:
+            out["crystal_system"] = self.lattice_rule.system
         if st.structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 

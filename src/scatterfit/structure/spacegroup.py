@@ -4,6 +4,7 @@ and what it ended in, so a refinement that lowered the symmetry says so."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,3 +31,79 @@ def detect_space_group(structure: Structure, symprec: float = 1e-3) -> dict | No
         return {"number": 1, "symbol": "P1", "operations": 1}
     return {"number": int(dataset.number), "symbol": str(dataset.international),
             "operations": int(len(dataset.rotations))}
+
+
+SYSTEMS = ((1, 2, "triclinic"), (3, 15, "monoclinic"), (16, 74, "orthorhombic"), (75, 142, "tetragonal"),
+           (143, 167, "trigonal"), (168, 194, "hexagonal"), (195, 230, "cubic"))
+ANGLE_TOL = 1e-3  # degrees
+LENGTH_TOL = 1e-5  # relative
+
+
+def crystal_system(number: int) -> str:
+    """The crystal system of a space group (International Tables number 1–230)."""
+    for lo, hi, name in SYSTEMS:
+        if lo <= number <= hi:
+            return name
+    raise ValueError(f"no space group number {number}")
+
+
+@dataclass(frozen=True)
+class LatticeRule:
+    """How the cell parameters (a, b, c, α, β, γ) hang on the free "lattice" scale factors s [k]: parameter i is
+    its start value × s[index[i]], or fixed when index[i] is −1; ``angles`` tells whether an angle is free (then
+    the cell is rebuilt from its parameters; otherwise its rows are scaled, which keeps its orientation)."""
+
+    system: str
+    index: tuple
+    size: int
+    angles: bool
+    note: str = ""
+
+
+def _lengths_equal(par, i, j) -> bool:
+    return abs(par[i] - par[j]) <= LENGTH_TOL * max(par[i], par[j])
+
+
+def lattice_rule(structure: Structure, symprec: float = 1e-3) -> LatticeRule:
+    """The free cell parameters of a "lattice" refinement of ``structure``: those of its crystal system when it
+    declares a space group (a CIF) or spglib finds one above triclinic; one isotropic scale for a structure with
+    no symmetry found (an amorphous or liquid box) or a cell not in its system's conventional setting."""
+    from ase.geometry import cell_to_cellpar
+
+    isotropic = LatticeRule("isotropic", (0, 0, 0, -1, -1, -1), 1, False)
+    number = structure.space_group
+    if number is None:
+        found = detect_space_group(structure, symprec)
+        number = found["number"] if found else None
+        if number is None or number <= 2:
+            return isotropic
+    system = crystal_system(number)
+    par = cell_to_cellpar(structure.cell.detach().cpu().numpy())
+    right = [abs(par[k] - 90.0) <= ANGLE_TOL for k in (3, 4, 5)]
+    setting = f"the cell is not in the conventional setting of its {system} space group ({number})"
+    if system == "triclinic":
+        return LatticeRule(system, (0, 1, 2, 3, 4, 5), 6, True)
+    if system == "cubic":
+        if all(right) and _lengths_equal(par, 0, 1) and _lengths_equal(par, 1, 2):
+            return LatticeRule(system, (0, 0, 0, -1, -1, -1), 1, False)
+        return LatticeRule("isotropic", isotropic.index, 1, False, setting)  # e.g. a primitive fcc cell: the same
+    if system == "tetragonal":
+        if all(right) and _lengths_equal(par, 0, 1):
+            return LatticeRule(system, (0, 0, 1, -1, -1, -1), 2, False)
+    elif system in ("hexagonal", "trigonal"):
+        if right[0] and right[1] and abs(par[5] - 120.0) <= ANGLE_TOL and _lengths_equal(par, 0, 1):
+            return LatticeRule(system, (0, 0, 1, -1, -1, -1), 2, False)
+        if system == "trigonal" and _lengths_equal(par, 0, 1) and _lengths_equal(par, 1, 2) \
+                and abs(par[3] - par[4]) <= ANGLE_TOL and abs(par[4] - par[5]) <= ANGLE_TOL:
+            return LatticeRule("rhombohedral", (0, 0, 0, 1, 1, 1), 2, True)
+    elif system == "orthorhombic":
+        if all(right):
+            return LatticeRule(system, (0, 1, 2, -1, -1, -1), 3, False)
+    elif system == "monoclinic":
+        oblique = [k for k in range(3) if not right[k]]
+        if len(oblique) <= 1:
+            angle = [-1, -1, -1]
+            if oblique:
+                angle[oblique[0]] = 3
+            return LatticeRule(system, (0, 1, 2, *angle), 4 if oblique else 3, bool(oblique))
+    return LatticeRule("isotropic", isotropic.index, 1, False, setting)

@@ -34,6 +34,8 @@ class Structure:
         charges: [N] formal charges used to pick ionic X-ray form factors (0 = neutral atom).
         symmetry: a structure.symmetry.SymmetryMap when the atoms lie on orbits of a point group (symmetric
             random starts), else None; it lets a refinement move whole orbits ("orbits" parameter group).
+        space_group: the International Tables number of the space group a file declared (a CIF), or None; the
+            cell parameters a "lattice" refinement frees follow its crystal system.
         cache: derived data of this (immutable) structure, such as its neighbour lists; every copy starts empty.
     """
 
@@ -45,6 +47,7 @@ class Structure:
     biso: torch.Tensor | None = None
     charges: torch.Tensor | None = None
     symmetry: object | None = field(default=None, compare=False)
+    space_group: int | None = field(default=None, compare=False)
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,13 +149,13 @@ class Structure:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
         return Structure(conv(self.positions), self.numbers.to(device), conv(self.cell), self.pbc,
-                         conv(self.occupancy), conv(self.biso), conv(self.charges), self.symmetry)
+                         conv(self.occupancy), conv(self.biso), conv(self.charges), self.symmetry, self.space_group)
 
     def select(self, index) -> "Structure":
         """The atoms picked by ``index`` (bool mask or integer indices), with all their per-atom attributes."""
         return self.with_(positions=self.positions[index], numbers=self.numbers[index],
                           occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index],
-                          symmetry=None)
+                          symmetry=None, space_group=None)
 
     def with_uiso(self, uiso: float) -> "Structure":
         """Every atom given the isotropic displacement ``uiso`` (Å²)."""

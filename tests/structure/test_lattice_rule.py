@@ -1,0 +1,102 @@
+""""lattice" refines the cell parameters the crystal system leaves free: c/a of a tetragonal or hexagonal cell,
+the monoclinic angle, and one isotropic scale where there is no symmetry (an amorphous box)."""
+
+import math
+
+import pytest
+import torch
+from ase.build import bulk
+from ase.geometry import cellpar_to_cell
+
+from scatterfit.io import Dataset
+from scatterfit.loss import DataTerm, Loss
+from scatterfit.optim import Stage, refine
+from scatterfit.scattering.models import PDFModel
+from scatterfit.scattering.pdf import pdf
+from scatterfit.structure import Structure
+from scatterfit.structure.parametrisation import Parametrisation
+from scatterfit.structure.spacegroup import lattice_rule
+from scatterfit.testing import random_box
+
+
+def _with_cell(atoms, cellpar):
+    atoms = atoms.copy()
+    atoms.set_cell(cellpar_to_cell(cellpar), scale_atoms=True)
+    return Structure.from_ase(atoms)
+
+
+def _refine_lattice(truth, start, rmax=10.0):
+    r = torch.arange(1.5, rmax, 0.02, dtype=torch.float64)
+    data = Dataset(r.numpy(), pdf(truth, r, qdamp=0.02).numpy(), None, "gr", "angstrom")
+    param = Parametrisation(start, free=["lattice"], values={"qdamp": 0.02})
+    result = refine(Loss([DataTerm(PDFModel(), data)]), param,
+                    [Stage("lbfgs", steps=150, xmax=6.0), Stage("lbfgs", steps=150, tol=1e-14)])
+    return param, result.parameters()
+
+
+def test_rules_by_crystal_system():
+    assert lattice_rule(Structure.from_ase(bulk("Ni", "fcc", a=3.52, cubic=True))).size == 1
+    assert lattice_rule(Structure.from_ase(bulk("Ni", "fcc", a=3.52))).system == "isotropic"  # primitive cell
+    hcp = lattice_rule(Structure.from_ase(bulk("Mg", "hcp", a=3.21, c=5.21)))
+    assert (hcp.system, hcp.size) == ("hexagonal", 2)
+    tetragonal = _with_cell(bulk("NaCl", "rocksalt", a=5.64, cubic=True), [5.6, 5.6, 5.9, 90, 90, 90])
+    assert (lattice_rule(tetragonal).system, lattice_rule(tetragonal).size) == ("tetragonal", 2)
+    assert lattice_rule(random_box(20, 0.05, seed=1)).system == "isotropic"
+
+
+def test_a_tetragonal_cell_refines_a_and_c():
+    """Before, "lattice" scaled the cell isotropically and kept c/a: a tetragonal c/a could not be refined."""
+    rocksalt = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    truth = _with_cell(rocksalt, [5.60, 5.60, 5.85, 90, 90, 90])
+    param, p = _refine_lattice(truth, _with_cell(rocksalt, [5.65, 5.65, 5.70, 90, 90, 90]))
+    assert p["crystal_system"] == "tetragonal" and param.shapes["lattice"] == (2,)
+    assert [p["a"], p["b"], p["c"]] == pytest.approx([5.60, 5.60, 5.85], abs=1e-4)
+    assert [p["alpha"], p["beta"], p["gamma"]] == pytest.approx([90, 90, 90], abs=1e-9)
+
+
+def test_a_hexagonal_cell_keeps_its_angles():
+    truth = Structure.from_ase(bulk("Mg", "hcp", a=3.21, c=5.21))
+    start = Structure.from_ase(bulk("Mg", "hcp", a=3.25, c=5.10))
+    _, p = _refine_lattice(truth, start)
+    assert [p["a"], p["c"]] == pytest.approx([3.21, 5.21], abs=1e-4)
+    assert p["gamma"] == pytest.approx(120.0, abs=1e-9) and p["b"] == pytest.approx(p["a"], abs=1e-12)
+
+
+def test_a_declared_monoclinic_cell_refines_its_angle(tmp_path):
+    from scatterfit.structure import read_structure
+
+    cif = """data_m
+_cell_length_a 5.0
+_cell_length_b 6.0
+_cell_length_c 7.0
+_cell_angle_alpha 90
+_cell_angle_beta {beta}
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 21/c'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_U_iso_or_equiv
+Zn1 Zn 0.1 0.2 0.3 0.005
+O1 O 0.35 0.1 0.15 0.008
+"""
+    (tmp_path / "truth.cif").write_text(cif.format(beta=104.0))
+    (tmp_path / "start.cif").write_text(cif.format(beta=103.0))
+    truth, start = read_structure(tmp_path / "truth.cif"), read_structure(tmp_path / "start.cif")
+    assert start.space_group == 14 and lattice_rule(start).size == 4
+    _, p = _refine_lattice(truth, start, rmax=8.0)
+    assert p["beta"] == pytest.approx(104.0, abs=1e-3)
+    assert [p["alpha"], p["gamma"]] == pytest.approx([90.0, 90.0], abs=1e-9)
+    assert [p["a"], p["b"], p["c"]] == pytest.approx([5.0, 6.0, 7.0], abs=1e-3)
+
+
+def test_an_amorphous_box_keeps_one_isotropic_scale():
+    box = random_box(24, 0.05, seed=2)
+    param = Parametrisation(box, free=["lattice"])
+    theta = param.initial_vector() + 0.3
+    cell = param.state(theta).structure.cell
+    ratio = (cell / box.cell)[torch.eye(3, dtype=torch.bool)]
+    assert param.shapes["lattice"] == (1,) and float(ratio.std()) < 1e-12 and not math.isclose(float(ratio[0]), 1.0)
