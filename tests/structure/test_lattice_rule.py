@@ -3,6 +3,7 @@ the monoclinic angle, and one isotropic scale where there is no symmetry (an amo
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from ase.build import bulk
@@ -100,3 +101,37 @@ def test_an_amorphous_box_keeps_one_isotropic_scale():
     cell = param.state(theta).structure.cell
     ratio = (cell / box.cell)[torch.eye(3, dtype=torch.bool)]
     assert param.shapes["lattice"] == (1,) and float(ratio.std()) < 1e-12 and not math.isclose(float(ratio[0]), 1.0)
+
+
+def _rutile(x):
+    from ase.spacegroup import crystal
+
+    atoms = crystal(["Ti", "O"], basis=[(0, 0, 0), (x, x, 0)], spacegroup=136,
+                    cellpar=[4.594, 4.594, 2.959, 90, 90, 90])
+    return Structure.from_ase(atoms)
+
+
+def test_fractional_refines_only_the_free_wyckoff_coordinates():
+    """Rutile: Ti on 2a has no free coordinate, O on 4f (x, x, 0) one. From x = 0.300 the refinement finds the
+    truth's 0.305 and the structure stays P4_2/mnm; before, "fractional" moved every atom freely."""
+    from scatterfit.structure.spacegroup import detect_space_group, wyckoff_basis
+
+    truth, start = _rutile(0.305), _rutile(0.300)
+    assert wyckoff_basis(start).shape == (3 * len(start), 1)
+    r = torch.arange(1.5, 10.0, 0.02, dtype=torch.float64)
+    data = Dataset(r.numpy(), pdf(truth, r, qdamp=0.02).numpy(), None, "gr", "angstrom")
+    param = Parametrisation(start, free=["fractional"], values={"qdamp": 0.02})
+    result = refine(Loss([DataTerm(PDFModel(), data)]), param, Stage("lbfgs", steps=200, tol=1e-14))
+    final = result.structure
+    frac = final.positions.detach().numpy() @ np.linalg.inv(final.cell.detach().numpy())
+    oxygen = np.sort(frac[final.numbers.numpy() == 8][:, 0] % 1.0)
+    expected = np.sort(np.array([0.305, 1 - 0.305, 0.5 + 0.305, 0.5 - 0.305]))  # x of (x,x,0) and its images
+    np.testing.assert_allclose(oxygen, expected, atol=1e-4)
+    assert detect_space_group(final)["number"] == 136
+    assert result.terms["data:gr"].breakdown["rw"] < 1e-3
+
+
+def test_fractional_without_symmetry_moves_every_atom():
+    box = random_box(10, 0.05, seed=3)
+    param = Parametrisation(box, free=["fractional"])
+    assert param.shapes["fractional"] == (10, 3)

@@ -4,7 +4,9 @@ Groups: "lattice" (the cell parameters its crystal system leaves free, as relati
 fractional coordinates: a for cubic, a and c for tetragonal and hexagonal, a, b, c for orthorhombic, and the
 oblique angle too for monoclinic, see structure/spacegroup.LatticeRule; one isotropic scale for a structure
 without symmetry, such as an amorphous box), "cell" (a, b, c in Å and
-α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements),
+α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements: the
+free Wyckoff coordinates of the space group when the structure has one, so the group is kept
+(structure/spacegroup.wyckoff_basis), every atom's three otherwise),
 "positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
 symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
 a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
@@ -132,9 +134,18 @@ class Parametrisation:
                 log.warning(f"{self.lattice_rule.note}: 'lattice' scales it isotropically (give a conventional "
                             "cell, or free 'cell')")
             lattice0 = torch.ones(self.lattice_rule.size, dtype=dt, device=dev)
+        self._wyckoff = None
+        fractional0 = torch.zeros_like(structure.positions.detach())
+        if "fractional" in self.free and structure.cell is not None:
+            from scatterfit.structure.spacegroup import wyckoff_basis
+
+            basis = wyckoff_basis(structure)
+            if basis is not None:  # the group's free coordinates only
+                self._wyckoff = torch.as_tensor(basis, dtype=dt, device=dev)  # [3N, K]
+                fractional0 = torch.zeros(basis.shape[1], dtype=dt, device=dev)
         self._init = {"lattice": lattice0, "expansion": one.clone(), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
-                      "fractional": torch.zeros_like(structure.positions.detach()),
+                      "fractional": fractional0,
                       "orbits": torch.zeros((0 if structure.symmetry is None else structure.symmetry.n_orbits, 3),
                                             dtype=dt, device=dev),
                       "background": torch.zeros(background_order + 1, dtype=dt, device=dev)}
@@ -221,7 +232,12 @@ class Parametrisation:
         if "lattice" in self.free:
             cell = self._lattice_cell(s.cell.detach() if "cell" not in self.free else cell, v["lattice"])
         if {"cell", "lattice", "fractional"} & set(self.free):
-            frac = self._frac + v["fractional"] if "fractional" in self.free else self._frac
+            frac = self._frac
+            if "fractional" in self.free:
+                shift = v["fractional"]
+                if self._wyckoff is not None:  # Wyckoff coordinates u → fractional displacements of every atom
+                    shift = (self._wyckoff @ shift).reshape(frac.shape)
+                frac = frac + shift
             pos = frac @ cell
         if "expansion" in self.free:
             centre = pos.detach().mean(0)

@@ -107,3 +107,50 @@ def lattice_rule(structure: Structure, symprec: float = 1e-3) -> LatticeRule:
                 angle[oblique[0]] = 3
             return LatticeRule(system, (0, 1, 2, *angle), 4 if oblique else 3, bool(oblique))
     return LatticeRule("isotropic", isotropic.index, 1, False, setting)
+
+
+def wyckoff_basis(structure: Structure, symprec: float = 1e-3) -> np.ndarray | None:
+    """The fractional displacements a space group allows: a matrix M [3N, K] with Δx (fractional, flattened
+    [N, 3]) = M u for the K free Wyckoff coordinates u, or None for a structure without symmetry (P1).
+
+    Each orbit's representative may move within the fixed space of its site-symmetry group (projector P, the
+    mean of the stabiliser's rotations; an orthonormal basis B of its range gives the free directions), and every
+    atom of the orbit moves with it by the operation R that maps the representative onto it: Δx_i = R B u."""
+    import spglib
+
+    if structure.cell is None or not structure.periodic:
+        return None
+    cell = structure.cell.detach().cpu().numpy().astype(float)
+    frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
+    keys = list(zip(structure.numbers.tolist(), np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()))
+    kinds = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = spglib.get_symmetry_dataset((cell, frac, [kinds[k] for k in keys]), symprec=symprec)
+    if data is None or len(data.rotations) <= 1:
+        return None
+    rotations, translations = np.asarray(data.rotations, float), np.asarray(data.translations, float)
+    n = len(frac)
+
+    def maps(r, t, a, b):  # does (r, t) send atom a onto atom b (modulo lattice translations)?
+        d = r @ frac[a] + t - frac[b]
+        return np.abs(d - np.round(d)).max() < 10 * symprec
+
+    columns = []
+    for rep in sorted(set(int(k) for k in data.equivalent_atoms)):
+        members = [i for i in range(n) if int(data.equivalent_atoms[i]) == rep]
+        stabiliser = [r for r, t in zip(rotations, translations) if maps(r, t, rep, rep)]
+        projector = np.mean(stabiliser, axis=0)
+        u, s, _ = np.linalg.svd(projector)
+        basis = u[:, s > 0.5]  # [3, d]: the free directions of this site
+        mapping = {}
+        for r, t in zip(rotations, translations):
+            for i in members:
+                if i not in mapping and maps(r, t, rep, i):
+                    mapping[i] = r
+        for k in range(basis.shape[1]):
+            column = np.zeros((n, 3))
+            for i, r in mapping.items():
+                column[i] = r @ basis[:, k]
+            columns.append(column.reshape(-1))
+    return np.stack(columns, axis=1) if columns else np.zeros((3 * n, 0))
