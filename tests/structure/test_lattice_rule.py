@@ -135,3 +135,21 @@ def test_fractional_without_symmetry_moves_every_atom():
     box = random_box(10, 0.05, seed=3)
     param = Parametrisation(box, free=["fractional"])
     assert param.shapes["fractional"] == (10, 3)
+
+
+def test_a_shared_site_moves_as_one():
+    """O 0.5 / F 0.5 on rutile's 4f site: one free coordinate, and the two species of a site move together."""
+    from scatterfit.structure.spacegroup import wyckoff_basis
+
+    rutile = _rutile(0.300)
+    o = rutile.numbers == 8
+    mixed = rutile.with_(positions=torch.cat([rutile.positions, rutile.positions[o]]),
+                         numbers=torch.cat([rutile.numbers, torch.full((int(o.sum()),), 9)]),
+                         occupancy=torch.cat([torch.where(o, 0.5, 1.0).double(), torch.full((int(o.sum()),), 0.5,
+                                                                                             dtype=torch.float64)]),
+                         biso=torch.cat([rutile.biso, rutile.biso[o]]), charges=torch.cat([rutile.charges,
+                                                                                         rutile.charges[o]]))
+    basis = wyckoff_basis(mixed).reshape(len(mixed), 3, -1)
+    assert basis.shape[-1] == 1
+    n = len(rutile)
+    np.testing.assert_allclose(basis[n:], basis[:n][o.numpy()], atol=1e-12)

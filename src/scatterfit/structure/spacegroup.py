@@ -121,12 +121,11 @@ def wyckoff_basis(structure: Structure, symprec: float = 1e-3) -> np.ndarray | N
     if structure.cell is None or not structure.periodic:
         return None
     cell = structure.cell.detach().cpu().numpy().astype(float)
-    frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
-    keys = list(zip(structure.numbers.tolist(), np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()))
-    kinds = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
+    atom_frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
+    frac, site_of, site_kinds = _sites(structure, atom_frac)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        data = spglib.get_symmetry_dataset((cell, frac, [kinds[k] for k in keys]), symprec=symprec)
+        data = spglib.get_symmetry_dataset((cell, frac, site_kinds), symprec=symprec)
     if data is None or len(data.rotations) <= 1:
         return None
     rotations, translations = np.asarray(data.rotations, float), np.asarray(data.translations, float)
@@ -153,4 +152,30 @@ def wyckoff_basis(structure: Structure, symprec: float = 1e-3) -> np.ndarray | N
             for i, r in mapping.items():
                 column[i] = r @ basis[:, k]
             columns.append(column.reshape(-1))
-    return np.stack(columns, axis=1) if columns else np.zeros((3 * n, 0))
+    sites = np.stack(columns, axis=1) if columns else np.zeros((3 * n, 0))  # [3S, K] over sites
+    per_atom = sites.reshape(n, 3, -1)[site_of]  # the atoms of a shared site move together
+    return per_atom.reshape(3 * len(site_of), -1)
+
+
+def _sites(structure: Structure, frac: np.ndarray, tol: float = 1e-4):
+    """Atoms at the same place (a site shared by several species) as one site: (site fractional coordinates
+    [S, 3], the site of every atom [N], a kind per site from its species and occupancies)."""
+    cell = structure.cell.detach().cpu().numpy().astype(float)
+    site_of = np.full(len(frac), -1)
+    sites, members = [], []
+    for i, f in enumerate(frac):
+        for s, g in enumerate(sites):
+            d = f - g
+            if np.linalg.norm((d - np.round(d)) @ cell) < tol:
+                site_of[i] = s
+                members[s].append(i)
+                break
+        else:
+            site_of[i] = len(sites)
+            sites.append(f)
+            members.append([i])
+    numbers = structure.numbers.tolist()
+    occupancy = np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()
+    keys = [tuple(sorted((numbers[i], occupancy[i]) for i in m)) for m in members]
+    kinds = {k: j + 1 for j, k in enumerate(sorted(set(keys)))}
+    return np.array(sites), site_of, [kinds[k] for k in keys]
