@@ -153,3 +153,41 @@ def test_a_shared_site_moves_as_one():
     assert basis.shape[-1] == 1
     n = len(rutile)
     np.testing.assert_allclose(basis[n:], basis[:n][o.numpy()], atol=1e-12)
+
+
+def _perovskite(la_fraction, o_occupancy=1.0):
+    """A-site La/Ba (shared) perovskite ABO3 in P m -3 m, Co on B, O on 3d."""
+    from ase.spacegroup import crystal
+
+    atoms = crystal(["La", "Co", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221,
+                    cellpar=[3.89, 3.89, 3.89, 90, 90, 90])
+    s = Structure.from_ase(atoms).with_uiso(0.006)
+    la = s.numbers == 57
+    occupancy = torch.where(la, la_fraction, 1.0).double()
+    occupancy = torch.where(s.numbers == 8, o_occupancy, occupancy).double()
+    return s.with_(positions=torch.cat([s.positions, s.positions[la]]),
+                   numbers=torch.cat([s.numbers, torch.full((int(la.sum()),), 56)]),
+                   occupancy=torch.cat([occupancy, torch.full((int(la.sum()),), 1 - la_fraction,
+                                                              dtype=torch.float64)]),
+                   biso=torch.cat([s.biso, s.biso[la]]), charges=torch.cat([s.charges, s.charges[la]]))
+
+
+def test_occupancies_of_a_shared_site_sum_to_one_and_vacancies_refine():
+    """Neutron PDF of La0.7Ba0.3CoO2.85 refined from La0.5Ba0.5CoO3 on the absolute scale (with a free scale the
+    site strengths are known only relative to each other, and a family of occupancies fits exactly): the A-site
+    fraction and the O occupancy come back; the A site stays full (La + Ba = 1), and the three O of the cell share
+    one parameter."""
+    truth, start = _perovskite(0.7, 0.95), _perovskite(0.5, 1.0)
+    r = torch.arange(1.5, 12.0, 0.01, dtype=torch.float64)
+    data = Dataset(r.numpy(), pdf(truth, r, qdamp=0.02, radiation="neutron").numpy(), None, "gr", "angstrom")
+    param = Parametrisation(start, free=["occupancy"], values={"qdamp": 0.02})
+    assert param.shapes["occupancy"] == (3,)  # A-site fraction, Co, O
+    result = refine(Loss([DataTerm(PDFModel(radiation="neutron"), data, fit_scale=False)]), param,
+                    Stage("lbfgs", steps=300, tol=1e-15))
+    p = result.parameters()
+    assert p["occupancy[Ba/La#0]"] == pytest.approx(0.3, abs=2e-3)  # Ba's fraction (species in Z order)
+    occ, z = result.structure.occupancy.detach(), result.structure.numbers
+    assert float(occ[z == 57][0] + occ[z == 56][0]) == pytest.approx(1.0, abs=1e-12)
+    assert float(occ[z == 8].std()) == 0.0
+    assert float(occ[z == 8][0]) == pytest.approx(0.95, abs=2e-3) and float(occ[z == 27][0]) == pytest.approx(
+        1.0, abs=2e-3)

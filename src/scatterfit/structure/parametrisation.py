@@ -7,7 +7,9 @@ without symmetry, such as an amorphous box), "cell" (a, b, c in Å and
 α, β, γ in degrees, at fixed fractional coordinates), "fractional" (fractional-coordinate displacements: the
 free Wyckoff coordinates of the space group when the structure has one, so the group is kept
 (structure/spacegroup.wyckoff_basis), every atom's three otherwise),
-"positions" (cartesian displacements, Å), "orbits" (displacements of the orbit representatives of a
+"positions" (cartesian displacements, Å), "occupancy" (per site, sites related by the space group sharing
+one value; for a site shared by two species the first one's fraction of the site's total, which stays fixed: see
+structure/spacegroup.OccupancyMap), "orbits" (displacements of the orbit representatives of a
 symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
 a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
 finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or
@@ -34,7 +36,8 @@ log = logging.getLogger(__name__)
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "background", *SCALAR_BOUNDS)
+GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "occupancy", "background",
+          *SCALAR_BOUNDS)
 CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
 #              where the logit map still passes gradients (at the bound itself they vanish)
@@ -99,6 +102,7 @@ class Parametrisation:
         self.structure = structure
         self.free = list(free)
         self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "expansion": (0.85, 1.15), "biso": (0.01, 20.0),
+                       "occupancy": (0.0, 1.0),
                        "positions": (-1.0, 1.0), "orbits": (-1.0, 1.0),
                        "fractional": (-0.1, 0.1), "background": (-100.0, 100.0), **(bounds or {})}
         for g in ("positions", "orbits"):
@@ -134,6 +138,15 @@ class Parametrisation:
                 log.warning(f"{self.lattice_rule.note}: 'lattice' scales it isotropically (give a conventional "
                             "cell, or free 'cell')")
             lattice0 = torch.ones(self.lattice_rule.size, dtype=dt, device=dev)
+        self._occupancy = None
+        occupancy0 = torch.ones(0, dtype=dt, device=dev)
+        if "occupancy" in self.free:
+            from scatterfit.structure.spacegroup import occupancy_map
+
+            self._occupancy = occupancy_map(structure)
+            occupancy0 = torch.as_tensor(self._occupancy.start, dtype=dt, device=dev)
+            self._occupancy_tensors = tuple(torch.as_tensor(a, device=dev) for a in (
+                self._occupancy.index, self._occupancy.offset, self._occupancy.factor))
         self._wyckoff = None
         fractional0 = torch.zeros_like(structure.positions.detach())
         if "fractional" in self.free and structure.cell is not None:
@@ -145,7 +158,7 @@ class Parametrisation:
                 fractional0 = torch.zeros(basis.shape[1], dtype=dt, device=dev)
         self._init = {"lattice": lattice0, "expansion": one.clone(), "biso": biso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
-                      "fractional": fractional0,
+                      "fractional": fractional0, "occupancy": occupancy0,
                       "orbits": torch.zeros((0 if structure.symmetry is None else structure.symmetry.n_orbits, 3),
                                             dtype=dt, device=dev),
                       "background": torch.zeros(background_order + 1, dtype=dt, device=dev)}
@@ -247,7 +260,11 @@ class Parametrisation:
         if "positions" in self.free:
             pos = pos + v["positions"]
         biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
-        structure = s.with_(positions=pos, cell=cell, biso=biso)
+        occupancy = s.occupancy
+        if "occupancy" in self.free:
+            index, offset, factor = self._occupancy_tensors
+            occupancy = offset.to(pos.dtype) + factor.to(pos.dtype) * v["occupancy"][index]
+        structure = s.with_(positions=pos, cell=cell, biso=biso, occupancy=occupancy)
         params = {k: v.get(k) for k in SCALAR_DEFAULTS}
         params["background"] = v["background"] if "background" in self.free else None
         return State(structure, params)
@@ -284,6 +301,9 @@ class Parametrisation:
             out["expansion"] = float(self.unpack(theta.detach())["expansion"])
         if self.lattice_rule is not None:
             out["crystal_system"] = self.lattice_rule.system
+        if self._occupancy is not None:  # a site's occupancy, or the first species' fraction of a shared site
+            values = self.unpack(theta.detach())["occupancy"]
+            out.update({f"occupancy[{label}]": float(x) for label, x in zip(self._occupancy.labels, values)})
         if st.structure.cell is not None:
             from ase.geometry import cell_to_cellpar
 

@@ -179,3 +179,64 @@ def _sites(structure: Structure, frac: np.ndarray, tol: float = 1e-4):
     keys = [tuple(sorted((numbers[i], occupancy[i]) for i in m)) for m in members]
     kinds = {k: j + 1 for j, k in enumerate(sorted(set(keys)))}
     return np.array(sites), site_of, [kinds[k] for k in keys]
+
+
+@dataclass(frozen=True)
+class OccupancyMap:
+    """How refined occupancy parameters v [K] (each in 0..1) set the atoms' occupancies: occ_i = offset[i] +
+    factor[i] · v[index[i]]. A site of one species refines its occupancy; a site shared by two species refines
+    the first one's fraction of the site's total, which stays fixed (the species sum to it). Sites related by the
+    space group share their parameters."""
+
+    index: np.ndarray  # [N] parameter of each atom
+    offset: np.ndarray  # [N]
+    factor: np.ndarray  # [N]
+    start: np.ndarray  # [K] starting values
+    labels: tuple  # [K] e.g. "La/Ba#0" (fraction of La), "O#1" (occupancy)
+
+
+def occupancy_map(structure: Structure, symprec: float = 1e-3) -> OccupancyMap:
+    """The occupancy parameters of a structure (see OccupancyMap).
+
+    Raises:
+        ScatterfitError: a site shared by more than two species.
+    """
+    import spglib
+    from ase.data import chemical_symbols
+
+    from scatterfit.errors import ScatterfitError
+
+    n = len(structure)
+    occ = structure.occupancy.detach().cpu().numpy().astype(float)
+    if structure.cell is not None and structure.periodic:
+        cell = structure.cell.detach().cpu().numpy().astype(float)
+        frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
+        sites, site_of, kinds = _sites(structure, frac)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec)
+        orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
+    else:
+        site_of = np.arange(n)
+        orbit_of_site = np.arange(n)
+    orbits = {o: k for k, o in enumerate(dict.fromkeys(orbit_of_site.tolist()))}
+    index, offset, factor = np.zeros(n, int), np.zeros(n), np.zeros(n)
+    start, labels = [0.0] * len(orbits), [""] * len(orbits)
+    numbers = structure.numbers.tolist()
+    for s in range(int(site_of.max()) + 1):
+        atoms = sorted(np.flatnonzero(site_of == s).tolist(), key=lambda i: numbers[i])
+        k = orbits[int(orbit_of_site[s])]
+        names = "/".join(chemical_symbols[numbers[i]] for i in atoms)
+        if len(atoms) == 1:
+            (i,) = atoms
+            index[i], factor[i] = k, 1.0
+            start[k], labels[k] = occ[i], f"{names}#{k}"
+        elif len(atoms) == 2:
+            a, b = atoms
+            total = occ[a] + occ[b]
+            index[[a, b]] = k
+            factor[a], offset[b], factor[b] = total, total, -total
+            start[k], labels[k] = occ[a] / total, f"{names}#{k}"
+        else:
+            raise ScatterfitError(f"occupancy refinement takes sites of one or two species; a site holds {names}")
+    return OccupancyMap(index, offset, factor, np.asarray(start), tuple(labels))
