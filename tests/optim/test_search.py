@@ -243,3 +243,57 @@ def test_finalists_are_ranked_by_the_loss_of_the_last_final_stage():
     assert all(entry["loss"] > 5 for entry in res.top)  # the swarm saw the base weights
     assert all(entry["final_loss"] < 1 for entry in res.top)  # the finalists, the last stage's
     assert res.loss == min(entry["final_loss"] for entry in res.top)
+
+
+CRYSTAL_PARTICLE = """
+[[datasets]]
+name = "np"
+file = "cdse_np.gr"
+
+[[terms]]
+kind = "data"
+dataset = "np"
+model = "pdf"
+qmax = 25.0
+
+[parameters]
+free = ["biso"]
+
+[search]
+builder = "crystal_particle"
+builder_args = { file = "cdse.cif", uiso = 0.008 }
+variables.diameter = { kind = "real", low = 18.0, high = 42.0 }
+swarm_size = 8
+budget = 16
+stall = 3
+top_k = 2
+inner_steps = 3
+seed = 1
+
+[[strategy]]
+optimizer = "lbfgs"
+steps = 20
+"""
+
+
+def test_a_particle_of_any_crystal_is_cut_and_sized_by_the_search(tmp_path, capsys):
+    """Wurtzite CdSe (a binary from a CIF, not an fcc/bcc element): a 30 Å sphere's PDF with noise; the search over
+    the diameter finds it within 10 %."""
+    import json
+
+    from ase.build import bulk
+
+    from scatterfit.cli import main
+    from scatterfit.structure import read_structure
+    from scatterfit.structure.builders import cut_sphere
+
+    bulk("CdSe", "wurtzite", a=4.30, c=7.01, u=0.375).write(str(tmp_path / "cdse.cif"))
+    truth = cut_sphere(read_structure(tmp_path / "cdse.cif"), 30.0).with_uiso(0.008)
+    assert sorted(set(truth.symbols)) == ["Cd", "Se"] and 480 < len(truth) < 520
+    r = torch.arange(1.5, 35.0, 0.02, dtype=torch.float64)
+    g = pdf(truth, r, qmax=25.0).numpy() + 0.01 * np.random.default_rng(0).standard_normal(len(r))
+    np.savetxt(tmp_path / "cdse_np.gr", np.column_stack([r.numpy(), g]))
+    (tmp_path / "s.toml").write_text(CRYSTAL_PARTICLE)
+    assert main(["refine", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert record["best"]["diameter"] == pytest.approx(30.0, rel=0.1)

@@ -213,6 +213,7 @@ def resolve_device(device: str | None):
 def build_candidates(cfg: Config):
     from scatterfit.structure.candidates import (
         AmorphousCandidates,
+        CrystalParticleCandidates,
         MoleculeCandidates,
         ParticleCandidates,
         SymmetricMoleculeCandidates,
@@ -221,9 +222,15 @@ def build_candidates(cfg: Config):
     sec = cfg.search
     kind = sec["builder"]
     classes = {"nanoparticle": ParticleCandidates, "amorphous": AmorphousCandidates, "molecule": MoleculeCandidates,
-               "symmetric_molecule": SymmetricMoleculeCandidates}
+               "symmetric_molecule": SymmetricMoleculeCandidates, "crystal_particle": CrystalParticleCandidates}
+    args = dict(sec.get("builder_args", {}))
+    if kind == "crystal_particle" and isinstance(args.get("file"), str):
+        path = cfg.resolve(args["file"])
+        if not path.is_file():
+            raise ScatterfitError(f"{cfg.path}: [search].builder_args.file: {path} not found")
+        args["file"] = str(path)
     try:
-        return classes[kind](**sec.get("builder_args", {}))
+        return classes[kind](**args)
     except TypeError as exc:
         raise ScatterfitError(f"{cfg.path}: [search].builder_args: {exc}") from None
 

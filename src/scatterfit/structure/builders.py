@@ -251,3 +251,41 @@ def supercell(structure: Structure, repeats) -> Structure:
     if len(structure) * abs(round(np.linalg.det(m))) > MAX_ATOMS:
         raise ScatterfitError(f"the supercell would hold more than {MAX_ATOMS} atoms")
     return Structure.from_ase(make_supercell(structure.to_ase(), m), dtype=structure.dtype)
+
+
+def cut_sphere(crystal: Structure, diameter: float, *, centre: str = "atom", scale: float = 1.0) -> Structure:
+    """A spherical particle of ``diameter`` Å cut from a periodic ``crystal`` (any structure: an element, a binary
+    or ternary compound read from a CIF), its cell scaled by ``scale``: every atom of the repeated crystal within
+    diameter/2 of the centre, with its species, occupancy, Biso and charge.
+
+    Args:
+        crystal: the periodic structure to cut from.
+        diameter: Å.
+        centre: "atom" (on the first atom of the cell) or "cell" (the centre of the cell: another termination).
+        scale: relative lattice scale (1 = the crystal's own cell).
+    """
+    if crystal.cell is None or not crystal.periodic:
+        raise ScatterfitError("a particle is cut from a periodic crystal (give a CIF or a crystal with a cell)")
+    if not (np.isfinite(diameter) and diameter > 0):
+        raise ScatterfitError(f"the particle diameter must be positive, got {diameter}")
+    if centre not in ("atom", "cell"):
+        raise ScatterfitError(f"unknown particle centre '{centre}' (use atom or cell)")
+    cell = crystal.cell.detach().cpu().numpy() * float(scale)
+    frac = crystal.positions.detach().cpu().numpy() @ np.linalg.inv(crystal.cell.detach().cpu().numpy())
+    radius = 0.5 * float(diameter)
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = [int(np.ceil(radius / h)) + 1 for h in heights]
+    if np.prod([2 * r + 1 for r in reach]) * len(crystal) > MAX_ATOMS * 4:
+        raise ScatterfitError(f"a {diameter:g} Å particle of this crystal would hold more than {MAX_ATOMS} atoms")
+    shifts = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(-1, 3)
+    centre_frac = frac[0] if centre == "atom" else np.full(3, 0.5)
+    all_frac = (frac[None, :, :] + shifts[:, None, :]).reshape(-1, 3)  # [S·N, 3]
+    xyz = (all_frac - centre_frac) @ cell
+    keep = np.linalg.norm(xyz, axis=1) <= radius + 1e-9
+    if not keep.any():
+        raise ScatterfitError(f"a {diameter:g} Å sphere holds no atom of this crystal")
+    atom = np.tile(np.arange(len(crystal)), len(shifts))[keep]
+    dt, dev = crystal.dtype, crystal.device
+    index = torch.as_tensor(atom, device=dev)
+    return Structure(torch.as_tensor(xyz[keep], dtype=dt, device=dev), crystal.numbers[index],
+                     occupancy=crystal.occupancy[index], biso=crystal.biso[index], charges=crystal.charges[index])

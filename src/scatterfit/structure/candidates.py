@@ -35,6 +35,34 @@ def _formula_with_extra(formula: str, candidate: dict) -> str:
 
 
 @dataclass
+class CrystalParticleCandidates:
+    """Spherical particles cut from any crystal (a CIF or other structure file: an element, a binary such as
+    wurtzite CdSe, a ternary), by structure/builders.cut_sphere.
+
+    Candidate keys: "diameter" (Å), "scale" (relative lattice scale, default 1), "centre" ("atom" or "cell", the
+    termination; default ``centre``).
+    """
+
+    file: str
+    centre: str = "atom"
+    uiso: float | None = None
+
+    def __post_init__(self):
+        from scatterfit.structure.files import read_structure
+
+        self.crystal = read_structure(self.file)
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        from scatterfit.structure.builders import cut_sphere
+
+        if "diameter" not in candidate:
+            raise ScatterfitError("a crystal_particle search needs a 'diameter' variable (Å)")
+        s = cut_sphere(self.crystal, float(candidate["diameter"]), centre=candidate.get("centre", self.centre),
+                       scale=float(candidate.get("scale", 1.0)))
+        return _with_uiso(s, self.uiso)
+
+
+@dataclass
 class ParticleCandidates:
     """Nanoparticles of ``element`` (and ``second_element`` at ``fraction`` when the candidate has one).
 
