@@ -33,30 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Stderr:
-    """Logging handler writing "scatterfit: warning: ..." lines to the current stderr."""
-
-    def __new__(cls):
-        import logging
-
-        class Handler(logging.Handler):
-            def emit(self, record):
-                print(f"scatterfit: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
-
-        return Handler(logging.WARNING)
-
-
 def _log_warnings_to_stderr() -> None:
-    """The library logs through ``logging`` (logger "scatterfit"); the command line shows its warnings."""
+    """The library logs through ``logging`` (logger "scatterfit"); the command line shows its warnings as
+    "scatterfit: warning: ..." lines on the current stderr."""
     import logging
 
     logger = logging.getLogger("scatterfit")
-    if not any(getattr(h, "scatterfit_cli", False) for h in logger.handlers):
-        handler = _Stderr()
-        handler.scatterfit_cli = True
-        logger.addHandler(handler)
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
+    if any(getattr(h, "scatterfit_cli", False) for h in logger.handlers):
+        return
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: print(f"scatterfit: {record.levelname.lower()}: {record.getMessage()}",
+                                        file=sys.stderr)
+    handler.scatterfit_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:

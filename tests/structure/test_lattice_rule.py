@@ -188,6 +188,6 @@ def test_occupancies_of_a_shared_site_sum_to_one_and_vacancies_refine():
     assert p["occupancy[Ba/La#0]"] == pytest.approx(0.3, abs=2e-3)  # Ba's fraction (species in Z order)
     occ, z = result.structure.occupancy.detach(), result.structure.numbers
     assert float(occ[z == 57][0] + occ[z == 56][0]) == pytest.approx(1.0, abs=1e-12)
-    assert float(occ[z == 8].std()) == 0.0
+    assert len(set(occ[z == 8].tolist())) == 1  # exactly one value for the three O (std() rounds)
     assert float(occ[z == 8][0]) == pytest.approx(0.95, abs=2e-3) and float(occ[z == 27][0]) == pytest.approx(
         1.0, abs=2e-3)

@@ -41,8 +41,9 @@ def test_a_refinement_that_lowers_the_symmetry_says_so(caplog):
     moved[0, 0] = 0.05
     theta = param.with_values(param.initial_vector(), "positions", moved)
     result = Result(theta, param.state(theta), param, 0.0, {})
+    report = summary(result)
     with caplog.at_level(logging.WARNING, logger="scatterfit"):
-        symmetry_note(result)
+        symmetry_note(report)
     assert "lowered the symmetry from Fm-3m (225)" in caplog.text
-    groups = summary(result)["space_group"]
+    groups = report["space_group"]
     assert groups["start"]["number"] == 225 and groups["refined"]["operations"] < groups["start"]["operations"]

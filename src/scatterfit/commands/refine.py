@@ -32,11 +32,10 @@ def parameter_line(params: dict, errors: dict) -> str:
     return ", ".join(shown)
 
 
-def symmetry_note(result) -> None:
-    """A warning when the refinement ended in a lower space group than it started from."""
-    from scatterfit.structure.spacegroup import detect_space_group
-
-    start, final = detect_space_group(result.parametrisation.structure), detect_space_group(result.structure)
+def symmetry_note(summary: dict) -> None:
+    """A warning when the refinement ended in a lower space group than it started from (summary["space_group"])."""
+    groups = summary.get("space_group") or {}
+    start, final = groups.get("start"), groups.get("refined")
     if start and final and final["operations"] < start["operations"]:
         log.warning(f"the refinement lowered the symmetry from {start['symbol']} ({start['number']}) to "
                     f"{final['symbol']} ({final['number']}); constrain the cell (bounds.cell) or the positions if "
@@ -106,7 +105,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         finally:
             progress.close()
         errors = uncertainties(loss, param, result.theta)
-        write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
+        written = write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
             print(f"Rw = {tv.breakdown['rw']:.4f}   [{name}, scale {tv.breakdown['scale']:.5g}]")
@@ -115,7 +114,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         else:
             print(f"penalty = {float(tv.value.detach()):.4g}   [{name}]")
     print(parameter_line(reported_parameters(result), errors))
-    symmetry_note(result)
+    symmetry_note(written)
     if errors.get("undetermined"):
         log.warning(f"the data do not determine {', '.join(errors['undetermined'])} at this point (no gradient: "
                     "a symmetric start the refinement cannot leave); their uncertainties are not given")

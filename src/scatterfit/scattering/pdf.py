@@ -123,11 +123,13 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     if qmax > 0:
         ext += 40.0 * math.pi / qmax
     r_calc = rmax + ext
+    def band_bytes(g: RGrid) -> int:  # peak memory of the banded Gaussian convolution on grid g
+        return g.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / g.dr) + 1) * BAND_BYTES_PER_ENTRY
+
     grid = _plan_grid(r, r_calc, dr)
-    band = grid.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / grid.dr) + 1) * BAND_BYTES_PER_ENTRY
-    if band > BAND_BYTES_LIMIT and grid.dr < dr:  # data sampled far finer than the peaks need: model grid + interp.
+    if band_bytes(grid) > BAND_BYTES_LIMIT and grid.dr < dr:  # data far finer than the peaks need: model grid
         grid = _plan_grid(r, r_calc, dr, align=False)
-        band = grid.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / grid.dr) + 1) * BAND_BYTES_PER_ENTRY
+    band = band_bytes(grid)
     if band > BAND_BYTES_LIMIT:
         raise ScatterfitError(f"the G(r) to {rmax:.0f} Å on a {grid.dr:.3g} Å grid needs about {band / 2**30:.1f} GB; "
                               "lower rmax (the fit range) or coarsen the data grid (rebin)")

@@ -16,21 +16,27 @@ def detect_space_group(structure: Structure, symprec: float = 1e-3) -> dict | No
     structure within ``symprec`` Å, or None for a finite structure. Atoms of different elements or occupancies
     count as different. Fewer operations in the same cell means lower symmetry (space-group numbers alone do not
     order subgroups)."""
-    import spglib
-
     if structure.cell is None or not structure.periodic:
         return None
-    cell = structure.cell.detach().cpu().numpy().astype(float)
-    frac = structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)
-    keys = list(zip(structure.numbers.tolist(), np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()))
-    kinds = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
-    with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
-        warnings.simplefilter("ignore", DeprecationWarning)
-        dataset = spglib.get_symmetry_dataset((cell, frac % 1.0, [kinds[k] for k in keys]), symprec=symprec)
+    dataset = _site_symmetry(structure, symprec)[0]
     if dataset is None:
         return {"number": 1, "symbol": "P1", "operations": 1}
     return {"number": int(dataset.number), "symbol": str(dataset.international),
             "operations": int(len(dataset.rotations))}
+
+
+def _site_symmetry(structure: Structure, symprec: float):
+    """spglib's dataset of a periodic structure's sites (atoms on one place, the species of a shared site, are one
+    site whose kind is its composition), with (site fractional coordinates [S, 3], the site of each atom [N])."""
+    import spglib
+
+    cell = structure.cell.detach().cpu().numpy().astype(float)
+    frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
+    sites, site_of, kinds = _sites(structure, frac)
+    with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec)
+    return dataset, sites, site_of
 
 
 SYSTEMS = ((1, 2, "triclinic"), (3, 15, "monoclinic"), (16, 74, "orthorhombic"), (75, 142, "tetragonal"),
@@ -116,16 +122,9 @@ def wyckoff_basis(structure: Structure, symprec: float = 1e-3) -> np.ndarray | N
     Each orbit's representative may move within the fixed space of its site-symmetry group (projector P, the
     mean of the stabiliser's rotations; an orthonormal basis B of its range gives the free directions), and every
     atom of the orbit moves with it by the operation R that maps the representative onto it: Δx_i = R B u."""
-    import spglib
-
     if structure.cell is None or not structure.periodic:
         return None
-    cell = structure.cell.detach().cpu().numpy().astype(float)
-    atom_frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
-    frac, site_of, site_kinds = _sites(structure, atom_frac)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        data = spglib.get_symmetry_dataset((cell, frac, site_kinds), symprec=symprec)
+    data, frac, site_of = _site_symmetry(structure, symprec)
     if data is None or len(data.rotations) <= 1:
         return None
     rotations, translations = np.asarray(data.rotations, float), np.asarray(data.translations, float)
@@ -159,26 +158,32 @@ def wyckoff_basis(structure: Structure, symprec: float = 1e-3) -> np.ndarray | N
 
 def _sites(structure: Structure, frac: np.ndarray, tol: float = 1e-4):
     """Atoms at the same place (a site shared by several species) as one site: (site fractional coordinates
-    [S, 3], the site of every atom [N], a kind per site from its species and occupancies)."""
+    [S, 3], the site of every atom [N], a kind per site from its species and occupancies). Atoms closer than
+    ``tol`` Å (minimum image) share a site; found with a periodic k-d tree, so large cells cost N log N."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
     cell = structure.cell.detach().cpu().numpy().astype(float)
-    site_of = np.full(len(frac), -1)
-    sites, members = [], []
-    for i, f in enumerate(frac):
-        for s, g in enumerate(sites):
-            d = f - g
-            if np.linalg.norm((d - np.round(d)) @ cell) < tol:
-                site_of[i] = s
-                members[s].append(i)
-                break
-        else:
-            site_of[i] = len(sites)
-            sites.append(f)
-            members.append([i])
+    radius = tol / float(np.linalg.norm(cell, axis=1).max())  # a fractional radius inside tol Å in every direction
+    pairs = cKDTree(frac % 1.0, boxsize=1.0 + 1e-12).query_pairs(radius, output_type="ndarray")
+    n = len(frac)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = {}
+    for i, lab in enumerate(label):
+        first.setdefault(int(lab), i)
+    order = {lab: k for k, lab in enumerate(first)}
+    site_of = np.array([order[int(lab)] for lab in label])
+    sites = frac[[first[lab] for lab in first]] % 1.0
     numbers = structure.numbers.tolist()
     occupancy = np.round(structure.occupancy.detach().cpu().numpy(), 6).tolist()
+    members = [[] for _ in first]
+    for i, k in enumerate(site_of):
+        members[k].append(i)
     keys = [tuple(sorted((numbers[i], occupancy[i]) for i in m)) for m in members]
     kinds = {k: j + 1 for j, k in enumerate(sorted(set(keys)))}
-    return np.array(sites), site_of, [kinds[k] for k in keys]
+    return sites, site_of, [kinds[k] for k in keys]
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,6 @@ def occupancy_map(structure: Structure, symprec: float = 1e-3) -> OccupancyMap:
     Raises:
         ScatterfitError: a site shared by more than two species.
     """
-    import spglib
     from ase.data import chemical_symbols
 
     from scatterfit.errors import ScatterfitError
@@ -209,12 +213,7 @@ def occupancy_map(structure: Structure, symprec: float = 1e-3) -> OccupancyMap:
     n = len(structure)
     occ = structure.occupancy.detach().cpu().numpy().astype(float)
     if structure.cell is not None and structure.periodic:
-        cell = structure.cell.detach().cpu().numpy().astype(float)
-        frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
-        sites, site_of, kinds = _sites(structure, frac)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            data = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec)
+        data, sites, site_of = _site_symmetry(structure, symprec)
         orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
     else:
         site_of = np.arange(n)
