@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	# CPU torch first, so nothing resolves to a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	# the package with every optional stack the demo and the tests use (extras: ml, xtb, cluster, bench) and the
-	# test tools (pytest, PDFfit2, ruff)
+	# test tools (pytest, PDFfit2, gemmi, cryspy, ruff)
 	$(BIN)/pip install -q -e '.[test]'
 	# measured example data (Ni/Pt/CdSe PDFs, C60 intensity) ship inside the diffpy.cmi wheel; its code is not
 	# needed, and DebyeCalculator is the tests' independent Debye reference: both --no-deps (their declared

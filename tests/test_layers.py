@@ -6,7 +6,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "scatterfit"
 LAYERS = [("errors", "structure"), ("io", "scattering", "datasets"), ("energy", "constraints", "analysis"),
-          ("loss",), ("optim",), ("solve",), ("report",), ("config",), ("commands", "cli", "service", "testing")]
+          ("loss",), ("optim",), ("solve",), ("report",), ("config",),
+          ("commands", "cli", "__main__", "service", "testing")]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
 

@@ -13,7 +13,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.io.datasets import Dataset
-from scatterfit.scattering.instrument import polynomial_background
+from scatterfit.scattering.profiles import chebyshev_background
 
 
 @dataclass
@@ -111,10 +111,10 @@ class DataTerm:
         y_calc = self.model(state, x)
         coeffs = getattr(state, "params", {}).get("background")
         background = torch.zeros_like(y_calc)
-        if coeffs is not None:  # polynomial on the fit range mapped to [−1, 1]
+        if coeffs is not None:  # Chebyshev polynomials on the fit range mapped to [−1, 1]
             lo, hi = float(self.x[0]), float(self.x[-1])
             t = (2 * x - (lo + hi)) / max(hi - lo, 1e-12)
-            background = polynomial_background(t, coeffs)
+            background = chebyshev_background(t, coeffs)
         scale = optimal_scale(y - background, y_calc, w) if self.fit_scale else torch.ones((), dtype=y_calc.dtype,
                                                                                              device=y_calc.device)
         return x, y, w, y_calc, background, scale
@@ -134,6 +134,28 @@ class DataTerm:
         return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
                          {"x": x, "y_obs": y, "y_calc": y_calc.detach(), "kind": self.dataset.kind,
                           "form": self.pattern_form()})
+
+    def statistics(self, state) -> dict:
+        """Agreement factors as Rietveld programs report them, on the term's whole range: Rwp and Rp, Rexp and
+        χ²/N (with the data's σ), and R_Bragg when the forward model gives its peaks (a powder model).
+
+        Rwp = √(Σw(y−ŷ)²/Σw y²), Rp = Σ|y−ŷ|/Σ|y|, Rexp = √(N/Σw y²), χ²/N = Σw(y−ŷ)²/N (the reduced χ² with the
+        parameter count is in the uncertainties); R_Bragg: powder.bragg_r_factor."""
+        with torch.no_grad():
+            x, y, w, y_model, background, scale = self.model_curves(state)
+            y_calc = scale * y_model + background
+            out = {"rp": float((y - y_calc).abs().sum() / y.abs().sum().clamp(min=1e-300))}
+            if w is not None:
+                out["rexp"] = float(torch.sqrt(y.numel() / (w * y**2).sum()))
+                out["chi2_per_point"] = float((w * (y - y_calc) ** 2).sum() / y.numel())
+            peaks = getattr(self.model, "peaks", None)
+            if peaks is not None:
+                from scatterfit.scattering.powder import bragg_r_factor
+
+                found = peaks(state, x)
+                scaled = type(found)(found.position, scale * found.intensity, found.profile, found.q)
+                out["r_bragg"] = bragg_r_factor(scaled, y, y_calc, background)
+        return out
 
     def pattern_form(self) -> str | None:
         """How the fitted pattern reduces to F(Q) (analysis/derived_gr.py), or None for real-space and
@@ -210,6 +232,10 @@ class Loss:
         active = [t for t in self.terms if weights.get(t.name, t.weight) != 0]
         shown = self.terms if report_all else active
         values = {t.name: t.evaluate(state, xmax=xmax) for t in shown}
+        if report_all:  # the final report: the statistics Rietveld programs print, where a term has them
+            for t in shown:
+                if hasattr(t, "statistics"):
+                    values[t.name].breakdown.update(t.statistics(state))
         total = sum(weights.get(t.name, t.weight) * values[t.name].value for t in active)
         return total, values
 

@@ -252,3 +252,4 @@ def test_c60_from_random_starts_without_symmetry_overfits_a_wrong_network(tmp_pa
     found = checks(result.structure)
     assert result.terms["C60"].breakdown["rw"] < 0.1238
     assert not (found["three"] == 60 and found["triangles"] == 0 and found["squares"] == 0)
+

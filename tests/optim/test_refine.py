@@ -205,8 +205,8 @@ def test_background_polynomial_is_refined():
     data = _simulated_ni(noise=0.005, seed=2)
     lo, hi = data.x[0], data.x[-1]
     t = (2 * data.x - (lo + hi)) / (hi - lo)
-    coeffs = [0.3, -0.2, 0.5]
-    data = data.with_(y=data.y + coeffs[0] + coeffs[1] * t + coeffs[2] * t**2)
+    coeffs = [0.3, -0.2, 0.5]  # Chebyshev: T0 = 1, T1 = t, T2 = 2t² − 1
+    data = data.with_(y=data.y + coeffs[0] + coeffs[1] * t + coeffs[2] * (2 * t**2 - 1))
     start = Structure.from_ase(bulk("Ni", "fcc", a=3.53, cubic=True))
     loss = Loss([DataTerm(PDFModel(qmax=25.0), data)])
     param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2", "background"],

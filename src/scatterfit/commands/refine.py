@@ -93,7 +93,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     structure = build_structure(cfg).to(dev)
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets, qmax)
-    param = build_parametrisation(cfg, structure)
+    param = build_parametrisation(cfg, structure, loss)
     stages = build_strategy(cfg)
     progress = RefineProgress(stages)
     t0 = time.perf_counter()
@@ -108,7 +108,10 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         written = write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
-            print(f"Rw = {tv.breakdown['rw']:.4f}   [{name}, scale {tv.breakdown['scale']:.5g}]")
+            b = tv.breakdown
+            extra = "".join(f", {label} {b[key]:.4g}" for key, label in (("rp", "Rp"), ("r_bragg", "R_Bragg"),
+                                                                          ("chi2_per_point", "χ²/N")) if key in b)
+            print(f"Rw = {b['rw']:.4f}   [{name}, scale {b['scale']:.5g}{extra}]")
         elif "energy_per_atom_eV" in tv.breakdown:
             print(f"E = {tv.breakdown['energy_per_atom_eV']:.4f} eV/atom   [{name}, {tv.breakdown['potential']}]")
         else:

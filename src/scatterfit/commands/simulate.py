@@ -106,10 +106,11 @@ def compute(args, s: Structure) -> tuple[np.ndarray, np.ndarray, str, str]:
     if args.kind == "xrd":
         if args.tth is not None:
             x = _grid(args.tth[0], args.tth[1], args.tth[2], "2θ")
-            y = sc.powder_pattern(s, x, wavelength=args.wavelength, axis="tth", radiation=args.radiation)
+            setup = sc.PowderSetup(geometry="cw", wavelength=args.wavelength, radiation=args.radiation)
+            y = sc.powder_pattern(s, x, setup)
             return x.numpy(), y.detach().numpy(), "2θ (deg)", "I (a.u.)"
         q = _grid(qmin, qmax, qstep, "q")
-        y = sc.powder_pattern(s, q, axis="q", radiation=args.radiation)
+        y = sc.powder_pattern(s, q, sc.PowderSetup(geometry="q", radiation=args.radiation))
         return q.numpy(), y.detach().numpy(), "Q (Å⁻¹)", "I (a.u.)"
     q = _grid(qmin, qmax, qstep, "q")
     if s.periodic and args.kind in ("sq", "fq"):

@@ -53,7 +53,9 @@ def build_datasets(cfg: Config) -> dict:
                 raise ScatterfitError(f"{cfg.path}: [[datasets]][{k}].file: {path} not found")
         else:
             path = cmi_example(d["cmi"])
-        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit", "qmax") if key in d}
+        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit", "qmax", "wavelength", "wavelength2",
+                                             "ratio", "polarisation", "profile", "preferred_orientation",
+                                             "bank_angle") if key in d}
         out[d["name"]] = load_dataset(path, **overrides)
     return out
 
@@ -80,7 +82,7 @@ def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
             terms.append(build_chemistry_term(cfg, k, t))
             continue
         data = datasets[t["dataset"]]
-        model = t.get("model", "pdf")
+        model = t.get("model", {"gr": "pdf", "xrd": "powder"}.get(data.kind, "debye"))
         options = {key: t[key] for key in ("qmax", "qmin", "ripple", "debye_kind") if key in t}
         if model == "pdf":
             options["qmax"] = pdf_qmax(cfg, k, t, data, qmax)
@@ -134,10 +136,21 @@ def chemistry_options(cfg: Config, loss) -> dict:
     return options
 
 
-def build_parametrisation(cfg: Config, structure):
+def build_parametrisation(cfg: Config, structure, loss=None):
+    """The Parametrisation of [parameters], with the instrument parameters the loss's forward models declare
+    (a powder model's zero, U, V, W, ...). A free background without bounds gets ±3 times the largest |y| of the
+    data it is added to."""
     from scatterfit.structure.parametrisation import Parametrisation
 
     p = cfg.parameters
+    instrument = {}
+    for term in getattr(loss, "terms", []):
+        declare = getattr(getattr(term, "model", None), "parameters", None)
+        if declare is not None:
+            try:
+                instrument.update(declare(p.get("values", {})))
+            except ScatterfitError as exc:
+                raise ScatterfitError(f"{cfg.path}: [parameters].values: {exc}") from None
     bounds = {}
     for key, value in p.get("bounds", {}).items():
         if key == "positions" and isinstance(value, (int, float)):
@@ -154,8 +167,15 @@ def build_parametrisation(cfg: Config, structure):
     for key, value in p.get("values", {}).items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ScatterfitError(f"{cfg.path}: [parameters].values.{key}: must be a number")
+    if "background" in p["free"] and "background" not in bounds and loss is not None:
+        import numpy as np
+
+        top = max((float(np.abs(t.dataset.y).max()) for t in loss.terms if hasattr(t, "dataset")), default=0.0)
+        if top > 100.0 / 3:
+            bounds["background"] = (-3 * top, 3 * top)
     try:
-        return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds)
+        return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
+                               instrument=instrument)
     except ScatterfitError as exc:
         raise ScatterfitError(f"{cfg.path}: [parameters]: {exc}") from None
 

@@ -86,15 +86,27 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "kind": Key(str, "override the kind the extension implies", choices=("iq", "sq", "fq", "gr", "xrd", "saxs")),
         "radiation": Key(str, "override the header's radiation (unit: unit form factors)",
                          choices=("xray", "neutron", "unit")),
-        "x_unit": Key(str, "override the x unit", choices=("angstrom", "inv_angstrom", "degrees")),
+        "x_unit": Key(str, "override the x unit (degrees: 2θ; microseconds: time of flight)",
+                      choices=("angstrom", "inv_angstrom", "degrees", "microseconds")),
         "qmax": Key(NUMBER, "Qmax of the PDF's Fourier transform, Å⁻¹, when the header has none", low=0.0),
+        "wavelength": Key(NUMBER, "powder: wavelength, Å (the Kα1 line of a tube), when the header has none",
+                          low=0.0, open_low=True),
+        "wavelength2": Key(NUMBER, "powder: a second line (Kα2), Å; its peaks are added times ratio", low=0.0,
+                           open_low=True),
+        "ratio": Key(NUMBER, "powder: I(Kα2)/I(Kα1)", default=0.5, low=0.0, high=1.0),
+        "polarisation": Key(NUMBER, "powder, X-ray: K = cos²2θ of the monochromator (1: none)", default=1.0,
+                            low=0.0, high=1.0),
+        "profile": Key(str, "powder, 2θ: peak shape", default="tch", choices=("tch", "caglioti")),
+        "preferred_orientation": Key(list, "powder: the hkl of the March–Dollase axis, e.g. [0, 0, 1]"),
+        "bank_angle": Key(NUMBER, "powder, time of flight: 2θ of the detector bank, degrees", default=90.0, low=0.0,
+                          high=180.0, open_low=True),
     },
     "terms": {
         "kind": Key(str, "what the term measures", default="data", choices=("data", "energy", "restraint")),
         "name": Key(str, "unique name in the loss (default: the dataset's, 'energy', or the restraint's)"),
         "dataset": Key(str, "data term: the [[datasets]] name"),
-        "model": Key(str, "data term: forward model (pdf, debye, box, box-interference, or a registered one)",
-                     default="pdf"),
+        "model": Key(str, "data term: forward model (pdf, powder, debye, box, box-interference, or a registered "
+                          "one; default: pdf for G(r), powder for a Bragg pattern, debye otherwise)"),
         "qmax": Key(NUMBER, "data term: Qmax, Å⁻¹ (pdf: termination ripples, 0 = none; default: the data's)",
                     low=0.0),
         "ripple": Key(str, "pdf: termination-ripple convention", default="pdffit2", choices=("pdffit2", "exact")),
@@ -115,9 +127,11 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
     "parameters": {
         "free": Key(list, "refined groups: lattice, cell, fractional, positions, orbits, expansion, biso, "
-                          "background, scale, qdamp, qbroad, delta1, delta2, spdiameter (required)"),
+                          "occupancy, background, scale, qdamp, qbroad, delta1, delta2, spdiameter, and a powder "
+                          "model's instrument parameters (zero, U, V, W, X, Y, ..., difc: `scatterfit config`) "
+                          "(required)"),
         "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
-                            "delta2, spdiameter, background_order"),
+                            "delta2, spdiameter, background_order (Chebyshev order), and the powder model's"),
         "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å; cell a "
                             "table {a = [lo, hi], alpha = [lo, hi], ...} in Å and degrees"),
     },
@@ -203,7 +217,9 @@ class Config:
 
 
 def describe() -> str:
-    """The documentation of the config file, generated from SECTIONS."""
+    """The documentation of the config file, generated from SECTIONS (and the powder model's parameters)."""
+    from scatterfit.scattering.powder import PARAMETERS
+
     lines = [__doc__.strip(), ""]
     for name, keys in SECTIONS.items():
         lines.append(f"[[{name}]]" if name in LISTS else f"[{name}]")
@@ -214,6 +230,13 @@ def describe() -> str:
             required = " (required)" in spec.help
             lines.append(f"  {key:<17}{TYPE_NAMES[spec.type]:<14}{spec.help.replace(' (required)', '')}"
                          + (f"  [{'; '.join(extra)}]" if extra else "") + ("  REQUIRED" if required else ""))
+        lines.append("")
+    for geometry, table in PARAMETERS.items():
+        unit = {"cw": "2θ (degrees)", "tof": "time of flight (µs)", "q": "Q (Å⁻¹)"}[geometry]
+        lines.append(f"powder model parameters on {unit} ([parameters].values and .free):")
+        for name, spec in table.items():
+            default = "required" if spec.default is None else f"default {spec.default:g}"
+            lines.append(f"  {name:<17}{spec.help}  [{default}]")
         lines.append("")
     return "\n".join(lines)
 

@@ -287,6 +287,8 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
     if x_unit is None:
         if kind == "gr":
             x_unit = "angstrom"
+        elif kind == "xrd" and float(x.max()) > 180:  # no 2θ scan goes past 180°: time of flight in µs
+            x_unit = "microseconds"
         elif kind == "xrd" and (ext in (".xy", ".xye", ".chi")) and float(x.max()) > 40:
             x_unit = "degrees"
         else:

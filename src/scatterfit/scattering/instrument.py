@@ -1,5 +1,5 @@
-"""Instrument and sample effects applied to computed patterns: Qmax termination, envelopes, Lorch window,
-polynomial background. Pure torch, differentiable in every parameter."""
+"""Instrument and sample effects applied to computed patterns: Qmax termination, envelopes, Lorch window, Q
+resolution. Pure torch, differentiable in every parameter."""
 
 from __future__ import annotations
 
@@ -43,12 +43,6 @@ def qmax_ripple(g: torch.Tensor, dr: float, qmax: float) -> torch.Tensor:
 def lorch_window(q: torch.Tensor, qmax: float) -> torch.Tensor:
     """Lorch modification function sin(πQ/Qmax)/(πQ/Qmax) on [nQ]."""
     return torch.sinc(q / qmax)
-
-
-def polynomial_background(x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-    """Σ_k c_k x^k on [n] for coefficients [K] (differentiable)."""
-    powers = torch.stack([x**k for k in range(coefficients.numel())], 0)
-    return (coefficients[:, None] * powers).sum(0)
 
 
 def qmax_ripple_segment(g: torch.Tensor, dr: float, qmax: float) -> torch.Tensor:

@@ -137,6 +137,47 @@ class BoxScatteringModel:
         return scale * (1.0 + f / q)
 
 
+class PowderModel:
+    """Bragg powder pattern (Rietveld) of the state's crystal on the data grid: 2θ, time of flight or Q as the
+    setup's geometry says (scattering/powder.py). The state's scale and the setup's refinable parameters
+    (zero, U, V, W, X, Y, ..., difc, alpha1, ...: powder.PARAMETERS) are read from the state, so they are
+    refined like any other parameter; the data term adds its Chebyshev background."""
+
+    def __init__(self, setup):
+        self.setup = setup
+
+    def parameters(self, values: dict) -> dict:
+        """{name: (start, low, high)} of the instrument parameters this model reads, starting from ``values``."""
+        from scatterfit.scattering.powder import parameter_bounds
+
+        return parameter_bounds(self.setup, values)
+
+    def peaks(self, state, x: torch.Tensor):
+        """The calculated peaks (powder.PowderPeaks) on the grid ``x``."""
+        from scatterfit.scattering.powder import powder_peaks
+
+        return powder_peaks(state.structure, x, self.setup, state.params)
+
+    def __call__(self, state, x: torch.Tensor) -> torch.Tensor:
+        return self.peaks(state, x).pattern()
+
+
+def _powder(data, *, qmax: float | None = None, **_):
+    from scatterfit.scattering.powder import PowderSetup
+
+    meta = data.metadata
+    geometry = {"degrees": "cw", "microseconds": "tof", "inv_angstrom": "q"}.get(data.x_unit)
+    if geometry is None:
+        raise ScatterfitError(f"{data.path or 'dataset'}: a powder pattern needs x in 2θ (degrees), time of flight "
+                              f"(microseconds) or Q (inv_angstrom), not {data.x_unit}")
+    axis = meta.get("preferred_orientation")
+    return PowderModel(PowderSetup(
+        geometry=geometry, radiation=data.radiation,
+        wavelength=meta.get("wavelength"), wavelength2=meta.get("wavelength2"), ratio=float(meta.get("ratio", 0.5)),
+        polarisation=float(meta.get("polarisation", 1.0)), profile=str(meta.get("profile", "tch")),
+        preferred_orientation=None if axis is None else tuple(axis), bank_angle=float(meta.get("bank_angle", 90.0))))
+
+
 def _pdf(data, *, qmax: float, ripple: str = "pdffit2", **_):
     return PDFModel(qmax=qmax, radiation=data.radiation, ripple=ripple)
 
@@ -150,6 +191,7 @@ def _debye(data, *, qmax: float | None = None, qmin: float | None = None, debye_
 FORWARD_MODELS = {
     "pdf": _pdf,
     "debye": _debye,
+    "powder": _powder,
     "box": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=True),
     "box-interference": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation,
                                                              q_weighted=False),

@@ -1,9 +1,14 @@
-"""Bragg powder diffraction of crystals: reflection list, structure factors, Lorentz–polarisation, pseudo-Voigt
-profiles (Caglioti U, V, W and mixing η), zero shift and polynomial background, on a 2θ or a Q grid.
+"""Bragg powder diffraction of crystals, as Rietveld programs compute it: reflection list and structure factors,
+peak positions, Lorentz–polarisation, preferred orientation and profiles, for constant-wavelength (2θ, with an
+optional Kα1/Kα2 doublet) and time-of-flight (DIFC, DIFA, ZERO) instruments, or directly on a Q grid.
 
 Every hkl inside the limiting sphere is listed (Friedel mates and symmetry equivalents included), so
-multiplicities come out of the sum without a space-group table. Units: 2θ in degrees, Q in Å⁻¹, λ in Å,
-intensities in electrons² per cell (times the scale).
+multiplicities come out of the sum without a space-group table, and a preferred-orientation factor averages
+over the equivalents as March–Dollase defines it. Reflections at one |Q| are then merged into one peak (their
+|F|² summed, their position the intensity-weighted mean), which keeps the gradients exact.
+
+Units: 2θ in degrees, time of flight in µs, Q in Å⁻¹, d and λ in Å, |F|² in electrons² (X-ray) or fm² (neutron)
+per cell. The background is not added here: the data term adds its Chebyshev background (loss.DataTerm).
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.instrument import polynomial_background
+from scatterfit.scattering.profiles import (
+    back_to_back_gaussian,
+    caglioti_gaussian,
+    lorentzian_width,
+    pseudo_voigt,
+    tch_width,
+)
 from scatterfit.structure import Structure
 
 SIXTEEN_PI2 = 16.0 * math.pi**2
@@ -23,13 +34,15 @@ SIXTEEN_PI2 = 16.0 * math.pi**2
 
 @dataclass(frozen=True)
 class Reflections:
-    """hkl list [M, 3] (float), their Q magnitudes [M] Å⁻¹, squared structure factors |F|² [M] and their
-    element-pair parts {"A-B": Re(F_A F_B*) (+ the B-A term), [M]} which sum to |F|²."""
+    """hkl list [M, 3] (float), their Q magnitudes [M] Å⁻¹, squared structure factors |F|² [M], their
+    element-pair parts {"A-B": Re(F_A F_B*) (+ the B-A term), [M]} which sum to |F|², and the scattering
+    vectors [M, 3] Å⁻¹ (cartesian)."""
 
     hkl: torch.Tensor
     q: torch.Tensor
     f2: torch.Tensor
     partials: dict | None = None
+    qvec: torch.Tensor | None = None
 
 
 def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
@@ -74,21 +87,171 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
             cross = parts_re[za] * parts_re[zb] + parts_im[za] * parts_im[zb]
             partials[f"{chemical_symbols[za]}-{chemical_symbols[zb]}"] = cross if za == zb else 2 * cross
     re, im = re_atom.sum(0), im_atom.sum(0)
-    return Reflections(hkl, q, re**2 + im**2, partials)
+    return Reflections(hkl, q, re**2 + im**2, partials, qvec)
 
 
-def merge_equal_q(refl: Reflections, rtol: float = 1e-10) -> Reflections:
-    """Reflections at the same |Q| (symmetry equivalents, Friedel mates, accidental coincidences) merged into one
-    peak each: |F|² (and its partials) summed, so the multiplicities stay in the intensities. Same profile, far
-    fewer columns (a 4-atom fcc cell to 25 Å⁻¹: 11,512 reflections, 165 peaks). ``hkl`` keeps one index per peak.
 
-    Only for a cell that is not being differentiated: when the cell changes, equal |Q| split, and the gradient of
-    the merged peak would not be that of its members (powder_pattern merges only then)."""
-    q = refl.q
+
+GEOMETRIES = ("cw", "tof", "q")
+PROFILES = ("tch", "caglioti")
+
+
+@dataclass(frozen=True)
+class PowderSetup:
+    """What the diffractometer fixes (nothing here is refined; refined values are in :data:`PARAMETERS`).
+
+    Attributes:
+        geometry: "cw" (x = 2θ, degrees), "tof" (x = time of flight, µs) or "q" (x = Q, Å⁻¹).
+        radiation: "xray", "neutron" or "unit".
+        wavelength: Å (cw); for a laboratory tube the Kα1 line.
+        wavelength2: Å, a second line (Kα2) whose peaks are added with intensity ``ratio`` (cw), or None.
+        ratio: I(λ2)/I(λ1), 0.5 for Cu and Mo Kα.
+        polarisation: K = cos²2θ_m of a monochromator in the diffracted or incident beam (1: none, unpolarised
+            tube): the X-ray factor is (1 + K cos²2θ)/(1 + K). Neutrons are unpolarised: factor 1.
+        profile: "tch" (Gaussian U, V, W, P and Lorentzian X, Y widths combined by Thompson–Cox–Hastings) or
+            "caglioti" (one pseudo-Voigt: Caglioti width and a refined mixing η).
+        preferred_orientation: the hkl of the March–Dollase axis (the plate normal or needle axis), or None.
+        bank_angle: 2θ of the time-of-flight detector bank, degrees (scales the TOF intensities by sin θ).
+        energy_ev: photon energy for anomalous X-ray scattering, eV, or None.
+    """
+
+    geometry: str = "cw"
+    radiation: str = "xray"
+    wavelength: float | None = None
+    wavelength2: float | None = None
+    ratio: float = 0.5
+    polarisation: float = 1.0
+    profile: str = "tch"
+    preferred_orientation: tuple | None = None
+    bank_angle: float = 90.0
+    energy_ev: float | None = None
+
+    def __post_init__(self):
+        if self.geometry not in GEOMETRIES:
+            raise ScatterfitError(f"unknown powder geometry '{self.geometry}' (use {', '.join(GEOMETRIES)})")
+        if self.profile not in PROFILES:
+            raise ScatterfitError(f"unknown powder profile '{self.profile}' (use {', '.join(PROFILES)})")
+        if self.geometry == "cw" and not (self.wavelength is not None and self.wavelength > 0):
+            raise ScatterfitError("a constant-wavelength (2θ) pattern needs a positive wavelength, Å")
+        if self.wavelength2 is not None and not self.wavelength2 > 0:
+            raise ScatterfitError(f"wavelength2 must be positive, got {self.wavelength2}")
+        if not 0 <= self.ratio <= 1:
+            raise ScatterfitError(f"the Kα2/Kα1 ratio must be in [0, 1], got {self.ratio}")
+        if not 0 <= self.polarisation <= 1:
+            raise ScatterfitError(f"polarisation K = cos²2θm must be in [0, 1], got {self.polarisation}")
+        if self.preferred_orientation is not None and (len(self.preferred_orientation) != 3
+                                                       or not any(self.preferred_orientation)):
+            raise ScatterfitError(f"preferred_orientation takes an axis hkl such as [0, 0, 1], got "
+                                  f"{self.preferred_orientation}")
+        if not 0 < self.bank_angle < 180:
+            raise ScatterfitError(f"bank_angle must be between 0 and 180 degrees, got {self.bank_angle}")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A refinable instrument or sample parameter of the powder model: default, bounds and meaning."""
+
+    default: float | None
+    low: float
+    high: float
+    help: str
+
+
+PARAMETERS: dict[str, dict[str, Parameter]] = {
+    "cw": {
+        "zero": Parameter(0.0, -2.0, 2.0, "zero shift: peaks appear at 2θ_hkl + zero, degrees"),
+        "displacement": Parameter(0.0, -2.0, 2.0, "sample displacement: a 2θ shift of displacement·cosθ, degrees "
+                                                  "(FullProf SyCos)"),
+        "transparency": Parameter(0.0, -2.0, 2.0, "sample transparency: a 2θ shift of transparency·sin2θ, degrees "
+                                                  "(FullProf SySin)"),
+        "U": Parameter(0.0, -2.0, 2.0, "Gaussian width U tan²θ, deg²"),
+        "V": Parameter(0.0, -2.0, 2.0, "Gaussian width V tanθ, deg²"),
+        "W": Parameter(0.01, 0.0, 2.0, "Gaussian width W, deg²"),
+        "P": Parameter(0.0, 0.0, 2.0, "Gaussian size width P/cos²θ, deg² (tch)"),
+        "X": Parameter(0.0, -1.0, 2.0, "Lorentzian strain width X tanθ, degrees (tch)"),
+        "Y": Parameter(0.0, 0.0, 2.0, "Lorentzian size width Y/cosθ, degrees (tch)"),
+        "eta": Parameter(0.5, 0.0, 1.0, "pseudo-Voigt Lorentzian fraction (caglioti)"),
+        "march": Parameter(1.0, 0.2, 5.0, "March–Dollase r (1: random powder; < 1 plates, > 1 needles along the "
+                                          "axis)"),
+    },
+    "tof": {
+        "difc": Parameter(None, 0.0, 0.0, "t = zero + difc·d + difa·d², µs/Å (required; bounds ±1 % of the start)"),
+        "difa": Parameter(0.0, -50.0, 50.0, "µs/Å²"),
+        "zero": Parameter(0.0, -100.0, 100.0, "µs"),
+        "alpha0": Parameter(0.0, 0.0, 10.0, "rise α = alpha0 + alpha1/d, 1/µs"),
+        "alpha1": Parameter(0.6, 0.0, 10.0, "1/µs·Å"),
+        "beta0": Parameter(0.03, 0.0, 1.0, "decay β = beta0 + beta1/d⁴, 1/µs"),
+        "beta1": Parameter(0.005, 0.0, 1.0, "1/µs·Å⁴"),
+        "sig0": Parameter(0.0, 0.0, 1e4, "Gaussian σ² = sig0 + sig1 d² + sig2 d⁴, µs²"),
+        "sig1": Parameter(50.0, 0.0, 1e4, "µs²/Å²"),
+        "sig2": Parameter(0.0, 0.0, 1e4, "µs²/Å⁴"),
+        "march": Parameter(1.0, 0.2, 5.0, "March–Dollase r"),
+    },
+    "q": {
+        "fwhm_q": Parameter(0.02, 1e-4, 1.0, "peak FWHM, Å⁻¹"),
+        "eta": Parameter(0.5, 0.0, 1.0, "pseudo-Voigt Lorentzian fraction"),
+    },
+}
+"""The refinable parameters of each geometry. Their values come from [parameters].values (or the defaults);
+free ones are listed in [parameters].free like every other group."""
+
+
+def parameter_bounds(setup: PowderSetup, values: dict) -> dict[str, tuple[float, float, float]]:
+    """{name: (start, low, high)} of the setup's parameters, starting from ``values`` where given; raises for a
+    required one (difc) that is missing."""
+    out = {}
+    for name, spec in PARAMETERS[setup.geometry].items():
+        start = values.get(name, spec.default)
+        if start is None:
+            raise ScatterfitError(f"the {setup.geometry} powder model needs a starting value of '{name}' "
+                                  f"({spec.help})")
+        low, high = spec.low, spec.high
+        if name == "difc":
+            low, high = 0.99 * float(start), 1.01 * float(start)
+        out[name] = (float(start), low, high)
+    return out
+
+
+@dataclass(frozen=True)
+class PowderPeaks:
+    """The peaks of a pattern on its grid, before the background.
+
+    Attributes:
+        position: [m] peak positions in the grid's unit.
+        intensity: [m] integrated intensities (|F|² times multiplicity, Lorentz–polarisation and preferred
+            orientation; times the scale of the params); the Kα2 copies are separate peaks.
+        profile: [n, m] area-normalised profile of each peak on the grid.
+        q: [m] the peaks' |Q|, Å⁻¹.
+        parts: {"A-B": [m]} element-pair parts of ``intensity`` (only when asked for).
+    """
+
+    position: torch.Tensor
+    intensity: torch.Tensor
+    profile: torch.Tensor
+    q: torch.Tensor
+    parts: dict | None = None
+
+    def pattern(self) -> torch.Tensor:
+        """[n] the summed peaks."""
+        return self.profile @ self.intensity
+
+
+def merge_peaks(q: torch.Tensor, weights: dict[str, torch.Tensor], rtol: float = 1e-10) -> tuple:
+    """Reflections at one |Q| (symmetry equivalents, Friedel mates, coincidences) merged into one peak each.
+
+    Args:
+        q: [M] reflection |Q|, Å⁻¹.
+        weights: {name: [M]} intensities to sum per peak; "total" (≥ 0) also weights the position.
+    Returns:
+        (q_peak [P], {name: [P]}): each peak at the intensity-weighted mean |Q| of its members (the plain mean for
+        an absent peak), so the gradient with respect to the members' positions is the exact one while they
+        coincide; the grouping follows the current values and is redone on every call.
+    """
     if q.numel() == 0:
-        return refl
-    order = torch.argsort(q.detach())
-    qs = q.detach()[order]
+        return q, weights
+    qd = q.detach()
+    order = torch.argsort(qd)
+    qs = qd[order]
     new = torch.ones_like(qs, dtype=torch.bool)
     new[1:] = (qs[1:] - qs[:-1]) > rtol * qs[1:]
     group_sorted = torch.cumsum(new.to(torch.int64), 0) - 1
@@ -99,74 +262,166 @@ def merge_equal_q(refl: Reflections, rtol: float = 1e-10) -> Reflections:
     def merged(values):
         return torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, group, values)
 
-    count = merged(torch.ones_like(q))
-    partials = None if refl.partials is None else {k: merged(v) for k, v in refl.partials.items()}
-    return Reflections(refl.hkl[order[new]], merged(q) / count, merged(refl.f2), partials)
+    total = weights["total"]
+    summed = {k: merged(v) for k, v in weights.items()}
+    plain = merged(q) / merged(torch.ones_like(q))
+    weighted = merged(total * q) / torch.clamp(summed["total"], min=1e-300)
+    q_peak = torch.where(summed["total"] > 1e-12 * float(summed["total"].detach().max().clamp(min=1e-300)),
+                         weighted, plain)
+    return q_peak, summed
 
 
-def pseudo_voigt(x: torch.Tensor, fwhm: torch.Tensor, eta) -> torch.Tensor:
-    """Area-normalised pseudo-Voigt of full width fwhm (same units as x) and Lorentzian fraction eta."""
-    sigma = fwhm / (2 * math.sqrt(2 * math.log(2)))
-    gauss = torch.exp(-0.5 * (x / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
-    gamma = fwhm / 2
-    lor = gamma / (math.pi * (x**2 + gamma**2))
-    return eta * lor + (1 - eta) * gauss
-
-
-def _t(v, like):
+def _value(params: dict, name: str, setup: PowderSetup, like: torch.Tensor) -> torch.Tensor:
+    v = params.get(name)
+    if v is None:
+        v = PARAMETERS[setup.geometry][name].default
+        if v is None:
+            raise ScatterfitError(f"the {setup.geometry} powder model needs '{name}' "
+                                  f"({PARAMETERS[setup.geometry][name].help})")
     return v.to(like) if isinstance(v, torch.Tensor) else torch.tensor(float(v), dtype=like.dtype, device=like.device)
 
 
-def powder_pattern(structure: Structure, x: torch.Tensor, *, wavelength: float | None = None, axis: str = "tth",
-                   u=0.0, v=0.0, w=0.01, eta=0.5, zero=0.0, scale=1.0, background=None, polarisation: float = 0.0,
-                   fwhm_q=0.02, radiation: str = "xray", energy_ev: float | None = None,
-                   partials: bool = False) -> torch.Tensor | dict:
-    """Powder pattern on a 2θ grid (axis="tth", degrees, needs wavelength Å) or a Q grid (axis="q", Å⁻¹).
+def _march_dollase(refl: Reflections, structure: Structure, axis, r: torch.Tensor) -> torch.Tensor:
+    """[M] March–Dollase factors (r² cos²α + sin²α / r)^(−3/2), α between each reflection's Q and the normal of
+    the (hkl) planes of ``axis``."""
+    recip = 2 * math.pi * torch.linalg.inv(structure.cell).T
+    normal = torch.as_tensor(axis, dtype=recip.dtype, device=recip.device) @ recip
+    cos2 = ((refl.qvec @ normal) / (refl.q * normal.norm())) ** 2
+    return (r**2 * cos2 + (1 - cos2) / r) ** -1.5
 
-    2θ: I = scale Σ_hkl |F|² LP(θ) PV(2θ − 2θ_hkl − zero; H, η) + background, H² = U tan²θ + V tanθ + W (deg²),
-    LP = (1 + P cos²2θ)/(sin²θ cosθ) with P = cos²2θ_m of a monochromator (polarisation=0 → P = 1).
-    Q: I = scale Σ_hkl |F|²/Q² PV(Q − Q_hkl; fwhm_q, η) + background (the powder average of the Bragg peaks,
-    comparable with the Debye pattern of a large crystallite).
 
-    Returns:
-        [n] intensity on the grid x, or with partials=True {"A-B": [n] element-pair part, "background": [n]}
-        whose sum is that intensity.
-    """
-    if axis not in ("tth", "q"):
-        raise ScatterfitError(f"unknown powder axis '{axis}' (use 'tth' or 'q')")
-    x = x.to(dtype=structure.dtype, device=structure.device)
-    if axis == "tth":
-        if wavelength is None or not wavelength > 0:
-            raise ScatterfitError("a 2θ powder pattern needs a positive wavelength (Å)")
-        qmax = 4 * math.pi * math.sin(math.radians(min(float(x.max()) + 2.0, 179.0) / 2)) / wavelength
+def _q_limit(setup: PowderSetup, x: torch.Tensor, params: dict) -> float:
+    """Largest |Q| (Å⁻¹) whose peak can reach the grid, with a margin for the peak tails."""
+    if setup.geometry == "q":
+        return float(x.max()) + 5 * float(params.get("fwhm_q") if params.get("fwhm_q") is not None
+                                          else PARAMETERS["q"]["fwhm_q"].default)
+    if setup.geometry == "cw":
+        shortest = min(setup.wavelength, setup.wavelength2 or setup.wavelength)
+        return 4 * math.pi * math.sin(math.radians(min(float(x.max()) + 5.0, 179.9) / 2)) / shortest
+    difc = float(_value(params, "difc", setup, x))
+    difa = float(_value(params, "difa", setup, x))
+    zero = float(_value(params, "zero", setup, x))
+    t_min = max(float(x.min()) - 0.05 * (float(x.max()) - float(x.min())), zero + 1e-6)
+    if abs(difa) < 1e-12:
+        d_min = (t_min - zero) / difc
     else:
-        qmax = float(x.max()) + 5 * float(fwhm_q)
-    refl = reflections(structure, qmax, radiation=radiation, energy_ev=energy_ev)
-    if not refl.q.requires_grad:  # a fixed cell: equal |Q| stays equal, so merged peaks have exact gradients
-        refl = merge_equal_q(refl)
-    scale, eta = _t(scale, x), _t(eta, x)
-    if axis == "tth":
-        sin_t = refl.q * wavelength / (4 * math.pi)
-        ok = sin_t < 1
+        d_min = (-difc + math.sqrt(max(difc**2 + 4 * difa * (t_min - zero), 0.0))) / (2 * difa)
+    return 2 * math.pi / max(d_min, 1e-3)
+
+
+def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, params: dict | None = None, *,
+                 parts: bool = False) -> PowderPeaks:
+    """The Bragg peaks of ``structure`` on the grid ``x`` (degrees 2θ, µs or Å⁻¹ as ``setup.geometry`` says).
+
+    Constant wavelength: I_k = scale |F_k|² m_k LP(θ_k) P_k at 2θ_k + zero + displacement·cosθ_k +
+    transparency·sin2θ_k, LP = (1 + K cos²2θ)/((1 + K) sin²θ cosθ) (X-ray; neutrons without the polarisation
+    term), with a TCH or Caglioti pseudo-Voigt; a second wavelength adds its own peaks times ``ratio``.
+    Time of flight: I_k = scale |F_k|² m_k d_k⁴ sinθ_bank P_k at t = zero + difc·d + difa·d², with back-to-back
+    exponentials convolved with a Gaussian. Q grid: I_k = scale |F_k|² m_k / Q_k² with a pseudo-Voigt.
+
+    Args:
+        structure: periodic, with a cell.
+        x: [n] grid.
+        params: {name: float or 0-d tensor} of :data:`PARAMETERS` and "scale"; missing ones take their
+            defaults.
+        parts: also return the element-pair parts of the intensities.
+    """
+    params = params or {}
+    x = x.to(dtype=structure.dtype, device=structure.device)
+    refl = reflections(structure, _q_limit(setup, x, params), radiation=setup.radiation, energy_ev=setup.energy_ev)
+    weight = refl.f2
+    factor = torch.ones_like(refl.q)
+    if setup.preferred_orientation is not None and setup.geometry != "q":
+        factor = _march_dollase(refl, structure, setup.preferred_orientation, _value(params, "march", setup, x))
+    weights = {"total": weight * factor}
+    if parts:
+        weights.update({k: v * factor for k, v in refl.partials.items()})
+    q, merged = merge_peaks(refl.q, weights)
+    scale = params.get("scale")
+    scale = 1.0 if scale is None else scale
+    if setup.geometry == "q":
+        position, factor = q, 1.0 / q**2
+        fwhm, eta = _value(params, "fwhm_q", setup, x), _value(params, "eta", setup, x)
+        profile = pseudo_voigt(x[:, None] - position[None, :], fwhm, eta)
+        return _peaks(position, scale * factor, profile, q, merged)
+    if setup.geometry == "tof":
+        d = 2 * math.pi / q
+        position = (_value(params, "zero", setup, x) + _value(params, "difc", setup, x) * d
+                    + _value(params, "difa", setup, x) * d**2)
+        factor = d**4 * math.sin(math.radians(setup.bank_angle) / 2)
+        alpha = _value(params, "alpha0", setup, x) + _value(params, "alpha1", setup, x) / d
+        beta = _value(params, "beta0", setup, x) + _value(params, "beta1", setup, x) / d**4
+        sigma2 = (_value(params, "sig0", setup, x) + _value(params, "sig1", setup, x) * d**2
+                  + _value(params, "sig2", setup, x) * d**4)
+        sigma = torch.sqrt(torch.clamp(sigma2, min=1e-10))
+        profile = back_to_back_gaussian(x[:, None] - position[None, :], alpha[None, :], beta[None, :],
+                                        sigma[None, :])
+        return _peaks(position, scale * factor, profile, q, merged)
+    lines = [(setup.wavelength, 1.0)] + ([(setup.wavelength2, setup.ratio)] if setup.wavelength2 else [])
+    positions, factors, profiles, qs, blocks = [], [], [], [], []
+    for wavelength, share in lines:
+        sin_t = q * wavelength / (4 * math.pi)
+        inside = sin_t < 1
         theta = torch.asin(torch.clamp(sin_t, max=1 - 1e-12))
         tth = torch.rad2deg(2 * theta)
-        p = 1.0 if polarisation == 0.0 else math.cos(math.radians(polarisation)) ** 2
-        lp = (1 + p * torch.cos(2 * theta) ** 2) / (torch.sin(theta) ** 2 * torch.cos(theta))
-        tan_t = torch.tan(theta)
-        h2 = _t(u, x) * tan_t**2 + _t(v, x) * tan_t + _t(w, x)
-        fwhm = torch.sqrt(torch.clamp(h2, min=1e-8))
-        factor = lp * ok  # per-reflection intensity factor
-        prof = pseudo_voigt(x[:, None] - tth[None, :] - _t(zero, x), fwhm[None, :], eta)
-    else:
-        factor = 1.0 / refl.q**2
-        prof = pseudo_voigt(x[:, None] - refl.q[None, :], _t(fwhm_q, x), eta)
-    weight = refl.f2 * factor
-    y = scale * (prof * weight[None, :]).sum(1)
+        position = (tth + _value(params, "zero", setup, x) + _value(params, "displacement", setup, x)
+                    * torch.cos(theta) + _value(params, "transparency", setup, x) * torch.sin(2 * theta))
+        lp = 1.0 / (torch.sin(theta) ** 2 * torch.cos(theta))
+        if setup.radiation == "xray":
+            k = setup.polarisation
+            lp = lp * (1 + k * torch.cos(2 * theta) ** 2) / (1 + k)
+        u, v, w = (_value(params, n, setup, x) for n in ("U", "V", "W"))
+        if setup.profile == "tch":
+            h_gauss = caglioti_gaussian(theta, u, v, w, _value(params, "P", setup, x))
+            h_lorentz = torch.clamp(lorentzian_width(theta, _value(params, "X", setup, x),
+                                                     _value(params, "Y", setup, x)), min=0.0)
+            fwhm, eta = tch_width(h_gauss, h_lorentz)
+        else:
+            fwhm, eta = caglioti_gaussian(theta, u, v, w), _value(params, "eta", setup, x)
+        profiles.append(pseudo_voigt(x[:, None] - position[None, :], fwhm[None, :], eta))
+        positions.append(position)
+        factors.append(share * lp * inside)
+        qs.append(q)
+        blocks.append(merged)
+    merged_all = {key: torch.cat([b[key] for b in blocks]) for key in merged}
+    return _peaks(torch.cat(positions), scale * torch.cat(factors), torch.cat(profiles, 1), torch.cat(qs),
+                  merged_all)
+
+
+def _peaks(position, factor, profile, q, merged) -> PowderPeaks:
+    parts = {k: factor * v for k, v in merged.items() if k != "total"} or None
+    return PowderPeaks(position, factor * merged["total"], profile, q, parts)
+
+
+def powder_pattern(structure: Structure, x: torch.Tensor, setup: PowderSetup, params: dict | None = None, *,
+                   partials: bool = False) -> torch.Tensor | dict:
+    """The powder pattern on the grid x without background (see :func:`powder_peaks` for the formulas).
+
+    Returns:
+        [n] intensity, or with partials=True {"A-B": [n] element-pair part} whose sum is that intensity.
+    """
+    peaks = powder_peaks(structure, x, setup, params, parts=partials)
     if partials:
-        out = {k: scale * (prof * (v * factor)[None, :]).sum(1) for k, v in refl.partials.items()}
-        if background is not None:
-            out["background"] = polynomial_background(x, _t(background, x).reshape(-1))
-        return out
-    if background is not None:
-        y = y + polynomial_background(x, _t(background, x).reshape(-1))
-    return y
+        return {k: peaks.profile @ v for k, v in peaks.parts.items()}
+    return peaks.pattern()
+
+
+def bragg_r_factor(peaks: PowderPeaks, y_obs: torch.Tensor, y_calc: torch.Tensor,
+                   background: torch.Tensor) -> float:
+    """R_Bragg = Σ|I_obs − I_calc| / Σ I_obs over the peaks, with the "observed" intensities apportioned from
+    the pattern as Rietveld programs do: I_obs,k = I_calc,k Σ_i Φ_ik (y_obs,i − b_i)/(y_calc,i − b_i).
+
+    Args:
+        peaks: the calculated peaks on the grid (intensities on the data's scale).
+        y_obs, y_calc, background: [n] the observed, the calculated (with background) pattern and the background.
+    """
+    net_calc = (y_calc - background).detach()
+    ratio = torch.where(net_calc.abs() > 1e-12 * float(net_calc.abs().max().clamp(min=1e-300)),
+                        (y_obs - background).detach() / net_calc, torch.zeros_like(net_calc))
+    calc = peaks.intensity.detach()
+    profile = peaks.profile.detach()
+    observed = calc * (profile * ratio[:, None]).sum(0)  # the grid step of both sums cancels in the ratio
+    calc = calc * profile.sum(0)  # the part of each peak that lies on the grid
+    total = float(observed.abs().sum())
+    return float((observed - calc).abs().sum()) / total if total > 0 else float("nan")
+

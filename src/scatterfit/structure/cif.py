@@ -79,11 +79,13 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
     Raises:
         ScatterfitError: the file has no structure, or an atom site whose element cannot be told.
     """
-    from ase.io.cif import parse_cif
+    from ase.io.cif import CIFBlock, parse_cif
 
     path = Path(path)
-    try:
-        blocks = [b for b in parse_cif(str(path)) if b.has_structure()]
+    try:  # DDLm / CIF2 names (_cell.length_a, _atom_site.fract_x) read as their DDL1 twins (_cell_length_a)
+        blocks = [CIFBlock(b.name, {tag.replace(".", "_"): v for tag, v in b._tags.items()})
+                  for b in parse_cif(str(path))]
+        blocks = [b for b in blocks if b.has_structure()]
     except Exception as exc:  # noqa: BLE001 (ASE raises many types; the user needs one line)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScatterfitError(f"{path}: cannot read this CIF (its syntax: {msg})") from None

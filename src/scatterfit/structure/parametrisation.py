@@ -13,10 +13,13 @@ structure/spacegroup.OccupancyMap), "orbits" (displacements of the orbit represe
 symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so the point group is kept; needs
 a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
 finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or
-molecule), "biso" (one Biso per species, Å²), "background" (coefficients of a
-polynomial added to every data term's model, in the data's units, on x scaled to [−1, 1] over the fit range;
+molecule), "biso" (Å²: one per site orbit when the structure declares a space group, e.g. from its CIF, so the
+species sharing a site share it, as Rietveld programs refine them; one per species otherwise), "background"
+(coefficients of Chebyshev polynomials added to every data term's model, in the data's units, on x scaled to
+[−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
-"qdamp", "qbroad", "delta1", "delta2", "spdiameter". A bounded value v ∈ [lo, hi] is stored as
+"qdamp", "qbroad", "delta1", "delta2", "spdiameter", plus the instrument parameters a forward model declares
+(``instrument``: the powder model's zero, U, V, W, ..., difc). A bounded value v ∈ [lo, hi] is stored as
 u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stays inside its bounds.
 """
 
@@ -81,6 +84,8 @@ class Parametrisation:
         structure: the starting structure.
         free: names of the free groups (subset of GROUPS).
         values: starting values of scalar parameters (others take SCALAR_DEFAULTS).
+        instrument: {name: (start, lo, hi)} scalar parameters a forward model reads from the state (e.g.
+            PowderModel.parameters): they can be free, given values and bounds like the built-in scalars.
         bounds: {name: (lo, hi)} overriding SCALAR_BOUNDS; "cell" takes {a: (lo, hi), ..., gamma: (lo, hi)} in Å
             and degrees (default ±20 % and ±20° about the start; a narrow range pins an angle);
             "lattice" bounds are relative (default 0.8–1.2),
@@ -88,34 +93,52 @@ class Parametrisation:
             (default 1.0).
     """
 
-    def __init__(self, structure: Structure, free=(), values: dict | None = None, bounds: dict | None = None):
-        unknown = [g for g in free if g not in GROUPS]
+    def __init__(self, structure: Structure, free=(), values: dict | None = None, bounds: dict | None = None,
+                 instrument: dict | None = None):
+        instrument = dict(instrument or {})
+        known = (*GROUPS, *instrument)
+        unknown = [g for g in free if g not in known]
         if unknown:
-            raise ScatterfitError(f"unknown parameter group(s) {unknown} (known: {', '.join(GROUPS)})")
+            raise ScatterfitError(f"unknown parameter group(s) {unknown} (known: {', '.join(known)})")
         values = dict(values or {})
         background_order = int(values.pop("background_order", 2))
         if not 0 <= background_order <= 10:
             raise ScatterfitError(f"background_order must be 0..10, got {background_order}")
-        unknown = [k for k in values if k not in SCALAR_DEFAULTS]
+        self.instrument_names = list(instrument)
+        defaults = {**SCALAR_DEFAULTS, **{k: v[0] for k, v in instrument.items()}}
+        unknown = [k for k in values if k not in defaults]
         if unknown:
-            raise ScatterfitError(f"unknown parameter(s) {unknown} (known: {', '.join(SCALAR_DEFAULTS)})")
+            raise ScatterfitError(f"unknown parameter(s) {unknown} (known: {', '.join(defaults)})")
         self.structure = structure
         self.free = list(free)
         self.bounds = {**SCALAR_BOUNDS, "lattice": (0.8, 1.2), "expansion": (0.85, 1.15), "biso": (0.01, 20.0),
                        "occupancy": (0.0, 1.0),
                        "positions": (-1.0, 1.0), "orbits": (-1.0, 1.0),
-                       "fractional": (-0.1, 0.1), "background": (-100.0, 100.0), **(bounds or {})}
+                       "fractional": (-0.1, 0.1), "background": (-100.0, 100.0),
+                       **{k: (float(v[1]), float(v[2])) for k, v in instrument.items()}, **(bounds or {})}
         for g in ("positions", "orbits"):
             if g in (bounds or {}) and not isinstance(bounds[g], tuple):
                 m = float(bounds[g])
                 self.bounds[g] = (-m, m)
-        self.values = {**SCALAR_DEFAULTS, **values}
+        self.values = {**defaults, **values}
         if "spdiameter" in self.free and self.values["spdiameter"] is None:
             self.values["spdiameter"] = 50.0
         dt, dev = structure.dtype, structure.device
         self.species = sorted(set(structure.numbers.tolist()))
         self.species_index = torch.tensor([self.species.index(z) for z in structure.numbers.tolist()], device=dev)
-        biso0 = torch.stack([structure.biso[structure.numbers == z].mean() for z in self.species]).detach()
+        self.adp_labels = None  # per species (Biso_X) unless the structure declares its space group
+        adp_index = self.species_index
+        if structure.space_group is not None and structure.cell is not None and structure.periodic:
+            from scatterfit.structure.spacegroup import site_orbits
+
+            index, labels = site_orbits(structure)
+            symbols_of = [{int(z) for z in structure.numbers[torch.as_tensor(index) == k].tolist()}
+                          for k in range(len(labels))]
+            if len(labels) != len(self.species) or any(len(z) != 1 for z in symbols_of):
+                adp_index, self.adp_labels = torch.as_tensor(index, device=dev), labels
+        self.adp_index = adp_index
+        biso0 = torch.stack([structure.biso[adp_index == k].mean()
+                             for k in range(int(adp_index.max()) + 1)]).detach()
         self._frac = None
         self._orbit_transforms = None
         if "orbits" in self.free:
@@ -196,6 +219,9 @@ class Parametrisation:
             lo, hi = self.bounds[g]
             if not bool(torch.all(torch.as_tensor(lo).cpu() < torch.as_tensor(hi).cpu())):
                 raise ScatterfitError(f"bounds of '{g}' are empty: ({lo}, {hi})")
+            if g in self.instrument_names and not lo <= float(self._init[g]) <= hi:
+                raise ScatterfitError(f"the start of '{g}' ({float(self._init[g])}) lies outside its bounds "
+                                      f"[{lo}, {hi}]")
         for g in ("lattice", "cell", "fractional"):
             if g in self.free and structure.cell is None:
                 raise ScatterfitError(f"'{g}' is free but the structure has no cell")
@@ -259,13 +285,13 @@ class Parametrisation:
             pos = pos + torch.einsum("nij,nj->ni", self._orbit_transforms, v["orbits"][self._orbit_index])
         if "positions" in self.free:
             pos = pos + v["positions"]
-        biso = v["biso"][self.species_index] if "biso" in self.free else s.biso
+        biso = v["biso"][self.adp_index] if "biso" in self.free else s.biso
         occupancy = s.occupancy
         if "occupancy" in self.free:
             index, offset, factor = self._occupancy_tensors
             occupancy = offset.to(pos.dtype) + factor.to(pos.dtype) * v["occupancy"][index]
         structure = s.with_(positions=pos, cell=cell, biso=biso, occupancy=occupancy)
-        params = {k: v.get(k) for k in SCALAR_DEFAULTS}
+        params = {k: v.get(k) for k in (*SCALAR_DEFAULTS, *self.instrument_names)}
         params["background"] = v["background"] if "background" in self.free else None
         return State(structure, params)
 
@@ -309,6 +335,12 @@ class Parametrisation:
 
             a, b, c, alpha, beta, gamma = cell_to_cellpar(st.structure.cell.detach().cpu().numpy()).tolist()
             out.update({"a": a, "b": b, "c": c, "alpha": alpha, "beta": beta, "gamma": gamma})
+        if self.adp_labels is not None:  # one ADP per site orbit
+            for k, label in enumerate(self.adp_labels):
+                bk = float(st.structure.biso[self.adp_index == k].mean())
+                out[f"Biso[{label}]"] = bk
+                out[f"Uiso[{label}]"] = bk / (8 * math.pi**2)
+            return out
         for z in self.species:
             bz = float(st.structure.biso[st.structure.numbers == z].mean())
             out[f"Biso_{chemical_symbols[z]}"] = bz

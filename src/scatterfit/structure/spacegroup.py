@@ -186,6 +186,27 @@ def _sites(structure: Structure, frac: np.ndarray, tol: float = 1e-4):
     return sites, site_of, [kinds[k] for k in keys]
 
 
+def site_orbits(structure: Structure, symprec: float = 1e-3) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each atom's site orbit: atoms sharing a site, and sites the space group relates, get one index.
+
+    Returns:
+        (index [N] ints 0..K−1, labels [K] such as "La/Ba#0"): what one ADP per site refines.
+    """
+    from ase.data import chemical_symbols
+
+    data, sites, site_of = _site_symmetry(structure, symprec)
+    orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
+    orbits = {o: k for k, o in enumerate(dict.fromkeys(orbit_of_site[site_of].tolist()))}
+    index = np.array([orbits[int(orbit_of_site[s])] for s in site_of])
+    numbers = structure.numbers.tolist()
+    labels = []
+    for k in range(len(orbits)):
+        atoms = np.flatnonzero(index == k)
+        names = "/".join(chemical_symbols[z] for z in sorted({numbers[i] for i in atoms}))
+        labels.append(f"{names}#{k}")
+    return index, tuple(labels)
+
+
 @dataclass(frozen=True)
 class OccupancyMap:
     """How refined occupancy parameters v [K] (each in 0..1) set the atoms' occupancies: occ_i = offset[i] +
