@@ -4,7 +4,8 @@ Formats: PDFgetX3/xPDFsuite .gr (ini header), PDFgetX2/PDFgetN .gr (free-text he
 "##### start data", 4 columns r G dr dG; Qmax, Qmin, wavelength, radiation and composition taken from the header),
 PDFgui fit exports .fgr (r Gcalc dr dGcalc Gdiff),
 RMCProfile .gr/.fq (count line + title line), .iq/.sq/.fq (Q, value[, σ]), .xy/.xye/.chi/.dat/.csv
-(2θ or Q, intensity[, σ]), Gudrun .mint01 (Q, F, σ; trailing zero rows dropped). Text in UTF-8 (with or
+(2θ or Q, intensity[, σ]), Gudrun .mint01 (Q, F, σ; trailing zero rows dropped), Panalytical .xrdml and GSAS
+.gsa/.gss/.fxye powder files (io/diffractometer.py). Text in UTF-8 (with or
 without BOM), UTF-16 or Latin-1; decimal commas are read when the columns are separated by spaces or semicolons.
 Every problem is reported as a ScatterfitError naming the file and line.
 """
@@ -24,6 +25,7 @@ from scatterfit.errors import ScatterfitError
 log = logging.getLogger(__name__)
 
 KINDS = ("iq", "sq", "fq", "gr", "xrd", "saxs")
+_DIFFRACTOMETER = {".xrdml": "read_xrdml", ".gsa": "read_gsas", ".gss": "read_gsas", ".fxye": "read_gsas"}
 _EXT_KIND = {".gr": "gr", ".fgr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd",
              ".xye": "xrd", ".chi": "xrd", ".dat": "iq", ".csv": "iq"}
 
@@ -211,8 +213,16 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
     path = Path(path)
     if not path.is_file():
         raise ScatterfitError(f"{path}: data file not found")
-    lines = _decode(path.read_bytes(), path).splitlines()
+    text = _decode(path.read_bytes(), path)
     ext = path.suffix.lower()
+    if ext in _DIFFRACTOMETER:
+        from scatterfit.io import diffractometer
+
+        x, y, sigma, meta = getattr(diffractometer, _DIFFRACTOMETER[ext])(path, text)
+        unit = meta.pop("x_unit", "degrees")
+        return Dataset(x=x, y=y, sigma=sigma, kind=kind or "xrd", x_unit=x_unit or unit,
+                       radiation=radiation or "xray", metadata={**meta, **metadata}, path=str(path))
+    lines = text.splitlines()
     meta: dict = {}
     notes: list[str] = []
     start = 0
