@@ -9,9 +9,10 @@ pattern within 1e-4 of its maximum, and (3) the two patterns as each program com
 maximum, the size of that convention difference. Intensities are compared up to one overall factor (cryspy's
 lengths are in 10⁻¹² cm, its scale has a factor 1/2), which is checked to be the same for every reflection.
 
-Neutrons only: cryspy's X-ray peak intensities differ from scatterfit's by factors 0.5–1.2 from peak to peak
-(not resolved; scatterfit's X-ray pattern is checked against the Waasmaier–Kirfel f0 of xraydb written out by
-hand in test_powder_saxs.py). The Kα1/Kα2 doublet is radiation-blind: it is checked with two neutron lines.
+Neutrons only: X-ray |F|² depend on the form-factor and dispersion tables (cryspy's and xraydb's Waasmaier–Kirfel
+f0 with Chantler f′, f″ differ by 1–4 % in |F|² at Mo Kα, more near an absorption edge), so they cannot agree
+to 1e-3; scatterfit's X-ray pattern is checked against xraydb's f0, f′ and f″ written out by hand in
+test_powder_saxs.py. The Kα1/Kα2 doublet is radiation-blind: it is checked with two neutron lines.
 """
 
 import math

@@ -105,9 +105,9 @@ def test_powder_partials_sum_to_total():
 
 
 def test_powder_profile_is_the_documented_formula():
-    """Caglioti width, pseudo-Voigt mixing, Lorentz–polarisation factor, zero shift and sample displacement
-    against the formula of the docstring written out independently in numpy (a one-atom simple cubic cell, every
-    hkl enumerated by hand)."""
+    """Caglioti width, pseudo-Voigt mixing, Lorentz–polarisation factor, zero shift, sample displacement and the
+    anomalous scattering at the wavelength's energy against the formula of the docstring written out independently
+    in numpy with xraydb's f0, f′ and f″ (a one-atom simple cubic cell, every hkl enumerated by hand)."""
     import xraydb
 
     a, wavelength = 3.1, 1.5406
@@ -122,6 +122,9 @@ def test_powder_profile_is_the_documented_formula():
 
     x = tth.numpy()
     expected = np.zeros_like(x)
+    energy = 12398.419843 / wavelength  # the anomalous terms at the tube's energy (Cu Kα is below the Cu K edge)
+    f1, f2_anomalous = float(xraydb.f1_chantler("Cu", energy)), float(xraydb.f2_chantler("Cu", energy))
+    assert f1 < -1.0  # large enough that leaving it out would fail this test
     n = 6
     for h in range(-n, n + 1):
         for k in range(-n, n + 1):
@@ -133,7 +136,7 @@ def test_powder_profile_is_the_documented_formula():
                 if sin_t >= math.sin(math.radians(104.98 / 2)):  # the model lists peaks to 5° past the grid
                     continue
                 theta = math.asin(sin_t)
-                f2 = float(xraydb.f0("Cu", q / (4 * math.pi))[0]) ** 2
+                f2 = abs(float(xraydb.f0("Cu", q / (4 * math.pi))[0]) + f1 + 1j * f2_anomalous) ** 2
                 lp = (1 + p * math.cos(2 * theta) ** 2) / ((1 + p) * math.sin(theta) ** 2 * math.cos(theta))
                 fwhm = math.sqrt(u * math.tan(theta) ** 2 + v * math.tan(theta) + w)
                 d = x - math.degrees(2 * theta) - zero - shift * math.cos(theta)

@@ -93,6 +93,7 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
 
 
 GEOMETRIES = ("cw", "tof", "q")
+HC_EV_ANGSTROM = 12398.419843  # h·c, eV·Å (CODATA 2018)
 PROFILES = ("tch", "caglioti")
 
 
@@ -112,7 +113,9 @@ class PowderSetup:
             "caglioti" (one pseudo-Voigt: Caglioti width and a refined mixing η).
         preferred_orientation: the hkl of the March–Dollase axis (the plate normal or needle axis), or None.
         bank_angle: 2θ of the time-of-flight detector bank, degrees (scales the TOF intensities by sin θ).
-        energy_ev: photon energy for anomalous X-ray scattering, eV, or None.
+        energy_ev: photon energy for the anomalous terms f′, f″ of X-rays, eV; default: the energy of
+            ``wavelength`` (12398.42 eV·Å / λ), so dispersion near an absorption edge (Co or Fe with Cu Kα, for
+            example) is included as Rietveld programs include it. Without a wavelength (TOF, Q grid): none.
     """
 
     geometry: str = "cw"
@@ -145,6 +148,14 @@ class PowderSetup:
                                   f"{self.preferred_orientation}")
         if not 0 < self.bank_angle < 180:
             raise ScatterfitError(f"bank_angle must be between 0 and 180 degrees, got {self.bank_angle}")
+
+    def photon_energy(self) -> float | None:
+        """eV of the X-ray anomalous terms: ``energy_ev``, else that of the (first) wavelength, else None."""
+        if self.energy_ev is not None:
+            return self.energy_ev
+        if self.radiation == "xray" and self.wavelength:
+            return HC_EV_ANGSTROM / self.wavelength
+        return None
 
 
 @dataclass(frozen=True)
@@ -328,7 +339,8 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
     """
     params = params or {}
     x = x.to(dtype=structure.dtype, device=structure.device)
-    refl = reflections(structure, _q_limit(setup, x, params), radiation=setup.radiation, energy_ev=setup.energy_ev)
+    refl = reflections(structure, _q_limit(setup, x, params), radiation=setup.radiation,
+                       energy_ev=setup.photon_energy())
     weight = refl.f2
     factor = torch.ones_like(refl.q)
     if setup.preferred_orientation is not None and setup.geometry != "q":
