@@ -43,8 +43,8 @@ def test_xrdml_reads_positions_counts_and_wavelengths(tmp_path, listed, intensit
     np.testing.assert_allclose(d.x, TTH, atol=1e-9)
     np.testing.assert_allclose(d.y, COUNTS)
     np.testing.assert_allclose(d.sigma, np.sqrt(COUNTS))
-    assert d.metadata["wavelength"] == 1.540598 and d.metadata["wavelength2"] == 1.544426
-    assert d.metadata["ratio"] == 0.5
+    assert d.metadata["wavelength"] == 1.540598 and d.metadata["powder"]["wavelength2"] == 1.544426
+    assert d.metadata["powder"]["ratio"] == 0.5
 
 
 def test_gsas_const_esd_std_and_fxye(tmp_path):
@@ -93,3 +93,27 @@ def test_broken_diffractometer_files_are_one_line_errors(tmp_path):
     none.write_text("just a title\n1 2 3\n")
     with pytest.raises(ScatterfitError, match="no BANK record"):
         load_dataset(none)
+
+
+def test_xrdml_doublet_reaches_the_powder_model(tmp_path):
+    from scatterfit.scattering.models import make_forward_model
+
+    path = tmp_path / "scan.xrdml"
+    path.write_text(_xrdml(False, False))
+    setup = make_forward_model("powder", load_dataset(path)).setup
+    assert (setup.geometry, setup.wavelength, setup.wavelength2, setup.ratio) == ("cw", 1.540598, 1.544426, 0.5)
+
+
+def test_low_angle_scan_with_a_wavelength_is_2theta_and_header_keys_stay_out_of_the_model(tmp_path):
+    """A synchrotron 2θ scan that ends below 40° is read as 2θ once a wavelength comes with it (not as Q), and a
+    header's "polarisation" (a beam's polarisation fraction in PDF software) does not set the monochromator K."""
+    from scatterfit.scattering.models import make_forward_model
+
+    path = tmp_path / "sync.xye"
+    rows = "\n".join(f"{t:.3f} {c:.1f} {np.sqrt(c):.3f}" for t, c in zip(TTH, COUNTS))
+    path.write_text(f"# polarisation = 0.99\n{rows}\n")
+    assert load_dataset(path).x_unit == "inv_angstrom"  # no wavelength: Q is the reading without evidence
+    data = load_dataset(path, wavelength=0.2072)
+    assert data.x_unit == "degrees" and data.metadata["polarisation"] == 0.99
+    setup = make_forward_model("powder", data).setup
+    assert setup.wavelength == 0.2072 and setup.polarisation == 1.0

@@ -41,6 +41,11 @@ def build_structure(cfg: Config):
     return s
 
 
+POWDER_SETTINGS = ("wavelength2", "ratio", "polarisation", "profile", "preferred_orientation", "bank_angle")
+"""[[datasets]] keys that set up a powder diffractometer: kept apart in the dataset's metadata["powder"], so a
+file header's key of the same name (a PDF header's "polarization") never reaches the powder model."""
+
+
 def build_datasets(cfg: Config) -> dict:
     from scatterfit.datasets import cmi_example
     from scatterfit.io import load_dataset
@@ -53,10 +58,9 @@ def build_datasets(cfg: Config) -> dict:
                 raise ScatterfitError(f"{cfg.path}: [[datasets]][{k}].file: {path} not found")
         else:
             path = cmi_example(d["cmi"])
-        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit", "qmax", "wavelength", "wavelength2",
-                                             "ratio", "polarisation", "profile", "preferred_orientation",
-                                             "bank_angle") if key in d}
-        out[d["name"]] = load_dataset(path, **overrides)
+        overrides = {key: d[key] for key in ("kind", "radiation", "x_unit", "qmax", "wavelength") if key in d}
+        powder = {key: d[key] for key in POWDER_SETTINGS if key in d}  # read by the powder model only
+        out[d["name"]] = load_dataset(path, **overrides, **({"powder": powder} if powder else {}))
     return out
 
 

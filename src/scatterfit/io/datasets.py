@@ -220,8 +220,10 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
 
         x, y, sigma, meta = getattr(diffractometer, _DIFFRACTOMETER[ext])(path, text)
         unit = meta.pop("x_unit", "degrees")
+        powder = {**meta.get("powder", {}), **metadata.get("powder", {})}  # the config's settings win
+        meta = {**meta, **metadata, **({"powder": powder} if powder else {})}
         return Dataset(x=x, y=y, sigma=sigma, kind=kind or "xrd", x_unit=x_unit or unit,
-                       radiation=radiation or "xray", metadata={**meta, **metadata}, path=str(path))
+                       radiation=radiation or "xray", metadata=meta, path=str(path))
     lines = text.splitlines()
     meta: dict = {}
     notes: list[str] = []
@@ -299,8 +301,9 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
             x_unit = "angstrom"
         elif kind == "xrd" and float(x.max()) > 180:  # no 2θ scan goes past 180°: time of flight in µs
             x_unit = "microseconds"
-        elif kind == "xrd" and (ext in (".xy", ".xye", ".chi")) and float(x.max()) > 40:
-            x_unit = "degrees"
+        elif kind == "xrd" and (ext in (".xy", ".xye", ".chi")) and (float(x.max()) > 40
+                                                                     or "wavelength" in metadata):
+            x_unit = "degrees"  # a wavelength given with the file: a 2θ scan, even one that ends below 40°
         else:
             x_unit = "inv_angstrom"
     rad = radiation or _radiation(meta, header_text)

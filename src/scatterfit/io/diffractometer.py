@@ -33,12 +33,15 @@ def read_xrdml(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     meta: dict = {"format": "xrdml"}
     wavelength = find(root, "usedWavelength")
-    if wavelength is not None:
+    if wavelength is not None:  # Kα1 as the wavelength; Kα2 and its ratio as the powder model's doublet
         for child in wavelength:
             key = {"kAlpha1": "wavelength", "kAlpha2": "wavelength2", "ratioKAlpha2KAlpha1": "ratio"}.get(
                 local(child.tag))
             if key and child.text:
-                meta[key] = float(child.text)
+                if key == "wavelength":
+                    meta[key] = float(child.text)
+                else:
+                    meta.setdefault("powder", {})[key] = float(child.text)
     scan = find(root, "dataPoints")
     if scan is None:
         raise ScatterfitError(f"{path}: no <dataPoints> in this XRDML file")

@@ -165,17 +165,19 @@ class PowderModel:
 def _powder(data, *, qmax: float | None = None, **_):
     from scatterfit.scattering.powder import PowderSetup
 
-    meta = data.metadata
     geometry = {"degrees": "cw", "microseconds": "tof", "inv_angstrom": "q"}.get(data.x_unit)
     if geometry is None:
         raise ScatterfitError(f"{data.path or 'dataset'}: a powder pattern needs x in 2θ (degrees), time of flight "
                               f"(microseconds) or Q (inv_angstrom), not {data.x_unit}")
-    axis = meta.get("preferred_orientation")
-    return PowderModel(PowderSetup(
-        geometry=geometry, radiation=data.radiation,
-        wavelength=meta.get("wavelength"), wavelength2=meta.get("wavelength2"), ratio=float(meta.get("ratio", 0.5)),
-        polarisation=float(meta.get("polarisation", 1.0)), profile=str(meta.get("profile", "tch")),
-        preferred_orientation=None if axis is None else tuple(axis), bank_angle=float(meta.get("bank_angle", 90.0))))
+    settings = dict(data.metadata.get("powder", {}))  # the config's diffractometer settings (config/builders.py)
+    axis = settings.pop("preferred_orientation", None)
+    wavelength = data.metadata.get("wavelength")
+    if geometry == "cw" and not isinstance(wavelength, (int, float)):
+        raise ScatterfitError(f"{data.path or 'dataset'}: a 2θ powder pattern needs its wavelength (Å): the file "
+                              "gives none; set wavelength in its [[datasets]] table")
+    return PowderModel(PowderSetup(geometry=geometry, radiation=data.radiation,
+                                   wavelength=wavelength if geometry == "cw" else None,
+                                   preferred_orientation=None if axis is None else tuple(axis), **settings))
 
 
 def _pdf(data, *, qmax: float, ripple: str = "pdffit2", **_):
