@@ -152,9 +152,7 @@ class DataTerm:
             if peaks is not None:
                 from scatterfit.scattering.powder import bragg_r_factor
 
-                found = peaks(state, x)
-                scaled = type(found)(found.position, scale * found.intensity, found.profile, found.q)
-                out["r_bragg"] = bragg_r_factor(scaled, y, y_calc, background)
+                out["r_bragg"] = bragg_r_factor(peaks(state, x), y, y_calc, background, scale)
         return out
 
     def pattern_form(self) -> str | None:

@@ -142,8 +142,8 @@ def chemistry_options(cfg: Config, loss) -> dict:
 
 def build_parametrisation(cfg: Config, structure, loss=None):
     """The Parametrisation of [parameters], with the instrument parameters the loss's forward models declare
-    (a powder model's zero, U, V, W, ...). A free background without bounds gets ±3 times the largest |y| of the
-    data it is added to."""
+    (a powder model's zero, U, V, W, ...). A free background without bounds reaches ±3 times the largest |y| of
+    the data it is added to (at least ±100)."""
     from scatterfit.structure.parametrisation import Parametrisation
 
     p = cfg.parameters
@@ -175,8 +175,8 @@ def build_parametrisation(cfg: Config, structure, loss=None):
         import numpy as np
 
         top = max((float(np.abs(t.dataset.y).max()) for t in loss.terms if hasattr(t, "dataset")), default=0.0)
-        if top > 100.0 / 3:
-            bounds["background"] = (-3 * top, 3 * top)
+        reach = max(100.0, 3 * top)  # never narrower than the Parametrisation's default ±100
+        bounds["background"] = (-reach, reach)
     try:
         return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
                                instrument=instrument)

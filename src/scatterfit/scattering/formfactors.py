@@ -74,8 +74,10 @@ def neutron_length(z: int, isotope: int | None = None) -> float:
     return float(b)
 
 
+@lru_cache(maxsize=4096)
 def anomalous_terms(z: int, energy_ev: float) -> tuple[float, float]:
-    """Chantler f′ and f″ (electrons) of element z at photon energy energy_ev (eV)."""
+    """Chantler f′ and f″ (electrons) of element z at photon energy energy_ev (eV); looked up once per (z, energy),
+    since a refinement asks on every step."""
     import xraydb
 
     sym = _symbol(z)

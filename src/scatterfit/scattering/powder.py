@@ -370,7 +370,7 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
                                         sigma[None, :])
         return _peaks(position, scale * factor, profile, q, merged)
     lines = [(setup.wavelength, 1.0)] + ([(setup.wavelength2, setup.ratio)] if setup.wavelength2 else [])
-    positions, factors, profiles, qs, blocks = [], [], [], [], []
+    positions, factors, profiles = [], [], []
     for wavelength, share in lines:
         sin_t = q * wavelength / (4 * math.pi)
         inside = sin_t < 1
@@ -393,11 +393,9 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
         profiles.append(pseudo_voigt(x[:, None] - position[None, :], fwhm[None, :], eta))
         positions.append(position)
         factors.append(share * lp * inside)
-        qs.append(q)
-        blocks.append(merged)
-    merged_all = {key: torch.cat([b[key] for b in blocks]) for key in merged}
-    return _peaks(torch.cat(positions), scale * torch.cat(factors), torch.cat(profiles, 1), torch.cat(qs),
-                  merged_all)
+    copies = len(lines)  # each line's peaks: the same reflections at their own 2θ
+    return _peaks(torch.cat(positions), scale * torch.cat(factors), torch.cat(profiles, 1), q.repeat(copies),
+                  {key: v.repeat(copies) for key, v in merged.items()})
 
 
 def _peaks(position, factor, profile, q, merged) -> PowderPeaks:
@@ -418,19 +416,20 @@ def powder_pattern(structure: Structure, x: torch.Tensor, setup: PowderSetup, pa
     return peaks.pattern()
 
 
-def bragg_r_factor(peaks: PowderPeaks, y_obs: torch.Tensor, y_calc: torch.Tensor,
-                   background: torch.Tensor) -> float:
+def bragg_r_factor(peaks: PowderPeaks, y_obs: torch.Tensor, y_calc: torch.Tensor, background: torch.Tensor,
+                   scale=1.0) -> float:
     """R_Bragg = Σ|I_obs − I_calc| / Σ I_obs over the peaks, with the "observed" intensities apportioned from
     the pattern as Rietveld programs do: I_obs,k = I_calc,k Σ_i Φ_ik (y_obs,i − b_i)/(y_calc,i − b_i).
 
     Args:
-        peaks: the calculated peaks on the grid (intensities on the data's scale).
+        peaks: the calculated peaks on the grid.
         y_obs, y_calc, background: [n] the observed, the calculated (with background) pattern and the background.
+        scale: the factor that puts the peaks' intensities on the data's scale (a data term's analytic scale).
     """
     net_calc = (y_calc - background).detach()
     ratio = torch.where(net_calc.abs() > 1e-12 * float(net_calc.abs().max().clamp(min=1e-300)),
                         (y_obs - background).detach() / net_calc, torch.zeros_like(net_calc))
-    calc = peaks.intensity.detach()
+    calc = (scale * peaks.intensity).detach()
     profile = peaks.profile.detach()
     observed = calc * (profile * ratio[:, None]).sum(0)  # the grid step of both sums cancels in the ratio
     calc = calc * profile.sum(0)  # the part of each peak that lies on the grid

@@ -186,6 +186,18 @@ def _sites(structure: Structure, frac: np.ndarray, tol: float = 1e-4):
     return sites, site_of, [kinds[k] for k in keys]
 
 
+def _orbits(structure: Structure, symprec: float) -> tuple[np.ndarray, np.ndarray]:
+    """(site of each atom [N], site orbit of each atom [N]): orbits numbered 0.. in the order their first atom
+    appears; a finite structure has one site and one orbit per atom."""
+    if structure.cell is None or not structure.periodic:
+        every = np.arange(len(structure))
+        return every, every
+    data, sites, site_of = _site_symmetry(structure, symprec)
+    orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
+    orbits = {o: k for k, o in enumerate(dict.fromkeys(orbit_of_site[site_of].tolist()))}
+    return site_of, np.array([orbits[int(orbit_of_site[s])] for s in site_of])
+
+
 def site_orbits(structure: Structure, symprec: float = 1e-3) -> tuple[np.ndarray, tuple[str, ...]]:
     """Each atom's site orbit: atoms sharing a site, and sites the space group relates, get one index.
 
@@ -194,13 +206,10 @@ def site_orbits(structure: Structure, symprec: float = 1e-3) -> tuple[np.ndarray
     """
     from ase.data import chemical_symbols
 
-    data, sites, site_of = _site_symmetry(structure, symprec)
-    orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
-    orbits = {o: k for k, o in enumerate(dict.fromkeys(orbit_of_site[site_of].tolist()))}
-    index = np.array([orbits[int(orbit_of_site[s])] for s in site_of])
+    _, index = _orbits(structure, symprec)
     numbers = structure.numbers.tolist()
     labels = []
-    for k in range(len(orbits)):
+    for k in range(int(index.max()) + 1):
         atoms = np.flatnonzero(index == k)
         names = "/".join(chemical_symbols[z] for z in sorted({numbers[i] for i in atoms}))
         labels.append(f"{names}#{k}")
@@ -233,19 +242,14 @@ def occupancy_map(structure: Structure, symprec: float = 1e-3) -> OccupancyMap:
 
     n = len(structure)
     occ = structure.occupancy.detach().cpu().numpy().astype(float)
-    if structure.cell is not None and structure.periodic:
-        data, sites, site_of = _site_symmetry(structure, symprec)
-        orbit_of_site = np.asarray(data.equivalent_atoms) if data is not None else np.arange(len(sites))
-    else:
-        site_of = np.arange(n)
-        orbit_of_site = np.arange(n)
-    orbits = {o: k for k, o in enumerate(dict.fromkeys(orbit_of_site.tolist()))}
+    site_of, orbit = _orbits(structure, symprec)
+    n_orbits = int(orbit.max()) + 1
     index, offset, factor = np.zeros(n, int), np.zeros(n), np.zeros(n)
-    start, labels = [0.0] * len(orbits), [""] * len(orbits)
+    start, labels = [0.0] * n_orbits, [""] * n_orbits
     numbers = structure.numbers.tolist()
     for s in range(int(site_of.max()) + 1):
         atoms = sorted(np.flatnonzero(site_of == s).tolist(), key=lambda i: numbers[i])
-        k = orbits[int(orbit_of_site[s])]
+        k = int(orbit[atoms[0]])
         names = "/".join(chemical_symbols[numbers[i]] for i in atoms)
         if len(atoms) == 1:
             (i,) = atoms
