@@ -117,3 +117,15 @@ def test_low_angle_scan_with_a_wavelength_is_2theta_and_header_keys_stay_out_of_
     assert data.x_unit == "degrees" and data.metadata["polarisation"] == 0.99
     setup = make_forward_model("powder", data).setup
     assert setup.wavelength == 0.2072 and setup.polarisation == 1.0
+
+
+@pytest.mark.parametrize("column,unit,factor", [("2th_deg", "degrees", 1.0), ("q_nm^-1", "inv_angstrom", 0.1),
+                                                ("q_A^-1", "inv_angstrom", 1.0)])
+def test_pyfai_column_names_set_the_x_unit(tmp_path, column, unit, factor):
+    """pyFAI names its x column: a 2θ scan ending below 40° stays 2θ, and Q in nm⁻¹ is converted to Å⁻¹."""
+    path = tmp_path / "pyfai.xy"
+    rows = "\n".join(f"{t:.4f} {c:.1f}" for t, c in zip(TTH, COUNTS))
+    path.write_text(f"# == pyFAI calibration ==\n# Wavelength: 1.0e-10 m\n#  {column:>12}  I\n{rows}\n")
+    d = load_dataset(path)
+    assert d.x_unit == unit
+    np.testing.assert_allclose(d.x, TTH * factor)

@@ -193,6 +193,19 @@ def _parse_numeric(lines: list[tuple[int, str]], path: Path, notes: list) -> np.
     return np.asarray(rows, dtype=float)
 
 
+_UNIT_NAMES = ((re.compile(r"\b2th_deg\b"), "degrees", 1.0), (re.compile(r"\bq_a\^-1\b"), "inv_angstrom", 1.0),
+               (re.compile(r"\bq_nm\^-1\b"), "inv_angstrom", 0.1))
+
+
+def _declared_unit(comments: list[str]) -> tuple[str, float] | None:
+    """(x unit, factor to it) when a header names its x column as pyFAI does (2th_deg, q_nm^-1, q_A^-1)."""
+    text = "\n".join(comments).lower()
+    for pattern, unit, factor in _UNIT_NAMES:
+        if pattern.search(text):
+            return unit, factor
+    return None
+
+
 def _radiation(meta: dict, header_text: str) -> str:
     mode = str(meta.get("mode", meta.get("stype", meta.get("radiation", "")))).lower()
     if mode.startswith("n"):
@@ -244,6 +257,7 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
             meta.setdefault(m.group(1).strip().lower(), _number(m.group(2)))
         _header_values(body, meta)  # several key=value pairs on a line
     columns: list[str] = []
+    comments: list[str] = []
     data_lines: list[tuple[int, str]] = []
     in_block = False
     for k in range(start, len(lines)):
@@ -251,6 +265,7 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
         if not s:
             continue
         if s.startswith(("#", "!", "%", "[", ";")) or in_block:
+            comments.append(s)
             body = s.lstrip("#!%; ")
             if s.startswith("[") and s.endswith("]"):
                 in_block = True
@@ -296,6 +311,12 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
         x, y = x[::-1].copy(), y[::-1].copy()
         sigma = None if sigma is None else sigma[::-1].copy()
     kind = kind or _EXT_KIND.get(ext, "iq")
+    declared = _declared_unit(header + comments)
+    if x_unit is None and declared is not None:  # pyFAI's column names say what x is
+        x_unit, factor = declared
+        if factor != 1.0:
+            x = x * factor
+            meta["x_converted"] = "Q from nm⁻¹ to Å⁻¹"
     if x_unit is None:
         if kind == "gr":
             x_unit = "angstrom"
