@@ -141,16 +141,19 @@ class PowderModel:
     """Bragg powder pattern (Rietveld) of the state's crystal on the data grid: 2θ, time of flight or Q as the
     setup's geometry says (scattering/powder.py). The state's scale and the setup's refinable parameters
     (zero, U, V, W, X, Y, ..., difc, alpha1, ...: powder.PARAMETERS) are read from the state, so they are
-    refined like any other parameter; the data term adds its Chebyshev background."""
+    refined like any other parameter; the data term adds its Chebyshev background. ``start`` holds starting
+    values read off the data (the peak width), used where the config gives none."""
 
-    def __init__(self, setup):
+    def __init__(self, setup, start: dict | None = None):
         self.setup = setup
+        self.start = dict(start or {})
 
     def parameters(self, values: dict) -> dict:
-        """{name: (start, low, high)} of the instrument parameters this model reads, starting from ``values``."""
+        """{name: (start, low, high)} of the instrument parameters this model reads, starting from ``values``,
+        else from what the data suggested, else from the defaults."""
         from scatterfit.scattering.powder import parameter_bounds
 
-        return parameter_bounds(self.setup, values)
+        return parameter_bounds(self.setup, {**self.start, **values})
 
     def peaks(self, state, x: torch.Tensor):
         """The calculated peaks (powder.PowderPeaks) on the grid ``x``."""
@@ -175,9 +178,16 @@ def _powder(data, *, qmax: float | None = None, **_):
     if geometry == "cw" and not isinstance(wavelength, (int, float)):
         raise ScatterfitError(f"{data.path or 'dataset'}: a 2θ powder pattern needs its wavelength (Å): the file "
                               "gives none; set wavelength in its [[datasets]] table")
-    return PowderModel(PowderSetup(geometry=geometry, radiation=data.radiation,
-                                   wavelength=wavelength if geometry == "cw" else None,
-                                   preferred_orientation=None if axis is None else tuple(axis), **settings))
+    setup = PowderSetup(geometry=geometry, radiation=data.radiation, wavelength=wavelength if geometry == "cw"
+                        else None, preferred_orientation=None if axis is None else tuple(axis), **settings)
+    start = {}
+    if geometry == "cw":  # the strongest peak's width as the starting W (deg²), inside W's bounds
+        from scatterfit.scattering.powder import PARAMETERS, estimate_fwhm
+
+        fwhm = estimate_fwhm(data.x, data.y)
+        if fwhm is not None:
+            start["W"] = min(max(fwhm**2, 1e-4), 0.9 * PARAMETERS["cw"]["W"].high)
+    return PowderModel(setup, start)
 
 
 def _pdf(data, *, qmax: float, ripple: str = "pdffit2", **_):

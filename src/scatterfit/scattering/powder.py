@@ -223,6 +223,31 @@ def parameter_bounds(setup: PowderSetup, values: dict) -> dict[str, tuple[float,
     return out
 
 
+def estimate_fwhm(x, y) -> float | None:
+    """Full width at half maximum of the strongest peak of a measured pattern, in x's unit, above a baseline at
+    the 20th percentile; None when the peak is not resolved by at least three points or runs off the grid.
+    A starting width for a refinement, not a result.
+
+    Args:
+        x, y: [n] the grid (ascending) and the pattern (array-likes).
+    """
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    base = float(np.percentile(y, 20))
+    top = int(np.argmax(y))
+    half = base + 0.5 * (float(y[top]) - base)
+    above = y > half
+    left, right = top, top
+    while left > 0 and above[left]:
+        left -= 1
+    while right < len(y) - 1 and above[right]:
+        right += 1
+    if above[left] or above[right] or right - left < 4:
+        return None
+    return float(x[right] - x[left])
+
+
 @dataclass(frozen=True)
 class PowderPeaks:
     """The peaks of a pattern on its grid, before the background.
