@@ -131,9 +131,14 @@ class DataTerm:
             value = (ww * (y - y_calc) ** 2).sum() / y.numel()
         else:
             value = ((y - y_calc) ** 2).mean()
-        return TermValue(value, {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)},
-                         {"x": x, "y_obs": y, "y_calc": y_calc.detach(), "kind": self.dataset.kind,
-                          "form": self.pattern_form()})
+        breakdown = {"rw": float(r.detach()), "scale": float(scale.detach()), "points": len(x)}
+        weights = getattr(self.model, "weights", None)
+        if weights is not None:  # several phases: each one's scale as PDFgui and Rietveld programs give it
+            overall = scale.detach() * (state.params.get("scale") or 1.0)
+            breakdown["phase_scales"] = {p: float(overall * w) for p, w in zip(self.model.models,
+                                                                               weights(state).detach())}
+        return TermValue(value, breakdown, {"x": x, "y_obs": y, "y_calc": y_calc.detach(), "kind": self.dataset.kind,
+                                            "form": self.pattern_form()})
 
     def statistics(self, state) -> dict:
         """Agreement factors as Rietveld programs report them, on the term's whole range: Rwp and Rp, Rexp and
@@ -149,10 +154,15 @@ class DataTerm:
                 out["rexp"] = float(torch.sqrt(y.numel() / (w * y**2).sum()))
                 out["chi2_per_point"] = float((w * (y - y_calc) ** 2).sum() / y.numel())
             peaks = getattr(self.model, "peaks", None)
-            if peaks is not None:
+            phase_peaks = getattr(self.model, "phase_peaks", None)
+            if peaks is not None or (phase_peaks is not None and self.model.weighting == "cell"):
                 from scatterfit.scattering.powder import bragg_r_factor
 
-                out["r_bragg"] = bragg_r_factor(peaks(state, x), y, y_calc, background, scale)
+                if peaks is not None:
+                    out["r_bragg"] = bragg_r_factor(peaks(state, x), y, y_calc, background, scale)
+                else:  # one R_Bragg per phase, the observed intensities apportioned by the whole pattern
+                    for name, p in phase_peaks(state, x).items():
+                        out[f"r_bragg[{name}]"] = bragg_r_factor(p, y, y_calc, background, scale)
         return out
 
     def pattern_form(self) -> str | None:
@@ -180,14 +190,23 @@ class EnergyTerm:
         self.model, self.weight, self.reference, self.name = model, float(weight), float(reference), name
 
     def evaluate(self, state, xmax: float | None = None) -> TermValue:
-        s = state.structure
-        e = self.model.energy(s)
-        per_atom = e / len(s)
-        if not bool(torch.isfinite(per_atom.detach())):
-            raise ScatterfitError(f"{self.name}: the {self.model.name} energy is not finite "
-                                  "(atoms on top of each other?)")
-        return TermValue(per_atom - self.reference, {"potential": self.model.name, "energy_eV": float(e.detach()),
-                                                     "energy_per_atom_eV": float(per_atom.detach())})
+        """E/N − reference; for several phases the mean of the phases' E/N (each phase must be physical; the
+        fractions are left to the data), with each phase's energy in the breakdown."""
+        energies, per_atom = {}, []
+        for name, st in state.phase_states().items():
+            e = self.model.energy(st.structure)
+            per_atom.append(e / len(st.structure))
+            if not bool(torch.isfinite(per_atom[-1].detach())):
+                where = f" (phase {name})" if name else ""
+                raise ScatterfitError(f"{self.name}: the {self.model.name} energy{where} is not finite "
+                                      "(atoms on top of each other?)")
+            energies[name] = (e, per_atom[-1])
+        mean = sum(per_atom) / len(per_atom)
+        breakdown = {"potential": self.model.name, "energy_eV": float(sum(e for e, _ in energies.values()).detach()),
+                     "energy_per_atom_eV": float(mean.detach())}
+        if len(energies) > 1:
+            breakdown["phases"] = {name: float(pa.detach()) for name, (_, pa) in energies.items()}
+        return TermValue(mean - self.reference, breakdown)
 
 
 class RestraintTerm:
@@ -197,8 +216,19 @@ class RestraintTerm:
         self.restraint, self.name, self.weight = restraint, restraint.name, restraint.weight
 
     def evaluate(self, state, xmax: float | None = None) -> TermValue:
-        value, breakdown = self.restraint.penalty(state.structure)
-        return TermValue(value, {"penalty": float(value.detach()), **breakdown})
+        """The restraint's penalty; for several phases the sum over the phases, each phase's breakdown under
+        its name."""
+        phases = state.phase_states()
+        if len(phases) == 1:
+            value, breakdown = self.restraint.penalty(state.structure)
+            return TermValue(value, {"penalty": float(value.detach()), **breakdown})
+        values, breakdown = [], {}
+        for name, st in phases.items():
+            v, b = self.restraint.penalty(st.structure)
+            values.append(v)
+            breakdown[name] = {"penalty": float(v.detach()), **b}
+        value = sum(values)
+        return TermValue(value, {"penalty": float(value.detach()), "phases": breakdown})
 
 
 class Loss:

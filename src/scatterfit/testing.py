@@ -91,6 +91,62 @@ def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, 
     return out
 
 
+def pdffit2_phases_reference(data, cifs: dict, *, qmax: float = 25.0, rmin: float = 1.5, rmax: float = 30.0,
+                             qdamp: float = 0.05, delta1: float = 1.5, scales: dict | None = None) -> dict:
+    """PDFfit2 1.5.1 refining several cubic phases (PDFgui's two-phase fit) against ``data`` (a Dataset of G(r)):
+    per phase a (the cubic lattice), one Uiso for all its atoms, delta1 and the phase scale; qdamp of the
+    dataset; the data scale fixed at 1. ``cifs`` is {phase name: CIF path} (read by diffpy.structure); every
+    phase starts from its CIF's lattice and Uiso, ``delta1`` and ``scales`` (default 0.5 each). Returns Rw, the
+    refined values {"qdamp", "<phase>.a", "<phase>.uiso", "<phase>.delta1", "<phase>.scale"}, their esds
+    (PDFfit2's, σ = 1) and PDFfit2's phase fractions {"atom": {phase: x}, "mass": {...}}."""
+    import os
+    import re
+
+    from diffpy.pdffit2 import PdfFit, redirect_stdout
+    from diffpy.structure import loadStructure
+
+    redirect_stdout(open(os.devnull, "w"))
+    data = data.select(1e-6, None)
+    pf = PdfFit()
+    pf.read_data_lists("X", qmax, qdamp, [float(v) for v in data.x], [float(v) for v in data.y])
+    names, index = {}, 1
+    for k, (phase, path) in enumerate(cifs.items(), start=1):
+        st = loadStructure(str(path))
+        for atom in st:  # "Si0+" → "Si": PDFfit2 knows neutral elements by symbol
+            atom.element = re.sub(r"[0-9+-]+$", "", atom.element)
+        pf.add_structure(st)
+        pf.setphase(k)
+        for j in (1, 2, 3):
+            pf.constrain(pf.lat(j), f"@{index}")
+        pf.setpar(index, float(st.lattice.a))
+        names[index] = f"{phase}.a"
+        for i in range(1, len(st) + 1):
+            for u in (pf.u11(i), pf.u22(i), pf.u33(i)):
+                pf.constrain(u, f"@{index + 1}")
+        pf.setpar(index + 1, float(st[0].Uisoequiv))
+        names[index + 1] = f"{phase}.uiso"
+        pf.constrain(pf.delta1, f"@{index + 2}")
+        pf.setpar(index + 2, delta1)
+        names[index + 2] = f"{phase}.delta1"
+        pf.constrain(pf.pscale, f"@{index + 3}")
+        pf.setpar(index + 3, (scales or {}).get(phase, 0.5))
+        names[index + 3] = f"{phase}.scale"
+        index += 4
+    pf.setphase(1)
+    pf.constrain(pf.qdamp, f"@{index}")
+    pf.setpar(index, qdamp)
+    names[index] = "qdamp"
+    pf.pdfrange(1, rmin, rmax)
+    pf.refine()
+    out = {"rw": pf.getrw(), "values": {name: pf.getpar(k) for k, name in names.items()}}
+    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
+    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    out["esd"] = {names[k]: v for k, v in errors.items() if k in names}
+    fractions = pf.phase_fractions()
+    out["fractions"] = {kind: dict(zip(cifs, fractions[kind])) for kind in ("atom", "mass")}
+    return out
+
+
 def check_structure_gradients(fn, structure: Structure, *, cell: bool = True, occupancy: bool = False,
                               eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1e-4) -> bool:
     """torch.autograd.gradcheck of a scalar function of a structure (an energy or a penalty) with respect to

@@ -137,3 +137,49 @@ def test_values_with_standard_uncertainties(value, esd, text):
     from scatterfit.structure.cif import with_esd
 
     assert with_esd(value, esd) == text
+
+
+def _same_atoms(a, b) -> None:
+    """The same atoms (species, occupancy, Uiso) at the same fractional positions, in any order."""
+    fa = (a.positions @ torch.linalg.inv(a.cell)).numpy() % 1.0
+    fb = (b.positions @ torch.linalg.inv(b.cell)).numpy() % 1.0
+    delta = fa[:, None, :] - fb[None, :, :]
+    distance = np.abs(delta - np.round(delta)).max(-1)
+    distance[a.numbers.numpy()[:, None] != b.numbers.numpy()[None, :]] = np.inf  # a shared site: by species
+    match = distance.argmin(1)
+    assert distance.min(1).max() < 1e-6 and len(set(match.tolist())) == len(a) == len(b)
+    for attribute in ("numbers", "occupancy", "uiso", "charges"):
+        np.testing.assert_allclose(getattr(a, attribute).numpy(), getattr(b, attribute).numpy()[match], atol=1e-8)
+
+
+def test_symmetric_structure_is_written_as_its_asymmetric_unit_and_reads_back(tmp_path):
+    """An orthorhombic Pnma perovskite with a shared A site (La/Ca) and a different Uiso per site: the CIF holds
+    the space group's operations and one row per site and species; reading it back (scatterfit and gemmi) gives
+    every atom again."""
+    gemmi = pytest.importorskip("gemmi")
+    columns = NI_COLUMNS + "_atom_site_occupancy\n_atom_site_U_iso_or_equiv\n"
+    sites = ("La1 La 0.0300 0.25 0.9950 0.7 0.0071\nCa1 Ca 0.0300 0.25 0.9950 0.3 0.0071\n"
+             "Mn1 Mn 0 0 0.5 1 0.0042\nO1 O 0.4900 0.25 0.0650 1 0.0093\nO2 O 0.2750 0.0350 0.7250 1 0.0110\n")
+    start = read_structure(_cif(tmp_path, "pnma.cif", sites, columns, a=5.47, b=7.73, c=5.52, group="P n m a"))
+    assert len(start) == 24 and start.space_group == 62
+    write_cif(start, tmp_path / "out.cif", esd={"a": 0.0002})
+    text = (tmp_path / "out.cif").read_text()
+    assert "_space_group_IT_number           62" in text and "_cell_length_a     5.4700(2)" in text
+    rows = text.split("_atom_site_U_iso_or_equiv\n")[1].strip().splitlines()
+    assert len(rows) == 5  # La, Ca on one site; Mn; two O sites
+    back = read_structure(tmp_path / "out.cif")
+    assert back.space_group == 62
+    _same_atoms(start, back)
+    small = gemmi.read_small_structure(str(tmp_path / "out.cif"))
+    assert len(small.get_all_unit_cell_sites()) == 24
+    assert small.spacegroup.number == 62 and len(small.symops) == 8
+
+
+def test_a_structure_that_lost_its_symmetry_is_written_in_p1(tmp_path):
+    columns = NI_COLUMNS + "_atom_site_U_iso_or_equiv\n"
+    start = read_structure(_cif(tmp_path, "ni.cif", "Ni1 Ni 0 0 0 0.005\n", columns))
+    shifts = torch.as_tensor(np.random.default_rng(3).normal(0, 0.05, (len(start), 3)))
+    moved = start.with_(positions=start.positions + shifts)
+    write_cif(moved, tmp_path / "out.cif")
+    assert "'P 1'" in (tmp_path / "out.cif").read_text()
+    _same_atoms(moved, read_structure(tmp_path / "out.cif"))

@@ -66,9 +66,9 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     from scatterfit.config.builders import (
         build_datasets,
         build_loss,
+        build_model_structure,
         build_parametrisation,
         build_strategy,
-        build_structure,
         chemistry_options,
         fingerprint,
         resolve_device,
@@ -90,7 +90,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
             raise ScatterfitError("--device applies to refinements; a [search] runs its candidates on the CPU")
         with OutputLock(out_dir):
             return run_search(cfg, out_dir, resume=resume, fingerprint=digest, qmax=qmax)
-    structure = build_structure(cfg).to(dev)
+    structure = build_model_structure(cfg, dev)
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets, qmax)
     param = build_parametrisation(cfg, structure, loss)
@@ -109,8 +109,9 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
             b = tv.breakdown
-            extra = "".join(f", {label} {b[key]:.4g}" for key, label in (("rp", "Rp"), ("r_bragg", "R_Bragg"),
-                                                                          ("chi2_per_point", "χ²/N")) if key in b)
+            labels = (("rp", "Rp"), ("r_bragg", "R_Bragg"), ("chi2_per_point", "χ²/N"),
+                      *((k, k.replace("r_bragg", "R_Bragg")) for k in b if k.startswith("r_bragg[")))
+            extra = "".join(f", {label} {b[key]:.4g}" for key, label in labels if key in b)
             print(f"Rw = {b['rw']:.4f}   [{name}, scale {b['scale']:.5g}{extra}]")
         elif "energy_per_atom_eV" in tv.breakdown:
             print(f"E = {tv.breakdown['energy_per_atom_eV']:.4f} eV/atom   [{name}, {tv.breakdown['potential']}]")

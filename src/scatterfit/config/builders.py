@@ -9,15 +9,16 @@ from scatterfit.config.schema import Config
 from scatterfit.errors import ScatterfitError
 
 
-def build_structure(cfg: Config):
+def build_structure(cfg: Config, sec: dict | None = None, where: str = "[structure]"):
+    """The Structure of [structure], or of ``sec`` (a [[phases]] table, named ``where`` in errors)."""
     from scatterfit.datasets import cmi_example
     from scatterfit.structure import Structure, read_structure
 
-    sec = cfg.structure
+    sec = cfg.structure if sec is None else sec
     if "file" in sec:
         path = cfg.resolve(sec["file"])
         if not path.is_file():
-            raise ScatterfitError(f"{cfg.path}: [structure].file: {path} not found")
+            raise ScatterfitError(f"{cfg.path}: {where}.file: {path} not found")
         s = read_structure(path)
     elif "cmi" in sec:
         s = read_structure(cmi_example(sec["cmi"]))
@@ -28,17 +29,34 @@ def build_structure(cfg: Config):
         try:
             s = (amorphous_box if key == "amorphous" else random_molecule)(**sec[key])
         except TypeError as exc:
-            raise ScatterfitError(f"{cfg.path}: [structure].{key}: {exc}") from None
+            raise ScatterfitError(f"{cfg.path}: {where}.{key}: {exc}") from None
     else:
         from ase.build import bulk
 
         try:
             s = Structure.from_ase(bulk(**sec["bulk"]))
         except (TypeError, ValueError, KeyError) as exc:
-            raise ScatterfitError(f"{cfg.path}: [structure].bulk: {exc}") from None
+            raise ScatterfitError(f"{cfg.path}: {where}.bulk: {exc}") from None
     if "uiso" in sec:
         s = s.with_uiso(sec["uiso"])
     return s
+
+
+def build_phases(cfg: Config) -> dict | None:
+    """{phase name: Structure} of the [[phases]] tables, or None for a config with one [structure]."""
+    if not cfg.phases:
+        return None
+    return {p["name"]: build_structure(cfg, p, f"[[phases]][{k}]") for k, p in enumerate(cfg.phases)}
+
+
+def build_model_structure(cfg: Config, device=None):
+    """What the parametrisation refines: the Structure of [structure], or {phase name: Structure} of
+    [[phases]], on ``device``."""
+    phases = build_phases(cfg)
+    if phases is None:
+        s = build_structure(cfg)
+        return s if device is None else s.to(device)
+    return {name: (s if device is None else s.to(device)) for name, s in phases.items()}
 
 
 POWDER_SETTINGS = ("wavelength2", "ratio", "polarisation", "profile", "preferred_orientation", "bank_angle")
@@ -91,7 +109,14 @@ def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
         if model == "pdf":
             options["qmax"] = pdf_qmax(cfg, k, t, data, qmax)
         try:
-            fwd = make_forward_model(model, data, **options)
+            if cfg.phases:  # one forward model per phase seen in this dataset, added by their fractions
+                from scatterfit.scattering.mixture import PhaseMixture
+
+                seen = t.get("phases", [p["name"] for p in cfg.phases])
+                fwd = PhaseMixture({p: make_forward_model(model, data, **options) for p in seen},
+                                   radiation=data.radiation)
+            else:
+                fwd = make_forward_model(model, data, **options)
         except ScatterfitError as exc:
             raise ScatterfitError(f"{cfg.path}: [[terms]][{k}].model: {exc}") from None
         terms.append(DataTerm(fwd, data, metric=t.get("metric", "rw"), xmin=t.get("xmin"), xmax=t.get("xmax"),
@@ -141,10 +166,12 @@ def chemistry_options(cfg: Config, loss) -> dict:
 
 
 def build_parametrisation(cfg: Config, structure, loss=None):
-    """The Parametrisation of [parameters], with the instrument parameters the loss's forward models declare
-    (a powder model's zero, U, V, W, ...). A free background without bounds reaches ±3 times the largest |y| of
-    the data it is added to (at least ±100)."""
+    """The Parametrisation of [parameters] for ``structure`` (a Structure, or {phase: Structure} for [[phases]]:
+    a MixtureParametrisation), with the instrument parameters the loss's forward models declare (a powder
+    model's zero, U, V, W, ...). A free background without bounds reaches ±3 times the largest |y| of the data
+    it is added to (at least ±100)."""
     from scatterfit.structure.parametrisation import Parametrisation
+    from scatterfit.structure.phases import MixtureParametrisation
 
     p = cfg.parameters
     instrument = {}
@@ -178,6 +205,10 @@ def build_parametrisation(cfg: Config, structure, loss=None):
         reach = max(100.0, 3 * top)  # never narrower than the Parametrisation's default ±100
         bounds["background"] = (-reach, reach)
     try:
+        if isinstance(structure, dict):
+            fractions = {ph["name"]: ph["fraction"] for ph in cfg.phases if "fraction" in ph}
+            return MixtureParametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
+                                          instrument=instrument, fractions=fractions)
         return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
                                instrument=instrument)
     except ScatterfitError as exc:
@@ -207,8 +238,9 @@ def fingerprint(cfg: Config, *extra) -> str:
 
     h = hashlib.sha256(cfg.path.read_bytes())
     files = [cfg.resolve(d["file"]) if "file" in d else cmi_example(d["cmi"]) for d in cfg.datasets]
-    if "file" in cfg.structure:
-        files.append(cfg.resolve(cfg.structure["file"]))
+    for sec in (cfg.structure, *cfg.phases):
+        if "file" in sec:
+            files.append(cfg.resolve(sec["file"]))
     for f in files:
         h.update(str(f.name).encode())
         if Path(f).is_file():

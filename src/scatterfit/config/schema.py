@@ -79,6 +79,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "molecule": Key(dict, "atoms at random in a sphere: {formula, min_dist (Å), density, seed}"),
         "uiso": Key(NUMBER, "starting Uiso of every atom, Å² (default: the file's, else 0.005)", low=0.0),
     },
+    "phases": {},  # the [structure] keys plus name and fraction: _phase_keys() below
     "datasets": {
         "name": Key(str, "the name terms refer to (required)"),
         "file": Key(str, "data file, relative to the config (.gr .fgr .iq .sq .fq .mint01 .xy .xye .chi .dat)"),
@@ -110,6 +111,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "qmax": Key(NUMBER, "data term: Qmax, Å⁻¹ (pdf: termination ripples, 0 = none; default: the data's)",
                     low=0.0),
         "ripple": Key(str, "pdf: termination-ripple convention", default="pdffit2", choices=("pdffit2", "exact")),
+        "phases": Key(list, "data term with [[phases]]: the phases seen in this dataset (default: all)"),
         "debye_kind": Key(str, "debye: the quantity computed (default: the dataset's kind)",
                           choices=("iq", "sq", "fq", "gr", "saxs")),
         "qmin": Key(NUMBER, "debye: Qmin, Å⁻¹ (default: the data's, else 0.5)", low=0.0),
@@ -128,8 +130,9 @@ SECTIONS: dict[str, dict[str, Key]] = {
     "parameters": {
         "free": Key(list, "refined groups: lattice, cell, fractional, positions, orbits, expansion, biso, "
                           "occupancy, background, scale, qdamp, qbroad, delta1, delta2, spdiameter, and a powder "
-                          "model's instrument parameters (zero, U, V, W, X, Y, ..., difc: `scatterfit config`) "
-                          "(required)"),
+                          "model's instrument parameters (zero, U, V, W, X, Y, ..., difc: `scatterfit config`); "
+                          "with [[phases]] also fraction, and a phase's own as 'Si.lattice' (a plain 'lattice' "
+                          "is every phase's) (required)"),
         "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
                             "delta2, spdiameter, background_order (Chebyshev order), and the powder model's"),
         "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å; cell a "
@@ -188,11 +191,18 @@ def _strategy_keys() -> dict[str, Key]:
 
 
 SECTIONS["strategy"] = _strategy_keys()  # refreshed by load_config, so stage types registered later count
-REQUIRED = {"structure": (), "datasets": ("name",), "parameters": ("free",)}
+SECTIONS["phases"] = {
+    "name": Key(str, "the phase's name, used in parameter names (Si.lattice) and outputs (required)"),
+    "fraction": Key(NUMBER, "starting atom fraction of the phase (normalised over the phases; default equal)",
+                    low=0.0, open_low=True),
+    **SECTIONS["structure"],
+}
+STRUCTURE_SOURCES = ("file", "cmi", "bulk", "amorphous", "molecule")
+REQUIRED = {"structure": (), "phases": ("name",), "datasets": ("name",), "parameters": ("free",)}
 TERM_REQUIRES = {"data": ("dataset",), "energy": (), "restraint": ("restraint",)}
 TERM_KEYS = {"energy": {"kind", "name", "potential", "args", "weight", "reference"},
              "restraint": {"kind", "name", "restraint", "args", "weight"}}
-LISTS = ("datasets", "terms", "strategy")
+LISTS = ("phases", "datasets", "terms", "strategy")
 SCALAR_VALUE_RANGES = {"scale": (0.0, True), "qdamp": (0.0, False), "qbroad": (0.0, False), "delta1": (0.0, False),
                        "delta2": (0.0, False), "spdiameter": (0.0, True), "background_order": (0.0, False)}
 
@@ -203,6 +213,7 @@ class Config:
 
     path: Path
     structure: dict
+    phases: list
     datasets: list
     terms: list
     parameters: dict
@@ -279,10 +290,11 @@ def load_config(path: str | Path) -> Config:
     for key in raw:
         if key not in SECTIONS:
             raise ScatterfitError(f"{path}: unknown section [{key}] (known: {', '.join(SECTIONS)})")
-    for key in ("datasets", "terms", "parameters") if "search" in raw else ("structure", "datasets", "terms",
-                                                                                "parameters"):
+    for key in ("datasets", "terms", "parameters"):
         if key not in raw:
             raise ScatterfitError(f"{path}: missing section [{key}]")
+    if "search" not in raw and "structure" not in raw and "phases" not in raw:
+        raise ScatterfitError(f"{path}: missing section [structure] (or [[phases]] for several phases)")
     sections = {}
     for name, schema in SECTIONS.items():
         value = raw.get(name, [] if name in LISTS else {})
@@ -306,12 +318,16 @@ def _check_relations(path: Path, sections: dict) -> None:
         raise ScatterfitError(f"{path}: [[datasets]] is empty")
     if not sections["terms"]:
         raise ScatterfitError(f"{path}: [[terms]] is empty")
-    sources = [k for k in ("file", "cmi", "bulk", "amorphous", "molecule") if k in sections["structure"]]
+    sources = [k for k in STRUCTURE_SOURCES if k in sections["structure"]]
+    phases = sections["phases"]
     if sections["search"]:
         if "builder" not in sections["search"] or "variables" not in sections["search"]:
             raise ScatterfitError(f"{path}: [search] needs builder and variables")
-        if sources:
-            raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop [structure]")
+        if sources or phases:
+            raise ScatterfitError(f"{path}: with [search] the builder makes the structures: drop "
+                                  f"{'[[phases]]' if phases else '[structure]'}")
+    elif phases:
+        _check_phases(path, sections)
     elif len(sources) != 1:
         raise ScatterfitError(f"{path}: [structure] needs exactly one of file, cmi, bulk, amorphous or molecule")
     names = [d["name"] for d in sections["datasets"]]
@@ -333,6 +349,12 @@ def _check_relations(path: Path, sections: dict) -> None:
             continue
         if t["dataset"] not in names:
             raise ScatterfitError(f"{where}.dataset: no dataset named '{t['dataset']}' (have: {', '.join(names)})")
+        if "phases" in t:
+            known = [p["name"] for p in phases]
+            wrong = [p for p in t["phases"] if p not in known]
+            if not phases or wrong or not t["phases"]:
+                raise ScatterfitError(f"{where}.phases: {wrong or t['phases']} must name [[phases]] "
+                                      f"(have: {', '.join(known) or 'none'})")
         if "xmin" in t and "xmax" in t and not t["xmin"] < t["xmax"]:
             raise ScatterfitError(f"{where}: xmin ({t['xmin']}) must be smaller than xmax ({t['xmax']})")
     if all(t.get("weight", 1.0) == 0 for t in sections["terms"]):
@@ -353,3 +375,23 @@ def _check_relations(path: Path, sections: dict) -> None:
         for name, w in weights.items():
             if not isinstance(w, NUMBER) or isinstance(w, bool) or not w >= 0:
                 raise ScatterfitError(f"{path}: [[strategy]][{k}].weights.{name}: must be a number ≥ 0, got {w!r}")
+
+
+def _check_phases(path: Path, sections: dict) -> None:
+    """[[phases]]: instead of [structure], at least two, unique names usable in parameter names, one structure
+    source each."""
+    phases = sections["phases"]
+    if sections["structure"]:
+        raise ScatterfitError(f"{path}: give one phase as [structure] or several as [[phases]], not both")
+    if len(phases) < 2:
+        raise ScatterfitError(f"{path}: [[phases]] has one phase: write it as [structure]")
+    names = [p["name"] for p in phases]
+    if len(set(names)) != len(names):
+        raise ScatterfitError(f"{path}: [[phases]] names must be unique, got {names}")
+    for k, p in enumerate(phases):
+        where = f"{path}: [[phases]][{k}]"
+        if not p["name"] or any(c in p["name"] for c in ".[] "):
+            raise ScatterfitError(f"{where}.name: '{p['name']}' must be non-empty, without '.', '[', ']' or spaces")
+        sources = [key for key in STRUCTURE_SOURCES if key in p]
+        if len(sources) != 1:
+            raise ScatterfitError(f"{where}: needs exactly one of {', '.join(STRUCTURE_SOURCES)}")

@@ -51,6 +51,9 @@ class StageBase:
     def groups(self, parametrisation) -> list:
         """The groups this stage frees, checked against the parametrisation."""
         groups = parametrisation.free if self.free is None else list(self.free)
+        expand = getattr(parametrisation, "expand", None)  # several phases: "lattice" is every phase's lattice
+        if expand is not None:
+            groups = [g for g in expand(groups) if g in parametrisation.free or "." not in g or g in self.free]
         missing = [g for g in groups if g not in parametrisation.free]
         if missing:
             raise ScatterfitError(f"the {self.optimizer} stage frees {missing}, which the parametrisation does not "

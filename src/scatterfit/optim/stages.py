@@ -55,8 +55,10 @@ def default_of(f) -> object:
 
 def pdf_range_ramp(free: list | None = None) -> list[StageBase]:
     """The default PDF strategy: an r-range ramp (5 Å → 12 Å → all), L-BFGS. A wrong lattice still overlaps the
-    short-range peaks, so those are fitted first (the cell or expansion and the ADPs: those of them in ``free``,
-    the parametrisation's free groups; all free groups when it has none of them), then everything on longer
-    ranges."""
-    first = ["lattice", "biso"] if free is None else [g for g in ("lattice", "cell", "expansion", "biso") if g in free]
+    short-range peaks, so those are fitted first (the cell or expansion, the ADPs and the phase fractions, without
+    which a phase's ADP grows to hide a wrong amount of it: those of them in ``free``, the parametrisation's free
+    groups, also a phase's such as "Si.lattice"; all free groups when it has none of them), then everything on
+    longer ranges."""
+    first = ["lattice", "biso"] if free is None else [g for g in free if g.rsplit(".", 1)[-1] in
+                                                          ("lattice", "cell", "expansion", "biso", "fraction")]
     return [LBFGS(free=first or None, steps=60, xmax=5.0), LBFGS(steps=60, xmax=12.0), LBFGS(steps=200)]

@@ -110,14 +110,15 @@ def uncertainties(loss, parametrisation, theta: torch.Tensor, *, max_parameters:
     refined = [i for i in range(len(names)) if np.abs(g[i]).max() > 0 and names[i] not in undetermined]
     esd = {names[i]: math.sqrt(max(cov_v[i, i], 0.0)) for i in refined}
     unscaled = {name: value / math.sqrt(chi2_red) if chi2_red > 0 else math.nan for name, value in esd.items()}
-    # the correlation matrix over distinct parameters: b, c of an isotropic lattice and Biso beside Uiso are the
-    # same parameter seen twice
+    # the correlation matrix over distinct parameters: b, c of an isotropic lattice, Biso beside Uiso, and the
+    # atom and mass fractions of two phases (c₂ = 1 − c₁) are one parameter seen several times
     distinct = []
     for i in refined:
-        if names[i].startswith("Biso_"):
+        if names[i].startswith("Biso_") or ".Biso_" in names[i]:
             continue
         row = g[i] / np.abs(g[i]).max()
-        if not any(np.allclose(row, g[j] / np.abs(g[j]).max(), atol=1e-9) for j in distinct):
+        if not any(np.allclose(row, sign * g[j] / np.abs(g[j]).max(), atol=1e-9) for j in distinct
+                   for sign in (1, -1)):
             distinct.append(i)
     sub = cov_v[np.ix_(distinct, distinct)]
     d = np.sqrt(np.clip(np.diag(sub), 1e-300, None))

@@ -15,16 +15,39 @@ from scatterfit.report.files import ResultSet
 AXES = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
 
 
-def chemistry_report(result, options: dict | None = None) -> dict:
-    """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure; ``options``
-    are chemistry_report's keyword arguments (cutoffs, oxidation). An analysis that cannot run is reported as
-    {"error": message}, not raised."""
+def chemistry_report(result, options: dict | None = None, structure=None) -> dict:
+    """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure (or of
+    ``structure``, a phase's); ``options`` are chemistry_report's keyword arguments (cutoffs, oxidation). An
+    analysis that cannot run is reported as {"error": message}, not raised."""
     from scatterfit.analysis.chemistry import chemistry_report as analyse
 
     try:
-        return analyse(result.structure, **{k: v for k, v in (options or {}).items() if v is not None})
+        return analyse(result.structure if structure is None else structure,
+                       **{k: v for k, v in (options or {}).items() if v is not None})
     except ScatterfitError as exc:
         return {"error": str(exc)}
+
+
+def phase_summary(result, chemistry: dict | None = None) -> dict:
+    """{phase: {"atom_fraction", "mass_fraction", "scale", "scale_by_term", "space_group", "chemistry"}} of a
+    refinement of several phases ({} for one): the atom and mass (weight) fractions refined, and each phase's
+    scale as PDFgui and Rietveld programs print it (the data term's scale times the phase's weight, on the first
+    data term that sees the phase, and on every one under scale_by_term)."""
+    from scatterfit.structure.spacegroup import detect_space_group
+
+    phases = result.state.phases
+    if not phases:
+        return {}
+    params = result.parameters()
+    out = {}
+    for name, st in phases.items():
+        scales = {term: tv.breakdown["phase_scales"][name] for term, tv in result.terms.items()
+                  if name in tv.breakdown.get("phase_scales", {})}
+        out[name] = {"atom_fraction": params[f"fraction[{name}]"], "mass_fraction": params[f"mass_fraction[{name}]"],
+                     "scale": next(iter(scales.values()), None), "scale_by_term": scales,
+                     "space_group": detect_space_group(st.structure),
+                     "chemistry": chemistry_report(result, chemistry, st.structure)}
+    return out
 
 
 def derived_grs(result) -> dict:
@@ -61,12 +84,14 @@ def summary(result, chemistry: dict | None = None, derived: dict | None = None,
     terms = {k: {"value": float(v.value.detach()), **v.breakdown} for k, v in result.terms.items()}
     for name, d in (derived_grs(result) if derived is None else derived).items():
         terms[name]["rw_derived_gr"] = d["rw"]
+    phases = phase_summary(result, chemistry)
     out = {
         "loss": result.loss,
         "terms": terms,
         "parameters": reported_parameters(result),
         "uncertainties": uncertainties or {"skipped": "not computed"},
-        "chemistry": chemistry_report(result, chemistry),
+        **({"phases": phases} if phases else {}),
+        "chemistry": chemistry_report(result, chemistry) if not phases else {"phases": "see phases.<name>.chemistry"},
         "wall_time_s": result.wall_time,
         "steps": len(result.history),
         "versions": {"scatterfit": scatterfit.__version__, "torch": torch.__version__, "ase": ase.__version__,
@@ -74,7 +99,7 @@ def summary(result, chemistry: dict | None = None, derived: dict | None = None,
     }
     from scatterfit.structure.spacegroup import detect_space_group
 
-    final = detect_space_group(result.structure)
+    final = detect_space_group(result.structure) if not phases else None
     if final is not None:  # what the refinement started from and ended in (a lowered symmetry is worth a look)
         start = detect_space_group(result.parametrisation.structure)
         out["space_group"] = {"start": start, "refined": final}
@@ -98,13 +123,16 @@ def stage_refinement(files: ResultSet, result, chemistry: dict | None = None, un
     from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
     from scatterfit.structure.cif import write_cif
 
-    atoms = result.structure.to_ase()
-    if result.structure.cell is not None and result.structure.periodic:
-        esd = (uncertainties or {}).get("esd")
-        write_cif(result.structure, files.stage("refined.cif"), esd=esd)  # occupancies, Uiso and esds survive
-    else:
-        atoms.write(str(files.stage("refined.xyz")))
-    atoms.write(str(files.stage("refined.extxyz")), format="extxyz")
+    esd = (uncertainties or {}).get("esd") or {}
+    for name, st in result.state.phase_states().items():  # refined.cif, or refined_<phase>.cif for each phase
+        suffix = f"_{_safe(name)}" if name else ""
+        atoms = st.structure.to_ase()
+        if st.structure.cell is not None and st.structure.periodic:  # occupancies, Uiso and esds survive
+            own = {k[len(name) + 1:]: v for k, v in esd.items() if k.startswith(f"{name}.")} if name else esd
+            write_cif(st.structure, files.stage(f"refined{suffix}.cif"), esd=own or None)
+        else:
+            atoms.write(str(files.stage(f"refined{suffix}.xyz")))
+        atoms.write(str(files.stage(f"refined{suffix}.extxyz")), format="extxyz")
     for name, tv in result.terms.items():
         if not tv.curves:
             continue
@@ -125,8 +153,12 @@ def stage_refinement(files: ResultSet, result, chemistry: dict | None = None, un
     np.savetxt(files.stage("loss_history.csv"), np.asarray(result.history), header="loss", comments="")
     plot_history(result.history, files.stage("loss_history.png"))
     out = summary(result, chemistry, derived, uncertainties)
-    if plot_chemistry(out["chemistry"], files.stage("chemistry.png"), title="coordination and bond angles") is False:
-        files.names.remove("chemistry.png")
+    reports = {name: p["chemistry"] for name, p in out.get("phases", {}).items()} or {"": out["chemistry"]}
+    for name, report in reports.items():
+        png = f"chemistry{'_' + _safe(name) if name else ''}.png"
+        title = f"{name + ': ' if name else ''}coordination and bond angles"
+        if plot_chemistry(report, files.stage(png), title=title) is False:
+            files.names.remove(png)
     return out
 
 

@@ -18,6 +18,8 @@ class PDFModel:
     """Real-space G(r) (PDFfit2 conventions) of the state's structure; the state's scale, qdamp, qbroad,
     delta1, delta2 and spdiameter are used. ``qmax`` (Å⁻¹) sets the termination ripples (0: none)."""
 
+    mixture_weighting = "pdf"  # G(r) normalised by the structure's own ⟨b⟩² (scattering/mixture.py)
+
     def __init__(self, qmax: float = 0.0, *, radiation: str = "xray", ripple: str = "pdffit2", rho0=None,
                  skin: float = 1.0):
         self.qmax, self.radiation, self.ripple, self.rho0 = float(qmax), radiation, ripple, rho0
@@ -53,6 +55,11 @@ class DebyeModel:
     def __post_init__(self):
         if self.kind not in ("iq", "sq", "fq", "gr", "saxs"):
             raise ScatterfitError(f"Debye model cannot produce kind '{self.kind}'")
+
+    @property
+    def mixture_weighting(self) -> str | None:
+        """I(Q) of a whole structure adds over phases (scattering/mixture.py); the normalised kinds do not."""
+        return "structure" if self.kind in ("iq", "saxs") else None
 
     def __call__(self, state, x: torch.Tensor) -> torch.Tensor:
         s = state.structure
@@ -143,6 +150,8 @@ class PowderModel:
     (zero, U, V, W, X, Y, ..., difc, alpha1, ...: powder.PARAMETERS) are read from the state, so they are
     refined like any other parameter; the data term adds its Chebyshev background. ``start`` holds starting
     values read off the data (the peak width), used where the config gives none."""
+
+    mixture_weighting = "cell"  # |F|² per unit cell (scattering/mixture.py)
 
     def __init__(self, setup, start: dict | None = None):
         self.setup = setup

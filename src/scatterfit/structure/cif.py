@@ -147,13 +147,33 @@ def with_esd(value: float, esd: float | None, decimals: int = 6) -> str:
     return f"{value:.{max(places, 0)}f}({digits})"
 
 
-def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfit", esd: dict | None = None) -> None:
-    """A P1 CIF of a periodic structure: cell, and per atom its label, type symbol, fractional coordinates,
-    occupancy and U_iso_or_equiv (Å²). ``esd`` ({"a": .., "alpha": .., "Uiso_Ni": ..}, from
-    optim.uncertainty) writes standard uncertainties in parentheses."""
+def _symop_text(rotation: np.ndarray, translation: np.ndarray) -> str:
+    """One symmetry operation as CIF writes it, e.g. "-x+1/2,y,z+1/2"."""
+    from fractions import Fraction
+
+    parts = []
+    for row, t in zip(rotation, translation):
+        text = "".join(f"{'+' if r > 0 else '-'}{axis}" for r, axis in zip(row, "xyz") if r != 0)
+        shift = Fraction(float(t) % 1.0).limit_denominator(12)
+        if shift not in (0, 1):
+            text += f"+{shift.numerator}/{shift.denominator}"
+        parts.append(text.lstrip("+"))
+    return ",".join(parts)
+
+
+def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfit", esd: dict | None = None,
+              symprec: float = 1e-3) -> None:
+    """A CIF of a periodic structure: the cell, the space group it has within ``symprec`` Å (found by spglib, its
+    operations written out in this cell's setting, so any reader expands the sites as they are), and per site
+    of its asymmetric unit the label, type symbol, fractional coordinates, occupancy and U_iso_or_equiv (Å²); a
+    site shared by several species is one row per species. A structure without symmetry is written in P1.
+    ``esd`` ({"a": .., "alpha": .., "Uiso_Ni": .., "Uiso[Ba/La#0]": ..}, from optim.uncertainty) writes standard
+    uncertainties in parentheses."""
     esd = esd or {}
     from ase.data import chemical_symbols
     from ase.geometry import cell_to_cellpar
+
+    from scatterfit.structure.spacegroup import _orbits, _site_symmetry, site_orbits
 
     if structure.cell is None or not structure.periodic:
         raise ScatterfitError("a CIF needs a periodic structure with a cell (write xyz for a finite one)")
@@ -162,8 +182,21 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
     a, b, c, alpha, beta, gamma = cell_to_cellpar(cell)
     name = re.sub(r"[^A-Za-z0-9_]", "_", title) or "scatterfit"
     par = {"a": a, "b": b, "c": c, "alpha": alpha, "beta": beta, "gamma": gamma}
-    lines = [f"data_{name}", "_symmetry_space_group_name_H-M   'P 1'", "_space_group_IT_number           1",
-             "loop_", "_symmetry_equiv_pos_as_xyz", "  'x, y, z'",
+    dataset = _site_symmetry(structure, symprec)[0]
+    if dataset is None or int(dataset.number) == 1:
+        number, symbol, ops, atoms = 1, "P 1", ["x,y,z"], range(len(structure))
+    else:
+        number, symbol = int(dataset.number), str(dataset.international)
+        ops = list(dict.fromkeys(_symop_text(r, t) for r, t in zip(dataset.rotations, dataset.translations)))
+        site_of, orbit_of = _orbits(structure, symprec)
+        first_site = {}
+        for i, o in enumerate(orbit_of.tolist()):
+            first_site.setdefault(o, int(site_of[i]))
+        keep = set(first_site.values())
+        atoms = [i for i in range(len(structure)) if int(site_of[i]) in keep]
+    orbit_index, orbit_labels = site_orbits(structure, symprec) if number > 1 else (None, None)
+    lines = [f"data_{name}", f"_symmetry_space_group_name_H-M   '{symbol}'", f"_space_group_IT_number           "
+             f"{number}", "loop_", "_symmetry_equiv_pos_as_xyz", *(f"  '{op}'" for op in ops),
              *(f"_cell_{'length' if k in 'abc' else 'angle'}_{k:<6}{with_esd(v, esd.get(k))}" for k, v in par.items()),
              "", "loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
              "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy", "_atom_site_U_iso_or_equiv"]
@@ -171,13 +204,14 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
     occ = structure.occupancy.detach().cpu().numpy()
     charges = structure.charges.detach().cpu().numpy()
     counts: dict = {}
-    for k, z in enumerate(structure.numbers.tolist()):
-        symbol = chemical_symbols[z]
+    for k in atoms:
+        symbol = chemical_symbols[int(structure.numbers[k])]
         counts[symbol] = counts.get(symbol, 0) + 1
         q = float(charges[k])
         sign = "+" if q > 0 else "-"
         type_symbol = symbol if q == 0 else f"{symbol}{sign}" if abs(q) == 1 else f"{symbol}{abs(q):g}{sign}"
-        u_text = with_esd(float(uiso[k]), esd.get(f"Uiso_{symbol}"), decimals=8)
-        lines.append(f"{symbol}{counts[symbol]} {type_symbol} {frac[k, 0]:.8f} {frac[k, 1]:.8f} {frac[k, 2]:.8f} "
-                     f"{occ[k]:.6f} {u_text}")
+        u_esd = esd.get(f"Uiso[{orbit_labels[orbit_index[k]]}]") if orbit_labels else None
+        u_text = with_esd(float(uiso[k]), u_esd if u_esd is not None else esd.get(f"Uiso_{symbol}"), decimals=8)
+        x, y, z = (float(v) % 1.0 for v in frac[k])
+        lines.append(f"{symbol}{counts[symbol]} {type_symbol} {x:.8f} {y:.8f} {z:.8f} {occ[k]:.6f} {u_text}")
     Path(path).write_text("\n".join(lines) + "\n")

@@ -48,10 +48,16 @@ EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound sta
 
 @dataclass
 class State:
-    """What the forward models see: the structure and the instrument parameters (0-d tensors or None)."""
+    """What the forward models see: the structure and the instrument parameters (0-d tensors or None); for a
+    mixture (structure/phases.py) also each phase's State, the first phase's structure being ``structure``."""
 
     structure: Structure
     params: dict
+    phases: dict | None = None
+
+    def phase_states(self) -> dict:
+        """{phase name: State}; {"": self} for one phase."""
+        return self.phases if self.phases else {"": self}
 
 
 def cell_from_parameters(p: torch.Tensor) -> torch.Tensor:
@@ -68,12 +74,12 @@ def cell_from_parameters(p: torch.Tensor) -> torch.Tensor:
                         torch.stack([c * cx, c * cy, c * cz])])
 
 
-def _to_unbounded(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def to_unbounded(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     f = ((v - lo) / (hi - lo)).clamp(EDGE, 1 - EDGE)
     return torch.log(f) - torch.log1p(-f)
 
 
-def _to_bounded(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def to_bounded(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * torch.sigmoid(u)
 
 
@@ -232,7 +238,7 @@ class Parametrisation:
 
     # ------------------------------------------------------------------ vector <-> values
     def initial_vector(self) -> torch.Tensor:
-        parts = [_to_unbounded(self._init[g], *self.bounds[g]).reshape(-1) for g in self.free]
+        parts = [to_unbounded(self._init[g], *self.bounds[g]).reshape(-1) for g in self.free]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=self.structure.dtype, device=self.structure.device)
 
     def unpack(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -240,7 +246,7 @@ class Parametrisation:
         out, k = {}, 0
         for g in self.free:
             n = int(math.prod(self.shapes[g]))
-            out[g] = _to_bounded(theta[k:k + n], *self.bounds[g]).reshape(self.shapes[g])
+            out[g] = to_bounded(theta[k:k + n], *self.bounds[g]).reshape(self.shapes[g])
             k += n
         return out
 
@@ -257,7 +263,7 @@ class Parametrisation:
     def with_values(self, theta: torch.Tensor, group: str, value: torch.Tensor) -> torch.Tensor:
         """θ with the free ``group`` set to ``value`` (bounded units, clamped just inside its bounds)."""
         out = theta.detach().clone()
-        out[self.group_slice(group)] = _to_unbounded(value.detach(), *self.bounds[group]).reshape(-1)
+        out[self.group_slice(group)] = to_unbounded(value.detach(), *self.bounds[group]).reshape(-1)
         return out
 
     def state(self, theta: torch.Tensor, overrides: dict | None = None) -> State:
