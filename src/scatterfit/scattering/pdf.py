@@ -116,6 +116,8 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
 
     # extent of the computation: peaks reaching into [0, rmax], ripples from beyond rmax
     u_max = float(u_t.detach().max()) * 2
+    if structure.uaniso is not None:  # the widest direction of any atom
+        u_max = max(u_max, 2 * float(torch.linalg.eigvalsh(structure.uaniso.detach()).max()))
     rmax = float(r.max())
     d1, d2, qb = (abs(float(v.detach())) for v in (delta1, delta2, qbroad))
     sig_max = math.sqrt(max(u_max * (1 + d1 + d2 + (qb * (rmax + 2)) ** 2), 1e-6))
@@ -139,24 +141,18 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         cutoff = (grid.n_nodes - 4) * grid.dr
         pairs = neighbour_cache.get(structure, cutoff) if neighbour_cache is not None else neighbours(structure,
                                                                                                       cutoff)
-    hist = pair_histogram(structure.positions, structure.occupancy, type_index, n_types, dr=grid.dr,
-                          n_nodes=grid.n_nodes, cell=structure.cell if periodic else None,
-                          pairs=pairs if periodic else None, pairs_per_block=pairs_per_block).to(dt)
-
     nodes = (torch.arange(grid.n_nodes, dtype=dt, device=dev) - 1.0) * grid.dr
     r_safe = torch.where(nodes > 0, nodes, torch.full_like(nodes, grid.dr))
-    sharpen = 1.0 - delta1 / r_safe - delta2 / r_safe**2
     pair_list = pair_type_list(n_types)
-    k_half = 0
-    widths = []
-    for (ta, tb) in pair_list:
-        var = (u_t[ta] + u_t[tb]) * (sharpen + (qbroad * r_safe) ** 2) - grid.dr**2 / 3.0
-        var = torch.clamp(var, min=(0.5 * grid.dr) ** 2)
-        widths.append(torch.sqrt(var))
-        k_half = max(k_half, int(math.ceil(PEAK_HALF_WIDTH_SIGMAS * float(widths[-1].detach().max()) / grid.dr)))
-    offsets = torch.arange(-k_half, k_half + 1, dtype=dt, device=dev) * grid.dr  # [2K+1]
-    band_index = (torch.arange(grid.n_nodes, device=dev)[:, None]
-                  + torch.arange(2 * k_half + 1, device=dev)[None, :])  # [n_nodes, 2K+1] into the padded grid
+    if structure.uaniso is not None:  # each pair's own width along its direction (scattering/anisotropic.py)
+        from scatterfit.scattering.anisotropic import anisotropic_pair_peaks
+
+        peak_sums = anisotropic_pair_peaks(structure, pairs if periodic else None, type_index, n_types, dr=grid.dr,
+                                           n_nodes=grid.n_nodes, delta1=delta1, delta2=delta2, qbroad=qbroad,
+                                           r_max=(grid.n_nodes - 3) * grid.dr)
+    else:
+        peak_sums = _isotropic_pair_peaks(structure, type_index, n_types, u_t, grid, nodes, r_safe, periodic, pairs,
+                                          pairs_per_block, delta1, delta2, qbroad)
 
     from ase.data import chemical_symbols
 
@@ -168,12 +164,7 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         if periodic:  # a crystal's G(r) cut to a sphere (PDFgui); a finite cluster is finite already
             envelope = envelope * particle
     for k, (ta, tb) in enumerate(pair_list):
-        sig = widths[k]  # [n_nodes]
-        kern = torch.exp(-0.5 * (offsets[None, :] / sig[:, None]) ** 2) / (math.sqrt(2 * math.pi) * sig[:, None])
-        vals = hist[k][:, None] * kern  # [n_nodes, 2K+1]: node n contributes to node n + o − K
-        padded = torch.zeros(grid.n_nodes + 2 * k_half, dtype=dt, device=dev).index_add(
-            0, band_index.reshape(-1), vals.reshape(-1))
-        peak_sum = padded[k_half:k_half + grid.n_nodes]
+        peak_sum = peak_sums[k]
         weight = b[ta] * b[tb] / b_mean**2
         g = 2.0 * weight * peak_sum / (n_atoms * r_safe)
         za, zb = sorted((int(numbers[ta]), int(numbers[tb])))
@@ -201,6 +192,37 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
             g = torch.cat([g[:i0], qmax_ripple_segment(g[i0:i1 + 1], grid.dr, qmax), g[i1 + 1:]])
         out[key] = _sample(g, nodes, r, grid)
     return out
+
+
+def _isotropic_pair_peaks(structure, type_index, n_types, u_t, grid: RGrid, nodes, r_safe, periodic, pairs,
+                          pairs_per_block, delta1, delta2, qbroad) -> torch.Tensor:
+    """[T(T+1)/2, n_nodes] Σ_{pairs of a type pair} occ_i occ_j N(r_n; r_ij, σ(r_n)): the pair histogram
+    (cubic B-spline, variance dr²/3, taken off the Gaussian's) convolved with each type pair's Gaussian."""
+    dt, dev = nodes.dtype, nodes.device
+    hist = pair_histogram(structure.positions, structure.occupancy, type_index, n_types, dr=grid.dr,
+                          n_nodes=grid.n_nodes, cell=structure.cell if periodic else None,
+                          pairs=pairs if periodic else None, pairs_per_block=pairs_per_block).to(dt)
+    sharpen = 1.0 - delta1 / r_safe - delta2 / r_safe**2
+    pair_list = pair_type_list(n_types)
+    k_half = 0
+    widths = []
+    for (ta, tb) in pair_list:
+        var = (u_t[ta] + u_t[tb]) * (sharpen + (qbroad * r_safe) ** 2) - grid.dr**2 / 3.0
+        var = torch.clamp(var, min=(0.5 * grid.dr) ** 2)
+        widths.append(torch.sqrt(var))
+        k_half = max(k_half, int(math.ceil(PEAK_HALF_WIDTH_SIGMAS * float(widths[-1].detach().max()) / grid.dr)))
+    offsets = torch.arange(-k_half, k_half + 1, dtype=dt, device=dev) * grid.dr  # [2K+1]
+    band_index = (torch.arange(grid.n_nodes, device=dev)[:, None]
+                  + torch.arange(2 * k_half + 1, device=dev)[None, :])  # [n_nodes, 2K+1] into the padded grid
+    out = []
+    for k in range(len(pair_list)):
+        sig = widths[k]  # [n_nodes]
+        kern = torch.exp(-0.5 * (offsets[None, :] / sig[:, None]) ** 2) / (math.sqrt(2 * math.pi) * sig[:, None])
+        vals = hist[k][:, None] * kern  # [n_nodes, 2K+1]: node n contributes to node n + o − K
+        padded = torch.zeros(grid.n_nodes + 2 * k_half, dtype=dt, device=dev).index_add(
+            0, band_index.reshape(-1), vals.reshape(-1))
+        out.append(padded[k_half:k_half + grid.n_nodes])
+    return torch.stack(out)
 
 
 def _sample(g_nodes: torch.Tensor, nodes: torch.Tensor, r: torch.Tensor, grid: RGrid) -> torch.Tensor:

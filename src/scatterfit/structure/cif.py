@@ -46,9 +46,23 @@ def _column(block, tag: str, n: int, default=None) -> list:
     return [default if (v is None or v in ("?", ".")) else v for v in values]
 
 
-def _u_equiv(block, cell: np.ndarray, where: str) -> dict:
-    """{label: U_equiv (Å²)} from an anisotropic table (U_ij, or B_ij / 8π²): U_eq = (1/3) Σ_ij U^ij a*_i a*_j
-    a_i·a_j (Fischer & Tillmanns, Acta Cryst. C44, 775 (1988))."""
+def cif_to_cartesian_u(u_cif: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """U in cartesian axes from the CIF's U^ij (on the reciprocal-normalised axes, Å²): U_cart = A N U N Aᵀ with A
+    the lattice vectors as columns and N = diag(|a*|, |b*|, |c*|) (Grosse-Kunstleve & Adams, J. Appl. Cryst. 35,
+    477 (2002)). ``u_cif`` [..., 3, 3], ``cell`` [3, 3] rows."""
+    a = cell.T
+    n = np.diag(np.linalg.norm(np.linalg.inv(cell).T, axis=1))
+    return a @ n @ u_cif @ n @ a.T
+
+
+def cartesian_to_cif_u(u_cart: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`cif_to_cartesian_u`."""
+    m = np.linalg.inv(cell.T @ np.diag(np.linalg.norm(np.linalg.inv(cell).T, axis=1)))
+    return m @ u_cart @ m.T
+
+
+def _u_tensors(block, cell: np.ndarray, where: str) -> dict:
+    """{label: U (Å², [3, 3] cartesian)} from an anisotropic table (U_ij, or B_ij / 8π²)."""
     labels = block.get("_atom_site_aniso_label")
     if labels is None:
         return {}
@@ -59,15 +73,34 @@ def _u_equiv(block, cell: np.ndarray, where: str) -> dict:
     else:
         raise ScatterfitError(f"{where}: an _atom_site_aniso_ table without U_11 or B_11")
     comps = {ij: _column(block, prefix + ij, len(labels), 0.0) for ij in ("11", "22", "33", "12", "13", "23")}
-    reciprocal = np.linalg.inv(cell).T  # rows a*_i (without 2π)
-    astar = np.linalg.norm(reciprocal, axis=1)
-    metric = cell @ cell.T
     out = {}
     for k, label in enumerate(labels):
         u = np.zeros((3, 3))
         for (i, j), ij in zip(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)), comps):
-            u[i, j] = u[j, i] = float(comps[ij][k]) * factor
-        out[str(label)] = float(np.einsum("ij,i,j,ij->", u, astar, astar, metric) / 3.0)
+            u[i, j] = u[j, i] = _number(comps[ij][k], f"{where}: {prefix}{ij} of '{label}'") * factor
+        out[str(label)] = cif_to_cartesian_u(u, cell)
+    return out
+
+
+def _number(text, where: str) -> float:
+    """A CIF number, its esd in parentheses dropped."""
+    try:
+        return float(re.sub(r"\(\d+\)$", "", str(text)))
+    except ValueError:
+        raise ScatterfitError(f"{where}: '{text}' is not a number") from None
+
+
+def _expand(group, site: np.ndarray, cell: np.ndarray, symprec: float = 1e-3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The distinct images of fractional ``site`` under the space group, with each one's rotation in cartesian
+    axes [3, 3] (for U' = R U Rᵀ), in the order ASE's equivalent_sites gives them."""
+    to_cart = cell.T
+    from_cart = np.linalg.inv(to_cart)
+    out = []
+    for rot, trans in group.get_symop():
+        image = np.mod(rot @ site + trans, 1.0)
+        if any(np.abs((image - seen + 0.5) % 1.0 - 0.5).max() < symprec for seen, _ in out):
+            continue
+        out.append((image, to_cart @ rot @ from_cart))
     return out
 
 
@@ -105,12 +138,13 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
     occupancy = [float(v) for v in _column(block, "_atom_site_occupancy", n, 1.0)]
     u_iso = _column(block, "_atom_site_u_iso_or_equiv", n, None)
     b_iso = _column(block, "_atom_site_b_iso_or_equiv", n, None)
-    u_eq = _u_equiv(block, cell, where)
-    numbers, positions, occ, biso, charges = [], [], [], [], []
+    u_tensors = _u_tensors(block, cell, where)
+    numbers, positions, occ, biso, charges, tensors = [], [], [], [], [], []
     for k, label in enumerate(labels):
         z, charge = _species(types[k], label, where)
-        if label in u_eq:
-            u = u_eq[label]
+        tensor = u_tensors.get(label)
+        if tensor is not None:
+            u = float(np.trace(tensor)) / 3.0  # U_eq
         elif u_iso[k] is not None:
             u = float(u_iso[k])
         elif b_iso[k] is not None:
@@ -119,18 +153,20 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
             u = UISO_DEFAULT
         if not (math.isfinite(u) and u >= 0):
             raise ScatterfitError(f"{where}: atom site '{label}' has a negative or invalid displacement ({u} Å²)")
-        sites, _ = group.equivalent_sites([frac[k]], onduplicates="keep", symprec=1e-3)
-        for site in np.atleast_2d(sites):
+        for site, rotation in _expand(group, frac[k], cell):
             numbers.append(z)
-            positions.append(np.asarray(site) @ cell)
+            positions.append(site @ cell)
             occ.append(occupancy[k])
             biso.append(EIGHT_PI2 * u)
             charges.append(charge)
+            tensors.append(np.eye(3) * u if tensor is None else rotation @ tensor @ rotation.T)
     return Structure(torch.tensor(np.array(positions), dtype=dtype, device=device), numbers,
                      cell=torch.tensor(cell, dtype=dtype, device=device), pbc=(True, True, True),
                      occupancy=torch.tensor(occ, dtype=dtype, device=device),
                      biso=torch.tensor(biso, dtype=dtype, device=device),
-                     charges=torch.tensor(charges, dtype=dtype, device=device), space_group=int(group.no))
+                     charges=torch.tensor(charges, dtype=dtype, device=device),
+                     uaniso=torch.tensor(np.array(tensors), dtype=dtype, device=device) if u_tensors else None,
+                     space_group=int(group.no))
 
 
 def with_esd(value: float, esd: float | None, decimals: int = 6) -> str:

@@ -14,7 +14,10 @@ symmetric structure, Å, [n_orbits, 3]: every atom of an orbit moves with it, so
 a structure with a SymmetryMap, as the symmetric cluster builder makes), "expansion" (isotropic scale of a
 finite structure about its centroid, relative, default bounds 0.85–1.15: the "lattice" of a nanoparticle or
 molecule), "biso" (Å²: one per site orbit when the structure declares a space group, e.g. from its CIF, so the
-species sharing a site share it, as Rietveld programs refine them; one per species otherwise), "background"
+species sharing a site share it, as Rietveld programs refine them; one per species otherwise; a structure's
+anisotropic tensors are then replaced by isotropic ones), "uaniso" (Å²: the anisotropic U components the site
+symmetry of each orbit leaves free, structure/adp.py; reported as each orbit's U^ij in the CIF's axes and
+U_eq), "background"
 (coefficients of Chebyshev polynomials added to every data term's model, in the data's units, on x scaled to
 [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
@@ -32,14 +35,15 @@ from dataclasses import dataclass
 import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure.structure import Structure
+from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 log = logging.getLogger(__name__)
 
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
                  "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
 SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
-GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "occupancy", "background",
+GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "uaniso", "occupancy",
+          "background",
           *SCALAR_BOUNDS)
 CELL_RELATIVE = 0.2  # "cell" lengths may change by ±20 %, angles by ±20°
 EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound starts this fraction inside it,
@@ -185,7 +189,11 @@ class Parametrisation:
             if basis is not None:  # the group's free coordinates only
                 self._wyckoff = torch.as_tensor(basis, dtype=dt, device=dev)  # [3N, K]
                 fractional0 = torch.zeros(basis.shape[1], dtype=dt, device=dev)
-        self._init = {"lattice": lattice0, "expansion": one.clone(), "biso": biso0,
+        self._adp = None
+        uaniso0 = torch.zeros(0, dtype=dt, device=dev)
+        if "uaniso" in self.free:
+            uaniso0 = self._anisotropic(structure, bounds)
+        self._init = {"lattice": lattice0, "expansion": one.clone(), "biso": biso0, "uaniso": uaniso0,
                       "positions": torch.zeros_like(structure.positions.detach()),
                       "fractional": fractional0, "occupancy": occupancy0,
                       "orbits": torch.zeros((0 if structure.symmetry is None else structure.symmetry.n_orbits, 3),
@@ -291,15 +299,37 @@ class Parametrisation:
             pos = pos + torch.einsum("nij,nj->ni", self._orbit_transforms, v["orbits"][self._orbit_index])
         if "positions" in self.free:
             pos = pos + v["positions"]
-        biso = v["biso"][self.adp_index] if "biso" in self.free else s.biso
+        biso, uaniso = (v["biso"][self.adp_index], None) if "biso" in self.free else (s.biso, s.uaniso)
+        if self._adp is not None:  # U of every atom from the free components; Biso its isotropic equivalent
+            uaniso = torch.einsum("nabk,k->nab", self._adp_tensors, v["uaniso"])
+            biso = EIGHT_PI2 * torch.diagonal(uaniso, dim1=1, dim2=2).sum(1) / 3.0
         occupancy = s.occupancy
         if "occupancy" in self.free:
             index, offset, factor = self._occupancy_tensors
             occupancy = offset.to(pos.dtype) + factor.to(pos.dtype) * v["occupancy"][index]
-        structure = s.with_(positions=pos, cell=cell, biso=biso, occupancy=occupancy)
+        structure = s.with_(positions=pos, cell=cell, biso=biso, uaniso=uaniso, occupancy=occupancy)
         params = {k: v.get(k) for k in (*SCALAR_DEFAULTS, *self.instrument_names)}
         params["background"] = v["background"] if "background" in self.free else None
         return State(structure, params)
+
+    def _anisotropic(self, structure: Structure, bounds: dict | None) -> torch.Tensor:
+        """Set up the "uaniso" group (structure/adp.py): the tensors of its basis, per-component bounds (diagonal
+        components 10⁻⁵–0.1 Å², or [parameters].bounds.uaniso; off-diagonal ones ± half the upper bound); returns
+        the starting components."""
+        from scatterfit.structure.adp import anisotropic_basis
+
+        if "biso" in self.free:
+            raise ScatterfitError("'biso' and 'uaniso' are both free: refine isotropic or anisotropic ADPs")
+        if structure.cell is None or not structure.periodic:
+            raise ScatterfitError("'uaniso' is free but the structure is not a crystal (no cell)")
+        dt, dev = structure.dtype, structure.device
+        self._adp = anisotropic_basis(structure)
+        self._adp_tensors = torch.as_tensor(self._adp.tensors, dtype=dt, device=dev)
+        lo, hi = (float(x) for x in (bounds or {}).get("uaniso", (1e-5, 0.1)))
+        diagonal = torch.as_tensor(self._adp.diagonal, device=dev)
+        self.bounds["uaniso"] = (torch.where(diagonal, lo, -hi / 2).to(dt), torch.where(diagonal, hi, hi / 2).to(dt))
+        start = torch.as_tensor(self._adp.start, dtype=dt, device=dev)
+        return torch.where(diagonal, start.clamp(min=lo), start)
 
     def orbit_representatives(self, theta: torch.Tensor) -> torch.Tensor:
         """[n_orbits, 3] Å: each orbit's representative point at θ (SymmetryMap.representatives)."""
@@ -341,6 +371,17 @@ class Parametrisation:
 
             a, b, c, alpha, beta, gamma = cell_to_cellpar(st.structure.cell.detach().cpu().numpy()).tolist()
             out.update({"a": a, "b": b, "c": c, "alpha": alpha, "beta": beta, "gamma": gamma})
+        if self._adp is not None:  # each orbit's U^ij in the CIF's axes, and U_eq
+            from scatterfit.structure.adp import COMPONENTS, NAMES
+            from scatterfit.structure.cif import cartesian_to_cif_u
+
+            cell = st.structure.cell.detach().cpu().numpy()
+            tensors = st.structure.uaniso.detach().cpu().numpy()
+            for rep, label in zip(self._adp.representative, self._adp.labels):
+                u = cartesian_to_cif_u(tensors[rep], cell)
+                out.update({f"{name}[{label}]": float(u[ij]) for name, ij in zip(NAMES, COMPONENTS)})
+                out[f"Ueq[{label}]"] = float(tensors[rep].trace() / 3.0)
+            return out
         if self.adp_labels is not None:  # one ADP per site orbit
             for k, label in enumerate(self.adp_labels):
                 bk = float(st.structure.biso[self.adp_index == k].mean())

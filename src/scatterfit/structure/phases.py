@@ -19,8 +19,8 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.structure.parametrisation import Parametrisation, State, to_bounded, to_unbounded
 from scatterfit.structure.structure import Structure
 
-PHASE_GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "occupancy", "delta1",
-                "delta2", "spdiameter")
+PHASE_GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "uaniso", "occupancy",
+                "delta1", "delta2", "spdiameter")
 """Groups that belong to a phase (PDFgui's phase parameters); every other group belongs to the datasets."""
 PHASE_SCALARS = ("delta1", "delta2", "spdiameter")
 

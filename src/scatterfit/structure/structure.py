@@ -32,6 +32,9 @@ class Structure:
         occupancy: [N] site occupancy (0..1).
         biso: [N] isotropic displacement parameter Biso = 8π² Uiso, Å².
         charges: [N] formal charges used to pick ionic X-ray form factors (0 = neutral atom).
+        uaniso: [N, 3, 3] anisotropic displacement tensors U in cartesian axes, Å², or None (isotropic: biso
+            alone). When given, the forward models that resolve directions (the PDF, Bragg peaks) use it and
+            ``biso`` holds the isotropic equivalent 8π² tr(U)/3.
         symmetry: a structure.symmetry.SymmetryMap when the atoms lie on orbits of a point group (symmetric
             random starts), else None; it lets a refinement move whole orbits ("orbits" parameter group).
         space_group: the International Tables number of the space group a file declared (a CIF), or None; the
@@ -46,6 +49,7 @@ class Structure:
     occupancy: torch.Tensor | None = None
     biso: torch.Tensor | None = None
     charges: torch.Tensor | None = None
+    uaniso: torch.Tensor | None = None
     symmetry: object | None = field(default=None, compare=False)
     space_group: int | None = field(default=None, compare=False)
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -100,6 +104,14 @@ class Structure:
             if not torch.isfinite(value.detach()).all():
                 raise ScatterfitError(f"{name} has NaN or infinite values")
             object.__setattr__(self, name, value)
+        if self.uaniso is not None:
+            u = self.uaniso if isinstance(self.uaniso, torch.Tensor) else torch.as_tensor(
+                np.asarray(self.uaniso, dtype=float), dtype=pos.dtype, device=pos.device)
+            if u.shape != (n, 3, 3):
+                raise ScatterfitError(f"uaniso must have shape [{n}, 3, 3], got {tuple(u.shape)}")
+            if not torch.isfinite(u.detach()).all():
+                raise ScatterfitError("uaniso has NaN or infinite values")
+            object.__setattr__(self, "uaniso", u.to(pos.dtype))
 
     # ----------------------------------------------------------------- properties
     def __len__(self) -> int:
@@ -149,18 +161,19 @@ class Structure:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
         return Structure(conv(self.positions), self.numbers.to(device), conv(self.cell), self.pbc,
-                         conv(self.occupancy), conv(self.biso), conv(self.charges), self.symmetry, self.space_group)
+                         conv(self.occupancy), conv(self.biso), conv(self.charges), conv(self.uaniso), self.symmetry,
+                         self.space_group)
 
     def select(self, index) -> "Structure":
         """The atoms picked by ``index`` (bool mask or integer indices), with all their per-atom attributes."""
         return self.with_(positions=self.positions[index], numbers=self.numbers[index],
                           occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index],
-                          symmetry=None, space_group=None)
+                          uaniso=None if self.uaniso is None else self.uaniso[index], symmetry=None, space_group=None)
 
     def with_uiso(self, uiso: float) -> "Structure":
         """Every atom given the isotropic displacement ``uiso`` (Å²)."""
         return self.with_(biso=torch.full((len(self),), EIGHT_PI2 * float(uiso), dtype=self.dtype,
-                                          device=self.device))
+                                          device=self.device), uaniso=None)
 
     def with_(self, **changes) -> "Structure":
         """A copy with some fields replaced (validation runs again)."""
