@@ -129,3 +129,42 @@ def test_pyfai_column_names_set_the_x_unit(tmp_path, column, unit, factor):
     d = load_dataset(path)
     assert d.x_unit == unit
     np.testing.assert_allclose(d.x, TTH * factor)
+
+
+def _pdcif(style: str) -> str:
+    head = "data_pattern\n_diffrn_radiation_wavelength 1.5406\n_diffrn_radiation_probe x-ray\n"
+    if style == "range":  # counts with su in parentheses, 2θ from the range
+        rows = "\n".join(f"{int(c)}({int(round(np.sqrt(c)))})" for c in COUNTS)
+        return (head + f"_pd_meas_2theta_range_min {TTH[0]}\n_pd_meas_2theta_range_max {TTH[-1]}\n"
+                f"_pd_meas_2theta_range_inc 0.02\nloop_\n_pd_meas_counts_total\n{rows}\n")
+    if style == "scan":  # a 2θ column and intensities with their su column
+        rows = "\n".join(f"{t} {c / 2.0:.1f} {np.sqrt(c) / 2.0:.4f}" for t, c in zip(TTH, COUNTS))
+        return head + f"loop_\n_pd_meas_2theta_scan\n_pd_meas_intensity_total\n_pd_meas_intensity_total_su\n{rows}\n"
+    rows = "\n".join(f"{1000 + 10 * k:.1f} {c:.1f} {1 / c:.6g}" for k, c in enumerate(COUNTS))  # time of flight
+    return ("data_tof\n_diffrn_radiation_probe neutron\nloop_\n_pd_meas_time_of_flight\n_pd_proc_intensity_total\n"
+            f"_pd_proc_ls_weight\n{rows}\n")
+
+
+@pytest.mark.parametrize("style", ["range", "scan", "tof"])
+def test_pdcif_powder_blocks(tmp_path, style):
+    path = tmp_path / "pattern.cif"
+    path.write_text(_pdcif(style))
+    d = load_dataset(path)
+    assert d.kind == "xrd" and len(d.x) == len(COUNTS)
+    if style == "tof":
+        assert d.x_unit == "microseconds" and d.radiation == "neutron"
+        np.testing.assert_allclose(d.sigma, np.sqrt(COUNTS), rtol=1e-5)  # from the weights 1/σ²
+        return
+    assert d.x_unit == "degrees" and d.radiation == "xray" and d.metadata["wavelength"] == 1.5406
+    np.testing.assert_allclose(d.x, TTH, atol=1e-9)
+    scale = 1.0 if style == "range" else 0.5
+    np.testing.assert_allclose(d.y, scale * COUNTS)
+    expected = np.round(np.sqrt(COUNTS)) if style == "range" else np.sqrt(COUNTS) / 2.0
+    np.testing.assert_allclose(d.sigma, expected, atol=1e-4)
+
+
+def test_a_structure_cif_given_as_data_is_one_line(tmp_path):
+    path = tmp_path / "ni.cif"
+    path.write_text("data_ni\n_cell_length_a 3.52\nloop_\n_atom_site_label\n_atom_site_fract_x\nNi 0\n")
+    with pytest.raises(ScatterfitError, match="no powder data loop.*goes in \\[structure\\]"):
+        load_dataset(path)

@@ -3,6 +3,7 @@ same orthorhombic Pnma structure from the same CIF (its anisotropic U_ij table),
 for isotropic tensors, and gradients by finite differences."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,38 +12,6 @@ import torch
 from scatterfit.scattering.pdf import pdf
 from scatterfit.structure import read_structure
 
-PNMA = """data_pnma
-_cell_length_a 5.47
-_cell_length_b 7.73
-_cell_length_c 5.52
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'P n m a'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_U_iso_or_equiv
-La1 La 0.0300 0.25 0.9950 0.0070
-Mn1 Mn 0 0 0.5 0.0042
-O1 O 0.4900 0.25 0.0650 0.0093
-O2 O 0.2750 0.0350 0.7250 0.0110
-loop_
-_atom_site_aniso_label
-_atom_site_aniso_U_11
-_atom_site_aniso_U_22
-_atom_site_aniso_U_33
-_atom_site_aniso_U_12
-_atom_site_aniso_U_13
-_atom_site_aniso_U_23
-La1 0.0060 0.0080 0.0070 0 0.0010 0
-Mn1 0.0040 0.0045 0.0041 0.0003 -0.0002 0.0004
-O1 0.0160 0.0040 0.0080 0 -0.0030 0
-O2 0.0070 0.0150 0.0110 0.0035 0.0015 -0.0040
-"""
 R = np.arange(0.01, 20.0001, 0.01)
 FIT = R >= 1.5
 
@@ -51,11 +20,12 @@ def _rw(a, b):
     return float(np.sqrt(((a - b) ** 2).sum() / (b**2).sum()))
 
 
+PNMA = Path(__file__).resolve().parents[1] / "data" / "pnma_perovskite_aniso.cif"
+
+
 @pytest.fixture
-def pnma(tmp_path):
-    path = tmp_path / "pnma.cif"
-    path.write_text(PNMA)
-    return path
+def pnma():
+    return PNMA
 
 
 def _pdffit2(path, **params):
@@ -102,10 +72,13 @@ def test_anisotropic_pnma_matches_pdffit2(pnma, params):
 
 
 def test_isotropic_tensors_give_the_isotropic_engine(pnma):
+    """Both paths agree within 2e-5 of the largest |G| (measured: ≤ 1.4e-5). Termination ripples are left out: the
+    ripple filter is shared, and sampled on the data's step by the anisotropic path (0.01 Å here) against 0.005 Å
+    by the isotropic one, which alone moves G by up to 2e-4 (the isotropic path on 0.005 vs 0.0025 Å: 1.7e-4)."""
     s = read_structure(pnma).with_(uaniso=None)
     u = s.uiso[:, None, None] * torch.eye(3, dtype=torch.float64)
     r = torch.tensor(R[FIT])
-    for params in (dict(qmax=25.0, qdamp=0.03, delta2=2.0), dict(delta1=0.5, qbroad=0.02)):
+    for params in (dict(), dict(qdamp=0.03, delta2=2.0), dict(delta1=0.5, qbroad=0.02)):
         g0, g1 = pdf(s, r, **params), pdf(s.with_(uaniso=u), r, **params)
         assert float((g0 - g1).abs().max()) < 2e-5 * float(g0.abs().max())
 
@@ -122,3 +95,24 @@ def test_anisotropic_gradients_match_finite_differences(pnma):
         return pdf(s.with_(positions=pos, cell=cell, uaniso=u), r, delta2=delta2, qdamp=0.02)
 
     assert torch.autograd.gradcheck(fn, (pos, cell, u, delta2), atol=1e-6, rtol=1e-4, fast_mode=True)
+
+
+def test_anisotropic_cif_round_trip_and_gemmi(pnma, tmp_path):
+    gemmi = pytest.importorskip("gemmi")
+    from scatterfit.structure.cif import write_cif
+
+    s = read_structure(pnma)
+    write_cif(s, tmp_path / "out.cif", esd={"U11[O#2]": 0.0004})
+    text = (tmp_path / "out.cif").read_text()
+    assert "_atom_site_aniso_U_23" in text and "0.0160(4)" in text
+    back = read_structure(tmp_path / "out.cif")
+    fa = (s.positions @ torch.linalg.inv(s.cell)).numpy() % 1
+    fb = (back.positions @ torch.linalg.inv(back.cell)).numpy() % 1
+    delta = fa[:, None] - fb[None]
+    distance = np.abs(delta - np.round(delta)).max(-1)
+    match = distance.argmin(1)
+    assert distance.min(1).max() < 1e-6
+    np.testing.assert_allclose(back.uaniso.numpy()[match], s.uaniso.numpy(), atol=1e-10)
+    small = gemmi.read_small_structure(str(tmp_path / "out.cif"))
+    o1 = next(site for site in small.sites if site.label == "O1")
+    assert (o1.aniso.u11, o1.aniso.u22, o1.aniso.u13) == pytest.approx((0.0160, 0.0040, -0.0030), abs=1e-8)

@@ -246,3 +246,52 @@ def test_time_of_flight_pattern_matches_cryspy():
                           PowderSetup(geometry="tof", radiation="neutron", bank_angle=145.0), tof).numpy()
     k = _one_factor(ours, theirs)
     assert np.abs(k * ours - theirs).max() < 1e-3 * theirs.max()
+
+
+def test_anisotropic_displacements_match_cryspy(tmp_path, monkeypatch):
+    """Anisotropic U on the oxygen site (4/mmm: U11 along the Co–O bond, U22 = U33 across it): the peaks'
+    |F|² m LP reflection by reflection as cryspy gives them (one factor for all, within 1e-4), and different from
+    the isotropic U_eq's."""
+    from scatterfit.structure import read_structure
+
+    aniso = "loop_\n_atom_site_aniso_label\n_atom_site_aniso_U_11\n_atom_site_aniso_U_22\n_atom_site_aniso_U_33\n" \
+            "_atom_site_aniso_U_12\n_atom_site_aniso_U_13\n_atom_site_aniso_U_23\nO 0.004 0.025 0.025 0 0 0\n"
+    crystal = CRYSTAL.replace(f"O O 0 0.5 0.5 Biso {BISO['O']} 1.0", "O O 0 0.5 0.5 Uani 0.018 1.0") + aniso
+    monkeypatch.setitem(globals(), "CRYSTAL", crystal)
+    tth = np.arange(10.0, 150.0, 0.05)
+    _, reflections = _cryspy_cw(tth, "neutrons", WAVELENGTH)
+    (tmp_path / "lbco.cif").write_text(crystal.replace("_space_group_name_H-M_alt", "_symmetry_space_group_name_H-M"))
+    structure = read_structure(tmp_path / "lbco.cif")
+    assert structure.uaniso is not None and len(structure) == 6
+    setup = PowderSetup(radiation="neutron", wavelength=WAVELENGTH, polarisation=1.0)
+    x = torch.tensor(tth, dtype=torch.float64)
+
+    from ase.data import atomic_numbers
+    from cryspy.A_functions_base.function_1_scat_length_neutron import get_scat_length_neutron
+
+    from scatterfit.scattering.formfactors import neutron_length
+
+    def length_ratio(symbol: str) -> float:  # cryspy's scattering lengths (see the test above)
+        return 10 * float(get_scat_length_neutron(symbol).real) / neutron_length(atomic_numbers[symbol])
+
+    def per_reflection(s):
+        peaks = powder_peaks(s, x, setup, CW, parts=True)
+        rescaled = sum(v * length_ratio(pair.split("-")[0]) * length_ratio(pair.split("-")[1])
+                       for pair, v in peaks.parts.items()).numpy()
+        order = np.argsort(peaks.position.numpy())
+        return peaks.position.numpy()[order], rescaled[order]
+
+    their_tth = np.degrees(reflections["ttheta_hkl"])
+    their_int = reflections["iint_plus_with_factors"] + reflections["iint_minus_with_factors"]
+    their_tth, group = np.unique(np.round(their_tth, 8), return_inverse=True)
+    their_int = np.bincount(group.ravel(), weights=their_int)
+    inside = (their_tth > tth[0]) & (their_tth < tth[-1])
+    ratios = {}
+    for name, s in (("anisotropic", structure), ("isotropic", structure.with_(uaniso=None))):
+        ours_tth, ours_int = per_reflection(s)
+        match = [int(np.argmin(np.abs(ours_tth - t))) for t in their_tth[inside]]
+        strong = their_int[inside] > 1e-3 * their_int.max()
+        ratio = (their_int[inside] / ours_int[match])[strong]
+        ratios[name] = np.abs(ratio / ratio.mean() - 1).max()
+    assert ratios["anisotropic"] < 1e-4
+    assert ratios["isotropic"] > 10 * ratios["anisotropic"]

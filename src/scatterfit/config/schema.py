@@ -129,13 +129,15 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
     "parameters": {
         "free": Key(list, "refined groups: lattice, cell, fractional, positions, orbits, expansion, biso, "
-                          "occupancy, background, scale, qdamp, qbroad, delta1, delta2, spdiameter, and a powder "
+                          "uaniso (anisotropic U under the site symmetry), occupancy, background, scale, qdamp, "
+                          "qbroad, delta1, delta2, spdiameter, and a powder "
                           "model's instrument parameters (zero, U, V, W, X, Y, ..., difc: `scatterfit config`); "
                           "with [[phases]] also fraction, and a phase's own as 'Si.lattice' (a plain 'lattice' "
                           "is every phase's) (required)"),
         "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
                             "delta2, spdiameter, background_order (Chebyshev order), and the powder model's"),
-        "bounds": Key(dict, "{group = [lo, hi]}; positions/orbits also a single maximum displacement, Å; cell a "
+        "bounds": Key(dict, "{group = [lo, hi]}; uaniso: of the diagonal U, Å² (off-diagonal ± hi/2); "
+                            "positions/orbits also a single maximum displacement, Å; cell a "
                             "table {a = [lo, hi], alpha = [lo, hi], ...} in Å and degrees"),
     },
     "strategy": {},  # generated from the stage types (optim/stages.py) by _strategy_keys() below

@@ -5,7 +5,7 @@ Formats: PDFgetX3/xPDFsuite .gr (ini header), PDFgetX2/PDFgetN .gr (free-text he
 PDFgui fit exports .fgr (r Gcalc dr dGcalc Gdiff),
 RMCProfile .gr/.fq (count line + title line), .iq/.sq/.fq (Q, value[, σ]), .xy/.xye/.chi/.dat/.csv
 (2θ or Q, intensity[, σ]), Gudrun .mint01 (Q, F, σ; trailing zero rows dropped), Panalytical .xrdml and GSAS
-.gsa/.gss/.fxye powder files (io/diffractometer.py). Text in UTF-8 (with or
+.gsa/.gss/.fxye and pdCIF (.cif) powder files (io/diffractometer.py). Text in UTF-8 (with or
 without BOM), UTF-16 or Latin-1; decimal commas are read when the columns are separated by spaces or semicolons.
 Every problem is reported as a ScatterfitError naming the file and line.
 """
@@ -25,7 +25,8 @@ from scatterfit.errors import ScatterfitError
 log = logging.getLogger(__name__)
 
 KINDS = ("iq", "sq", "fq", "gr", "xrd", "saxs")
-_DIFFRACTOMETER = {".xrdml": "read_xrdml", ".gsa": "read_gsas", ".gss": "read_gsas", ".fxye": "read_gsas"}
+_DIFFRACTOMETER = {".xrdml": "read_xrdml", ".gsa": "read_gsas", ".gss": "read_gsas", ".fxye": "read_gsas",
+                   ".cif": "read_pdcif", ".pdcif": "read_pdcif", ".rtv": "read_pdcif"}
 _EXT_KIND = {".gr": "gr", ".fgr": "gr", ".iq": "iq", ".sq": "sq", ".fq": "fq", ".mint01": "fq", ".xy": "xrd",
              ".xye": "xrd", ".chi": "xrd", ".dat": "iq", ".csv": "iq"}
 
@@ -233,10 +234,11 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
 
         x, y, sigma, meta = getattr(diffractometer, _DIFFRACTOMETER[ext])(path, text)
         unit = meta.pop("x_unit", "degrees")
+        probe = meta.pop("radiation", "xray")
         powder = {**meta.get("powder", {}), **metadata.get("powder", {})}  # the config's settings win
         meta = {**meta, **metadata, **({"powder": powder} if powder else {})}
         return Dataset(x=x, y=y, sigma=sigma, kind=kind or "xrd", x_unit=x_unit or unit,
-                       radiation=radiation or "xray", metadata=meta, path=str(path))
+                       radiation=radiation or probe, metadata=meta, path=str(path))
     lines = text.splitlines()
     meta: dict = {}
     notes: list[str] = []

@@ -1,5 +1,6 @@
-"""Diffractometer files that are not plain columns: Panalytical .xrdml (XML) and GSAS .gsa/.gss/.fxye
-(BANK records). Each returns (x, y, sigma or None, metadata); load_dataset turns them into a Dataset.
+"""Diffractometer files that are not plain columns: Panalytical .xrdml (XML), GSAS .gsa/.gss/.fxye
+(BANK records) and CIF powder blocks (pdCIF). Each returns (x, y, sigma or None, metadata); load_dataset turns
+them into a Dataset.
 
 Units out: 2θ in degrees, time of flight in µs; counts per step (xrdml: counts, or counts/s times the counting
 time); σ = √counts where the file gives none (xrdml) or its ESD column (GSAS ESD/FXYE).
@@ -126,3 +127,106 @@ def read_gsas(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
         x = x / 100.0  # centidegrees
     meta["x_unit"] = "microseconds" if tof else "degrees"
     return x, y, sigma if (sigma > 0).all() else None, meta
+
+
+_PD_X = ("_pd_meas_2theta_scan", "_pd_proc_2theta_corrected", "_pd_meas_time_of_flight", "_pd_meas_2theta")
+_PD_Y = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_total", "_pd_proc_intensity_net",
+         "_pd_calc_intensity_total")
+_SU = re.compile(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\((\d+)\)$")
+
+
+def _cif_loops(text: str) -> list[tuple[list[str], list[str]]]:
+    """Every loop of a CIF text as (tag names, value tokens as written, with their su in parentheses)."""
+    import shlex
+
+    loops, lines, k = [], text.splitlines(), 0
+    while k < len(lines):
+        if lines[k].strip().lower() != "loop_":
+            k += 1
+            continue
+        k += 1
+        names = []
+        while k < len(lines) and lines[k].strip().startswith("_"):
+            names.append(lines[k].strip().split()[0].lower())
+            k += 1
+        tokens = []
+        while k < len(lines):
+            stripped = lines[k].strip()
+            if stripped.lower() == "loop_" or stripped.startswith("_") or stripped.lower().startswith("data_"):
+                break
+            if stripped and not stripped.startswith("#"):
+                tokens.extend(shlex.split(stripped, posix=True))
+            k += 1
+        loops.append((names, tokens))
+    return loops
+
+
+def _value_and_su(token: str, where: str) -> tuple[float, float | None]:
+    """(value, standard uncertainty or None) of a CIF number such as "1234.5(35)"."""
+    m = _SU.match(token)
+    try:
+        if m is None:
+            return float(token), None
+        value, digits = m.group(1), m.group(2)
+        decimals = len(value.split(".")[1].split("e")[0].split("E")[0]) if "." in value else 0
+        exponent = int(re.split(r"[eE]", value)[1]) if re.search(r"[eE]", value) else 0
+        return float(value), int(digits) * 10.0 ** (exponent - decimals)
+    except (ValueError, IndexError):
+        raise ScatterfitError(f"{where}: '{token}' is not a number") from None
+
+
+def read_pdcif(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """A powder pattern in a CIF (pdCIF, Toby 2003): x from _pd_meas_2theta_scan / _pd_proc_2theta_corrected /
+    _pd_meas_time_of_flight or the _pd_meas_2theta_range_min/max/inc triple, y from _pd_meas_counts_total,
+    _pd_meas_intensity_total or _pd_proc_intensity_total/net, σ from the values' su in parentheses, a _su column or
+    _pd_proc_ls_weight (1/σ²), else √counts for counts; the wavelength from _diffrn_radiation_wavelength and the
+    radiation from _diffrn_radiation_probe."""
+    loop = next(((names, tokens) for names, tokens in _cif_loops(text) if any(n in _PD_Y for n in names)), None)
+    if loop is None:
+        raise ScatterfitError(f"{path}: no powder data loop in this CIF (none of {', '.join(_PD_Y)}); a CIF of a "
+                              "structure goes in [structure]")
+    names, tokens = loop
+    if len(tokens) % len(names):
+        raise ScatterfitError(f"{path}: the powder data loop has {len(tokens)} values for {len(names)} columns")
+    rows = [tokens[i:i + len(names)] for i in range(0, len(tokens), len(names))]
+    columns = {n: [_value_and_su(row[k], f"{path}: {n}") for row in rows] for k, n in enumerate(names)}
+    y_tag = next(n for n in _PD_Y if n in columns)
+    y = np.array([v for v, _ in columns[y_tag]])
+    su = [s for _, s in columns[y_tag]]
+    if f"{y_tag}_su" in columns:
+        sigma = np.array([v for v, _ in columns[f"{y_tag}_su"]])
+    elif all(s is not None for s in su):
+        sigma = np.array(su)
+    elif "_pd_proc_ls_weight" in columns:
+        weight = np.array([v for v, _ in columns["_pd_proc_ls_weight"]])
+        sigma = np.where(weight > 0, 1.0 / np.sqrt(np.clip(weight, 1e-300, None)), 0.0)
+    elif y_tag == "_pd_meas_counts_total":
+        sigma = np.sqrt(np.clip(y, 1.0, None))
+    else:
+        sigma = None
+
+    def scalar(tag: str) -> str | None:
+        m = re.search(rf"^\s*{re.escape(tag)}\s+(\S+)", text, re.IGNORECASE | re.MULTILINE)
+        return m.group(1).strip("'\"") if m else None
+
+    meta: dict = {"format": "pdcif"}
+    x_tag = next((n for n in _PD_X if n in columns), None)
+    if x_tag is not None:
+        x = np.array([v for v, _ in columns[x_tag]])
+    else:
+        bounds = [scalar(f"_pd_meas_2theta_range_{k}") for k in ("min", "max", "inc")]
+        if None in bounds:
+            raise ScatterfitError(f"{path}: no x column ({', '.join(_PD_X)}) and no _pd_meas_2theta_range_min/max/"
+                                  "inc")
+        lo, hi, inc = (_value_and_su(b, str(path))[0] for b in bounds)
+        x = lo + inc * np.arange(len(y))
+        if abs(x[-1] - hi) > 0.5 * abs(inc):
+            raise ScatterfitError(f"{path}: the 2θ range {lo}–{hi} step {inc} does not hold {len(y)} points")
+    meta["x_unit"] = "microseconds" if x_tag == "_pd_meas_time_of_flight" else "degrees"
+    wavelength = scalar("_diffrn_radiation_wavelength")
+    if wavelength is not None:
+        meta["wavelength"] = _value_and_su(wavelength, str(path))[0]
+    probe = (scalar("_diffrn_radiation_probe") or "").lower()
+    if probe:
+        meta["radiation"] = "neutron" if probe.startswith("neutron") else "xray"
+    return x, y, sigma if sigma is not None and (sigma > 0).all() else None, meta

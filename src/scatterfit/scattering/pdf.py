@@ -27,6 +27,7 @@ from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 PEAK_HALF_WIDTH_SIGMAS = 6.0
 BAND_BYTES_PER_ENTRY = 40  # peak memory of the banded convolution per (node, offset) entry: kernel, values, index
+ANISOTROPIC_DR = 0.02  # Å: coarsest node spacing of the anisotropic path (its Gaussians are exact at the nodes)
 BAND_BYTES_LIMIT = 2 << 30  # above this a data grid finer than needed is computed on the model grid instead
 
 
@@ -129,6 +130,10 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         return g.n_nodes * (2 * math.ceil(PEAK_HALF_WIDTH_SIGMAS * sig_max / g.dr) + 1) * BAND_BYTES_PER_ENTRY
 
     grid = _plan_grid(r, r_calc, dr)
+    if structure.uaniso is not None:  # exact Gaussians at the nodes: the data's own uniform step (≤ 0.02 Å) will do
+        coarse = _plan_grid(r, r_calc, max(dr, ANISOTROPIC_DR))
+        if coarse.gather is not None:
+            grid = coarse
     if band_bytes(grid) > BAND_BYTES_LIMIT and grid.dr < dr:  # data far finer than the peaks need: model grid
         grid = _plan_grid(r, r_calc, dr, align=False)
     band = band_bytes(grid)

@@ -47,7 +47,8 @@ class Reflections:
 
 def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
                 energy_ev: float | None = None) -> Reflections:
-    """All reflections with 0 < Q ≤ qmax and their |F(hkl)|² including occupancies and isotropic ADPs."""
+    """All reflections with 0 < Q ≤ qmax and their |F(hkl)|² including occupancies and the ADPs (isotropic, or
+    the anisotropic tensors when the structure has them)."""
     if structure.cell is None or not structure.periodic:
         raise ScatterfitError("Bragg diffraction needs a periodic structure with a cell")
     if not qmax > 0:
@@ -70,7 +71,11 @@ def reflections(structure: Structure, qmax: float, *, radiation: str = "xray",
     fac = types.factors(radiation, energy_ev=energy_ev)
     fr = fac.real(q)[types.index]  # [N, M]
     fi = fac.imag()[types.index][:, None]
-    amp = structure.occupancy[:, None] * torch.exp(-structure.biso[:, None] * q[None, :] ** 2 / SIXTEEN_PI2)
+    if structure.uaniso is None:  # Debye–Waller exp(−B Q²/16π²) = exp(−U Q²/2)
+        amp = structure.occupancy[:, None] * torch.exp(-structure.biso[:, None] * q[None, :] ** 2 / SIXTEEN_PI2)
+    else:  # anisotropic: exp(−Qᵀ U Q / 2) with Q the reflection's cartesian vector
+        amp = structure.occupancy[:, None] * torch.exp(-0.5 * torch.einsum("ma,nab,mb->nm", qvec, structure.uaniso,
+                                                                           qvec))
     phase = 2 * math.pi * frac @ hkl.T  # [N, M]
     c, s = torch.cos(phase), torch.sin(phase)
     # f = fr + i fi; F = Σ amp f e^{iφ}

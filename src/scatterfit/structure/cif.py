@@ -1,10 +1,12 @@
 """CIF in and out, keeping what a refinement needs: every species of a shared site (each its own atom at the
-site, with its occupancy), isotropic displacements from any CIF spelling (U_iso_or_equiv, B_iso_or_equiv, or
-U_equiv from an anisotropic U_ij / B_ij table), ionic charges from the type symbols, and the space group's
-expansion of the asymmetric unit. The parsing of the CIF syntax itself is ASE's.
+site, with its occupancy), isotropic displacements from any CIF spelling (U_iso_or_equiv, B_iso_or_equiv),
+anisotropic U_ij / B_ij tables (as cartesian tensors, turned by each symmetry operation), ionic charges from the
+type symbols, and the space group's expansion of the asymmetric unit. The parsing of the CIF syntax itself is
+ASE's.
 
-Written CIFs are P1 (every atom of the cell listed) with occupancies and U_iso_or_equiv, so a refined model
-reads back to the same structure (tests check it with an independent reader, gemmi).
+Written CIFs hold the space group the structure has (its operations written out) and its asymmetric unit, with
+occupancies, U_iso_or_equiv, the U_ij table of anisotropic atoms and esds, so a refined model reads back to the
+same structure (tests check it with an independent reader, gemmi).
 """
 
 from __future__ import annotations
@@ -202,7 +204,8 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
     """A CIF of a periodic structure: the cell, the space group it has within ``symprec`` Å (found by spglib, its
     operations written out in this cell's setting, so any reader expands the sites as they are), and per site
     of its asymmetric unit the label, type symbol, fractional coordinates, occupancy and U_iso_or_equiv (Å²); a
-    site shared by several species is one row per species. A structure without symmetry is written in P1.
+    site shared by several species is one row per species, and anisotropic tensors as the U^ij table. A structure
+    without symmetry is written in P1.
     ``esd`` ({"a": .., "alpha": .., "Uiso_Ni": .., "Uiso[Ba/La#0]": ..}, from optim.uncertainty) writes standard
     uncertainties in parentheses."""
     esd = esd or {}
@@ -240,6 +243,7 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
     occ = structure.occupancy.detach().cpu().numpy()
     charges = structure.charges.detach().cpu().numpy()
     counts: dict = {}
+    aniso = ["", "loop_", "_atom_site_aniso_label", *(f"_atom_site_aniso_U_{ij}" for ij in ANISO_ORDER)]
     for k in atoms:
         symbol = chemical_symbols[int(structure.numbers[k])]
         counts[symbol] = counts.get(symbol, 0) + 1
@@ -250,4 +254,15 @@ def write_cif(structure: Structure, path: str | Path, *, title: str = "scatterfi
         u_text = with_esd(float(uiso[k]), u_esd if u_esd is not None else esd.get(f"Uiso_{symbol}"), decimals=8)
         x, y, z = (float(v) % 1.0 for v in frac[k])
         lines.append(f"{symbol}{counts[symbol]} {type_symbol} {x:.8f} {y:.8f} {z:.8f} {occ[k]:.6f} {u_text}")
+        if structure.uaniso is not None:
+            u = cartesian_to_cif_u(structure.uaniso[k].detach().cpu().numpy().astype(float), cell)
+            label = orbit_labels[orbit_index[k]] if orbit_labels else None
+            aniso.append(f"{symbol}{counts[symbol]} " + " ".join(
+                with_esd(float(u[int(ij[0]) - 1, int(ij[1]) - 1]), esd.get(f"U{ij}[{label}]"), decimals=8)
+                for ij in ANISO_ORDER))
+    if structure.uaniso is not None:
+        lines += aniso
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+ANISO_ORDER = ("11", "22", "33", "12", "13", "23")
