@@ -272,15 +272,23 @@ def build_candidates(cfg: Config):
         CrystalParticleCandidates,
         MoleculeCandidates,
         ParticleCandidates,
+        StackedParticleCandidates,
         SymmetricMoleculeCandidates,
     )
 
     sec = cfg.search
     kind = sec["builder"]
     classes = {"nanoparticle": ParticleCandidates, "amorphous": AmorphousCandidates, "molecule": MoleculeCandidates,
-               "symmetric_molecule": SymmetricMoleculeCandidates, "crystal_particle": CrystalParticleCandidates}
+               "symmetric_molecule": SymmetricMoleculeCandidates, "crystal_particle": CrystalParticleCandidates,
+               "stacked_particle": StackedParticleCandidates}
     args = dict(sec.get("builder_args", {}))
-    if kind == "crystal_particle" and isinstance(args.get("file"), str):
+    if kind == "stacked_particle":
+        args.setdefault("seed", int(sec.get("seed", 0)))
+    if kind in ("crystal_particle", "stacked_particle") and isinstance(args.get("cmi"), str):
+        from scatterfit.datasets import cmi_example
+
+        args["file"] = str(cmi_example(args.pop("cmi")))
+    elif kind in ("crystal_particle", "stacked_particle") and isinstance(args.get("file"), str):
         path = cfg.resolve(args["file"])
         if not path.is_file():
             raise ScatterfitError(f"{cfg.path}: [search].builder_args.file: {path} not found")

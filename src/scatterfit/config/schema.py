@@ -143,7 +143,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
     "strategy": {},  # generated from the stage types (optim/stages.py) by _strategy_keys() below
     "search": {
         "builder": Key(str, "candidate builder (required)",
-                       choices=("nanoparticle", "amorphous", "molecule", "symmetric_molecule", "crystal_particle")),
+                       choices=("nanoparticle", "amorphous", "molecule", "symmetric_molecule", "crystal_particle",
+                                "stacked_particle")),
         "builder_args": Key(dict, "the builder's fixed arguments (element, lattice, formula, ...)"),
         "variables": Key(dict, "searched variables: {name = {kind, low, high | options}} (required)"),
         "swarm_size": Key(int, "particles per generation", default=16, low=1),

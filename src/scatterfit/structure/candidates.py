@@ -5,6 +5,8 @@ variables into structures. They are plain dataclasses, so executors can pickle t
     AmorphousCandidates  n_atoms, density (atoms/Å³) of a random box at a fixed composition
     MoleculeCandidates   a formula, with an optional choice of extra atoms (e.g. the Keggin heteroatom)
     SymmetricMoleculeCandidates   the same on the orbits of a point group the candidate names
+    CrystalParticleCandidates     spheres cut from any crystal
+    StackedParticleCandidates     particles of close-packed layers (hcp, fcc, wurtzite, zinc blende) with faults
 """
 
 from __future__ import annotations
@@ -60,6 +62,69 @@ class CrystalParticleCandidates:
         s = cut_sphere(self.crystal, float(candidate["diameter"]), centre=candidate.get("centre", self.centre),
                        scale=float(candidate.get("scale", 1.0)))
         return _with_uiso(s, self.uiso)
+
+
+ENSEMBLE_GAP = 500.0  # Å between the particles of an ensemble, beyond the range of any PDF
+
+
+def side_by_side(structures: list[Structure], spacing: float) -> Structure:
+    """Finite structures placed ``spacing`` Å apart along x, as one structure (an ensemble whose PDF is the
+    atom-weighted average of theirs as long as the PDF's range stays below the gaps)."""
+    import torch
+
+    if len(structures) == 1:
+        return structures[0]
+    moved = [s.positions + torch.tensor([k * spacing, 0.0, 0.0], dtype=s.dtype, device=s.device)
+             for k, s in enumerate(structures)]
+    return Structure(torch.cat(moved), torch.cat([s.numbers for s in structures]),
+                     occupancy=torch.cat([s.occupancy for s in structures]),
+                     biso=torch.cat([s.biso for s in structures]), charges=torch.cat([s.charges for s in structures]))
+
+
+@dataclass
+class StackedParticleCandidates:
+    """Particles of a close-packed-derived crystal (hcp, fcc, wurtzite, zinc blende: a CIF or other structure file)
+    with stacking faults, by structure/stacking.py.
+
+    Candidate keys: "diameter" (Å), "fault_probability" (0–1, per layer; default 0), "aspect" (height along the
+    stacking direction over the diameter; default 1), "scale" (relative lattice scale; default 1), "sequence" (an
+    explicit stacking such as "ABCABAB" instead of drawn faults). The faults are drawn from common random numbers
+    of ``seed`` (the search's seed), the same for every candidate.
+
+    A measured powder holds many particles, each with its own faults: ``ensemble`` > 1 makes each candidate that
+    many particles with independent draws, side by side ENSEMBLE_GAP Å apart, so a PDF sees their average (their
+    pairs across the gap lie beyond any PDF's range; for a Debye I(Q) use one particle).
+    """
+
+    file: str
+    seed: int = 0
+    ensemble: int = 1
+    uiso: float | None = None
+
+    def __post_init__(self):
+        from scatterfit.structure.files import read_structure
+        from scatterfit.structure.stacking import layers_of
+
+        self.layers = layers_of(read_structure(self.file))
+
+    def __call__(self, candidate: dict, seed: int) -> Structure:
+        import math
+
+        from scatterfit.structure.stacking import stacked_particle, stacking_sequence
+
+        if "diameter" not in candidate:
+            raise ScatterfitError("a stacked_particle search needs a 'diameter' variable (Å)")
+        diameter, aspect = float(candidate["diameter"]), float(candidate.get("aspect", 1.0))
+        scale = float(candidate.get("scale", 1.0))
+        if "sequence" in candidate:
+            sequences = [str(candidate["sequence"])]
+        else:
+            n_layers = int(math.ceil(diameter * aspect / (self.layers.spacing * scale))) + 2
+            p = float(candidate.get("fault_probability", 0.0))
+            sequences = [stacking_sequence(n_layers, self.layers.parent, p, seed=self.seed + k)
+                         for k in range(max(1, int(self.ensemble)))]
+        particles = [stacked_particle(self.layers, q, diameter, aspect=aspect, scale=scale) for q in sequences]
+        return _with_uiso(side_by_side(particles, ENSEMBLE_GAP + diameter * max(1.0, aspect)), self.uiso)
 
 
 @dataclass
