@@ -76,7 +76,11 @@ def test_an_ensemble_of_identical_particles_has_the_particle_pdf():
     layers = layers_of(_ideal_wurtzite())
     one = stacked_particle(layers, "ABCBABCA", 16.0).with_uiso(0.006)
     r = torch.arange(1.5, 20.0, 0.02, dtype=torch.float64)
-    torch.testing.assert_close(pdf(side_by_side([one, one, one], 300.0), r), pdf(one, r), rtol=1e-9, atol=1e-12)
+    three = side_by_side([one, one, one], 300.0)
+    assert three.particles == 3
+    torch.testing.assert_close(pdf(three, r), pdf(one, r), rtol=1e-9, atol=1e-12)
+    # the measured particle's baseline −4πρ0 r γ0(r) takes each particle's own density
+    torch.testing.assert_close(pdf(three, r, spdiameter=16.0), pdf(one, r, spdiameter=16.0), rtol=1e-9, atol=1e-12)
 
 
 def test_candidates_draw_independent_particles_per_ensemble_member(tmp_path):

@@ -82,7 +82,7 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
             PDFfit2 does (Rw comparable with PDFgui); "odd" filters the odd extension of G from r = 0, the exact
             truncated sine transform.
         rho0: number density, atoms/Å³ (default: occupancy / volume for periodic structures, 0 for finite ones;
-            for a finite particle with ``spdiameter`` d, N / (π d³ / 6)).
+            for a finite particle with ``spdiameter`` d, N / (π d³ / 6), N per particle of an ensemble).
         spdiameter: for a periodic structure, PDFgui's spherical-particle envelope γ0(r) on the whole G(r); for a
             finite particle only its baseline becomes −4πρ0 r γ0(r) (the atoms' own peaks are finite already),
             the G(r) of a nanoparticle as measured.
@@ -180,7 +180,8 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         out["baseline"] = -4.0 * math.pi * _as_tensor(rho0, r) * nodes
     elif particle is not None:  # finite particle: −4πρ0 r γ0(r) with ρ0 = N / (π d³/6) unless given
         d = _as_tensor(spdiameter, r)
-        rho0 = n_atoms / (math.pi / 6.0 * d**3) if rho0 is None else _as_tensor(rho0, r)
+        per_particle = n_atoms / structure.particles  # an ensemble side by side: each particle's own density
+        rho0 = per_particle / (math.pi / 6.0 * d**3) if rho0 is None else _as_tensor(rho0, r)
         out["baseline"] = -4.0 * math.pi * rho0 * nodes * particle
     else:
         rho0 = torch.zeros((), dtype=dt, device=dev) if rho0 is None else _as_tensor(rho0, r)

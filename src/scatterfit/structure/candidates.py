@@ -78,7 +78,8 @@ def side_by_side(structures: list[Structure], spacing: float) -> Structure:
              for k, s in enumerate(structures)]
     return Structure(torch.cat(moved), torch.cat([s.numbers for s in structures]),
                      occupancy=torch.cat([s.occupancy for s in structures]),
-                     biso=torch.cat([s.biso for s in structures]), charges=torch.cat([s.charges for s in structures]))
+                     biso=torch.cat([s.biso for s in structures]), charges=torch.cat([s.charges for s in structures]),
+                     particles=sum(s.particles for s in structures))
 
 
 @dataclass
