@@ -334,3 +334,13 @@ def test_a_faulted_wurtzite_particle_is_recovered_by_the_search(tmp_path):
     best = json.loads((tmp_path / "out" / "search.json").read_text())["best"]
     assert best["diameter"] == pytest.approx(30.0, rel=0.1)
     assert abs(best["fault_probability"] - 0.3) < 0.1
+
+
+def test_failed_candidates_are_listed_with_their_messages():
+    """Candidates the builder cannot make (size 50 is beyond the nanoparticle builder's 40 shells) are counted and
+    listed with their errors, for search.json."""
+    _, evaluator = particle_problem("Au", "icosahedron", 1, 2.884, rmax=8.0)
+    space = SearchSpace([Choice("shape", ("icosahedron",)), Choice("size", (1, 2, 45, 50))])
+    res = search(evaluator, space, size=6, budget=8, stall=2, seed=0, top_k=1)
+    assert res.failed == len(res.failures) > 0
+    assert all("size" in f["error"] and f["candidate"]["size"] > 40 for f in res.failures)

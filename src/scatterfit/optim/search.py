@@ -78,6 +78,9 @@ class CandidateEvaluator:
                 "rw": float(rws[0]) if rws else None}
 
 
+MAX_FAILURES_SHOWN = 20
+
+
 @dataclass
 class SearchResult:
     best: dict
@@ -89,7 +92,8 @@ class SearchResult:
     history: list
     wall_time: float
 
-    failed: int = 0  # candidates whose builder or refinement failed (their message is in top/seen entries)
+    failed: int = 0  # candidates whose builder or refinement failed
+    failures: list = field(default_factory=list)  # [{"candidate", "error"}] of the first MAX_FAILURES_SHOWN of them
 
 
 def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16, budget: int = 200,
@@ -178,4 +182,6 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     best_entry = min(top, key=lambda e: e.get("final_loss", e["loss"])) if top else {"candidate": None, "loss": np.inf}
     return SearchResult(best=best_entry["candidate"], loss=float(best_entry.get("final_loss", best_entry["loss"])),
                         refined=refined, top=top, evaluations=evaluations, generations=swarm.generation,
-                        history=history, wall_time=time.perf_counter() - t0, failed=len(failed))
+                        history=history, wall_time=time.perf_counter() - t0, failed=len(failed),
+                        failures=[{"candidate": v.get("candidate"), "error": v["error"]}
+                                  for v in failed[:MAX_FAILURES_SHOWN]])

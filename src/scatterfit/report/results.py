@@ -185,6 +185,7 @@ def write_search(result, out_dir, chemistry: dict | None = None, uncertainties: 
                        if result.refined is not None else {})
         record = {"best": result.best, "loss": result.loss, "evaluations": result.evaluations,
                   "generations": result.generations, "failed_candidates": result.failed,
+                  "failures": result.failures,
                   "wall_time_s": result.wall_time, "top_candidates": result.top,
                   "best_loss_per_generation": result.history}
         files.stage("search.json").write_text(json.dumps(record, indent=2, default=str))
