@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -144,6 +146,92 @@ def pdffit2_phases_reference(data, cifs: dict, *, qmax: float = 25.0, rmin: floa
     out["esd"] = {names[k]: v for k, v in errors.items() if k in names}
     fractions = pf.phase_fractions()
     out["fractions"] = {kind: dict(zip(cifs, fractions[kind])) for kind in ("atom", "mass")}
+    return out
+
+
+def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qdamp: float, qbroad: float = 0.0,
+                                 rmin: float = 1.5, rmax: float = 30.0, delta1: float = 0.0) -> dict:
+    """PDFfit2 1.5.1 refining a crystal under its space group, the constraints written as PDFfit2 equations from
+    scatterfit's own symmetry analysis (structure/spacegroup.py): the lattice lengths of its crystal system, the
+    free Wyckoff coordinates (x = x0 + Σ M u), one Uiso per site orbit, delta1 and the scale; qdamp and qbroad
+    fixed. ``data`` is a Dataset of G(r) starting near r = 0 (PDFfit2's termination ripples need the low-r part);
+    the fit range is [rmin, rmax]. Returns {"rw", "lattice": [a, b, c], "uiso": {orbit label: value},
+    "wyckoff": [u], "delta1", "scale"} with PDFfit2's esds under "esd" by the same keys."""
+    import re
+
+    from ase.data import chemical_symbols
+    from diffpy.pdffit2 import PdfFit, redirect_stdout
+    from diffpy.structure import Atom, Lattice
+    from diffpy.structure import Structure as DStructure
+
+    from scatterfit.structure.spacegroup import lattice_rule, site_orbits, wyckoff_basis
+
+    redirect_stdout(open(os.devnull, "w"))
+    rule = lattice_rule(structure)
+    if rule.angles:
+        raise ValueError("this helper refines lattice lengths only")
+    cell = structure.cell.detach().cpu().numpy()
+    lengths = np.linalg.norm(cell, axis=1)
+    from ase.geometry import cell_to_cellpar
+
+    lat = Lattice(*cell_to_cellpar(cell))
+    st = DStructure(lattice=lat)
+    frac = structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)
+    for z, f, u in zip(structure.numbers.tolist(), frac, structure.uiso.detach().cpu().numpy()):
+        atom = Atom(chemical_symbols[z], f, lattice=lat)
+        atom.Uisoequiv = float(u)
+        st.addNewAtom(atom)
+    pf = PdfFit()
+    data = data.select(1e-6, None)
+    pf.read_data_lists("X", qmax, qdamp, [float(v) for v in data.x], [float(v) for v in data.y])
+    pf.add_structure(st)
+    pf.setvar("qbroad", qbroad)
+    names = {}
+    for k, free in enumerate(rule.index[:3]):
+        if free >= 0:
+            pf.constrain(pf.lat(k + 1), f"@{1 + free}")
+            pf.setpar(1 + free, float(lengths[k]))
+            names[1 + free] = ("lattice", free)
+    m = wyckoff_basis(structure)
+    m = np.zeros((len(structure), 3, 0)) if m is None else m.reshape(len(structure), 3, -1)
+    for k in range(m.shape[2]):
+        pf.setpar(100 + k, 0.0)
+        names[100 + k] = ("wyckoff", k)
+    for i in range(len(structure)):
+        for a, coordinate in enumerate((pf.x, pf.y, pf.z)):
+            terms = [f"{m[i, a, k]:+.12f}*@{100 + k}" for k in range(m.shape[2]) if abs(m[i, a, k]) > 1e-12]
+            if terms:
+                pf.constrain(coordinate(i + 1), f"{frac[i, a]:.12f}" + "".join(terms))
+    index, labels = site_orbits(structure)
+    for k, label in enumerate(labels):
+        atoms = np.flatnonzero(index == k)
+        for i in atoms:
+            for u in (pf.u11(int(i) + 1), pf.u22(int(i) + 1), pf.u33(int(i) + 1)):
+                pf.constrain(u, f"@{200 + k}")
+        pf.setpar(200 + k, float(structure.uiso[int(atoms[0])]))
+        names[200 + k] = ("uiso", label)
+    pf.constrain(pf.delta1, "@300")
+    pf.setpar(300, delta1)
+    names[300] = ("delta1", None)
+    pf.constrain(pf.pscale, "@301")
+    pf.setpar(301, 1.0)
+    names[301] = ("scale", None)
+    pf.pdfrange(1, rmin, rmax)
+    pf.refine()
+    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
+    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    out = {"rw": pf.getrw(), "lattice": [float(pf.getpar(1 + k)) if k >= 0 else float(lengths[j])
+                                        for j, k in enumerate(rule.index[:3])],
+           "uiso": {}, "wyckoff": [], "esd": {"uiso": {}, "wyckoff": []}}
+    for p, (kind, key) in sorted(names.items()):
+        value, esd = float(pf.getpar(p)), errors.get(p, float("nan"))
+        if kind == "uiso":
+            out["uiso"][key], out["esd"]["uiso"][key] = value, esd
+        elif kind == "wyckoff":
+            out["wyckoff"].append(value)
+            out["esd"]["wyckoff"].append(esd)
+        elif kind in ("delta1", "scale"):
+            out[kind], out["esd"][kind] = value, esd
     return out
 
 
