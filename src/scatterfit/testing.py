@@ -39,6 +39,14 @@ def random_box(n: int, density: float, *, numbers=(14,), min_dist: float = 2.0, 
                      pbc=(True, True, True))
 
 
+def pdffit2_esds(pf) -> dict[int, float]:
+    """{parameter index: esd} of a refined PdfFit, read from its result text (PDFfit2 has no call for them)."""
+    import re
+
+    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
+    return {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+
+
 def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, rmin: float = 1.5,
                              rmax: float = 30.0) -> dict:
     """PDFfit2 1.5.1 (the engine behind PDFgui) refining fcc Ni against ``data`` (a Dataset of G(r)) with the PDFgui
@@ -82,10 +90,8 @@ def pdffit2_nickel_reference(data, *, qbroad: bool = False, qmax: float = 25.0, 
     pf.refine()
     out = {"rw": pf.getrw(), "a": pf.getpar(1), "uiso": pf.getpar(2), "scale": pf.getpar(3), "qdamp": pf.getpar(4),
            "delta2": pf.getpar(5)}
-    import re
 
-    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
-    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    errors = pdffit2_esds(pf)
     names = {1: "a", 2: "uiso", 3: "scale", 4: "qdamp", 5: "delta2", 6: "qbroad"}
     out["esd"] = {names[k]: v for k, v in errors.items() if k in names}  # PDFfit2's esds (σ = 1, unscaled)
     if qbroad:
@@ -141,8 +147,7 @@ def pdffit2_phases_reference(data, cifs: dict, *, qmax: float = 25.0, rmin: floa
     pf.pdfrange(1, rmin, rmax)
     pf.refine()
     out = {"rw": pf.getrw(), "values": {name: pf.getpar(k) for k, name in names.items()}}
-    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
-    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    errors = pdffit2_esds(pf)
     out["esd"] = {names[k]: v for k, v in errors.items() if k in names}
     fractions = pf.phase_fractions()
     out["fractions"] = {kind: dict(zip(cifs, fractions[kind])) for kind in ("atom", "mass")}
@@ -157,7 +162,6 @@ def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qda
     fixed. ``data`` is a Dataset of G(r) starting near r = 0 (PDFfit2's termination ripples need the low-r part);
     the fit range is [rmin, rmax]. Returns {"rw", "lattice": [a, b, c], "uiso": {orbit label: value},
     "wyckoff": [u], "delta1", "scale"} with PDFfit2's esds under "esd" by the same keys."""
-    import re
 
     from ase.data import chemical_symbols
     from diffpy.pdffit2 import PdfFit, redirect_stdout
@@ -218,8 +222,7 @@ def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qda
     names[301] = ("scale", None)
     pf.pdfrange(1, rmin, rmax)
     pf.refine()
-    block = pf.save_res_string().split("Refinement parameters")[1].split("---")[0]
-    errors = {int(k): float(e) for k, e in re.findall(r"(\d+):\s*\S+\s*\(([^)]+)\)", block)}
+    errors = pdffit2_esds(pf)
     out = {"rw": pf.getrw(), "lattice": [float(pf.getpar(1 + k)) if k >= 0 else float(lengths[j])
                                         for j, k in enumerate(rule.index[:3])],
            "uiso": {}, "wyckoff": [], "esd": {"uiso": {}, "wyckoff": []}}
