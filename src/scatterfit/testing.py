@@ -155,13 +155,15 @@ def pdffit2_phases_reference(data, cifs: dict, *, qmax: float = 25.0, rmin: floa
 
 
 def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qdamp: float, qbroad: float = 0.0,
-                                 rmin: float = 1.5, rmax: float = 30.0, delta1: float = 0.0) -> dict:
+                                 rmin: float = 1.5, rmax: float = 30.0, delta1: float = 0.0,
+                                 delta2: float | None = None) -> dict:
     """PDFfit2 1.5.1 refining a crystal under its space group, the constraints written as PDFfit2 equations from
     scatterfit's own symmetry analysis (structure/spacegroup.py): the lattice lengths of its crystal system, the
-    free Wyckoff coordinates (x = x0 + Σ M u), one Uiso per site orbit, delta1 and the scale; qdamp and qbroad
-    fixed. ``data`` is a Dataset of G(r) starting near r = 0 (PDFfit2's termination ripples need the low-r part);
-    the fit range is [rmin, rmax]. Returns {"rw", "lattice": [a, b, c], "uiso": {orbit label: value},
-    "wyckoff": [u], "delta1", "scale"} with PDFfit2's esds under "esd" by the same keys."""
+    free Wyckoff coordinates (x = x0 + Σ M u), one Uiso per site orbit, delta1 (or delta2, when a starting
+    ``delta2`` is given) and the scale; qdamp and qbroad fixed. ``data`` is a Dataset of G(r) starting near
+    r = 0 (PDFfit2's termination ripples need the low-r part); the fit range is [rmin, rmax]. Returns {"rw",
+    "lattice": [a, b, c], "uiso": {orbit label: value}, "wyckoff": [u], "delta1" or "delta2",
+    "scale"} with PDFfit2's esds under "esd" by the same keys."""
 
     from ase.data import chemical_symbols
     from diffpy.pdffit2 import PdfFit, redirect_stdout
@@ -214,9 +216,10 @@ def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qda
                 pf.constrain(u, f"@{200 + k}")
         pf.setpar(200 + k, float(structure.uiso[int(atoms[0])]))
         names[200 + k] = ("uiso", label)
-    pf.constrain(pf.delta1, "@300")
-    pf.setpar(300, delta1)
-    names[300] = ("delta1", None)
+    correlation = "delta1" if delta2 is None else "delta2"
+    pf.constrain(getattr(pf, correlation), "@300")
+    pf.setpar(300, delta1 if delta2 is None else delta2)
+    names[300] = (correlation, None)
     pf.constrain(pf.pscale, "@301")
     pf.setpar(301, 1.0)
     names[301] = ("scale", None)
@@ -233,7 +236,7 @@ def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qda
         elif kind == "wyckoff":
             out["wyckoff"].append(value)
             out["esd"]["wyckoff"].append(esd)
-        elif kind in ("delta1", "scale"):
+        elif kind in ("delta1", "delta2", "scale"):
             out[kind], out["esd"][kind] = value, esd
     return out
 

@@ -196,3 +196,20 @@ def test_reflections_merged_by_q_keep_every_multiplicity_and_exact_gradients():
     torch.testing.assert_close(merged_pattern.detach(), one_by_one.detach(), rtol=1e-10,
                                atol=1e-10 * float(one_by_one.max()))
     torch.testing.assert_close(grad_merged, grad_every, rtol=1e-8, atol=1e-8 * float(grad_every.abs().max()))
+
+
+def test_time_of_flight_pseudo_voigt_gradients_against_finite_differences():
+    """The TOF profile with a Lorentzian part: derivatives in the cell, difc, the exponentials' α and β, the
+    Gaussian σ² and the Lorentzian γ (through e^z E1(z), whose derivative is written by hand)."""
+    from scatterfit.testing import FD_TOL
+
+    s = Structure.from_ase(bulk("NaCl", "rocksalt", a=5.64, cubic=True))
+    times = torch.arange(5000.0, 9000.0, 4.0, dtype=torch.float64)
+    setup = PowderSetup(geometry="tof", radiation="neutron", bank_angle=145.0)
+    names = ("difc", "alpha1", "beta0", "sig1", "gamma0", "gamma1")
+    params = torch.tensor([3000.0, 0.6, 0.04, 40.0, 3.0, 5.0], dtype=torch.float64, requires_grad=True)
+
+    def pattern(cell, p):
+        return 1e-3 * powder_pattern(s.with_(cell=cell), times, setup, dict(zip(names, p)))
+
+    assert torch.autograd.gradcheck(pattern, (s.cell.detach().clone().requires_grad_(True), params), **FD_TOL)

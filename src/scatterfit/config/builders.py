@@ -39,6 +39,13 @@ def build_structure(cfg: Config, sec: dict | None = None, where: str = "[structu
             raise ScatterfitError(f"{cfg.path}: {where}.bulk: {exc}") from None
     if "uiso" in sec:
         s = s.with_uiso(sec["uiso"])
+    if "subgroup" in sec:
+        from scatterfit.structure.subgroup import lower_symmetry
+
+        try:
+            s = lower_symmetry(s, sec["subgroup"])
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{cfg.path}: {where}.subgroup: {exc}") from None
     return s
 
 

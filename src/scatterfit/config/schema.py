@@ -20,8 +20,9 @@ from pathlib import Path
 from scatterfit.errors import ScatterfitError
 
 NUMBER = (int, float)
+SPACE_GROUP = (int, str)
 TYPE_NAMES = {str: "a string", dict: "a table", list: "a list", int: "an integer", bool: "true or false",
-              NUMBER: "a number"}
+              NUMBER: "a number", SPACE_GROUP: "a space-group number or symbol"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "amorphous": Key(dict, "random box: {composition, n_atoms, density (g/cm³), min_dist (Å), seed}"),
         "molecule": Key(dict, "atoms at random in a sphere: {formula, min_dist (Å), density, seed}"),
         "uiso": Key(NUMBER, "starting Uiso of every atom, Å² (default: the file's, else 0.005)", low=0.0),
+        "subgroup": Key(SPACE_GROUP, "refine in this subgroup of the structure's space group (number or symbol, "
+                        "e.g. \"Fmmm\" for I4/mmm, \"Pnma\" for Pm-3m): its cell and free coordinates"),
     },
     "phases": {},  # the [structure] keys plus name and fraction: _phase_keys() below
     "datasets": {

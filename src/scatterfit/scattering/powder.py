@@ -22,6 +22,7 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.profiles import (
     back_to_back_gaussian,
+    back_to_back_pseudo_voigt,
     caglioti_gaussian,
     lorentzian_width,
     pseudo_voigt,
@@ -201,6 +202,10 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
         "sig0": Parameter(0.0, 0.0, 1e4, "Gaussian σ² = sig0 + sig1 d² + sig2 d⁴, µs²"),
         "sig1": Parameter(50.0, 0.0, 1e4, "µs²/Å²"),
         "sig2": Parameter(0.0, 0.0, 1e4, "µs²/Å⁴"),
+        "gamma0": Parameter(0.0, 0.0, 1e3, "Lorentzian FWHM γ = gamma0 + gamma1 d + gamma2 d², µs (γ > 0: the "
+                                          "peak is back-to-back exponentials ⊗ pseudo-Voigt)"),
+        "gamma1": Parameter(0.0, 0.0, 1e3, "µs/Å"),
+        "gamma2": Parameter(0.0, 0.0, 1e3, "µs/Å²"),
         "march": Parameter(1.0, 0.2, 5.0, "March–Dollase r"),
     },
     "q": {
@@ -339,7 +344,7 @@ def _q_limit(setup: PowderSetup, x: torch.Tensor, params: dict) -> float:
     if setup.geometry == "cw":
         shortest = min(setup.wavelength, setup.wavelength2 or setup.wavelength)
         return 4 * math.pi * math.sin(math.radians(min(float(x.max()) + 5.0, 179.9) / 2)) / shortest
-    difc = float(_value(params, "difc", setup, x))
+    difc = float(_value(params, "difc", setup, x).detach())
     difa = float(_value(params, "difa", setup, x))
     zero = float(_value(params, "zero", setup, x))
     t_min = max(float(x.min()) - 0.05 * (float(x.max()) - float(x.min())), zero + 1e-6)
@@ -396,8 +401,14 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
         sigma2 = (_value(params, "sig0", setup, x) + _value(params, "sig1", setup, x) * d**2
                   + _value(params, "sig2", setup, x) * d**4)
         sigma = torch.sqrt(torch.clamp(sigma2, min=1e-10))
-        profile = back_to_back_gaussian(x[:, None] - position[None, :], alpha[None, :], beta[None, :],
-                                        sigma[None, :])
+        gamma = (_value(params, "gamma0", setup, x) + _value(params, "gamma1", setup, x) * d
+                 + _value(params, "gamma2", setup, x) * d**2)
+        if gamma.requires_grad or bool((gamma.detach() > 0).any()):
+            profile = back_to_back_pseudo_voigt(x[:, None] - position[None, :], alpha[None, :], beta[None, :],
+                                                sigma[None, :], torch.clamp(gamma, min=0.0)[None, :])
+        else:
+            profile = back_to_back_gaussian(x[:, None] - position[None, :], alpha[None, :], beta[None, :],
+                                            sigma[None, :])
         return _peaks(position, scale * factor, profile, q, merged)
     lines = [(setup.wavelength, 1.0)] + ([(setup.wavelength2, setup.ratio)] if setup.wavelength2 else [])
     positions, factors, profiles = [], [], []

@@ -2,7 +2,9 @@
 
 Constant wavelength: the pseudo-Voigt, its Thompson–Cox–Hastings (TCH) width and mixing from a Gaussian and a
 Lorentzian width, and Caglioti's Gaussian width H² = U tan²θ + V tanθ + W. Time of flight: the back-to-back
-exponentials of the moderator pulse convolved with a Gaussian (Jorgensen / Von Dreele, GSAS TOF profile 1).
+exponentials of the moderator pulse convolved with a Gaussian (Jorgensen / Von Dreele, GSAS TOF profile 1), or
+with a pseudo-Voigt (its Lorentzian part through the exponential integral E1 of a complex argument, as GSAS
+and FullProf do).
 Backgrounds: Chebyshev polynomials of the first kind on the fit range mapped to [−1, 1].
 """
 
@@ -82,6 +84,72 @@ def back_to_back_gaussian(dt: torch.Tensor, alpha: torch.Tensor, beta: torch.Ten
     u = 0.5 * alpha * (alpha * s2 + 2 * dt)
     v = 0.5 * beta * (beta * s2 - 2 * dt)
     return alpha * beta / (2 * (alpha + beta)) * (_exp_erfc(u, y) + _exp_erfc(v, z))
+
+
+def back_to_back_pseudo_voigt(dt: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, sigma: torch.Tensor,
+                              gamma: torch.Tensor) -> torch.Tensor:
+    """Back-to-back exponentials (rise α, decay β) convolved with a pseudo-Voigt whose Gaussian has standard
+    deviation σ and whose Lorentzian has FWHM γ, normalised to unit area (GSAS TOF profile 3 as FullProf and
+    cryspy write it): the TCH (FWHM H, η) of the two widths, then
+
+        Ω = (1 − η) Ω_G(Δ; σ_H) + η Ω_L(Δ; H),   σ_H = H / √(8 ln 2),
+        Ω_L = −(2/π) αβ/(2(α + β)) Im[e^(z₁) E₁(z₁) + e^(z₂) E₁(z₂)],  z₁ = αΔ + iαH/2,  z₂ = −βΔ + iβH/2.
+
+    Args:
+        dt: [..., n] t − t_hkl, µs. alpha, beta: 1/µs; sigma: µs; gamma: Lorentzian FWHM, µs (≥ 0);
+            all broadcastable to dt.
+    """
+    fwhm, eta = tch_width(sigma * math.sqrt(8 * LN2), gamma)
+    gaussian = back_to_back_gaussian(dt, alpha, beta, fwhm / math.sqrt(8 * LN2))
+    half = 0.5 * fwhm
+    lorentzian = (-2 / math.pi) * alpha * beta / (2 * (alpha + beta)) * (
+        imag_exp_e1(alpha * dt, alpha * half) + imag_exp_e1(-beta * dt, beta * half))
+    return (1 - eta) * gaussian + eta * lorentzian
+
+
+def imag_exp_e1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Im[e^z E₁(z)] at z = x + iy (y > 0), elementwise over the broadcast of x and y, differentiable in both
+    (by d/dz e^z E₁(z) = e^z E₁(z) − 1/z and the Cauchy–Riemann equations). Evaluated by scipy's complex E₁ for
+    |z| < 40 and by the asymptotic series Σ (−1)^k k!/z^(k+1) (20 terms, error < 1e-15) beyond, so neither
+    factor overflows."""
+    x, y = torch.broadcast_tensors(x, y)
+    return _ImagExpE1.apply(x, y)
+
+
+def _exp_e1(z):
+    """e^z E₁(z) for a complex numpy array z with Im z > 0."""
+    import numpy as np
+    from scipy.special import exp1
+
+    out = np.empty_like(z)
+    far = np.abs(z) >= 40.0
+    near = ~far
+    out[near] = np.exp(z[near]) * exp1(z[near])
+    zf = z[far]
+    term, total = 1.0 / zf, 1.0 / zf
+    for k in range(1, 20):
+        term = -term * k / zf
+        total = total + term
+    out[far] = total
+    return out
+
+
+class _ImagExpE1(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        import numpy as np
+
+        z = x.detach().cpu().numpy().astype(np.float64) + 1j * y.detach().cpu().numpy().astype(np.float64)
+        w = _exp_e1(z)
+        derivative = w - 1.0 / z  # d/dz e^z E₁(z), holomorphic
+        ctx.save_for_backward(torch.as_tensor(derivative.real, dtype=x.dtype, device=x.device),
+                              torch.as_tensor(derivative.imag, dtype=x.dtype, device=x.device))
+        return torch.as_tensor(w.imag, dtype=x.dtype, device=x.device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors  # f'(z) = a + ib: ∂Im f/∂x = b, ∂Im f/∂y = a
+        return grad * b, grad * a
 
 
 def _exp_erfc(a: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

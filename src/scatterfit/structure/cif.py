@@ -168,7 +168,16 @@ def read_cif(path: str | Path, *, dtype: torch.dtype = torch.float64, device=Non
                      biso=torch.tensor(biso, dtype=dtype, device=device),
                      charges=torch.tensor(charges, dtype=dtype, device=device),
                      uaniso=torch.tensor(np.array(tensors), dtype=dtype, device=device) if u_tensors else None,
-                     space_group=int(group.no))
+                     space_group=int(group.no), operations=_operations(group))
+
+
+def _operations(group) -> tuple[np.ndarray, np.ndarray]:
+    """The CIF's space-group operations (rotations [K, 3, 3] ints, translations [K, 3] in [0, 1)), as
+    Structure.operations declares them."""
+    ops = list(group.get_symop())
+    rotations = np.array([np.rint(r).astype(int) for r, _ in ops])
+    translations = np.array([np.mod(t, 1.0) for _, t in ops], float)
+    return rotations, translations
 
 
 def with_esd(value: float, esd: float | None, decimals: int = 6) -> str:

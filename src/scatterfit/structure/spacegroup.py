@@ -3,6 +3,7 @@ and what it ended in, so a refinement that lowered the symmetry says so."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -25,18 +26,97 @@ def detect_space_group(structure: Structure, symprec: float = 1e-3) -> dict | No
             "operations": int(len(dataset.rotations))}
 
 
-def _site_symmetry(structure: Structure, symprec: float):
-    """spglib's dataset of a periodic structure's sites (atoms on one place, the species of a shared site, are one
-    site whose kind is its composition), with (site fractional coordinates [S, 3], the site of each atom [N])."""
+def _site_symmetry(structure: Structure, symprec: float, declared: bool = True):
+    """The symmetry of a periodic structure's sites (atoms on one place, the species of a shared site, are one
+    site whose kind is its composition): the structure's declared operations while they hold (``declared``),
+    else spglib's dataset; with (site fractional coordinates [S, 3], the site of each atom [N]).
+
+    The dataset has number, international, rotations [K, 3, 3], translations [K, 3] and equivalent_atoms [S]
+    (spglib's, or a DeclaredSymmetry with the same fields)."""
     import spglib
 
     cell = structure.cell.detach().cpu().numpy().astype(float)
     frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
     sites, site_of, kinds = _sites(structure, frac)
+    if declared and structure.operations is not None:
+        rotations, translations = structure.operations
+        equivalent = _equivalent_sites(sites, kinds, rotations, translations, cell, symprec)
+        if equivalent is not None:
+            return DeclaredSymmetry(structure.space_group, _symbol(structure.space_group), rotations,
+                                    translations, equivalent), sites, site_of
     with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
         warnings.simplefilter("ignore", DeprecationWarning)
         dataset = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec)
     return dataset, sites, site_of
+
+
+@dataclass(frozen=True)
+class DeclaredSymmetry:
+    """A declared space group's operations on a structure's sites, with the fields of spglib's dataset that
+    scatterfit reads."""
+
+    number: int
+    international: str
+    rotations: np.ndarray  # [K, 3, 3] ints, fractional
+    translations: np.ndarray  # [K, 3] fractional
+    equivalent_atoms: np.ndarray  # [S] the lowest-numbered site of each site's orbit
+
+
+@functools.lru_cache(maxsize=1)
+def hall_table() -> tuple:
+    """spglib's 530 settings of the 230 space groups: (hall number, group number, setting choice, the setting's
+    symbols in lower case without spaces or underscores, its short symbol)."""
+    import spglib
+
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for hall in range(1, 531):
+            kind = spglib.get_spacegroup_type(hall)
+            names = {kind.international_short, kind.international_full, kind.international}
+            rows.append((hall, int(kind.number), str(kind.choice),
+                         frozenset(n.replace(" ", "").replace("_", "").lower() for n in names),
+                         str(kind.international_short)))
+    return tuple(rows)
+
+
+def _symbol(number: int | None) -> str:
+    """The short Hermann–Mauguin symbol of space group ``number`` (its first setting in spglib's table)."""
+    if number is None:
+        return "?"
+    return next(short for _, n, _, _, short in hall_table() if n == number)
+
+
+def _equivalent_sites(sites, kinds, rotations, translations, cell, symprec):
+    """The lowest-numbered site each site [S] is mapped from by the operations, or None when an operation does
+    not map the sites onto sites of the same kind within ``symprec`` Å."""
+    from scipy.spatial import cKDTree
+
+    kinds = np.asarray(kinds)
+    tree = cKDTree(sites % 1.0, boxsize=1.0 + 1e-12)
+    radius = symprec / float(np.linalg.norm(cell, axis=1).min()) * 10  # fractional, generous in every direction
+    images = np.einsum("kij,sj->ksi", np.asarray(rotations, float), sites) + np.asarray(translations, float)[:, None]
+    images = images % 1.0
+    images[images >= 1.0 - 1e-12] = 0.0
+    distance, target = tree.query(images.reshape(-1, 3), distance_upper_bound=radius)
+    if not np.all(np.isfinite(distance)):
+        return None
+    target = target.reshape(len(rotations), len(sites))  # [K, S]: where op k sends site s
+    if np.any(kinds[target] != kinds[None, :]):
+        return None
+    cart_error = ((images - sites[target]) + 0.5) % 1.0 - 0.5
+    if np.abs(cart_error.reshape(-1, 3) @ cell).max() > 10 * symprec:
+        return None
+    return target.min(axis=0)  # a group's orbit of s is {g s}: its lowest-numbered member, the same for all
+
+
+def operations_hold(structure: Structure, rotations, translations, symprec: float = 1e-3) -> bool:
+    """Whether every operation (fractional, in the structure's cell) maps its sites onto sites of the same kind
+    within ``symprec`` Å."""
+    cell = structure.cell.detach().cpu().numpy().astype(float)
+    frac = (structure.positions.detach().cpu().numpy() @ np.linalg.inv(cell)) % 1.0
+    sites, _, kinds = _sites(structure, frac)
+    return _equivalent_sites(sites, kinds, rotations, translations, cell, symprec) is not None
 
 
 SYSTEMS = ((1, 2, "triclinic"), (3, 15, "monoclinic"), (16, 74, "orthorhombic"), (75, 142, "tetragonal"),

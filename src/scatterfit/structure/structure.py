@@ -39,6 +39,10 @@ class Structure:
             random starts), else None; it lets a refinement move whole orbits ("orbits" parameter group).
         space_group: the International Tables number of the space group a file declared (a CIF), or None; the
             cell parameters a "lattice" refinement frees follow its crystal system.
+        operations: the declared space group's operations in this cell's fractional coordinates, (rotations
+            [K, 3, 3] ints, translations [K, 3]), or None (then spglib finds the symmetry). Declared by a CIF's
+            symmetry operations or a chosen subgroup (structure.subgroup); used while they still map the atoms
+            onto themselves, so a structure may be refined in a lower group than its atoms have.
         particles: how many separate particles a finite structure holds (an ensemble side by side, far apart):
             a particle's density for the PDF baseline is that of len/particles atoms.
         cache: derived data of this (immutable) structure, such as its neighbour lists; every copy starts empty.
@@ -54,6 +58,7 @@ class Structure:
     uaniso: torch.Tensor | None = None
     symmetry: object | None = field(default=None, compare=False)
     space_group: int | None = field(default=None, compare=False)
+    operations: tuple | None = field(default=None, compare=False, repr=False)
     particles: int = field(default=1, compare=False)
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -165,14 +170,14 @@ class Structure:
 
         return Structure(conv(self.positions), self.numbers.to(device), conv(self.cell), self.pbc,
                          conv(self.occupancy), conv(self.biso), conv(self.charges), conv(self.uaniso), self.symmetry,
-                         self.space_group, self.particles)
+                         self.space_group, self.operations, self.particles)
 
     def select(self, index) -> "Structure":
         """The atoms picked by ``index`` (bool mask or integer indices), with all their per-atom attributes."""
         return self.with_(positions=self.positions[index], numbers=self.numbers[index],
                           occupancy=self.occupancy[index], biso=self.biso[index], charges=self.charges[index],
                           uaniso=None if self.uaniso is None else self.uaniso[index], symmetry=None, space_group=None,
-                          particles=1)
+                          operations=None, particles=1)
 
     def with_uiso(self, uiso: float) -> "Structure":
         """Every atom given the isotropic displacement ``uiso`` (Å²)."""
