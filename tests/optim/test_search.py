@@ -285,10 +285,10 @@ def test_a_particle_of_any_crystal_is_cut_and_sized_by_the_search(tmp_path, caps
 
     from scatterfit.cli import main
     from scatterfit.structure import read_structure
-    from scatterfit.structure.builders import cut_sphere
+    from scatterfit.structure.particles import cut_particle
 
     bulk("CdSe", "wurtzite", a=4.30, c=7.01, u=0.375).write(str(tmp_path / "cdse.cif"))
-    truth = cut_sphere(read_structure(tmp_path / "cdse.cif"), 30.0).with_uiso(0.008)
+    truth = cut_particle(read_structure(tmp_path / "cdse.cif"), 30.0).with_uiso(0.008)
     assert sorted(set(truth.symbols)) == ["Cd", "Se"] and 480 < len(truth) < 520
     r = torch.arange(1.5, 35.0, 0.02, dtype=torch.float64)
     g = pdf(truth, r, qmax=25.0).numpy() + 0.01 * np.random.default_rng(0).standard_normal(len(r))

@@ -111,18 +111,18 @@ def test_spheres_cut_from_any_crystal():
     ratio, and "centre" chooses the termination."""
     from ase.build import bulk as ase_bulk
 
-    from scatterfit.structure.builders import cut_sphere
+    from scatterfit.structure.particles import cut_particle
 
     cdse = Structure.from_ase(ase_bulk("CdSe", "wurtzite", a=4.30, c=7.01, u=0.375))
-    particle = cut_sphere(cdse, 40.0)
+    particle = cut_particle(cdse, 40.0)
     density = len(cdse) / float(cdse.volume)
     assert len(particle) == pytest.approx(density * math.pi / 6 * 40.0**3, rel=0.03)
     assert particle.symbols.count("Cd") / particle.symbols.count("Se") == pytest.approx(1.0, abs=0.06)
     assert float(particle.positions.norm(dim=1).max()) <= 20.0 + 1e-9
     nacl = Structure.from_ase(ase_bulk("NaCl", "rocksalt", a=5.64, cubic=True))
-    on_atom, on_cell = cut_sphere(nacl, 12.0), cut_sphere(nacl, 12.0, centre="cell")
+    on_atom, on_cell = cut_particle(nacl, 12.0), cut_particle(nacl, 12.0, centre="cell")
     assert on_atom.symbols != on_cell.symbols or len(on_atom) != len(on_cell)
     with pytest.raises(ScatterfitError, match="periodic crystal"):
-        cut_sphere(particle, 10.0)
+        cut_particle(particle, 10.0)
     with pytest.raises(ScatterfitError, match="diameter must be positive"):
-        cut_sphere(cdse, -1.0)
+        cut_particle(cdse, -1.0)

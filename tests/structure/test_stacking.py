@@ -10,8 +10,8 @@ from ase.build import bulk
 
 from scatterfit import ScatterfitError, Structure
 from scatterfit.scattering.pdf import pdf
-from scatterfit.structure.builders import cut_sphere
 from scatterfit.structure.candidates import StackedParticleCandidates, side_by_side
+from scatterfit.structure.particles import cut_particle
 from scatterfit.structure.stacking import layers_of, stacked_particle, stacking_sequence
 
 A_ZB = 6.1  # zinc-blende CdSe, Å; the ideal wurtzite of the same bonds: a = A_ZB/√2, c = 2 A_ZB/√3, u = 3/8
@@ -48,7 +48,7 @@ def test_the_parent_stacking_is_the_parent_crystal(make):
     crystal = make()
     layers = layers_of(crystal)
     particle = stacked_particle(layers, stacking_sequence(20, layers.parent), 18.0)
-    reference = cut_sphere(crystal, 18.0)
+    reference = cut_particle(crystal, 18.0)
     assert len(particle) == len(reference)
     np.testing.assert_allclose(_distances(particle), _distances(reference), atol=1e-6)
 
@@ -56,7 +56,7 @@ def test_the_parent_stacking_is_the_parent_crystal(make):
 def test_wurtzite_layers_stacked_abc_are_zinc_blende():
     layers = layers_of(_ideal_wurtzite())
     particle = stacked_particle(layers, "ABC" * 8, 18.0)
-    reference = cut_sphere(_conventional_zinc_blende(), 18.0)
+    reference = cut_particle(_conventional_zinc_blende(), 18.0)
     assert len(particle) == len(reference)
     np.testing.assert_allclose(_distances(particle), _distances(reference), atol=1e-6)
 
@@ -91,7 +91,7 @@ def test_candidates_draw_independent_particles_per_ensemble_member(tmp_path):
                                                                         "fault_probability": 0.5}, 0)
     assert len(s) > 3 * len(single)
     fixed = build({"diameter": 20.0, "sequence": "ABCABCABCABC"}, 0)
-    assert len(fixed) == len(cut_sphere(_conventional_zinc_blende(), 20.0))
+    assert len(fixed) == len(cut_particle(_conventional_zinc_blende(), 20.0))
 
 
 @pytest.mark.parametrize("crystal, message", [

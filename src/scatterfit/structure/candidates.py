@@ -5,7 +5,7 @@ variables into structures. They are plain dataclasses, so executors can pickle t
     AmorphousCandidates  n_atoms, density (atoms/Å³) of a random box at a fixed composition
     MoleculeCandidates   a formula, with an optional choice of extra atoms (e.g. the Keggin heteroatom)
     SymmetricMoleculeCandidates   the same on the orbits of a point group the candidate names
-    CrystalParticleCandidates     spheres cut from any crystal
+    CrystalParticleCandidates     spheres and faceted particles cut from any crystal
     StackedParticleCandidates     particles of close-packed layers (hcp, fcc, wurtzite, zinc blende) with faults
 """
 
@@ -38,15 +38,20 @@ def _formula_with_extra(formula: str, candidate: dict) -> str:
 
 @dataclass
 class CrystalParticleCandidates:
-    """Spherical particles cut from any crystal (a CIF or other structure file: an element, a binary such as
-    wurtzite CdSe, a ternary), by structure/builders.cut_sphere.
+    """Particles cut from any crystal (a CIF or other structure file: an element, a binary such as wurtzite CdSe,
+    a ternary), spheres or faceted, by structure/particles.cut_particle.
 
-    Candidate keys: "diameter" (Å), "scale" (relative lattice scale, default 1), "centre" ("atom" or "cell", the
-    termination; default ``centre``).
+    Candidate keys: "diameter" (Å), "shape" (one of particles.SHAPES; default ``shape``), "scale" (relative
+    lattice scale, default 1), "aspect" (hexagonal_prism height over diameter, default 1), "centre" ("atom",
+    "cell" or an element; default ``centre``), "termination" (an element or "none"; default ``termination``).
+    ``stoichiometric`` trims every particle to the crystal's composition.
     """
 
     file: str
     centre: str = "atom"
+    shape: str = "sphere"
+    stoichiometric: bool = False
+    termination: str | None = None
     uiso: float | None = None
 
     def __post_init__(self):
@@ -55,12 +60,15 @@ class CrystalParticleCandidates:
         self.crystal = read_structure(self.file)
 
     def __call__(self, candidate: dict, seed: int) -> Structure:
-        from scatterfit.structure.builders import cut_sphere
+        from scatterfit.structure.particles import cut_particle
 
         if "diameter" not in candidate:
             raise ScatterfitError("a crystal_particle search needs a 'diameter' variable (Å)")
-        s = cut_sphere(self.crystal, float(candidate["diameter"]), centre=candidate.get("centre", self.centre),
-                       scale=float(candidate.get("scale", 1.0)))
+        termination = candidate.get("termination", self.termination)
+        s = cut_particle(self.crystal, float(candidate["diameter"]), shape=candidate.get("shape", self.shape),
+                         centre=candidate.get("centre", self.centre), scale=float(candidate.get("scale", 1.0)),
+                         aspect=float(candidate.get("aspect", 1.0)), stoichiometric=self.stoichiometric,
+                         termination=None if termination in (None, "none") else termination)
         return _with_uiso(s, self.uiso)
 
 
