@@ -12,6 +12,7 @@ from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
 from scatterfit.optim import pdf_range_ramp, refine
+from scatterfit.optim.stages import default_optimizer
 from scatterfit.scattering.models import PDFModel
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
@@ -38,7 +39,7 @@ def run_demo(out: str | Path = "out/demo") -> dict:
     loss = Loss([DataTerm(PDFModel(qmax=qmax, radiation=data.radiation), data, xmin=1.5, xmax=30.0, name="Ni.gr")])
     param = Parametrisation(start, free=["lattice", "biso", "qdamp", "delta2"])
     print(f"scatterfit demo: bulk Ni vs {data_path.name} (X-ray PDF, Qmax {qmax} Å⁻¹), start a = 3.60 Å")
-    stages = pdf_range_ramp()
+    stages = pdf_range_ramp(param.free, default_optimizer(loss, param))
     progress = RefineProgress(stages)
     t0 = time.perf_counter()
     with OutputLock(out):

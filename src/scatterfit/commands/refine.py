@@ -94,7 +94,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets, qmax)
     param = build_parametrisation(cfg, structure, loss)
-    stages = build_strategy(cfg)
+    stages = build_strategy(cfg, loss, param)
     progress = RefineProgress(stages)
     t0 = time.perf_counter()
     with OutputLock(out_dir):

@@ -222,11 +222,15 @@ def build_parametrisation(cfg: Config, structure, loss=None):
         raise ScatterfitError(f"{cfg.path}: [parameters]: {exc}") from None
 
 
-def build_strategy(cfg: Config):
+def build_strategy(cfg: Config, loss=None, parametrisation=None):
+    """The [[strategy]] stages, or the default r-range ramp: with Levenberg–Marquardt when ``loss`` and
+    ``parametrisation`` are given and make a small least-squares problem (optim.stages.default_optimizer)."""
     from scatterfit.optim import Stage, pdf_range_ramp
+    from scatterfit.optim.stages import default_optimizer
 
     if not cfg.strategy:
-        return pdf_range_ramp(cfg.parameters["free"])
+        optimizer = "lbfgs" if loss is None else default_optimizer(loss, parametrisation)
+        return pdf_range_ramp(cfg.parameters["free"], optimizer)
     stages = []
     for k, st in enumerate(cfg.strategy):
         try:

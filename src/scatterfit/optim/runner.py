@@ -104,8 +104,9 @@ def drive(run, stage: StageBase, history: list, *, step0: int = 0, stage_index: 
 
     Each step's loss is appended to ``history``; observers (stage_index, step, loss, terms) are called every
     ``run.observe_every(every)`` steps and at the last; the checkpointer writes every
-    ``run.checkpoint_every(checkpointer.every)`` steps. The stage stops early at its target loss, or (local
-    optimisers) when the relative loss change stays below ``stage.tol`` for ``stage.patience`` steps.
+    ``run.checkpoint_every(checkpointer.every)`` steps. The stage stops early at its target loss, when the run
+    says it has converged, or (local optimisers) when the relative loss change stays below ``stage.tol`` for
+    ``stage.patience`` steps.
     """
     observe = run.observe_every(every) if hasattr(run, "observe_every") else every
     save_every = None
@@ -124,6 +125,8 @@ def drive(run, stage: StageBase, history: list, *, step0: int = 0, stage_index: 
         if save_every and (step + 1) % save_every == 0:
             checkpointer.save(run.theta, history, stage_index, step + 1, run.state_dict())
         if stage.target is not None and value <= stage.target:
+            break
+        if getattr(run, "converged", False):  # the optimiser knows it is done (Levenberg–Marquardt)
             break
         if stage.stops_on_stall and previous is not None \
                 and abs(previous - value) <= stage.tol * max(abs(previous), 1e-300):

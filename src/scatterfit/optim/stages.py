@@ -8,10 +8,12 @@ from dataclasses import MISSING, fields
 from scatterfit.errors import ScatterfitError
 from scatterfit.optim.anneal import Anneal
 from scatterfit.optim.basin import Basin
+from scatterfit.optim.lm import LevenbergMarquardt
 from scatterfit.optim.local import LBFGS, Adam
 from scatterfit.optim.stage import StageBase
 
-STAGES: dict[str, type[StageBase]] = {"lbfgs": LBFGS, "adam": Adam, "basin": Basin, "anneal": Anneal}
+STAGES: dict[str, type[StageBase]] = {"lbfgs": LBFGS, "adam": Adam, "lm": LevenbergMarquardt, "basin": Basin,
+                                      "anneal": Anneal}
 """Stage types by optimiser name (the config's [[strategy]].optimizer)."""
 
 
@@ -53,12 +55,30 @@ def default_of(f) -> object:
     return f.default_factory() if f.default_factory is not MISSING else None
 
 
-def pdf_range_ramp(free: list | None = None) -> list[StageBase]:
-    """The default PDF strategy: an r-range ramp (5 Å → 12 Å → all), L-BFGS. A wrong lattice still overlaps the
-    short-range peaks, so those are fitted first (the cell or expansion, the ADPs and the phase fractions, without
-    which a phase's ADP grows to hide a wrong amount of it: those of them in ``free``, the parametrisation's free
-    groups, also a phase's such as "Si.lattice"; all free groups when it has none of them), then everything on
-    longer ranges."""
+LM_MAX_PARAMETERS = 60
+"""The default strategy refines with Levenberg–Marquardt up to this many free parameters (its Jacobian costs one
+forward evaluation per parameter), with L-BFGS beyond."""
+
+
+def default_optimizer(loss, parametrisation) -> str:
+    """"lm" for a least-squares refinement with few parameters (every term a data term, at most
+    LM_MAX_PARAMETERS free entries), else "lbfgs"."""
+    from scatterfit.loss import DataTerm
+
+    n_free = parametrisation.initial_vector().numel()
+    least_squares = all(isinstance(t, DataTerm) for t in loss.terms if t.weight != 0)
+    return "lm" if least_squares and n_free <= LM_MAX_PARAMETERS else "lbfgs"
+
+
+def pdf_range_ramp(free: list | None = None, optimizer: str = "lbfgs") -> list[StageBase]:
+    """The default PDF strategy: an r-range ramp (5 Å → 12 Å → all) with ``optimizer`` ("lbfgs" or "lm"; see
+    :func:`default_optimizer`). A wrong lattice still overlaps the short-range peaks, so those are fitted first
+    (the cell or expansion, the ADPs and the phase fractions, without which a phase's ADP grows to hide a wrong
+    amount of it: those of them in ``free``, the parametrisation's free groups, also a phase's such as
+    "Si.lattice"; all free groups when it has none of them), then everything on longer ranges."""
     first = ["lattice", "biso"] if free is None else [g for g in free if g.rsplit(".", 1)[-1] in
                                                           ("lattice", "cell", "expansion", "biso", "fraction")]
+    if optimizer == "lm":
+        return [LevenbergMarquardt(free=first or None, steps=30, xmax=5.0, tol=1e-6),
+                LevenbergMarquardt(steps=30, xmax=12.0, tol=1e-6), LevenbergMarquardt(steps=100)]
     return [LBFGS(free=first or None, steps=60, xmax=5.0), LBFGS(steps=60, xmax=12.0), LBFGS(steps=200)]
