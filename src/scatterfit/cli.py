@@ -2,7 +2,8 @@
 neutron) by differentiable refinement of scattering, energy and chemical restraints, and by swarm search.
 
 Subcommands: simulate (a pattern from a structure file), refine (a refinement or search described by a TOML
-config), config (the documentation of every config key), demo (bulk Ni against its measured PDF). Every problem
+config), solve (ranked structures from data and a composition, no config), config (the documentation of every
+config key), demo (bulk Ni against its measured PDF). Every problem
 with the input is one line on stderr and exit status 2.
 """
 
@@ -15,6 +16,7 @@ import sys
 COMMANDS = {"simulate": "compute a pattern (G(r), S(Q), F(Q), I(Q), SAXS or powder) from a structure file",
             "refine": "refine a structure (or search for one, with a [search] section) against data, as a TOML "
                       "config describes",
+            "solve": "ranked structures from measured G(r) data and a composition, without a config",
             "config": "print the documentation of the config file: every section and key, its type, default, "
                       "range and meaning",
             "demo": "refine bulk Ni against the measured X-ray PDF shipped in diffpy.cmi"}

@@ -1,0 +1,72 @@
+"""`scatterfit solve DATA... --composition "..."`: ranked structures from measured data and what went into the
+vial, without a config. Prints the triage, one line per refined hypothesis and the ranked table; writes
+solution.json (schema in report/solution.py), the hypotheses' structures, fits and replayable refine configs, and
+report.html into --out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scatterfit.errors import ScatterfitError
+
+
+def add_arguments(p) -> None:
+    p.add_argument("data", nargs="+", help="measured G(r) files of one sample (.gr, .fgr, ...)")
+    p.add_argument("--composition", required=True,
+                   help='a formula ("TiO2", "La0.5Ba0.5CoO3") or the elements ("Ti O", "Si,Ni")')
+    p.add_argument("--cif", action="append", default=[],
+                   help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
+    p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds after which no new hypothesis is started (default: no limit)")
+    p.add_argument("--out", default="solve_out", help="output folder")
+
+
+def _cifs(items: list) -> list[Path]:
+    out = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += sorted(path.glob("*.cif"))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ScatterfitError(f"{path}: --cif: no such file or folder")
+    return out
+
+
+def run(args) -> None:
+    from scatterfit.io import load_dataset
+    from scatterfit.report.files import OutputLock, check_output_dir
+    from scatterfit.report.solution import write_solution
+    from scatterfit.solve.solve import solve
+
+    out = check_output_dir(args.out)
+    datasets, paths = {}, {}
+    for k, item in enumerate(args.data):
+        path = Path(item)
+        if not path.is_file():
+            raise ScatterfitError(f"{path}: no such data file")
+        name = path.stem if path.stem not in datasets else f"{path.stem}_{k}"
+        datasets[name], paths[name] = load_dataset(path), path
+    cifs = _cifs(args.cif)
+    with OutputLock(out):
+        solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, budget=args.budget,
+                         progress=lambda line: print(f"  {line}", flush=True))
+        for reason in solution.triage.reasons:
+            print(f"triage: {reason}")
+        record = write_solution(solution, out, paths)
+    print(f"{'rank':>4}  {'class':<12} {'hypothesis':<34} {'Rw':>8} {'k':>3} {'ΔBIC':>7} {'weight':>7}")
+    for h in record["hypotheses"]:
+        rw = ", ".join(f"{v:.4f}" for v in h["rw"].values())
+        print(f"{h['rank']:>4}  {h['class']:<12} {h['label'][:34]:<34} {rw:>8} {h['n_parameters']:>3} "
+              f"{h['delta_bic']:>7.1f} {h['weight']:>7.3f}")
+    v = record["verdict"]
+    if v.get("runner_up"):
+        told = "told apart" if v["distinguishable"] else "NOT told apart by these data"
+        print(f"best: {v['best']}; runner-up {v['runner_up']} at ΔBIC {v['delta_bic']:.1f} ({told}, evidence "
+              f"{v['evidence']})")
+    if v.get("next_measurement"):
+        print(f"to separate them: {v['next_measurement']}")
+    times = ", ".join(f"{k} {s:.0f} s" for k, s in record["seconds_per_class"].items())
+    print(f"solve time {record['wall_time_s']:.0f} s ({times}); results in {out}/ (solution.json, report.html)")

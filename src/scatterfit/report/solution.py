@@ -1,0 +1,164 @@
+"""The files of a solve: solution.json (schema below, versioned), per hypothesis its starting and refined
+structures, a replayable refine config and its fit, and a self-contained HTML page; written atomically with
+solution.json last.
+
+solution.json, schema "scatterfit.solution/1":
+    schema, composition, data ({name: path}), triage ({kind, r_range, extent, first_peak, slope, classes,
+    reasons}), verdict ({best, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
+    seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
+    hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models, else null), space_group
+    (number, crystals), phases (mixtures: [{name, formula, space_group, weight_fraction, atom_fraction}]), rw
+    ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (null: not computed), parameters,
+    structure_files, config (the replayable refine config's file name), source, seconds}.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from scatterfit.report.files import ResultSet
+
+SCHEMA = "scatterfit.solution/1"
+WRITTEN = 8  # hypotheses written out with their files (the rest are listed in solution.json only)
+
+
+def _formula(structure) -> str:
+    from ase.data import chemical_symbols
+
+    counts: dict = {}
+    for z, occ in zip(structure.numbers.tolist(), structure.occupancy.detach().cpu().tolist()):
+        counts[chemical_symbols[z]] = counts.get(chemical_symbols[z], 0.0) + occ
+    return "".join(f"{el}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for el, n in sorted(counts.items()))
+
+
+def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
+    """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
+    range and its free parameters and starting values (the default r-range ramp)."""
+    from scatterfit.solve.hypotheses import XMAX
+
+    lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
+    if len(h.structures) == 1:
+        lines += ["[structure]", f'file = "{names[next(iter(h.structures))]}"', ""]
+    else:
+        for phase in h.structures:
+            lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
+    for name, path in data_paths.items():
+        lines += ["[[datasets]]", f'name = "{name}"', f'file = "{Path(path).resolve()}"', ""]
+    for name, data in datasets.items():
+        lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
+                  f"xmax = {min(XMAX, float(data.x[-1])):g}", ""]
+    values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
+    lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}", "",
+              "[output]", f'dir = "{prefix}_refine"', ""]
+    return "\n".join(lines)
+
+
+def _hypothesis_record(row: dict, rank: int) -> dict:
+    h = row["hypothesis"]
+    from scatterfit.structure.spacegroup import detect_space_group
+
+    result = h.result
+    params = result.parameters() if result is not None else {}
+    phases = result.state.phase_states() if result is not None else {}
+    record = {"rank": rank, "class": h.kind, "label": h.label, "formula": h.formula, "n_atoms": None,
+              "space_group": None, "rw": h.rw, "bic": row["bic"], "delta_bic": row["delta_bic"],
+              "weight": row["weight"], "n_parameters": h.n_parameters, "energy_per_atom": None,
+              "parameters": {k: v for k, v in params.items() if isinstance(v, (int, float, str)) or v is None},
+              "source": h.source, "seconds": h.seconds}
+    if h.kind == "mixture":
+        record["phases"] = [{"name": name, "formula": _formula(st.structure),
+                             "space_group": (detect_space_group(st.structure) or {}).get("number"),
+                             "weight_fraction": params.get(f"mass_fraction[{name}]"),
+                             "atom_fraction": params.get(f"fraction[{name}]")} for name, st in phases.items()]
+    elif result is not None:
+        found = detect_space_group(result.structure)
+        record["space_group"] = found["number"] if found else None
+        if result.structure.cell is None:
+            record["n_atoms"] = len(result.structure)
+    return record
+
+
+def _png_tag(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def write_solution(solution, out_dir, data_paths: dict) -> dict:
+    """Write ``solution`` (solve.Solution) into ``out_dir`` atomically; returns the solution.json record."""
+    from scatterfit.report.plots import plot_fit
+    from scatterfit.solve.hypotheses import phase_name
+    from scatterfit.structure.cif import write_cif
+
+    files = ResultSet(out_dir)
+    try:
+        records, figures = [], []
+        for rank, row in enumerate(solution.ranked, 1):
+            record = _hypothesis_record(row, rank)
+            h = row["hypothesis"]
+            if rank <= WRITTEN:
+                prefix = f"h{rank:02d}_{phase_name(h.label)}"
+                names = {}
+                for phase, s in h.structures.items():
+                    names[phase] = f"{prefix}_start_{phase}.cif"
+                    write_cif(s, files.stage(names[phase]))
+                files.stage(f"{prefix}.toml").write_text(_config_text(h, names, solution.datasets, data_paths,
+                                                                      prefix))
+                written = list(names.values())
+                for phase, st in h.result.state.phase_states().items():
+                    name = f"{prefix}_refined{'_' + phase if len(h.structures) > 1 else ''}.cif"
+                    write_cif(st.structure, files.stage(name))
+                    written.append(name)
+                for name, tv in h.result.terms.items():
+                    c = tv.curves
+                    png = f"{prefix}_fit_{phase_name(name)}.png"
+                    plot_fit(c["x"], c["y_obs"], c["y_calc"], "r (Å)", "G(r) (Å⁻²)", files.stage(png),
+                             title=f"#{rank} {h.label}: Rw = {tv.breakdown['rw']:.4f}")
+                    csv = f"{prefix}_fit_{phase_name(name)}.csv"
+                    np.savetxt(files.stage(csv), np.column_stack([c["x"], c["y_obs"], c["y_calc"]]), delimiter=",",
+                               header="r,data,model", comments="")
+                    figures.append((rank, h.label, files.staging / png))
+                    written += [png, csv]
+                record["structure_files"], record["config"] = written, f"{prefix}.toml"
+            records.append(record)
+        out = {"schema": SCHEMA, "composition": solution.composition,
+               "data": {k: str(Path(v).resolve()) for k, v in data_paths.items()},
+               "triage": solution.triage.as_dict(), "verdict": solution.verdict, "hypotheses": records,
+               "failed": [{"label": h.label, "class": h.kind, "error": h.error} for h in solution.failed],
+               "seconds_per_class": solution.seconds, "wall_time_s": solution.wall_time}
+        files.stage("report.html").write_text(_page(out, figures))
+        files.commit("solution.json", out)
+    except BaseException:
+        files.discard()
+        raise
+    return out
+
+
+def _page(out: dict, figures: list) -> str:
+    """A self-contained HTML page: the triage, the verdict, the ranked table and the top fits (images inline)."""
+    rows = "".join(
+        f"<tr><td>{h['rank']}</td><td>{html.escape(h['class'])}</td><td>{html.escape(h['label'])}</td>"
+        f"<td>{', '.join(f'{v:.4f}' for v in h['rw'].values())}</td><td>{h['n_parameters']}</td>"
+        f"<td>{h['delta_bic']:.1f}</td><td>{h['weight']:.3f}</td></tr>" for h in out["hypotheses"])
+    verdict = out["verdict"]
+    lines = [f"Best: <b>{html.escape(str(verdict.get('best')))}</b>"]
+    if "runner_up" in verdict:
+        lines.append(f"runner-up {html.escape(verdict['runner_up'])} at ΔBIC {verdict['delta_bic']:.1f} "
+                     f"(evidence: {verdict['evidence']})")
+    if verdict.get("next_measurement"):
+        lines.append(f"to tell them apart: {html.escape(verdict['next_measurement'])}")
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in out["triage"]["reasons"])
+    images = "".join(f"<figure>{_png_tag(p)}<figcaption>#{k} {html.escape(label)}</figcaption></figure>"
+                     for k, label, p in figures[:3])
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>scatterfit solve: {html.escape(
+        out['composition'])}</title><style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}img{{max-width:100%}}</style></head>
+<body><h1>scatterfit solve: {html.escape(out['composition'])}</h1>
+<h2>Triage</h2><ul>{reasons}</ul><h2>Verdict</h2><p>{'<br>'.join(lines)}</p>
+<h2>Hypotheses</h2><table><tr><th>rank</th><th>class</th><th>hypothesis</th><th>Rw</th><th>parameters</th>
+<th>ΔBIC</th><th>weight</th></tr>{rows}</table><h2>Best fits</h2>{images}</body></html>
+"""

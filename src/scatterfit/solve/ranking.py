@@ -1,0 +1,76 @@
+"""Ranking refined hypotheses by the Bayesian information criterion, with the data's independent points.
+
+For a PDF the independent points of a fit range [rmin, rmax] are the Nyquist count N = (rmax − rmin) Qmax / π
+(the points of G(r) are correlated on a finer grid). With a misfit Rw (the residual relative to the signal) and k
+refined parameters,
+
+    BIC = Σ_datasets N_d ln(Rw_d²) + k ln(Σ N_d),
+
+and the weight of hypothesis i is exp(−ΔBIC_i/2) normalised over the hypotheses (a probability-like weight under
+equal priors). Two hypotheses whose BIC differ by less than INDISTINCT cannot be told apart by these data.
+"""
+
+from __future__ import annotations
+
+import math
+
+INDISTINCT = 2.0  # ΔBIC below which two hypotheses are not told apart ("not worth more than a bare mention")
+STRONG = 6.0  # ΔBIC above which the evidence is strong (Kass & Raftery 1995)
+
+
+def independent_points(data, xmin: float, xmax: float, qmax: float) -> float:
+    """Nyquist count (xmax − xmin) Qmax / π of a G(r) fit range, at least 1."""
+    return max((xmax - xmin) * qmax / math.pi, 1.0)
+
+
+def bic(rw: dict, points: dict, n_parameters: int) -> float:
+    """Σ_d N_d ln(Rw_d²) + k ln(Σ N_d) (see the module docstring)."""
+    total = sum(points.values())
+    return sum(points[d] * math.log(max(rw[d], 1e-12) ** 2) for d in rw) + n_parameters * math.log(total)
+
+
+def rank(hypotheses: list, points: dict) -> list[dict]:
+    """The refined hypotheses best first: [{"hypothesis", "bic", "delta_bic", "weight"}], failed ones left out."""
+    scored = [{"hypothesis": h, "bic": bic(h.rw, points, h.n_parameters)} for h in hypotheses if h.error is None]
+    scored.sort(key=lambda row: row["bic"])
+    if not scored:
+        return []
+    best = scored[0]["bic"]
+    weights = [math.exp(-0.5 * (row["bic"] - best)) for row in scored]
+    total = sum(weights)
+    for row, w in zip(scored, weights):
+        row["delta_bic"] = row["bic"] - best
+        row["weight"] = w / total
+    return scored
+
+
+def separating_measurement(first, second) -> str:
+    """What measurement would tell two close hypotheses apart."""
+    kinds = {first.kind, second.kind}
+    if kinds == {"crystal", "nanoparticle"}:
+        return ("a PDF to higher r with a better-resolved instrument (smaller qdamp), or SAXS for the particle "
+                "size: the two differ in how the signal fades")
+    if "mixture" in kinds:
+        return ("a second probe with other contrast (neutron against X-ray) or a Bragg powder pattern: the phases' "
+                "fractions and peaks separate there")
+    if first.kind == second.kind == "crystal":
+        return ("a Bragg powder pattern (peak positions and extinctions tell the space groups apart) or a PDF "
+                "with higher Qmax")
+    return "a second measurement with other contrast (neutron against X-ray) or higher Qmax"
+
+
+def verdict(ranked: list[dict]) -> dict:
+    """{"best", "distinguishable", "evidence", "runner_up", "next_measurement"} of a ranking."""
+    if not ranked:
+        return {"best": None, "distinguishable": False, "evidence": "no hypothesis refined"}
+    best = ranked[0]["hypothesis"]
+    if len(ranked) == 1:
+        return {"best": best.label, "distinguishable": True, "evidence": "only hypothesis"}
+    second = ranked[1]["hypothesis"]
+    delta = ranked[1]["delta_bic"]
+    evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
+    out = {"best": best.label, "runner_up": second.label, "delta_bic": delta, "distinguishable":
+           delta >= INDISTINCT, "evidence": evidence}
+    if delta < STRONG:
+        out["next_measurement"] = separating_measurement(best, second)
+    return out

@@ -1,0 +1,181 @@
+"""A bundled library of crystal structures for hypotheses: the elements' reference structures and common
+structure types instantiated by element substitution, with lattice parameters estimated from a bond length
+(the sum of the elements' covalent radii, or an element's own reference nearest-neighbour distance) and refined
+afterwards.
+
+Each prototype is a space group, Wyckoff sites with their fractional coordinates, and the cell in units of the
+nearest-neighbour A–X distance d of the type, so any substitution gets a cell of the right size. The sources
+are the structure types' standard descriptions (International Tables settings; R. W. G. Wyckoff, Crystal
+Structures, 2nd ed., Interscience 1963–1971), with the free coordinates of the named example compound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.structure.structure import Structure
+
+
+@dataclass(frozen=True)
+class Prototype:
+    """A structure type.
+
+    Attributes:
+        name: e.g. "rock salt".
+        formula: site roles and their counts per formula unit, e.g. ("A", 1, "X", 1); the roles are filled with
+            elements.
+        spacegroup: International Tables number (ASE's default setting).
+        sites: ((role, (x, y, z)), ...) the asymmetric unit.
+        cell: (a, b, c, α, β, γ) with lengths in units of the A–X (or A–A) nearest-neighbour distance.
+        source: where the type and its coordinates come from.
+        setting: the space group's setting the coordinates are given in (2: origin choice 2).
+    """
+
+    name: str
+    formula: tuple
+    spacegroup: int
+    sites: tuple
+    cell: tuple
+    source: str
+    setting: int = 1
+
+
+WYCKOFF = "R. W. G. Wyckoff, Crystal Structures, 2nd ed. (Interscience, 1963–1971)"
+PROTOTYPES = (
+    Prototype("fcc", ("A", 1), 225, (("A", (0, 0, 0)),), (math.sqrt(2),) * 3 + (90,) * 3, f"Cu type; {WYCKOFF}"),
+    Prototype("bcc", ("A", 1), 229, (("A", (0, 0, 0)),), (2 / math.sqrt(3),) * 3 + (90,) * 3, f"W type; {WYCKOFF}"),
+    Prototype("hcp", ("A", 1), 194, (("A", (1 / 3, 2 / 3, 0.25)),), (1, 1, math.sqrt(8 / 3), 90, 90, 120),
+              f"Mg type (ideal c/a); {WYCKOFF}"),
+    Prototype("diamond", ("A", 1), 227, (("A", (0, 0, 0)),), (4 / math.sqrt(3),) * 3 + (90,) * 3,
+              f"C (diamond) type; {WYCKOFF}"),
+    Prototype("simple cubic", ("A", 1), 221, (("A", (0, 0, 0)),), (1, 1, 1, 90, 90, 90), f"α-Po type; {WYCKOFF}"),
+    Prototype("rock salt", ("A", 1, "X", 1), 225, (("A", (0, 0, 0)), ("X", (0.5, 0.5, 0.5))),
+              (2, 2, 2, 90, 90, 90), f"NaCl type (B1); {WYCKOFF}"),
+    Prototype("cesium chloride", ("A", 1, "X", 1), 221, (("A", (0, 0, 0)), ("X", (0.5, 0.5, 0.5))),
+              (2 / math.sqrt(3),) * 3 + (90,) * 3, f"CsCl type (B2); {WYCKOFF}"),
+    Prototype("zinc blende", ("A", 1, "X", 1), 216, (("A", (0, 0, 0)), ("X", (0.25, 0.25, 0.25))),
+              (4 / math.sqrt(3),) * 3 + (90,) * 3, f"ZnS sphalerite type (B3); {WYCKOFF}"),
+    Prototype("wurtzite", ("A", 1, "X", 1), 186, (("A", (1 / 3, 2 / 3, 0)), ("X", (1 / 3, 2 / 3, 0.375))),
+              (math.sqrt(8 / 3), math.sqrt(8 / 3), 8 / 3, 90, 90, 120), f"ZnS wurtzite type (B4, ideal); {WYCKOFF}"),
+    Prototype("nickel arsenide", ("A", 1, "X", 1), 194, (("A", (0, 0, 0)), ("X", (1 / 3, 2 / 3, 0.25))),
+              (1.48, 1.48, 2.06, 90, 90, 120), f"NiAs type (B8₁), NiAs a 3.602, c 5.009 Å; {WYCKOFF}"),
+    Prototype("fluorite", ("A", 1, "X", 2), 225, (("A", (0, 0, 0)), ("X", (0.25, 0.25, 0.25))),
+              (4 / math.sqrt(3),) * 3 + (90,) * 3, f"CaF2 type (C1); {WYCKOFF}"),
+    Prototype("rutile", ("A", 1, "X", 2), 136, (("A", (0, 0, 0)), ("X", (0.3049, 0.3049, 0))),
+              (2.353, 2.353, 1.516, 90, 90, 90), f"TiO2 rutile type (C4), a 4.594, c 2.959 Å; {WYCKOFF}"),
+    Prototype("anatase", ("A", 1, "X", 2), 141, (("A", (0, 0.75, 0.125)), ("X", (0, 0.75, 0.3333))),
+              (1.94, 1.94, 4.87, 90, 90, 90), f"TiO2 anatase type (C5), a 3.785, c 9.514 Å; {WYCKOFF}"),
+    Prototype("cadmium iodide", ("A", 1, "X", 2), 164, (("A", (0, 0, 0)), ("X", (1 / 3, 2 / 3, 0.25))),
+              (1.42, 1.42, 2.29, 90, 90, 120), f"CdI2 type (C6), a 4.24, c 6.84 Å; {WYCKOFF}"),
+    Prototype("corundum", ("A", 2, "X", 3), 167, (("A", (0, 0, 0.3523)), ("X", (0.3064, 0, 0.25))),
+              (2.49, 2.49, 6.80, 90, 90, 120), f"α-Al2O3 type (D5₁), a 4.759, c 12.99 Å; {WYCKOFF}"),
+    Prototype("perovskite", ("A", 1, "B", 1, "X", 3), 221,
+              (("A", (0, 0, 0)), ("B", (0.5, 0.5, 0.5)), ("X", (0.5, 0.5, 0))), (2, 2, 2, 90, 90, 90),
+              f"cubic SrTiO3 type (E2₁), d = B–X; {WYCKOFF}"),
+    Prototype("spinel", ("A", 1, "B", 2, "X", 4), 227,
+              (("A", (0.125, 0.125, 0.125)), ("B", (0.5, 0.5, 0.5)), ("X", (0.2625, 0.2625, 0.2625))),
+              (4.19, 4.19, 4.19, 90, 90, 90), f"MgAl2O4 type (H1₁), a 8.08 Å, d = B–X; {WYCKOFF}", setting=2),
+    Prototype("ThCr2Si2", ("A", 1, "B", 2, "X", 2), 139,
+              (("A", (0, 0, 0)), ("B", (0, 0.5, 0.25)), ("X", (0, 0, 0.354))), (1.65, 1.65, 5.42, 90, 90, 90),
+              f"ThCr2Si2 type (BaFe2As2: a 3.96, c 13.0 Å), d = B–X; {WYCKOFF}"),
+)
+
+
+SYMMETRIC_ROLES = ("rock salt", "cesium chloride", "zinc blende", "wurtzite")  # A and X interchangeable
+
+
+def _parse(formula: str) -> dict[str, float]:
+    """{element: amount} of a formula such as "TiO2", "La0.5Ba0.5CoO3" or "Cd Se"."""
+    import re
+
+    from ase.data import atomic_numbers
+
+    amounts: dict[str, float] = {}
+    for symbol, number in re.findall(r"([A-Z][a-z]?)\s*([0-9.]*)", formula):
+        if symbol not in atomic_numbers:
+            raise ScatterfitError(f"unknown element '{symbol}' in '{formula}'")
+        amounts[symbol] = amounts.get(symbol, 0.0) + (float(number) if number else 1.0)
+    if not amounts:
+        raise ScatterfitError(f"no element in the composition '{formula}'")
+    return amounts
+
+
+def _bond(a: str, b: str) -> float:
+    """The expected A–B nearest-neighbour distance, Å: an element's own reference structure for A = B, else the
+    sum of covalent radii (Cordero et al. 2008, as ASE tabulates them)."""
+    from ase.data import atomic_numbers, covalent_radii, reference_states
+
+    if a == b:
+        ref = reference_states[atomic_numbers[a]]
+        if ref and "a" in ref and ref.get("symmetry") in ("fcc", "bcc", "diamond", "hcp", "sc"):
+            factor = {"fcc": math.sqrt(2) / 2, "bcc": math.sqrt(3) / 2, "diamond": math.sqrt(3) / 4, "hcp": 1.0,
+                      "sc": 1.0}[ref["symmetry"]]
+            return ref["a"] * factor
+    return float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A prototype with elements on its roles: what a crystal hypothesis starts from."""
+
+    prototype: Prototype
+    roles: dict  # role → element symbol
+
+    @property
+    def label(self) -> str:
+        return f"{self.prototype.name} {self.formula}"
+
+    @property
+    def formula(self) -> str:
+        parts = self.prototype.formula
+        return "".join(f"{self.roles[parts[i]]}{parts[i + 1] if parts[i + 1] != 1 else ''}"
+                       for i in range(0, len(parts), 2))
+
+    def structure(self) -> Structure:
+        """The crystal: the prototype's sites with these elements, the cell from the expected bond length."""
+        from ase.spacegroup import crystal
+
+        roles = list(dict.fromkeys(r for r, _ in self.prototype.sites))
+        pair = ("A", "A") if len(roles) == 1 else (("B", "X") if "B" in roles else ("A", "X"))
+        d = _bond(self.roles[pair[0]], self.roles[pair[1]])
+        par = [v * d for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:])
+        atoms = crystal([self.roles[r] for r, _ in self.prototype.sites], [p for _, p in self.prototype.sites],
+                        spacegroup=self.prototype.spacegroup, cellpar=par, setting=self.prototype.setting)
+        s = Structure.from_ase(atoms)
+        return s.with_(space_group=self.prototype.spacegroup)
+
+
+def candidates(composition: str) -> list[Candidate]:
+    """Every prototype whose roles can hold the composition's elements: for a formula ("TiO2", "CdSe") the types
+    of its stoichiometry, for elements only (separated by spaces or commas: "Ti O") every assignment of the
+    elements to the roles of the types with as many roles as elements, and each element's own structures."""
+    amounts = _parse(composition)
+    elements = list(amounts)
+    explicit = len(elements) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
+    out = []
+    for proto in PROTOTYPES:
+        roles = proto.formula[0::2]
+        counts = np.array(proto.formula[1::2], float)
+        if len(roles) != len(elements):
+            continue
+        for order in itertools.permutations(elements):
+            given = np.array([amounts[e] for e in order])
+            if explicit and not np.allclose(given / given.sum(), counts / counts.sum(), atol=0.02):
+                continue
+            out.append(Candidate(proto, dict(zip(roles, order))))
+    if not explicit and len(elements) > 1:  # elements only: the sample may hold the elements' own phases
+        for element in elements:
+            out += candidates(element)
+    unique = {}
+    for c in out:  # one per distinct structure (rock salt AX = XA)
+        if c.prototype.name in SYMMETRIC_ROLES:
+            key = (c.prototype.name, frozenset(c.roles.values()))
+        else:
+            key = (c.prototype.name, tuple(sorted(c.roles.items())))
+        unique.setdefault(key, c)
+    return list(unique.values())

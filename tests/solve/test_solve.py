@@ -1,0 +1,87 @@
+"""solve() blind on simulated data of known class and type, and `scatterfit solve` on measured Ni.gr with only
+the element (the class, the structure, the Rw of the hand-written example, solution.json and a replayable
+config)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from scatterfit.io import Dataset
+from scatterfit.scattering.pdf import pdf
+from scatterfit.solve.solve import solve
+from scatterfit.structure.library import candidates
+
+BINARIES = ("ZnS", "NaCl", "MgO", "CdSe", "GaAs", "NiAs", "CaF2", "TiO2", "CdI2", "CsCl")
+
+
+def _draw(seed: int, particle: bool = False):
+    """A random truth: a library crystal of a random composition, its lattice scaled by ±3 %, random Uiso, and
+    (``particle``) a spherical envelope of 20–40 Å; its PDF (Qmax 25 Å⁻¹, qdamp 0.03) to 30 Å with 1 % noise."""
+    rng = np.random.default_rng(seed)
+    composition = BINARIES[rng.integers(len(BINARIES))]
+    options = candidates(composition)
+    truth = options[rng.integers(len(options))]
+    s = truth.structure().with_uiso(float(rng.uniform(0.003, 0.01)))
+    scale = 1 + rng.uniform(-0.03, 0.03)
+    s = s.with_(positions=s.positions * scale, cell=s.cell * scale)
+    r = torch.arange(0.5, 30.0, 0.02, dtype=torch.float64)
+    kwargs = {"qdamp": 0.03, "qmax": 25.0, "delta2": 1.5}
+    if particle:
+        kwargs["spdiameter"] = float(rng.uniform(20.0, 40.0))
+    g = pdf(s, r, **kwargs).numpy()
+    g = g + 0.01 * np.abs(g).max() * rng.standard_normal(len(g))
+    return composition, truth, Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0}), kwargs
+
+
+def _check(seed: int, particle: bool) -> str | None:
+    composition, truth, data, kwargs = _draw(seed, particle)
+    solution = solve({"sim": data}, composition)
+    best = solution.ranked[0]["hypothesis"]
+    want = "nanoparticle" if particle else "crystal"
+    right_type = best.label.startswith(truth.label)
+    if best.kind != want or not right_type:
+        return f"seed {seed}: truth {want} {truth.label} {kwargs}, ranked first {best.kind} {best.label}"
+    return None
+
+
+def test_a_simulated_crystal_is_found_blind():
+    assert _check(3, particle=False) is None
+
+
+@pytest.mark.slow  # about 10 minutes
+@pytest.mark.parametrize("particle", [False, True], ids=["crystal", "nanoparticle"])
+def test_blind_draws_rank_the_right_class_and_type_first(particle):
+    failures = [f for f in (_check(seed, particle) for seed in range(10)) if f]
+    assert len(failures) <= 1, "\n".join(failures)
+
+
+@pytest.mark.slow  # about 60 s
+def test_solve_measured_nickel_knowing_only_the_element(tmp_path):
+    from conftest import cmi_file
+
+    data = cmi_file("pdf/ch03NiModelling/data/Ni.gr")
+    out = tmp_path / "solve"
+    done = subprocess.run([sys.executable, "-m", "scatterfit", "solve", str(data), "--composition", "Ni", "--out",
+                           str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "best: fcc Ni" in done.stdout
+    solution = json.loads((out / "solution.json").read_text())
+    assert solution["schema"] == "scatterfit.solution/1"
+    first = solution["hypotheses"][0]
+    assert first["class"] == "crystal" and first["label"] == "fcc Ni" and first["space_group"] == 225
+    assert abs(first["rw"]["Ni"] - 0.0391) < 0.1 * 0.0391  # the hand-written example's Rw (examples/nickel.toml)
+    assert abs(first["parameters"]["a"] - 3.5250) < 1e-3
+    assert sum(h["weight"] for h in solution["hypotheses"]) == pytest.approx(1.0)
+    for key in ("rank", "class", "formula", "n_atoms", "space_group", "rw", "weight", "energy_per_atom",
+                "structure_files", "config"):
+        assert key in first
+    assert "<table>" in (out / "report.html").read_text()
+    replay = subprocess.run([sys.executable, "-m", "scatterfit", "refine", str(out / first["config"]), "--out",
+                             str(tmp_path / "replay")], capture_output=True, text=True)
+    assert replay.returncode == 0, replay.stderr
+    replayed = json.loads((tmp_path / "replay" / "summary.json").read_text())
+    assert abs(replayed["terms"]["Ni"]["rw"] - first["rw"]["Ni"]) < 1e-4

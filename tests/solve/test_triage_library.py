@@ -1,0 +1,69 @@
+"""Triage features on simulated PDFs of known classes, and the structure library's prototypes (their space groups
+and the bond length their cells are built from)."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from scatterfit import ScatterfitError, Structure
+from scatterfit.io import Dataset
+from scatterfit.scattering.pdf import pdf
+from scatterfit.solve.triage import triage
+from scatterfit.structure.library import PROTOTYPES, Candidate, candidates
+from scatterfit.structure.spacegroup import detect_space_group
+
+
+def _gr(structure, rmax=50.0, **kwargs):
+    r = torch.arange(0.01, rmax, 0.01, dtype=torch.float64)
+    g = pdf(structure, r, qmax=25.0, **kwargs).numpy()
+    return Dataset(r.numpy(), g, None, "gr", "angstrom")
+
+
+def test_triage_tells_crystal_particle_and_cluster_apart():
+    ni = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True))
+    crystal = triage(_gr(ni, qdamp=0.02))
+    assert crystal.classes[0] == "crystal" and crystal.first_peak == pytest.approx(2.49, abs=0.02)
+    assert crystal.extent > 45.0
+    particle = triage(_gr(ni, qdamp=0.02, spdiameter=22.0))
+    assert particle.classes[0] == "nanoparticle" and particle.particle_diameter == pytest.approx(22.0, abs=3.0)
+    from ase.cluster import Icosahedron
+
+    cluster = triage(_gr(Structure.from_ase(Icosahedron("Ni", 2, latticeconstant=3.524))))
+    assert cluster.classes[0] == "cluster" and cluster.extent < 12.0
+    # on an absolute scale the low-r slope is −4πρ0
+    assert -crystal.slope / (4 * np.pi) == pytest.approx(4 / 3.524**3, rel=0.05)
+    assert all(isinstance(reason, str) for reason in crystal.reasons) and len(crystal.reasons) == 3
+
+
+def test_triage_refuses_kinds_it_does_not_read():
+    data = Dataset(np.linspace(1, 20, 200), np.ones(200), None, "iq", "inv_angstrom", path="x.iq")
+    with pytest.raises(ScatterfitError, match="x.iq: solve reads G\\(r\\) data"):
+        triage(data)
+
+
+@pytest.mark.parametrize("prototype", PROTOTYPES, ids=lambda p: p.name)
+def test_prototypes_have_their_space_group_and_bond_length(prototype):
+    roles = dict(zip(prototype.formula[0::2], ("Mg", "Al", "O")))
+    structure = Candidate(prototype, roles).structure()
+    assert detect_space_group(structure)["number"] == prototype.spacegroup
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", structure.to_ase(), 6.0)
+    assert d.min() > 0.75 * 1.5  # no atoms on top of each other
+
+
+def test_candidates_follow_the_composition():
+    labels = {c.label for c in candidates("TiO2")}
+    assert labels == {"fluorite TiO2", "rutile TiO2", "anatase TiO2", "cadmium iodide TiO2"}
+    assert {c.label for c in candidates("NaCl")} >= {"rock salt NaCl", "cesium chloride NaCl", "zinc blende NaCl"}
+    mixed = {c.label for c in candidates("Si Ni")}  # elements only: binaries both ways, and the elements' own
+    assert {"diamond Si", "fcc Ni", "rock salt SiNi"} <= mixed
+    assert {c.label for c in candidates("SrTiO3")} == {"perovskite SrTiO3", "perovskite TiSrO3"}
+    rock_salt = next(c for c in candidates("NaCl") if c.prototype.name == "rock salt").structure()
+    a = float(rock_salt.cell[0, 0])
+    from ase.data import covalent_radii
+
+    assert a == pytest.approx(2 * (covalent_radii[11] + covalent_radii[17]), rel=1e-9)
+    with pytest.raises(ScatterfitError, match="unknown element 'Xx'"):
+        candidates("Xx2O")
