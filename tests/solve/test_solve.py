@@ -85,3 +85,24 @@ def test_solve_measured_nickel_knowing_only_the_element(tmp_path):
     assert replay.returncode == 0, replay.stderr
     replayed = json.loads((tmp_path / "replay" / "summary.json").read_text())
     assert abs(replayed["terms"]["Ni"]["rw"] - first["rw"]["Ni"]) < 1e-4
+
+
+@pytest.mark.slow  # about 40 s and 6 min
+@pytest.mark.parametrize("data, composition, qmax, kind, label, rw_example", [
+    ("pdf/ch03NiModelling/data/Pt-nanoparticles.gr", "Pt", None, "nanoparticle", "fcc Pt particle", 0.104),
+    ("pdf/ch05Fit2Phase/data/sini.gr", "Si Ni", 25.0, "mixture", "diamond Si + fcc Ni", 0.0977)])
+def test_solve_measured_particles_and_mixtures(data, composition, qmax, kind, label, rw_example):
+    """Measured Pt nanoparticles and the Si + Ni mixture of the diffpy.cmi book, given only the elements: the
+    right class and structures first, with an Rw within 10 % of the hand-written examples'
+    (examples/pt_nanoparticle.toml's particle-parameter stage, examples/sini_two_phase.toml), and for the
+    mixture the example's atom fractions."""
+    from conftest import cmi_file
+    from scatterfit.io import load_dataset
+
+    solution = solve({"d": load_dataset(cmi_file(data))}, composition, qmax=qmax)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == (kind, label)
+    assert best.rw["d"] < 1.1 * rw_example
+    if kind == "mixture":
+        p = best.result.parameters()
+        assert p["fraction[diamond_Si]"] == pytest.approx(0.9417, abs=0.01)

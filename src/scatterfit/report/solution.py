@@ -27,15 +27,6 @@ SCHEMA = "scatterfit.solution/1"
 WRITTEN = 8  # hypotheses written out with their files (the rest are listed in solution.json only)
 
 
-def _formula(structure) -> str:
-    from ase.data import chemical_symbols
-
-    counts: dict = {}
-    for z, occ in zip(structure.numbers.tolist(), structure.occupancy.detach().cpu().tolist()):
-        counts[chemical_symbols[z]] = counts.get(chemical_symbols[z], 0.0) + occ
-    return "".join(f"{el}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for el, n in sorted(counts.items()))
-
-
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
     """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
     range and its free parameters and starting values (the default r-range ramp)."""
@@ -60,6 +51,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
 
 def _hypothesis_record(row: dict, rank: int) -> dict:
     h = row["hypothesis"]
+    from scatterfit.structure.library import formula_of
     from scatterfit.structure.spacegroup import detect_space_group
 
     result = h.result
@@ -71,7 +63,7 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
               "parameters": {k: v for k, v in params.items() if isinstance(v, (int, float, str)) or v is None},
               "source": h.source, "seconds": h.seconds}
     if h.kind == "mixture":
-        record["phases"] = [{"name": name, "formula": _formula(st.structure),
+        record["phases"] = [{"name": name, "formula": formula_of(st.structure),
                              "space_group": (detect_space_group(st.structure) or {}).get("number"),
                              "weight_fraction": params.get(f"mass_fraction[{name}]"),
                              "atom_fraction": params.get(f"fraction[{name}]")} for name, st in phases.items()]

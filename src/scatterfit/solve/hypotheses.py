@@ -110,8 +110,11 @@ def crystal_hypothesis(structure: Structure, label: str, formula: str, source: s
 
 
 def _refined(h: Hypothesis) -> tuple[dict, dict]:
-    """({phase: refined Structure}, {qdamp, delta2: refined values}) of a refined crystal hypothesis."""
+    """({phase: refined Structure}, {qdamp, delta2: refined values}) of a refined crystal hypothesis, or its
+    starting structure and values when it has no result (rejected at short range)."""
     (phase,) = h.structures
+    if h.result is None:
+        return dict(h.structures), dict(h.values)
     params = h.result.parameters()
     values = {k: float(params[k]) for k in ("qdamp", "delta2") if params.get(k) is not None}
     return {phase: h.result.structure.with_(operations=h.structures[phase].operations)}, values
@@ -126,15 +129,17 @@ def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
 
 
 def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
-    """Two refined crystal hypotheses as the phases of one sample, half each to start."""
+    """Two crystal hypotheses as the phases of one sample, half each to start: from their refined values (one
+    full-range stage), or with the r-range ramp when one was not refined on its own (a minority phase, rejected
+    alone at short range)."""
     (s1, v1), (s2, v2) = _refined(first), _refined(second)
     values = {"qdamp": v1.get("qdamp", 0.04)}
     for structures, v in ((s1, v1), (s2, v2)):
         values.update({f"{next(iter(structures))}.delta2": v.get("delta2", 2.0)})
     free = sorted(set(first.free) | set(second.free), key=(first.free + second.free).index) + ["fraction"]
     return Hypothesis("mixture", f"{first.label} + {second.label}", f"{first.formula} + {second.formula}",
-                      {**s1, **s2}, free, values, f"{first.source} | {second.source}", warm=True,
-                      parents=[first, second])
+                      {**s1, **s2}, free, values, f"{first.source} | {second.source}",
+                      warm=first.result is not None and second.result is not None, parents=[first, second])
 
 
 MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05}
@@ -149,7 +154,7 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     if need is None or hypothesis.error or not hypothesis.parents:
         return hypothesis
     mean = sum(hypothesis.rw.values()) / len(hypothesis.rw)
-    parents = [sum(p.rw.values()) / len(p.rw) for p in hypothesis.parents if not p.error]
+    parents = [sum(p.rw.values()) / len(p.rw) for p in hypothesis.parents if p.rw]
     gain = 1 - mean / min(parents)
     if gain < need:
         hypothesis.error = (f"not supported: Rw {mean:.4f} is only {100 * gain:.0f} % below its best crystal's "

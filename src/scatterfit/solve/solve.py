@@ -3,8 +3,9 @@
 1. triage the data (solve/triage.py);
 2. refine a crystal hypothesis for every library structure type the composition fits (structure/library.py)
    and for every CIF the user gives;
-3. from the best two crystals: the mixture of both, and each inside a spherical envelope (a nanoparticle),
-   started from the refined crystals; kept only when they improve on them (hypotheses.MIN_GAIN);
+3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
+   reference structure of each element it lacks), and the best two inside a spherical envelope (a
+   nanoparticle), started from the refined crystals; kept only when they improve on them (hypotheses.MIN_GAIN);
 4. rank everything by the information criterion (solve/ranking.py).
 
 Every hypothesis is refined by the same machinery as a refine config (Parametrisation, the r-range ramp,
@@ -13,6 +14,7 @@ Levenberg–Marquardt), so each one can be written down and replayed as a refine
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +31,27 @@ from scatterfit.solve.hypotheses import (
 from scatterfit.solve.ranking import independent_points, rank, verdict
 from scatterfit.solve.triage import Triage, triage
 
-MIXTURE_OF = 2  # the best crystals combined into a mixture and put into particles
+MIXTURE_OF = 2  # the best crystals put into particles
+
+
+def _partners(ranked: list, hypotheses: list) -> list:
+    """Second phases for the best crystal: the best refined crystal of another formula, and for each element the
+    best crystal lacks, that element's reference structure (ASE's reference states: fcc Ni, diamond Si), refined
+    or not (a minority phase alone fails the short-range screen)."""
+    from ase.data import atomic_numbers, reference_states
+
+    if not ranked:
+        return []
+    best = ranked[0]
+    out = [h for h in ranked[1:] if h.formula != best.formula][:1]
+    present = set(re.findall(r"[A-Z][a-z]?", best.formula))
+    elements = {e for h in hypotheses for e in re.findall(r"[A-Z][a-z]?", h.formula)}
+    for element in sorted(elements - present):
+        ref = reference_states[atomic_numbers[element]] or {}
+        label = f"{ref.get('symmetry', '')} {element}"
+        match = [h for h in hypotheses if h.label == label and h not in out]
+        out += match[:1]
+    return out
 
 
 @dataclass
@@ -59,30 +81,32 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
         progress: called with one line of text after each hypothesis.
     Raises:
-        ScatterfitError: no dataset, or a composition no hypothesis fits.
+        ScatterfitError: no dataset, a dataset without Qmax (header or ``qmax``), or a composition no hypothesis
+            fits.
     """
     from scatterfit.structure import read_structure
-    from scatterfit.structure.library import candidates
+    from scatterfit.structure.library import candidates, formula_of
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
     t0 = time.perf_counter()
     first = next(iter(datasets.values()))
     found = triage(first)
+    points = {}
+    for name, data in datasets.items():
+        q = qmax or float(data.metadata.get("qmax", 0))
+        if not q:
+            raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
+        points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
+
     hypotheses = [crystal_hypothesis(c.structure(), c.label, c.formula, c.prototype.source)
                   for c in candidates(composition)]
     for path in cifs or []:
         s = read_structure(path)
-        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", s.formula if hasattr(s, "formula") else
-                                             path.stem, str(path)))
+        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path)))
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
-    points = {}
-    for name, data in datasets.items():
-        q = qmax or float(data.metadata.get("qmax", 0)) or 25.0
-        points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
-
     def run(h: Hypothesis, k: int, n: int) -> None:
         if budget is not None and time.perf_counter() - t0 > budget:
             h.error = "not refined: the time budget was spent"
@@ -94,10 +118,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     for k, h in enumerate(hypotheses, 1):
         run(h, k, len(hypotheses))
-    crystals = [row["hypothesis"] for row in rank(hypotheses, points)][:MIXTURE_OF]
-    derived = []
-    if len(crystals) == MIXTURE_OF:
-        derived.append(mixture_hypothesis(*crystals))
+    ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
+    crystals = ranked_crystals[:MIXTURE_OF]
+    derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
     diameter = min(found.particle_diameter, found.r_range[1])
     derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
     for k, h in enumerate(derived, 1):

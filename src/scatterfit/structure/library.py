@@ -105,6 +105,16 @@ def _parse(formula: str) -> dict[str, float]:
     return amounts
 
 
+def formula_of(structure: Structure) -> str:
+    """The occupancy-weighted composition of a structure's cell as a formula, elements in alphabetical order."""
+    from ase.data import chemical_symbols
+
+    counts: dict = {}
+    for z, occ in zip(structure.numbers.tolist(), structure.occupancy.detach().cpu().tolist()):
+        counts[chemical_symbols[z]] = counts.get(chemical_symbols[z], 0.0) + occ
+    return "".join(f"{el}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for el, n in sorted(counts.items()))
+
+
 def _bond(a: str, b: str) -> float:
     """The expected A–B nearest-neighbour distance, Å: an element's own reference structure for A = B, else the
     sum of covalent radii (Cordero et al. 2008, as ASE tabulates them)."""
