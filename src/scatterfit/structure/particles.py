@@ -84,10 +84,12 @@ def cut_particle(crystal: Structure, diameter: float, *, shape: str = "sphere", 
     atom = np.tile(np.arange(len(crystal)), len(shifts))[keep]
     xyz = xyz[keep]
     numbers = crystal.numbers.cpu().numpy()
-    if termination is not None:
-        xyz, atom = _terminate(xyz, atom, numbers, termination, _bond_length(crystal))
-    if stoichiometric:
-        xyz, atom = _stoichiometric(xyz, atom, numbers, crystal, _bond_length(crystal))
+    if termination is not None or stoichiometric:
+        bond = _bond_length(crystal)  # one neighbour search of the crystal for both surface rules
+        if termination is not None:
+            xyz, atom = _terminate(xyz, atom, numbers, termination, bond)
+        if stoichiometric:
+            xyz, atom = _stoichiometric(xyz, atom, numbers, crystal, bond)
     dt, dev = crystal.dtype, crystal.device
     index = torch.as_tensor(atom, device=dev)
     return Structure(torch.as_tensor(xyz, dtype=dt, device=dev), crystal.numbers[index],
