@@ -56,7 +56,7 @@ class Hypothesis:
     Attributes:
         kind: "crystal", "mixture", "nanoparticle", "cluster" or "amorphous".
         label: e.g. "rock salt NaCl", "fcc Ni + bcc Fe".
-        formula: the chemical formula (of the first phase for a mixture... joined by " + ").
+        formula: the chemical formula (a mixture's phases' formulas joined by " + ").
         structures: {phase name: starting Structure}.
         free: parameter groups refined.
         values: starting parameter values.

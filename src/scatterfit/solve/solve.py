@@ -31,7 +31,7 @@ from scatterfit.solve.hypotheses import (
 from scatterfit.solve.ranking import independent_points, rank, verdict
 from scatterfit.solve.triage import Triage, triage
 
-MIXTURE_OF = 2  # the best crystals put into particles
+PARTICLES_OF = 2  # the best crystals put into particles
 
 
 def _partners(ranked: list, hypotheses: list) -> list:
@@ -119,7 +119,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     for k, h in enumerate(hypotheses, 1):
         run(h, k, len(hypotheses))
     ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
-    crystals = ranked_crystals[:MIXTURE_OF]
+    crystals = ranked_crystals[:PARTICLES_OF]
     derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
     diameter = min(found.particle_diameter, found.r_range[1])
     derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
