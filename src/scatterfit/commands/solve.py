@@ -19,6 +19,10 @@ def add_arguments(p) -> None:
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds after which no new hypothesis is started (default: no limit)")
+    p.add_argument("--executor", default=None,
+                   help="where the hypotheses run: processes:N, dask-local:N or dask://host:port (default: here)")
+    p.add_argument("--potential", default="chgnet",
+                   help="energy model of the checks (default chgnet; 'none' skips the energies)")
     p.add_argument("--out", default="solve_out", help="output folder")
 
 
@@ -51,21 +55,29 @@ def run(args) -> None:
         datasets[name], paths[name] = load_dataset(path), path
     cifs = _cifs(args.cif)
     with OutputLock(out):
+        potential = None if args.potential.lower() == "none" else args.potential
         solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, budget=args.budget,
-                         progress=lambda line: print(f"  {line}", flush=True))
+                         progress=lambda line: print(f"  {line}", flush=True), executor=args.executor,
+                         potential=potential)
         for reason in solution.triage.reasons:
             print(f"triage: {reason}")
         record = write_solution(solution, out, paths)
-    print(f"{'rank':>4}  {'class':<12} {'hypothesis':<34} {'Rw':>8} {'k':>3} {'ΔBIC':>7} {'weight':>7}")
+    print(f"{'rank':>4}  {'class':<12} {'hypothesis':<34} {'Rw':>8} {'k':>3} {'ΔBIC':>7} {'weight':>7} "
+          f"{'E-E_best':>9}")
     for h in record["hypotheses"]:
         rw = ", ".join(f"{v:.4f}" for v in h["rw"].values())
+        above = "" if h["energy_above_best"] is None else f"{h['energy_above_best']:.3f} eV"
         print(f"{h['rank']:>4}  {h['class']:<12} {h['label'][:34]:<34} {rw:>8} {h['n_parameters']:>3} "
-              f"{h['delta_bic']:>7.1f} {h['weight']:>7.3f}")
+              f"{h['delta_bic']:>7.1f} {h['weight']:>7.3f} {above:>9}")
     v = record["verdict"]
     if v.get("runner_up"):
         told = "told apart" if v["distinguishable"] else "NOT told apart by these data"
         print(f"best: {v['best']}; runner-up {v['runner_up']} at ΔBIC {v['delta_bic']:.1f} ({told}, evidence "
               f"{v['evidence']})")
+    if v.get("decided_by"):
+        print(f"decided by {v['decided_by']}")
+    for note in record["notes"]:
+        print(f"note: {note}")
     if v.get("next_measurement"):
         print(f"to separate them: {v['next_measurement']}")
     times = ", ".join(f"{k} {s:.0f} s" for k, s in record["seconds_per_class"].items())

@@ -9,8 +9,9 @@ cluster — the same search code runs on all of them.
                                             scatterfit[ray])
     make_executor("ray://host:10001")       an existing Ray cluster (Ray client address)
 
-Each executor has ``map(function, items) -> list`` (results in order) and ``close()``; the function and items
-must be picklable for every executor but the serial one.
+Each executor has ``map(function, items, on_result=None) -> list`` (results in order; ``on_result(index,
+result)`` is called as each one arrives, in the order they finish) and ``close()``; the function and items must
+be picklable for every executor but the serial one.
 """
 
 from __future__ import annotations
@@ -25,11 +26,27 @@ def _single_thread_call(function, item):
     return function(item)
 
 
+def _gather(finished, index: dict, on_result) -> list:
+    """Results in submission order from futures as they finish (``index``: future → position)."""
+    out = [None] * len(index)
+    for future in finished:
+        k = index[future]
+        out[k] = future.result()
+        if on_result is not None:
+            on_result(k, out[k])
+    return out
+
+
 class SerialExecutor:
     workers = 1
 
-    def map(self, function, items) -> list:
-        return [function(item) for item in items]
+    def map(self, function, items, on_result=None) -> list:
+        out = []
+        for k, item in enumerate(items):
+            out.append(function(item))
+            if on_result is not None:
+                on_result(k, out[-1])
+        return out
 
     def close(self) -> None:
         pass
@@ -45,9 +62,11 @@ class ProcessExecutor:
         self.workers = int(workers)
         self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
 
-    def map(self, function, items) -> list:
-        items = list(items)
-        return list(self.pool.map(_single_thread_call, [function] * len(items), items))
+    def map(self, function, items, on_result=None) -> list:
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(_single_thread_call, function, item): k for k, item in enumerate(items)}
+        return _gather(as_completed(futures), futures, on_result)
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
@@ -71,10 +90,12 @@ class DaskExecutor:
                 raise ScatterfitError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
         self.workers = max(len(self.client.scheduler_info().get("workers", {})), 1)
 
-    def map(self, function, items) -> list:
+    def map(self, function, items, on_result=None) -> list:
+        from dask.distributed import as_completed
+
         items = list(items)
         futures = self.client.map(_single_thread_call, [function] * len(items), items, pure=False)
-        return self.client.gather(futures)
+        return _gather(as_completed(futures), {f: k for k, f in enumerate(futures)}, on_result)
 
     def close(self) -> None:
         self.client.close()
@@ -101,9 +122,13 @@ class RayExecutor:
         self.workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         self._remote = ray.remote(num_cpus=1)(_single_thread_call)
 
-    def map(self, function, items) -> list:
+    def map(self, function, items, on_result=None) -> list:
         function_ref = self.ray.put(function)
-        return self.ray.get([self._remote.remote(function_ref, item) for item in items])
+        out = self.ray.get([self._remote.remote(function_ref, item) for item in items])
+        for k, value in enumerate(out):
+            if on_result is not None:
+                on_result(k, value)
+        return out
 
     def close(self) -> None:
         if self.started_here:

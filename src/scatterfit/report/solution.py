@@ -8,8 +8,11 @@ solution.json, schema "scatterfit.solution/1":
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models, else null), space_group
     (number, crystals), phases (mixtures: [{name, formula, space_group, weight_fraction, atom_fraction}]), rw
-    ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (null: not computed), parameters,
-    structure_files, config (the replayable refine config's file name), source, seconds}.
+    ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (eV/atom, the default potential; null:
+    not computed), energy_above_best (eV/atom above the best of the same formula), checks (the refined structure's
+    chemistry: coordination, bonds, too_close; {phase: ...} for a mixture), decided_by ("energy" when the energy
+    put it first), parameters, structure_files, config (the replayable refine config's file name), source,
+    seconds}; notes (what was not computed, and why), workers (processes the hypotheses ran on).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from scatterfit.report.files import ResultSet
 
 SCHEMA = "scatterfit.solution/1"
 WRITTEN = 8  # hypotheses written out with their files (the rest are listed in solution.json only)
+VIEWED = 3  # hypotheses drawn in 3D on the page
 
 
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
@@ -59,7 +63,8 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
     phases = result.state.phase_states() if result is not None else {}
     record = {"rank": rank, "class": h.kind, "label": h.label, "formula": h.formula, "n_atoms": None,
               "space_group": None, "rw": h.rw, "bic": row["bic"], "delta_bic": row["delta_bic"],
-              "weight": row["weight"], "n_parameters": h.n_parameters, "energy_per_atom": None,
+              "weight": row["weight"], "n_parameters": h.n_parameters, "energy_per_atom": h.energy_per_atom,
+              "energy_above_best": h.energy_above_best, "checks": h.checks, "decided_by": row.get("decided_by"),
               "parameters": {k: v for k, v in params.items() if isinstance(v, (int, float, str)) or v is None},
               "source": h.source, "seconds": h.seconds}
     if h.kind == "mixture":
@@ -88,7 +93,7 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
 
     files = ResultSet(out_dir)
     try:
-        records, figures = [], []
+        records, figures, views = [], [], []
         for rank, row in enumerate(solution.ranked, 1):
             record = _hypothesis_record(row, rank)
             h = row["hypothesis"]
@@ -114,6 +119,10 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                     np.savetxt(files.stage(csv), np.column_stack([c["x"], c["y_obs"], c["y_calc"]]), delimiter=",",
                                header="r,data,model", comments="")
                     figures.append((rank, h.label, files.staging / png))
+                if rank <= VIEWED:
+                    states = h.result.state.phase_states()
+                    views += [(f"#{rank} {h.label}" + (f": {phase}" if len(states) > 1 else ""), st.structure)
+                              for phase, st in states.items()]
                     written += [png, csv]
                 record["structure_files"], record["config"] = written, f"{prefix}.toml"
             records.append(record)
@@ -121,8 +130,9 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                "data": {k: str(Path(v).resolve()) for k, v in data_paths.items()},
                "triage": solution.triage.as_dict(), "verdict": solution.verdict, "hypotheses": records,
                "failed": [{"label": h.label, "class": h.kind, "error": h.error} for h in solution.failed],
-               "seconds_per_class": solution.seconds, "wall_time_s": solution.wall_time}
-        files.stage("report.html").write_text(_page(out, figures))
+               "seconds_per_class": solution.seconds, "wall_time_s": solution.wall_time, "notes": solution.notes,
+               "workers": solution.workers}
+        files.stage("report.html").write_text(_page(out, figures, views))
         files.commit("solution.json", out)
     except BaseException:
         files.discard()
@@ -130,27 +140,54 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
     return out
 
 
-def _page(out: dict, figures: list) -> str:
-    """A self-contained HTML page: the triage, the verdict, the ranked table and the top fits (images inline)."""
+def _energy_cell(h: dict) -> str:
+    if h.get("energy_per_atom") is None:
+        return "–"
+    above = h.get("energy_above_best") or 0.0
+    return f"{h['energy_per_atom']:.3f} (+{above:.3f})"
+
+
+def _checks_cell(h: dict) -> str:
+    """Coordination and contacts in one line (each phase's for a mixture)."""
+    checks = h.get("checks") or {}
+    phases = checks if "coordination" not in checks else {"": checks}
+    parts = []
+    for name, c in phases.items():
+        cn = ", ".join(f"{el} {n:g}" for el, n in c.get("coordination", {}).items())
+        close = f"; {c['too_close']} too close" if c.get("too_close") else ""
+        parts.append(f"{name + ': ' if name else ''}CN {cn}{close}")
+    return html.escape(" | ".join(parts)) or "–"
+
+
+def _page(out: dict, figures: list, views: list) -> str:
+    """A self-contained HTML page: the triage, the verdict, the ranked table with energies and chemistry, the top
+    fits (images inline) and a 3D view of the top structures."""
+    from scatterfit.report.viewer3d import structure_views
+
     rows = "".join(
         f"<tr><td>{h['rank']}</td><td>{html.escape(h['class'])}</td><td>{html.escape(h['label'])}</td>"
         f"<td>{', '.join(f'{v:.4f}' for v in h['rw'].values())}</td><td>{h['n_parameters']}</td>"
-        f"<td>{h['delta_bic']:.1f}</td><td>{h['weight']:.3f}</td></tr>" for h in out["hypotheses"])
+        f"<td>{h['delta_bic']:.1f}</td><td>{h['weight']:.3f}</td><td>{_energy_cell(h)}</td>"
+        f"<td>{_checks_cell(h)}</td></tr>" for h in out["hypotheses"])
     verdict = out["verdict"]
     lines = [f"Best: <b>{html.escape(str(verdict.get('best')))}</b>"]
     if "runner_up" in verdict:
         lines.append(f"runner-up {html.escape(verdict['runner_up'])} at ΔBIC {verdict['delta_bic']:.1f} "
                      f"(evidence: {verdict['evidence']})")
+    if verdict.get("decided_by"):
+        lines.append(f"decided by {html.escape(verdict['decided_by'])}")
     if verdict.get("next_measurement"):
         lines.append(f"to tell them apart: {html.escape(verdict['next_measurement'])}")
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in out["triage"]["reasons"])
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in out["triage"]["reasons"] + out.get("notes", []))
     images = "".join(f"<figure>{_png_tag(p)}<figcaption>#{k} {html.escape(label)}</figcaption></figure>"
                      for k, label, p in figures[:3])
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>scatterfit solve: {html.escape(
-        out['composition'])}</title><style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}img{{max-width:100%}}</style></head>
+        out['composition'])}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}img{{max-width:100%}}
+.sf-figure{{display:inline-block;margin:4px}}canvas{{border:1px solid #ddd;cursor:grab}}</style></head>
 <body><h1>scatterfit solve: {html.escape(out['composition'])}</h1>
 <h2>Triage</h2><ul>{reasons}</ul><h2>Verdict</h2><p>{'<br>'.join(lines)}</p>
 <h2>Hypotheses</h2><table><tr><th>rank</th><th>class</th><th>hypothesis</th><th>Rw</th><th>parameters</th>
-<th>ΔBIC</th><th>weight</th></tr>{rows}</table><h2>Best fits</h2>{images}</body></html>
+<th>ΔBIC</th><th>weight</th><th>energy, eV/atom (above best of formula)</th><th>chemistry</th></tr>{rows}</table>
+<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
 """

@@ -49,7 +49,7 @@ def _screen(limit: float, t0: float):
     return observe
 
 
-@dataclass
+@dataclass(eq=False)
 class Hypothesis:
     """One explanation of the data, before and after its refinement.
 
@@ -69,6 +69,9 @@ class Hypothesis:
         warm: the structures and values are refined ones (a particle or mixture made from refined crystals):
             one full-range stage instead of the r-range ramp.
         parents: the crystal hypotheses a particle or mixture was made from.
+        energy_per_atom: the default potential's energy of the refined structure, eV/atom (solve/checks.py).
+        energy_above_best: eV/atom above the lowest refined hypothesis of the same formula.
+        checks: the refined structure's chemistry (solve/checks.chemistry_checks).
     """
 
     kind: str
@@ -85,6 +88,9 @@ class Hypothesis:
     error: str | None = None
     warm: bool = False
     parents: list = field(default_factory=list)
+    energy_per_atom: float | None = None
+    energy_above_best: float | None = None
+    checks: dict = field(default_factory=dict)
 
 
 def phase_name(label: str) -> str:

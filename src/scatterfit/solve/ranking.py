@@ -7,7 +7,9 @@ refined parameters,
     BIC = Σ_datasets N_d ln(Rw_d²) + k ln(Σ N_d),
 
 and the weight of hypothesis i is exp(−ΔBIC_i/2) normalised over the hypotheses (a probability-like weight under
-equal priors). Two hypotheses whose BIC differ by less than INDISTINCT cannot be told apart by these data.
+equal priors). Two hypotheses whose BIC differ by less than INDISTINCT cannot be told apart by these data; then
+the energy decides (:func:`prefer_stable`): of two such hypotheses of one formula, the one more than ENERGY_MARGIN
+eV/atom lower in energy (the default potential) is put first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 
 INDISTINCT = 2.0  # ΔBIC below which two hypotheses are not told apart ("not worth more than a bare mention")
 STRONG = 6.0  # ΔBIC above which the evidence is strong (Kass & Raftery 1995)
+ENERGY_MARGIN = 0.05  # eV/atom: an energy difference the default potential resolves between polymorphs
 
 
 def independent_points(data, xmin: float, xmax: float, qmax: float) -> float:
@@ -44,6 +47,25 @@ def rank(hypotheses: list, points: dict) -> list[dict]:
     return scored
 
 
+def prefer_stable(ranked: list[dict]) -> list[dict]:
+    """``ranked`` with the first place given to a hypothesis the data cannot tell from the best (ΔBIC below
+    INDISTINCT) of the same formula and more than ENERGY_MARGIN eV/atom lower in energy; that row gets
+    ``"decided_by": "energy"``. Rows without energies are left where they are."""
+    if len(ranked) < 2:
+        return ranked
+    best = ranked[0]["hypothesis"]
+    if best.energy_per_atom is None:
+        return ranked
+    rivals = [row for row in ranked[1:] if row["delta_bic"] < INDISTINCT and row["hypothesis"].formula == best.formula
+              and row["hypothesis"].energy_per_atom is not None
+              and row["hypothesis"].energy_per_atom < best.energy_per_atom - ENERGY_MARGIN]
+    if not rivals:
+        return ranked
+    chosen = min(rivals, key=lambda row: row["hypothesis"].energy_per_atom)
+    chosen = {**chosen, "decided_by": "energy"}
+    return [chosen] + [row for row in ranked if row["hypothesis"] is not chosen["hypothesis"]]
+
+
 def separating_measurement(first, second) -> str:
     """What measurement would tell two close hypotheses apart."""
     kinds = {first.kind, second.kind}
@@ -67,10 +89,13 @@ def verdict(ranked: list[dict]) -> dict:
     if len(ranked) == 1:
         return {"best": best.label, "distinguishable": True, "evidence": "only hypothesis"}
     second = ranked[1]["hypothesis"]
-    delta = ranked[1]["delta_bic"]
+    delta = abs(ranked[1]["bic"] - ranked[0]["bic"])
     evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
     out = {"best": best.label, "runner_up": second.label, "delta_bic": delta, "distinguishable":
            delta >= INDISTINCT, "evidence": evidence}
+    if ranked[0].get("decided_by") == "energy":
+        out["decided_by"] = (f"energy: {best.energy_per_atom - second.energy_per_atom:+.3f} eV/atom against the "
+                             "runner-up, which the data cannot tell apart")
     if delta < STRONG:
         out["next_measurement"] = separating_measurement(best, second)
     return out

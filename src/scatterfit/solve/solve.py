@@ -6,7 +6,12 @@
 3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
    reference structure of each element it lacks), and the best two inside a spherical envelope (a
    nanoparticle), started from the refined crystals; kept only when they improve on them (hypotheses.MIN_GAIN);
-4. rank everything by the information criterion (solve/ranking.py).
+4. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
+   energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
+   formula that the data cannot tell apart.
+
+The hypotheses of each step are independent: they run on the executor given (a local process pool or a Dask
+cluster, optim/executor.py), in this process by default.
 
 Every hypothesis is refined by the same machinery as a refine config (Parametrisation, the r-range ramp,
 Levenberg–Marquardt), so each one can be written down and replayed as a refine config (report/solution.py).
@@ -28,10 +33,11 @@ from scatterfit.solve.hypotheses import (
     nanoparticle_hypothesis,
     refine_hypothesis,
 )
-from scatterfit.solve.ranking import independent_points, rank, verdict
+from scatterfit.solve.ranking import independent_points, prefer_stable, rank, verdict
 from scatterfit.solve.triage import Triage, triage
 
 PARTICLES_OF = 2  # the best crystals put into particles
+CHECKED = 8  # the best hypotheses given an energy and chemistry checks
 
 
 def _partners(ranked: list, hypotheses: list) -> list:
@@ -68,10 +74,52 @@ class Solution:
     points: dict
     seconds: dict = field(default_factory=dict)
     wall_time: float = 0.0
+    notes: list = field(default_factory=list)
+    workers: int = 1
+
+
+def _refine_task(task: tuple) -> Hypothesis:
+    """Refine one hypothesis (run by an executor; ``task`` = (hypothesis, datasets, qmax, deadline)): unless the
+    wall-clock ``deadline`` (time.time(), s) has passed."""
+    hypothesis, datasets, qmax, deadline = task
+    if deadline is not None and time.time() > deadline:
+        hypothesis.error = "not refined: the time budget was spent"
+        return hypothesis
+    return refine_hypothesis(hypothesis, datasets, qmax=qmax)
+
+
+def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, progress) -> list:
+    """The hypotheses refined on ``executor`` (copies when it runs them elsewhere), in their order."""
+    def report(k: int, h: Hypothesis) -> None:
+        if progress is not None:
+            rw = ", ".join(f"{v:.4f}" for v in h.rw.values()) if not h.error else h.error
+            progress(f"{h.kind} {k + 1}/{len(hypotheses)} {h.label}: Rw {rw} ({h.seconds:.1f} s)")
+
+    return executor.map(_refine_task, [(h, datasets, qmax, deadline) for h in hypotheses], on_result=report)
+
+
+def _check(ranked: list, potential, notes: list) -> None:
+    """Energy per atom and chemistry of the CHECKED best hypotheses (notes say why energies are missing)."""
+    from scatterfit.solve.checks import chemistry_checks, energetics
+
+    top = [row["hypothesis"] for row in ranked[:CHECKED]]
+    for h in top:
+        h.checks = chemistry_checks(h)
+    if potential is None:
+        notes.append("energies not computed (no potential)")
+        return
+    try:
+        from scatterfit.energy.registry import make_potential
+
+        model = make_potential(potential) if isinstance(potential, str) else potential
+    except ScatterfitError as exc:
+        notes.append(f"energies not computed: {exc}")
+        return
+    energetics(top, model)
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
-          budget: float | None = None, progress=None) -> Solution:
+          budget: float | None = None, progress=None, executor=None, potential="chgnet") -> Solution:
     """Ranked structures for ``datasets`` ({name: Dataset}, G(r) of one sample) of ``composition`` (a formula,
     "TiO2", or elements, "Ti O").
 
@@ -80,16 +128,21 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         qmax: Qmax of the data's Fourier transform, Å⁻¹, when the headers do not say.
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
         progress: called with one line of text after each hypothesis.
+        executor: where the hypotheses run: None (this process), an executor spec ("processes:2",
+            "dask-local:2", "dask://host:8786") or an executor object (optim/executor.py).
+        potential: the energy model of the checks (a registry name or an object with ``energy``), or None.
     Raises:
         ScatterfitError: no dataset, a dataset without Qmax (header or ``qmax``), or a composition no hypothesis
             fits.
     """
+    from scatterfit.optim.executor import make_executor
     from scatterfit.structure import read_structure
     from scatterfit.structure.library import candidates, formula_of
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
     t0 = time.perf_counter()
+    deadline = None if budget is None else time.time() + budget
     first = next(iter(datasets.values()))
     found = triage(first)
     points = {}
@@ -107,29 +160,26 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
-    def run(h: Hypothesis, k: int, n: int) -> None:
-        if budget is not None and time.perf_counter() - t0 > budget:
-            h.error = "not refined: the time budget was spent"
-            return
-        refine_hypothesis(h, datasets, qmax=qmax)
-        if progress is not None:
-            rw = ", ".join(f"{v:.4f}" for v in h.rw.values()) if not h.error else h.error
-            progress(f"{h.kind} {k}/{n} {h.label}: Rw {rw} ({h.seconds:.1f} s)")
-
-    for k, h in enumerate(hypotheses, 1):
-        run(h, k, len(hypotheses))
-    ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
-    crystals = ranked_crystals[:PARTICLES_OF]
-    derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
-    diameter = min(found.particle_diameter, found.r_range[1])
-    derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-    for k, h in enumerate(derived, 1):
-        run(h, k, len(derived))
-        check_gain(h)
+    pool = make_executor(executor)
+    try:
+        hypotheses = _refine_all(hypotheses, datasets, qmax, deadline, pool, progress)
+        ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
+        crystals = ranked_crystals[:PARTICLES_OF]
+        derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
+        diameter = min(found.particle_diameter, found.r_range[1])
+        derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
+        derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress)]
+        workers = getattr(pool, "workers", 1)
+    finally:
+        if pool is not executor:
+            pool.close()
     everything = hypotheses + derived
     ranked = rank(everything, points)
+    notes = []
+    _check(ranked, potential, notes)
+    ranked = prefer_stable(ranked)
     seconds = {}
     for h in everything:
         seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
-                    points, seconds, time.perf_counter() - t0)
+                    points, seconds, time.perf_counter() - t0, notes, workers)

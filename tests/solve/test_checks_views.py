@@ -1,0 +1,117 @@
+"""The physical checks of refined hypotheses (energy per atom against CHGNet's own ASE calculator, the energy
+tie-break of the ranking, chemistry), the executors' on_result callback, and the 3D view's model."""
+
+import numpy as np
+import pytest
+import torch
+
+from scatterfit.io import Dataset
+from scatterfit.scattering.pdf import pdf
+from scatterfit.solve.hypotheses import Hypothesis, crystal_hypothesis, refine_hypothesis
+from scatterfit.solve.ranking import INDISTINCT, prefer_stable, verdict
+from scatterfit.structure.library import candidates
+
+
+@pytest.fixture(scope="module")
+def refined_rock_salt():
+    """Rock-salt NaCl refined against its own simulated PDF (Qmax 25 Å⁻¹, 1 % noise)."""
+    (truth,) = [c for c in candidates("NaCl") if c.label == "rock salt NaCl"]
+    s = truth.structure().with_uiso(0.008)
+    r = torch.arange(0.5, 20.0, 0.02, dtype=torch.float64)
+    g = pdf(s, r, qdamp=0.03, qmax=25.0, delta2=1.0).numpy()
+    g = g + 0.01 * np.abs(g).max() * np.random.default_rng(0).standard_normal(len(g))
+    data = Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0})
+    h = crystal_hypothesis(truth.structure(), truth.label, truth.formula, "test")
+    refine_hypothesis(h, {"sim": data})
+    assert h.error is None
+    return h
+
+
+def test_energy_per_atom_equals_chgnets_ase_calculator(refined_rock_salt):
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from scatterfit.energy.chgnet import CHGNetEnergy
+    from scatterfit.solve.checks import energetics
+
+    h = refined_rock_salt
+    energetics([h], CHGNetEnergy())
+    atoms = h.result.structure.to_ase()
+    atoms.calc = CHGNetCalculator(use_device="cpu")
+    reference = atoms.get_potential_energy() / len(atoms)
+    assert h.energy_per_atom == pytest.approx(reference, abs=2e-3)
+    assert h.energy_above_best == 0.0
+    assert -5.0 < h.energy_per_atom < -2.0  # NaCl: about −3.4 eV/atom in the Materials Project's GGA scale
+
+
+def test_chemistry_checks_of_rock_salt(refined_rock_salt):
+    from scatterfit.solve.checks import chemistry_checks
+
+    checks = chemistry_checks(refined_rock_salt)
+    assert checks["coordination"] == {"Na": 6.0, "Cl": 6.0}
+    a = refined_rock_salt.result.parameters()["a"]
+    assert checks["bonds"]["Na-Cl"] == pytest.approx(a / 2, abs=1e-3)
+    assert checks["too_close"] == 0
+
+
+def _row(label: str, formula: str, bic: float, energy):
+    h = Hypothesis("crystal", label, formula, {}, [])
+    h.energy_per_atom = energy
+    return {"hypothesis": h, "bic": bic}
+
+
+def _ranked(rows):
+    best = min(r["bic"] for r in rows)
+    for r in rows:
+        r["delta_bic"] = r["bic"] - best
+        r["weight"] = 0.0
+    return sorted(rows, key=lambda r: r["bic"])
+
+
+def test_energy_decides_between_hypotheses_the_data_cannot_tell_apart():
+    rows = _ranked([_row("hcp X", "X", 0.0, -3.0), _row("fcc X", "X", INDISTINCT / 2, -3.2),
+                    _row("bcc X", "X", 10.0, -4.0)])
+    ordered = prefer_stable(rows)
+    assert [r["hypothesis"].label for r in ordered] == ["fcc X", "hcp X", "bcc X"]
+    assert ordered[0]["decided_by"] == "energy"
+    v = verdict(ordered)
+    assert v["best"] == "fcc X" and not v["distinguishable"] and "energy" in v["decided_by"]
+    assert v["delta_bic"] == pytest.approx(INDISTINCT / 2)
+
+
+@pytest.mark.parametrize("rows", [
+    [("hcp X", "X", 0.0, -3.0), ("fcc X", "X", 3 * INDISTINCT, -3.5)],  # the data tell them apart
+    [("hcp X", "X", 0.0, -3.0), ("fcc Y", "Y", 0.5, -5.0)],  # other formula: energies not comparable
+    [("hcp X", "X", 0.0, -3.0), ("fcc X", "X", 0.5, -3.01)],  # within the potential's margin
+    [("hcp X", "X", 0.0, None), ("fcc X", "X", 0.5, -5.0)],  # the best has no energy
+], ids=["distinct", "other-formula", "margin", "no-energy"])
+def test_energy_leaves_the_order_alone_otherwise(rows):
+    ranked = _ranked([_row(*r) for r in rows])
+    assert prefer_stable(ranked)[0]["hypothesis"].label == "hcp X"
+
+
+@pytest.mark.parametrize("spec", [None, "processes:2"])
+def test_executors_call_on_result_for_every_item(spec):
+    from scatterfit.optim.executor import make_executor
+
+    pool = make_executor(spec)
+    seen = {}
+    try:
+        out = pool.map(abs, [-3, 1, -2], on_result=lambda k, v: seen.__setitem__(k, v))
+    finally:
+        pool.close()
+    assert out == [3, 1, 2] and seen == {0: 3, 1: 1, 2: 2}
+
+
+def test_view_model_of_an_fcc_cell():
+    """The conventional fcc cell drawn as a crystallographer does: 8 corners + 6 face centres, 36 nearest-neighbour
+    bonds (each face centre to its 4 corners, and the 12 pairs of adjacent face centres), 12 cell edges."""
+    from scatterfit.report.viewer3d import structure_views, view_model
+
+    (fcc,) = [c for c in candidates("Ni") if c.label == "fcc Ni"]
+    model = view_model(fcc.structure())
+    assert model["total"] == 14 and len(model["bonds"]) == 36 and len(model["cell_edges"]) == 12
+    xyz = np.array(model["xyz"])
+    a = float(fcc.structure().cell[0, 0])
+    assert xyz.min() == pytest.approx(0.0, abs=1e-6) and xyz.max() == pytest.approx(a, abs=1e-4)
+    html = structure_views([("fcc Ni", fcc.structure())])
+    assert html.count("<canvas") == 1 and "<script>" in html and "http" not in html.split("<script>")[1]
