@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-all test-gpu lint bench install clean
+.PHONY: demo test test-all test-gpu lint bench install clean browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/scatterfit demo --out out/demo
 
+# Debian's headless Chromium and its driver, for the results page's browser test (tests/service)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
+
 # the default suite; a test that skips fails under CI=true (tests/conftest.py)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # everything but the GPU tests (slow examples, the ray executor), with every skip counted as a failure
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(BIN)/pip install -q -e '.[test,ray]'
 	SCATTERFIT_STRICT=1 $(BIN)/python -m pytest -q -m 'not gpu'
 

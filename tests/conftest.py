@@ -6,6 +6,8 @@ import torch
 
 torch.set_num_threads(1)
 
+pytest_plugins = ["service.servers"]  # the service tests' server fixtures (tests/service/servers.py)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -3,7 +3,8 @@ neutron) by differentiable refinement of scattering, energy and chemical restrai
 
 Subcommands: simulate (a pattern from a structure file), refine (a refinement or search described by a TOML
 config), solve (ranked structures from data and a composition, no config), config (the documentation of every
-config key), demo (bulk Ni against its measured PDF). Every problem
+config key), demo (bulk Ni against its measured PDF), serve (the HTTP service), submit and status (its
+client). Every problem
 with the input is one line on stderr and exit status 2.
 """
 
@@ -19,7 +20,10 @@ COMMANDS = {"simulate": "compute a pattern (G(r), S(Q), F(Q), I(Q), SAXS or powd
             "solve": "ranked structures from measured G(r) data and a composition, without a config",
             "config": "print the documentation of the config file: every section and key, its type, default, "
                       "range and meaning",
-            "demo": "refine bulk Ni against the measured X-ray PDF shipped in diffpy.cmi"}
+            "demo": "refine bulk Ni against the measured X-ray PDF shipped in diffpy.cmi",
+            "serve": "run the HTTP service: a job queue of solves and refines, and a results page",
+            "submit": "queue a solve on a scatterfit server (prints the job id)",
+            "status": "a job's state and progress on a scatterfit server"}
 
 
 def build_parser() -> argparse.ArgumentParser:

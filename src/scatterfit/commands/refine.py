@@ -47,12 +47,15 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="output folder (default: [output].dir, relative to the config file)")
     p.add_argument("--resume", action="store_true", help="resume from the checkpoint in the output folder")
     p.add_argument("--device", default="cpu", help="torch device of the refinement, e.g. cuda")
+    p.add_argument("--status-file", default=None,
+                   help="write the progress as JSON to this file while refining (for schedulers)")
     p.add_argument("--qmax", type=float, default=None,
                    help="Qmax (Å⁻¹) of PDF data whose file and config give none (0: no termination ripples)")
 
 
 def run(args) -> None:
-    run_refine(args.config, out=args.out, resume=args.resume, device=args.device, qmax=args.qmax)
+    run_refine(args.config, out=args.out, resume=args.resume, device=args.device, qmax=args.qmax,
+               status_file=args.status_file)
 
 
 def output_dir(cfg, out=None) -> Path:
@@ -62,7 +65,8 @@ def output_dir(cfg, out=None) -> Path:
     return cfg.resolve(cfg.output.get("dir", "out/" + cfg.path.stem))
 
 
-def run_refine(config_path, out=None, resume: bool = False, device: str | None = None, qmax: float | None = None):
+def run_refine(config_path, out=None, resume: bool = False, device: str | None = None, qmax: float | None = None,
+               status_file=None):
     from scatterfit.config.builders import (
         build_datasets,
         build_loss,
@@ -76,7 +80,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     from scatterfit.optim import refine
     from scatterfit.optim.uncertainty import uncertainties
     from scatterfit.report.files import OutputLock, check_output_dir
-    from scatterfit.report.progress import RefineProgress
+    from scatterfit.report.progress import RefineProgress, StatusFile
     from scatterfit.report.results import reported_parameters, write_refinement
 
     cfg = load_config(config_path)
@@ -95,7 +99,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     loss = build_loss(cfg, datasets, qmax)
     param = build_parametrisation(cfg, structure, loss)
     stages = build_strategy(cfg, loss, param)
-    progress = RefineProgress(stages)
+    progress = RefineProgress(stages, StatusFile(status_file) if status_file else None)
     t0 = time.perf_counter()
     with OutputLock(out_dir):
         try:
@@ -104,6 +108,8 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
                             observers=[progress], fingerprint=digest)
         finally:
             progress.close()
+        if progress.status is not None:
+            progress.status.write("done", progress.total, progress.total, "refined", progress.best_rw, final=True)
         errors = uncertainties(loss, param, result.theta)
         written = write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
     for name, tv in result.terms.items():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 
+CHECKPOINT = "solve_checkpoint.pt"  # in the output folder: the hypotheses refined so far
+
 
 def add_arguments(p) -> None:
     p.add_argument("data", nargs="+", help="measured G(r) files of one sample (.gr, .fgr, ...)")
@@ -24,6 +26,10 @@ def add_arguments(p) -> None:
     p.add_argument("--potential", default="chgnet",
                    help="energy model of the checks (default chgnet; 'none' skips the energies)")
     p.add_argument("--out", default="solve_out", help="output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="take the hypotheses already refined from the output folder's checkpoint")
+    p.add_argument("--status-file", default=None,
+                   help="write the progress as JSON to this file while solving (for schedulers)")
 
 
 def _cifs(items: list) -> list[Path]:
@@ -42,6 +48,7 @@ def _cifs(items: list) -> list[Path]:
 def run(args) -> None:
     from scatterfit.io import load_dataset
     from scatterfit.report.files import OutputLock, check_output_dir
+    from scatterfit.report.progress import StatusFile
     from scatterfit.report.solution import write_solution
     from scatterfit.solve.solve import solve
 
@@ -56,9 +63,19 @@ def run(args) -> None:
     cifs = _cifs(args.cif)
     with OutputLock(out):
         potential = None if args.potential.lower() == "none" else args.potential
+        status = StatusFile(args.status_file) if args.status_file else None
+
+        def progress(event: dict) -> None:
+            print(f"  {event['line']}", flush=True)
+            if status is not None:
+                status.write(event["step"], event["index"], event["total"], event["line"], event["best_rw"])
+
         solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, budget=args.budget,
-                         progress=lambda line: print(f"  {line}", flush=True), executor=args.executor,
-                         potential=potential)
+                         progress=progress, executor=args.executor, potential=potential,
+                         checkpoint=out / CHECKPOINT, resume=args.resume)
+        if status is not None:
+            best = solution.ranked[0]["hypothesis"].rw if solution.ranked else {}
+            status.write("done", 1, 1, "solved", min(best.values()) if best else None, final=True)
         for reason in solution.triage.reasons:
             print(f"triage: {reason}")
         record = write_solution(solution, out, paths)

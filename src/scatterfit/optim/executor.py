@@ -20,9 +20,12 @@ from scatterfit.errors import ScatterfitError, require
 
 
 def _single_thread_call(function, item):
+    """``function(item)`` with one torch and one numba thread: the workers share the cores."""
+    import numba
     import torch
 
     torch.set_num_threads(1)
+    numba.set_num_threads(1)
     return function(item)
 
 

@@ -10,6 +10,34 @@ import sys
 import time
 
 
+class StatusFile:
+    """A JSON record of a run's progress, rewritten atomically (for a scheduler or the job service to read):
+    {"step", "done", "total", "text", "best_rw", "elapsed_s", "eta_s", "updated"} — at most every ``interval``
+    seconds, and always when ``final``."""
+
+    def __init__(self, path, interval: float = 0.5):
+        from pathlib import Path
+
+        self.path, self.interval, self.last = Path(path), float(interval), 0.0
+        self.t0 = time.perf_counter()
+
+    def write(self, step: str, done: int, total: int, text: str = "", best_rw=None, final: bool = False) -> None:
+        import json
+
+        from scatterfit.report.files import atomic_write
+
+        now = time.perf_counter()
+        if not final and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        eta = elapsed * (total - done) / done if done and total >= done else None
+        record = {"step": step, "done": int(done), "total": int(total), "text": text, "best_rw": best_rw,
+                  "elapsed_s": round(elapsed, 2), "eta_s": None if eta is None else round(eta, 1),
+                  "updated": time.time()}
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(record)))
+
+
 class Progress:
     """A bar (terminal) or periodic lines (log) over ``total`` units.
 
@@ -62,15 +90,23 @@ class RefineProgress(Progress):
     """Observer of optim.refine: (stage, step, loss, terms) → bar over the stages' total steps, showing the
     loss and every data term's Rw."""
 
-    def __init__(self, stages, **kwargs):
+    def __init__(self, stages, status: StatusFile | None = None, **kwargs):
         self.offsets = [0]
         for st in stages:
             self.offsets.append(self.offsets[-1] + st.steps)
+        self.status, self.best_rw = status, None
         super().__init__(self.offsets[-1], "refine", "step", **kwargs)
 
     def __call__(self, stage: int, step: int, loss: float, terms: dict) -> None:
+        rw = [v.breakdown["rw"] for v in terms.values() if "rw" in v.breakdown]
         rws = " ".join(f"Rw[{k}]={v.breakdown['rw']:.4f}" for k, v in terms.items() if "rw" in v.breakdown)
-        self.advance_to(self.offsets[stage] + step + 1, f"stage {stage + 1} loss={loss:.6g} {rws}")
+        text = f"stage {stage + 1} loss={loss:.6g} {rws}"
+        self.advance_to(self.offsets[stage] + step + 1, text)
+        if rw:  # the latest (a stage's range differs from the last one's: an earlier Rw is not comparable)
+            self.best_rw = float(sum(rw) / len(rw))
+        if self.status is not None:
+            self.status.write(f"stage {stage + 1}/{len(self.offsets) - 1}", self.offsets[stage] + step + 1,
+                              self.offsets[-1], text, self.best_rw)
 
 
 class SearchProgress(Progress):

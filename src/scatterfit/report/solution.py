@@ -179,6 +179,9 @@ def _page(out: dict, figures: list, views: list) -> str:
     if verdict.get("next_measurement"):
         lines.append(f"to tell them apart: {html.escape(verdict['next_measurement'])}")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in out["triage"]["reasons"] + out.get("notes", []))
+    failed = "".join(f"<li>{html.escape(f['class'])} {html.escape(f['label'])}: {html.escape(str(f['error']))}</li>"
+                     for f in out["failed"])
+    failed = f"<h2>Rejected</h2><ul>{failed}</ul>" if failed else ""
     images = "".join(f"<figure>{_png_tag(p)}<figcaption>#{k} {html.escape(label)}</figcaption></figure>"
                      for k, label, p in figures[:3])
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>scatterfit solve: {html.escape(
@@ -189,5 +192,5 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}i
 <h2>Triage</h2><ul>{reasons}</ul><h2>Verdict</h2><p>{'<br>'.join(lines)}</p>
 <h2>Hypotheses</h2><table><tr><th>rank</th><th>class</th><th>hypothesis</th><th>Rw</th><th>parameters</th>
 <th>ΔBIC</th><th>weight</th><th>energy, eV/atom (above best of formula)</th><th>chemistry</th></tr>{rows}</table>
-<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
+{failed}<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
 """

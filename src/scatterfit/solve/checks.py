@@ -87,6 +87,21 @@ def energetics(hypotheses: list, potential) -> None:
     best = {}
     for h in hypotheses:
         if h.energy_per_atom is not None:
-            best[h.formula] = min(best.get(h.formula, h.energy_per_atom), h.energy_per_atom)
+            key = formula_key(h.formula)
+            best[key] = min(best.get(key, h.energy_per_atom), h.energy_per_atom)
     for h in hypotheses:
-        h.energy_above_best = None if h.energy_per_atom is None else h.energy_per_atom - best[h.formula]
+        h.energy_above_best = None if h.energy_per_atom is None else h.energy_per_atom - best[formula_key(h.formula)]
+
+
+def formula_key(formula: str) -> tuple:
+    """A formula in a form that does not depend on the order of its elements ("ClNa" and "NaCl" are one; a
+    mixture's phases are each normalised, in order)."""
+    import re
+
+    parts = []
+    for part in formula.split(" + "):
+        counts = {}
+        for element, amount in re.findall(r"([A-Z][a-z]?)([0-9.]*)", part):
+            counts[element] = counts.get(element, 0.0) + (float(amount) if amount else 1.0)
+        parts.append(tuple(sorted(counts.items())))
+    return tuple(parts)

@@ -56,7 +56,10 @@ def prefer_stable(ranked: list[dict]) -> list[dict]:
     best = ranked[0]["hypothesis"]
     if best.energy_per_atom is None:
         return ranked
-    rivals = [row for row in ranked[1:] if row["delta_bic"] < INDISTINCT and row["hypothesis"].formula == best.formula
+    from scatterfit.solve.checks import formula_key
+
+    rivals = [row for row in ranked[1:] if row["delta_bic"] < INDISTINCT
+              and formula_key(row["hypothesis"].formula) == formula_key(best.formula)
               and row["hypothesis"].energy_per_atom is not None
               and row["hypothesis"].energy_per_atom < best.energy_per_atom - ENERGY_MARGIN]
     if not rivals:

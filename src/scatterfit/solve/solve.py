@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
@@ -88,14 +89,72 @@ def _refine_task(task: tuple) -> Hypothesis:
     return refine_hypothesis(hypothesis, datasets, qmax=qmax)
 
 
-def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, progress) -> list:
-    """The hypotheses refined on ``executor`` (copies when it runs them elsewhere), in their order."""
+class _Ledger:
+    """The hypotheses refined so far, saved after each one to ``path`` (a "solve" checkpoint) so that a killed
+    solve resumes where it stopped; keyed by class and label (a derived hypothesis is determined by the refined
+    crystals it comes from, so its key names it)."""
+
+    def __init__(self, path, fingerprint: str, resume: bool):
+        from scatterfit.optim.checkpoint import load_checkpoint
+
+        self.path, self.fingerprint = path, fingerprint
+        self.done = {}
+        if path is not None and resume and Path(path).is_file():
+            self.done = load_checkpoint(path, "solve", fingerprint)["done"]
+
+    @staticmethod
+    def key(h: Hypothesis) -> str:
+        return f"{h.kind}:{h.label}"
+
+    def record(self, h: Hypothesis) -> None:
+        from scatterfit.optim.checkpoint import save_checkpoint
+
+        self.done[self.key(h)] = h
+        if self.path is not None:
+            save_checkpoint(self.path, "solve", self.fingerprint, {"done": self.done})
+
+
+def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, progress, ledger: _Ledger,
+                t0: float) -> list:
+    """The hypotheses refined on ``executor`` (copies when it runs them elsewhere), in their order; those the
+    ledger already holds are taken from it. ``progress`` gets one event per hypothesis: {"line", "step" (class),
+    "index", "total", "label", "rw", "seconds", "best_rw", "elapsed_s"}."""
+    out = [ledger.done.get(ledger.key(h)) for h in hypotheses]
+    todo = [k for k, h in enumerate(out) if h is None]
+    best = [min((min(h.rw.values()) for h in out if h is not None and h.rw), default=None)]
+
     def report(k: int, h: Hypothesis) -> None:
+        ledger.record(h)
+        if h.rw:
+            best[0] = min(min(h.rw.values()), best[0] if best[0] is not None else float("inf"))
         if progress is not None:
             rw = ", ".join(f"{v:.4f}" for v in h.rw.values()) if not h.error else h.error
-            progress(f"{h.kind} {k + 1}/{len(hypotheses)} {h.label}: Rw {rw} ({h.seconds:.1f} s)")
+            index = todo[k] + 1
+            progress({"line": f"{h.kind} {index}/{len(hypotheses)} {h.label}: Rw {rw} ({h.seconds:.1f} s)",
+                      "step": h.kind, "index": index, "total": len(hypotheses), "label": h.label,
+                      "rw": h.rw or None, "seconds": h.seconds, "best_rw": best[0],
+                      "elapsed_s": time.perf_counter() - t0})
 
-    return executor.map(_refine_task, [(h, datasets, qmax, deadline) for h in hypotheses], on_result=report)
+    fresh = executor.map(_refine_task, [(hypotheses[k], datasets, qmax, deadline) for k in todo], on_result=report)
+    for k, h in zip(todo, fresh):
+        out[k] = h
+    return out
+
+
+def fingerprint(datasets: dict, composition: str, cifs, qmax) -> str:
+    """A digest of what a solve depends on: the data, the composition, the CIFs and Qmax."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(f"{composition}|{qmax}".encode())
+    for name, data in datasets.items():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(data.x, dtype=float).tobytes())
+        digest.update(np.ascontiguousarray(data.y, dtype=float).tobytes())
+    for path in cifs or []:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _check(ranked: list, potential, notes: list) -> None:
@@ -119,7 +178,8 @@ def _check(ranked: list, potential, notes: list) -> None:
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
-          budget: float | None = None, progress=None, executor=None, potential="chgnet") -> Solution:
+          budget: float | None = None, progress=None, executor=None, potential="chgnet", checkpoint=None,
+          resume: bool = False) -> Solution:
     """Ranked structures for ``datasets`` ({name: Dataset}, G(r) of one sample) of ``composition`` (a formula,
     "TiO2", or elements, "Ti O").
 
@@ -127,10 +187,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         cifs: structure files of further crystal hypotheses (a folder's CIFs).
         qmax: Qmax of the data's Fourier transform, Å⁻¹, when the headers do not say.
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
-        progress: called with one line of text after each hypothesis.
+        progress: called with an event dict after each hypothesis (its "line" is one line of text; see
+            :func:`_refine_all`).
         executor: where the hypotheses run: None (this process), an executor spec ("processes:2",
             "dask-local:2", "dask://host:8786") or an executor object (optim/executor.py).
         potential: the energy model of the checks (a registry name or an object with ``energy``), or None.
+        checkpoint: a file the refined hypotheses are saved to after each one.
+        resume: take the hypotheses already in ``checkpoint`` instead of refining them again.
     Raises:
         ScatterfitError: no dataset, a dataset without Qmax (header or ``qmax``), or a composition no hypothesis
             fits.
@@ -160,15 +223,17 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
+    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
     pool = make_executor(executor)
     try:
-        hypotheses = _refine_all(hypotheses, datasets, qmax, deadline, pool, progress)
+        hypotheses = _refine_all(hypotheses, datasets, qmax, deadline, pool, progress, ledger, t0)
         ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
         diameter = min(found.particle_diameter, found.r_range[1])
         derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-        derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress)]
+        derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress, ledger,
+                                                      t0)]
         workers = getattr(pool, "workers", 1)
     finally:
         if pool is not executor:
