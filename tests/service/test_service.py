@@ -191,11 +191,22 @@ def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file,
 
 
 def test_oversized_uploads_and_too_many_files_are_refused(tmp_path, ni_file):
-    server = Server(tmp_path / "data", extra=["--max-upload-mb", "0.05"]).start()
+    server = Server(tmp_path / "data", extra=["--max-upload-mb", "0.05", "--max-request-mb", "0.5"]).start()
     try:
         with server.client() as c:
             big = submit(c, [ni_file], {"kind": "solve", "composition": "Ni"})  # Ni.gr is about 0.1 MB
             assert big.status_code == 413 and "larger than" in big.json()["detail"]
+            boundary = "b0undary"
+            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.gr"\r\n\r\n').encode()
+
+            def chunked():  # no Content-Length: counted as it arrives
+                yield head
+                for _ in range(64):
+                    yield b"1.0 2.0\n" * 4096
+
+            huge = c.post("/v1/jobs", content=chunked(),
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert huge.status_code == 413 and "larger than" in huge.json()["detail"]
             many = c.post("/v1/jobs", data={"request": json.dumps({"kind": "solve", "composition": "Ni"})},
                           files=[("files", (f"d{k}.gr", b"1 2\n")) for k in range(17)])
             assert many.status_code == 413
@@ -236,3 +247,38 @@ def test_the_queue_database_is_migrated_from_its_first_schema(tmp_path):
     assert job.request == {"composition": "Ni"} and job.state == "running" and job.label == "" and job.attempts == 1
     assert store.claim() is None
     store.close()
+
+
+def test_a_server_stopped_gracefully_queues_its_running_job_again(tmp_path, copper_file):
+    from scatterfit.service.store import JobStore
+
+    server = Server(tmp_path / "data").start()
+    try:
+        with server.client() as c:
+            job = submit(c, [copper_file], {"kind": "solve", "composition": "Cu"}).json()["id"]
+            wait(c, job, 60, states=("running",))
+        server.stop()  # SIGTERM
+        store = JobStore(server.data_dir / "jobs.sqlite")
+        assert store.get(job).state == "queued"
+        store.close()
+        server.start()
+        with server.client() as c:
+            assert wait(c, job, 240)["state"] == "done"
+    finally:
+        server.stop()
+
+
+def test_the_job_command_lines():
+    from types import SimpleNamespace
+
+    from scatterfit.service.dispatcher import command
+
+    folder = __import__("pathlib").Path("/data/jobs/0123456789abcdef")
+    job = SimpleNamespace(kind="solve", request={"data": ["a.gr"], "cifs": ["c.cif"], "composition": "Ti O",
+                                                 "qmax": 22.0, "budget": None})
+    args = command(job, folder, "dask://scheduler:8786")
+    assert args[3:] == ["solve", f"{folder}/inputs/a.gr", "--composition", "Ti O", "--cif", f"{folder}/inputs/c.cif",
+                        "--qmax", "22.0", "--executor", "dask://scheduler:8786", "--out", f"{folder}/out",
+                        "--status-file", f"{folder}/status.json"]
+    refine = command(SimpleNamespace(kind="refine", request={"files": ["a.gr"]}), folder, None)
+    assert refine[3:5] == ["refine", f"{folder}/inputs/config.toml"] and "--executor" not in refine

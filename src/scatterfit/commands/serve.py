@@ -21,6 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--executor", default=None,
                    help="where solves run their hypotheses, e.g. dask://host:8786 (default: the job's process)")
     p.add_argument("--max-upload-mb", type=float, default=64.0, help="largest uploaded file, MB")
+    p.add_argument("--max-request-mb", type=float, default=256.0, help="largest request (all its files), MB")
 
 
 def read_token(token_file) -> str | None:
@@ -52,7 +53,7 @@ def run(args) -> None:
         raise ScatterfitError("no API token: set SCATTERFIT_API_TOKEN or give --token-file (or --no-auth on "
                               "localhost)")
     data_dir = check_output_dir(args.data_dir, what="data directory")
-    limits = Limits(max_file_bytes=int(args.max_upload_mb * 2**20))
+    limits = Limits(max_file_bytes=int(args.max_upload_mb * 2**20), max_request_bytes=int(args.max_request_mb * 2**20))
     with OutputLock(data_dir):  # one server per data directory
         app = create_app(data_dir, token, workers=args.workers, executor=args.executor, limits=limits)
         print(f"scatterfit serve: http://{args.host}:{args.port}/ (data in {data_dir}, {args.workers} worker(s))",

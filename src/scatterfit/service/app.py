@@ -106,6 +106,57 @@ def errors(*codes: int) -> dict:
     return {code: {"model": Problem} for code in sorted({*codes, 422})}
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 — by its Content-Length at once, and
+    by counting as it arrives when it has none (chunked), before the multipart parser spools it to disk."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(send)
+        state = {"seen": 0, "over": False, "started": False}
+
+        async def counted():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.limit:
+                    state["over"] = True
+                    raise _TooLarge()
+            return message
+
+        async def tracked(message):
+            if state["over"]:  # whatever the parser made of the cut body, the answer is 413
+                if message["type"] == "http.response.start" and not state["started"]:
+                    state["started"] = True
+                    await self._refuse(send)
+                return
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not state["started"]:
+                state["started"] = True
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = json.dumps({"detail": f"request larger than {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _bad(status: int, detail: str):
     return HTTPException(status_code=status, detail=detail)
 
@@ -238,13 +289,7 @@ def create_app(data_dir, token: str | None, *, workers: int = 1, executor: str |
     async def unexpected(request: Request, exc: Exception):  # never a traceback to the client
         return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__})"})
 
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limits.max_request_bytes):
-            return JSONResponse(status_code=413, content={"detail": f"request larger than "
-                                                          f"{limits.max_request_bytes} bytes"})
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
 
     def authorised(request: Request) -> None:
         if token is None:
@@ -311,6 +356,7 @@ def create_app(data_dir, token: str | None, *, workers: int = 1, executor: str |
             job = store.add(spec["kind"], {k: v for k, v in spec.items() if k != "config"},
                             spec.get("label", ""))
             staging.rename(job_dir(data_dir, job.id))
+            dispatcher.wake.set()
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -328,7 +374,7 @@ def create_app(data_dir, token: str | None, *, workers: int = 1, executor: str |
 
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(authorised)],
              responses=errors(401, 404))
-    def status(job_id: str = JOB_ID) -> JobStatus:
+    async def status(job_id: str = JOB_ID) -> JobStatus:  # async: no thread hand-off for the most frequent call
         return _status(find(job_id), data_dir)
 
     @app.delete("/v1/jobs/{job_id}", response_model=JobStatus, dependencies=[Depends(authorised)],

@@ -24,14 +24,26 @@ from pathlib import Path
 
 from scatterfit.service.store import JobStore
 
-POLL = 0.2  # s between looks at the queue and the workers
+POLL = 0.1  # s between looks at the queue and the workers (a submission wakes the dispatcher at once)
 CHECKPOINTS = ("solve_checkpoint.pt", "checkpoint.pt", "search_checkpoint.pt")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the server that started it dies (Linux prctl)."""
+NICE = 10  # jobs are batch work: they yield the CPU to the server, so status calls stay fast under load
+
+
+def _prepare_child() -> None:
+    """In the child before exec: get SIGKILL when the server that started it dies (Linux prctl), and run at a
+    lower priority than the server — its own session is its own scheduling group where the kernel groups
+    sessions (autogroup), so that group's priority is lowered too, else the niceness would not count against the
+    server."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+    os.nice(NICE)
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(NICE))
     except OSError:
         pass
 
@@ -86,6 +98,7 @@ class Dispatcher:
         self.store, self.data_dir, self.workers, self.executor = store, Path(data_dir), int(workers), executor
         self.running: dict[str, subprocess.Popen] = {}
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # set by a submission: look at the queue now
         self.thread = threading.Thread(target=self._loop, name="scatterfit-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -99,7 +112,7 @@ class Dispatcher:
         try:
             self.running[job.id] = subprocess.Popen(command(job, folder, self.executor), stdout=log,
                                                     stderr=subprocess.STDOUT, cwd=folder, env=env,
-                                                    start_new_session=True, preexec_fn=_die_with_parent)
+                                                    start_new_session=True, preexec_fn=_prepare_child)
         except OSError as exc:
             self.store.finish(job.id, "failed", f"could not start the job's process: {exc}")
         finally:
@@ -144,11 +157,13 @@ class Dispatcher:
                 self.step()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad look (logged, retried)
                 print(f"scatterfit serve: dispatcher: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            self.stopping.wait(POLL)
+            self.wake.wait(POLL)
+            self.wake.clear()
 
     def stop(self) -> None:
         """Stop taking jobs; the running ones are stopped and queued again (they resume on the next start)."""
         self.stopping.set()
+        self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
         for job_id in list(self.running):
