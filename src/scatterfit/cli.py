@@ -17,7 +17,7 @@ import sys
 COMMANDS = {"simulate": "compute a pattern (G(r), S(Q), F(Q), I(Q), SAXS or powder) from a structure file",
             "refine": "refine a structure (or search for one, with a [search] section) against data, as a TOML "
                       "config describes",
-            "solve": "ranked structures from measured G(r) data and a composition, without a config",
+            "solve": "ranked structures from measured G(r), S(Q) or F(Q) data and a composition, without a config",
             "config": "print the documentation of the config file: every section and key, its type, default, "
                       "range and meaning",
             "demo": "refine bulk Ni against the measured X-ray PDF shipped in diffpy.cmi",

@@ -282,3 +282,19 @@ def test_the_job_command_lines():
                         "--status-file", f"{folder}/status.json"]
     refine = command(SimpleNamespace(kind="refine", request={"files": ["a.gr"]}), folder, None)
     assert refine[3:5] == ["refine", f"{folder}/inputs/config.toml"] and "--executor" not in refine
+
+
+def test_a_server_configured_with_a_dask_cluster_runs_the_solves_hypotheses_there(tmp_path, copper_file):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        server = Server(tmp_path / "data", extra=["--executor", cluster.scheduler_address]).start()
+        try:
+            with server.client() as c:
+                job = submit(c, [copper_file], {"kind": "solve", "composition": "Cu"}).json()["id"]
+                assert wait(c, job, 240)["state"] == "done"
+                solution = c.get(f"/v1/jobs/{job}/solution").json()
+        finally:
+            server.stop()
+    assert solution["workers"] == 2  # the cluster's, not the job's own process
+    assert solution["hypotheses"][0]["label"] == "fcc Cu"

@@ -120,3 +120,58 @@ def test_solve_measured_particles_and_mixtures(data, composition, qmax, kind, la
     if kind == "mixture":
         p = best.result.parameters()
         assert p["fraction[diamond_Si]"] == pytest.approx(0.9417, abs=0.01)
+
+
+def _copper_particle_sq(diameter: float = 30.0, seed: int = 0) -> Dataset:
+    """The X-ray S(Q) of a spherical fcc Cu particle (Debye), Q 0.5–25 Å⁻¹, with 0.5 % noise."""
+    from scatterfit.scattering.debye import debye_intensity
+    from scatterfit.scattering.transforms import structure_factor
+    from scatterfit.structure.particles import cut_particle
+
+    (fcc,) = [c for c in candidates("Cu") if c.label == "fcc Cu"]
+    particle = cut_particle(fcc.structure().with_uiso(0.006), diameter)
+    q = torch.arange(0.5, 25.0, 0.02, dtype=torch.float64)
+    s = structure_factor(debye_intensity(particle, q), particle, q).numpy()
+    s = s + 0.005 * np.abs(s - 1).max() * np.random.default_rng(seed).standard_normal(len(s))
+    return Dataset(q.numpy(), s, None, "sq", "inv_angstrom")
+
+
+def test_solve_reads_total_scattering_as_its_pdf():
+    """A Cu nanoparticle's S(Q) (no G(r) given): solve derives the G(r) to the data's Qmax and ranks the fcc Cu
+    particle first; the solution says the G(r) was derived."""
+    solution = solve({"sq": _copper_particle_sq()}, "Cu", potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == ("nanoparticle", "fcc Cu particle")
+    assert best.rw["sq"] < 0.15
+    assert abs(best.result.parameters()["spdiameter"] - 30.0) < 6.0
+    assert any("derived from its SQ" in note for note in solution.notes)
+
+
+def test_solve_refuses_what_it_cannot_read_in_one_line():
+    from scatterfit.errors import ScatterfitError
+    from scatterfit.solve.inputs import as_pdf
+
+    q = np.linspace(0.5, 20, 500)
+    with pytest.raises(ScatterfitError, match="solve reads G\\(r\\), S\\(Q\\) and F\\(Q\\)"):
+        as_pdf(Dataset(q, q, None, "iq", "inv_angstrom", path="x.iq"))
+    with pytest.raises(ScatterfitError, match="too short a Q range"):
+        as_pdf(Dataset(q[:100], q[:100], None, "sq", "inv_angstrom", path="x.sq"))
+
+
+@pytest.mark.slow  # about 2 minutes
+@pytest.mark.parametrize("shape, shells", [("icosahedron", 4), ("decahedron", 3)])
+def test_multiply_twinned_gold_particles_are_found_with_their_size(shape, shells):
+    """The G(r) of a closed-shell Au icosahedron (309 atoms) or decahedron (147 atoms), which no envelope of a
+    crystal describes: solve, given only "Au", ranks that shape with that atom count first."""
+    from scatterfit.structure.builders import nanoparticle
+
+    s = nanoparticle("Au", shape, shells)
+    s = s.with_(biso=torch.full((len(s),), 0.6, dtype=s.dtype))
+    r = torch.arange(0.5, 30.0, 0.02, dtype=torch.float64)
+    g = pdf(s, r, qdamp=0.03, qmax=25.0, spdiameter=2 * float(s.positions.norm(dim=1).max()) + 2.88).numpy()
+    g = g + 0.01 * np.abs(g).max() * np.random.default_rng(0).standard_normal(len(g))
+    solution = solve({"sim": Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0})}, "Au",
+                     potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == ("nanoparticle", f"fcc Au {shape} ({len(s)} atoms)")
+    assert solution.ranked[1]["delta_bic"] > 6  # strong evidence against the runner-up

@@ -13,7 +13,7 @@ CHECKPOINT = "solve_checkpoint.pt"  # in the output folder: the hypotheses refin
 
 
 def add_arguments(p) -> None:
-    p.add_argument("data", nargs="+", help="measured G(r) files of one sample (.gr, .fgr, ...)")
+    p.add_argument("data", nargs="+", help="measured G(r), S(Q) or F(Q) files of one sample (.gr, .fgr, .sq, .fq, ...)")
     p.add_argument("--composition", required=True,
                    help='a formula ("TiO2", "La0.5Ba0.5CoO3") or the elements ("Ti O", "Si,Ni")')
     p.add_argument("--cif", action="append", default=[],

@@ -18,6 +18,16 @@ from __future__ import annotations
 
 from scatterfit.errors import ScatterfitError, require
 
+ONE_THREAD = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""A local worker's environment: one thread per library, set before numba starts its thread pool (idle pool
+threads spin, and workers that share the cores then slow each other down)."""
+
+
+def _one_thread_environment() -> None:
+    import os
+
+    os.environ.update(ONE_THREAD)
+
 
 def _single_thread_call(function, item):
     """``function(item)`` with one torch and one numba thread: the workers share the cores."""
@@ -63,7 +73,8 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers = int(workers)
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                        initializer=_one_thread_environment)
 
     def map(self, function, items, on_result=None) -> list:
         from concurrent.futures import as_completed
@@ -84,7 +95,7 @@ class DaskExecutor:
         self.cluster = None
         if address is None:
             self.cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
+                                        dashboard_address=None, env=ONE_THREAD)
             self.client = Client(self.cluster)
         else:
             try:

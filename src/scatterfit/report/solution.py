@@ -94,6 +94,13 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
     files = ResultSet(out_dir)
     try:
         records, figures, views = [], [], []
+        originals, data_paths = dict(data_paths), dict(data_paths)
+        for name, data in solution.datasets.items():  # a G(r) derived from S(Q) or F(Q): written for the replays
+            if data.metadata.get("derived_from"):
+                derived = f"{phase_name(name)}_derived.gr"
+                np.savetxt(files.stage(derived), np.column_stack([data.x, data.y]), comments="",
+                           header=f"qmax = {data.metadata['qmax']:.6g}\n#### start data\n#L r G")
+                data_paths[name] = Path(out_dir) / derived
         for rank, row in enumerate(solution.ranked, 1):
             record = _hypothesis_record(row, rank)
             h = row["hypothesis"]
@@ -127,7 +134,7 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                 record["structure_files"], record["config"] = written, f"{prefix}.toml"
             records.append(record)
         out = {"schema": SCHEMA, "composition": solution.composition,
-               "data": {k: str(Path(v).resolve()) for k, v in data_paths.items()},
+               "data": {k: str(Path(v).resolve()) for k, v in originals.items()},
                "triage": solution.triage.as_dict(), "verdict": solution.verdict, "hypotheses": records,
                "failed": [{"label": h.label, "class": h.kind, "error": h.error} for h in solution.failed],
                "seconds_per_class": solution.seconds, "wall_time_s": solution.wall_time, "notes": solution.notes,

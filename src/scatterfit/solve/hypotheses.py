@@ -7,7 +7,9 @@ starting values:
   delta2;
 - nanoparticle: the same crystal inside a spherical envelope of refined diameter (PDFgui's spdiameter),
   starting at the triaged extent;
-- mixture: two crystal hypotheses as phases with a refined atom fraction.
+- mixture: two crystal hypotheses as phases with a refined atom fraction;
+- discrete nanoparticle: a closed-shell cluster (icosahedron, decahedron, cuboctahedron) of a one-element fcc
+  crystal's element, refined by isotropic expansion, ADPs, delta2 and qdamp.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+
+import torch
 
 from scatterfit.structure import Structure
 
@@ -134,6 +138,49 @@ def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
                       crystal.source + "; spherical envelope (PDFgui's spdiameter)", warm=True, parents=[crystal])
 
 
+DISCRETE_SHAPES = ("icosahedron", "decahedron", "cuboctahedron")
+"""The closed-shell clusters of an fcc metal tried as discrete particles: the multiply twinned ones (which no
+envelope of a crystal describes) and the cuboctahedron cut from the crystal itself."""
+
+
+def discrete_particle_hypotheses(crystal: Hypothesis, envelope: Hypothesis | None,
+                                 diameter: float) -> list[Hypothesis]:
+    """Closed-shell particles (DISCRETE_SHAPES) of the refined crystal's element at its refined nearest-neighbour
+    distance, of the sizes (shells) that make particles of about the triaged ``diameter`` Å (that size and one
+    shell less: the triage's estimate runs large) and of the envelope particle's refined diameter; refined by
+    isotropic expansion, ADPs, delta2, qdamp and the diameter of the baseline −4πρ0 r γ0(r) (spdiameter),
+    started from the envelope particle's values when it has them (a crystal's qdamp has absorbed the finite
+    size). Only for a one-element fcc crystal (label "fcc X"); otherwise none."""
+    import math
+
+    from scatterfit.structure.builders import nanoparticle
+
+    if crystal.result is None or not crystal.label.startswith("fcc ") or len(crystal.label.split()) != 2:
+        return []
+    element = crystal.label.split()[1]
+    params = crystal.result.parameters()
+    nn = float(params["a"]) / math.sqrt(2)
+    shells = {round(diameter / (2 * nn)) - 1, round(diameter / (2 * nn))}
+    if envelope is not None and envelope.result is not None:
+        params = envelope.result.parameters()
+        shells.add(round(float(params["spdiameter"]) / (2 * nn)))
+    values = {k: float(params[k]) for k in ("qdamp", "delta2") if params.get(k) is not None}
+    biso = float(params.get(f"Biso_{element}", 0.5))
+    out = []
+    for n in sorted(k for k in shells if k >= 2):
+        for shape in DISCRETE_SHAPES:
+            s = nanoparticle(element, shape, n, nn_distance=nn)
+            s = s.with_(biso=torch.full((len(s),), biso, dtype=s.dtype))
+            label = f"{crystal.label} {shape} ({len(s)} atoms)"
+            size = 2 * float(s.positions.norm(dim=1).max()) + nn  # the baseline's particle diameter
+            out.append(Hypothesis("nanoparticle", label, crystal.formula, {phase_name(label): s},
+                                  ["expansion", "biso", "qdamp", "delta2", "spdiameter"],
+                                  {**values, "spdiameter": size},
+                                  f"closed-shell {shape} of {n} shells (ASE's cluster builders) at the refined "
+                                  f"nearest-neighbour distance of {crystal.label}", parents=[crystal]))
+    return out
+
+
 def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
     """Two crystal hypotheses as the phases of one sample, half each to start: from their refined values (one
     full-range stage), or with the r-range ramp when one was not refined on its own (a minority phase, rejected
@@ -163,8 +210,9 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     parents = [sum(p.rw.values()) / len(p.rw) for p in hypothesis.parents if p.rw]
     gain = 1 - mean / min(parents)
     if gain < need:
-        hypothesis.error = (f"not supported: Rw {mean:.4f} is only {100 * gain:.0f} % below its best crystal's "
-                            f"{min(parents):.4f} (a {hypothesis.kind} needs {100 * need:.0f} %)")
+        compared = (f"is only {100 * gain:.0f} % below" if gain >= 0 else "is above")
+        hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best crystal's {min(parents):.4f} (a "
+                            f"{hypothesis.kind} needs {100 * need:.0f} % less)")
     return hypothesis
 
 

@@ -5,7 +5,9 @@
    and for every CIF the user gives;
 3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
    reference structure of each element it lacks), and the best two inside a spherical envelope (a
-   nanoparticle), started from the refined crystals; kept only when they improve on them (hypotheses.MIN_GAIN);
+   nanoparticle), started from the refined crystals; when the signal ends inside the data (not bulk), also
+   discrete closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the
+   envelope's refined size; each kept only when it improves on its crystal (hypotheses.MIN_GAIN);
 4. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
    formula that the data cannot tell apart.
@@ -30,6 +32,7 @@ from scatterfit.solve.hypotheses import (
     Hypothesis,
     check_gain,
     crystal_hypothesis,
+    discrete_particle_hypotheses,
     mixture_hypothesis,
     nanoparticle_hypothesis,
     refine_hypothesis,
@@ -180,8 +183,8 @@ def _check(ranked: list, potential, notes: list) -> None:
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
           budget: float | None = None, progress=None, executor=None, potential="chgnet", checkpoint=None,
           resume: bool = False) -> Solution:
-    """Ranked structures for ``datasets`` ({name: Dataset}, G(r) of one sample) of ``composition`` (a formula,
-    "TiO2", or elements, "Ti O").
+    """Ranked structures for ``datasets`` ({name: Dataset}, G(r), S(Q) or F(Q) of one sample; see
+    solve/inputs.py) of ``composition`` (a formula, "TiO2", or elements, "Ti O").
 
     Args:
         cifs: structure files of further crystal hypotheses (a folder's CIFs).
@@ -199,11 +202,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             fits.
     """
     from scatterfit.optim.executor import make_executor
+    from scatterfit.solve.inputs import as_pdf
     from scatterfit.structure import read_structure
     from scatterfit.structure.library import candidates, formula_of
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
+    datasets = {name: as_pdf(data) for name, data in datasets.items()}
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
     first = next(iter(datasets.values()))
@@ -234,13 +239,20 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress, ledger,
                                                       t0)]
+        if not found.bulk:  # a finite coherence length: discrete particles at the envelope's size
+            envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
+            discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
+            derived += [check_gain(h) for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress,
+                                                           ledger, t0)]
         workers = getattr(pool, "workers", 1)
     finally:
         if pool is not executor:
             pool.close()
     everything = hypotheses + derived
     ranked = rank(everything, points)
-    notes = []
+    notes = [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
+             f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
+             if data.metadata.get("derived_from")]
     _check(ranked, potential, notes)
     ranked = prefer_stable(ranked)
     seconds = {}
