@@ -115,3 +115,29 @@ def test_view_model_of_an_fcc_cell():
     assert xyz.min() == pytest.approx(0.0, abs=1e-6) and xyz.max() == pytest.approx(a, abs=1e-4)
     html = structure_views([("fcc Ni", fcc.structure())])
     assert html.count("<canvas") == 1 and "<script>" in html and "http" not in html.split("<script>")[1]
+
+
+def test_discrete_particles_come_in_the_triaged_and_the_envelopes_sizes_up_to_a_limit():
+    from types import SimpleNamespace
+
+    from scatterfit.solve.hypotheses import DISCRETE_SHAPES, MAX_SHELLS, discrete_particle_hypotheses
+
+    def refined(label: str, **params):
+        h = Hypothesis("crystal", label, label.split()[-1], {}, [])
+        h.result = SimpleNamespace(parameters=lambda: params)
+        return h
+
+    nn = 2.88
+    crystal = refined("fcc Au", a=nn * 2**0.5, qdamp=0.1, delta2=2.0, Biso_Au=0.6)
+    envelope = refined("fcc Au particle", a=nn * 2**0.5, qdamp=0.03, delta2=1.0, spdiameter=2 * 6 * nn)
+    made = discrete_particle_hypotheses(crystal, envelope, diameter=2 * 4.4 * nn)
+    atoms = {h.label.split("(")[1].split()[0] for h in made}
+    assert atoms == {"147", "309", "923"}  # 3, 4 (triage: its estimate and one shell less) and 6 shells (envelope)
+    assert len(made) == 3 * len(DISCRETE_SHAPES)
+    assert all(h.values["qdamp"] == 0.03 for h in made)  # the envelope's resolution, not the crystal's
+    huge = refined("fcc Au particle", a=nn * 2**0.5, qdamp=0.03, delta2=1.0, spdiameter=400.0)
+    assert discrete_particle_hypotheses(crystal, huge, diameter=400.0) == []  # all beyond MAX_SHELLS
+    edge = refined("fcc Au particle", a=nn * 2**0.5, qdamp=0.03, delta2=1.0, spdiameter=2 * MAX_SHELLS * nn)
+    assert {h.label.split("(")[1] for h in discrete_particle_hypotheses(crystal, edge, 2 * 4.4 * nn)} >= \
+        {"6525 atoms)"}  # 12 shells: (10·12³ + 15·12² + 11·12 + 3)/3
+    assert discrete_particle_hypotheses(refined("rock salt NaCl"), None, 30.0) == []

@@ -138,6 +138,7 @@ def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
                       crystal.source + "; spherical envelope (PDFgui's spdiameter)", warm=True, parents=[crystal])
 
 
+MAX_SHELLS = 12  # the largest discrete particle tried: 6,525 atoms, about 7 nm of a metal
 DISCRETE_SHAPES = ("icosahedron", "decahedron", "cuboctahedron")
 """The closed-shell clusters of an fcc metal tried as discrete particles: the multiply twinned ones (which no
 envelope of a crystal describes) and the cuboctahedron cut from the crystal itself."""
@@ -167,7 +168,7 @@ def discrete_particle_hypotheses(crystal: Hypothesis, envelope: Hypothesis | Non
     values = {k: float(params[k]) for k in ("qdamp", "delta2") if params.get(k) is not None}
     biso = float(params.get(f"Biso_{element}", 0.5))
     out = []
-    for n in sorted(k for k in shells if k >= 2):
+    for n in sorted(k for k in shells if 2 <= k <= MAX_SHELLS):
         for shape in DISCRETE_SHAPES:
             s = nanoparticle(element, shape, n, nn_distance=nn)
             s = s.with_(biso=torch.full((len(s),), biso, dtype=s.dtype))

@@ -5,7 +5,8 @@
    and for every CIF the user gives;
 3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
    reference structure of each element it lacks), and the best two inside a spherical envelope (a
-   nanoparticle), started from the refined crystals; when the signal ends inside the data (not bulk), also
+   nanoparticle), started from the refined crystals; when the triage puts a crystal second (the signal ends well
+   inside the data), also
    discrete closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the
    envelope's refined size; each kept only when it improves on its crystal (hypotheses.MIN_GAIN);
 4. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
@@ -239,7 +240,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress, ledger,
                                                       t0)]
-        if not found.bulk:  # a finite coherence length: discrete particles at the envelope's size
+        if found.classes[0] != "crystal":  # a finite coherence length: discrete particles of about its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
             derived += [check_gain(h) for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress,
