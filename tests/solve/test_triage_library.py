@@ -51,15 +51,30 @@ def test_prototypes_have_their_space_group_and_bond_length(prototype):
 
     i, j, d = neighbor_list("ijd", structure.to_ase(), 6.0)
     assert d.min() > 0.75 * 1.5  # no atoms on top of each other
+    # the cell is in units of the defining pair's distance: its shortest A–X (B–X, A–A) distance is the bond length
+    from scatterfit.structure.library import _bond
+
+    names = list(dict.fromkeys(r for r, _ in prototype.sites))
+    pair = ("A", "A") if len(names) == 1 else (("B", "X") if "B" in names else ("A", "X"))
+    z = structure.numbers.numpy()
+    from ase.data import atomic_numbers
+
+    want = {atomic_numbers[roles[pair[0]]], atomic_numbers[roles[pair[1]]]}
+    between = (z[i] != z[j]) if len(want) == 2 else (z[i] == z[j])
+    between &= np.isin(z[i], list(want)) & np.isin(z[j], list(want))
+    assert d[between].min() == pytest.approx(_bond(roles[pair[0]], roles[pair[1]]), rel=0.02)
 
 
 def test_candidates_follow_the_composition():
     labels = {c.label for c in candidates("TiO2")}
-    assert labels == {"fluorite TiO2", "rutile TiO2", "anatase TiO2", "cadmium iodide TiO2"}
+    assert labels == {"fluorite TiO2", "rutile TiO2", "anatase TiO2", "cadmium iodide TiO2", "pyrite TiO2",
+                      "molybdenite TiO2", "aluminium diboride TiO2"}
+    assert "fluorite OLi2" in {c.label for c in candidates("Li2O")}  # antifluorite: fluorite's roles exchanged
     assert {c.label for c in candidates("NaCl")} >= {"rock salt NaCl", "cesium chloride NaCl", "zinc blende NaCl"}
     mixed = {c.label for c in candidates("Si Ni")}  # elements only: binaries both ways, and the elements' own
     assert {"diamond Si", "fcc Ni", "rock salt SiNi"} <= mixed
-    assert {c.label for c in candidates("SrTiO3")} == {"perovskite SrTiO3", "perovskite TiSrO3"}
+    assert {c.label for c in candidates("SrTiO3")} == {"perovskite SrTiO3", "perovskite TiSrO3", "calcite SrTiO3",
+                                                       "calcite TiSrO3"}
     rock_salt = next(c for c in candidates("NaCl") if c.prototype.name == "rock salt").structure()
     a = float(rock_salt.cell[0, 0])
     from ase.data import covalent_radii
