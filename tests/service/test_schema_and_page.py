@@ -47,6 +47,7 @@ def _browser():
 
 
 def test_the_results_page_submits_a_solve_and_shows_its_ranked_result(server, copper_file):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -60,13 +61,16 @@ def test_the_results_page_submits_a_solve_and_shows_its_ranked_result(server, co
         browser.find_element(By.ID, "composition").send_keys("Cu")
         browser.find_element(By.ID, "label").send_keys("from the browser")
         browser.find_element(By.ID, "submit").click()
-        WebDriverWait(browser, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "tr.job")))
-        row = browser.find_element(By.CSS_SELECTOR, "tr.job")
-        assert "from the browser" in row.text
-        WebDriverWait(browser, 240).until(
+        # the table is redrawn every 2 s: a row found may be replaced before it is read (stale), so look again
+        stale = (NoSuchElementException, StaleElementReferenceException)
+        WebDriverWait(browser, 30, ignored_exceptions=stale).until(
+            lambda b: "from the browser" in b.find_element(By.CSS_SELECTOR, "tr.job").text)
+        WebDriverWait(browser, 240, ignored_exceptions=stale).until(
             lambda b: b.find_element(By.CSS_SELECTOR, "tr.job td.state").text in ("done", "failed"))
-        assert browser.find_element(By.CSS_SELECTOR, "tr.job td.state").text == "done"
-        browser.find_element(By.CSS_SELECTOR, "tr.job").click()
+        assert WebDriverWait(browser, 10, ignored_exceptions=stale).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, "tr.job td.state").text) == "done"
+        WebDriverWait(browser, 10, ignored_exceptions=stale).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, "tr.job").click() is None)
         WebDriverWait(browser, 30).until(EC.presence_of_element_located((By.ID, "report")))
         browser.switch_to.frame(browser.find_element(By.ID, "report"))
         WebDriverWait(browser, 30).until(EC.presence_of_element_located((By.TAG_NAME, "table")))
