@@ -4,7 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from scatterfit.optim.executor import reuse_freed_memory  # noqa: E402
+
 torch.set_num_threads(1)
+reuse_freed_memory()  # as the command line does: large arrays are not mapped afresh at every evaluation
 
 pytest_plugins = ["service.servers"]  # the service tests' server fixtures (tests/service/servers.py)
 

@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     import numba
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # idle workers spin and slow small jobs
+    from scatterfit.optim.executor import reuse_freed_memory
+
+    reuse_freed_memory()
     try:
         importlib.import_module(f"scatterfit.commands.{args.command}").run(args)
     except ScatterfitError as exc:

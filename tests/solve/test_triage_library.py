@@ -1,6 +1,8 @@
 """Triage features on simulated PDFs of known classes, and the structure library's prototypes (their space groups
 and the bond length their cells are built from)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,39 @@ def test_triage_tells_crystal_particle_and_cluster_apart():
     assert cluster.classes[0] == "cluster" and cluster.extent < 12.0
     # on an absolute scale the low-r slope is −4πρ0
     assert -crystal.slope / (4 * np.pi) == pytest.approx(4 / 3.524**3, rel=0.05)
-    assert all(isinstance(reason, str) for reason in crystal.reasons) and len(crystal.reasons) == 3
+    assert all(isinstance(reason, str) for reason in crystal.reasons) and len(crystal.reasons) == 4
+
+
+def _amorphous_si_gr(repeats: int = 2) -> Dataset:
+    """The G(r) of the bundled amorphous Si model (216 atoms, a continuous random network) repeated ``repeats``³
+    times, as a box describes it: pairs to half its length, through Q 0.5–25 Å⁻¹."""
+    from scatterfit.scattering.models import BoxScatteringModel
+    from scatterfit.structure import read_structure
+    from scatterfit.structure.builders import supercell
+    from scatterfit.structure.parametrisation import State
+
+    box = supercell(read_structure(Path(__file__).parents[1] / "data" / "a-Si_216.extxyz"), (repeats,) * 3)
+    box = box.with_uiso(0.005)
+    r = torch.arange(0.5, 30.0, 0.01, dtype=torch.float64)
+    g = BoxScatteringModel("gr", qmin=0.5, qmax=25.0)(State(box, {}), r).detach().numpy()
+    g = g + 0.01 * np.abs(g).max() * np.random.default_rng(0).standard_normal(len(g))
+    return Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0, "qmin": 0.5})
+
+
+def test_triage_tells_a_glass_by_its_smooth_waves():
+    """Amorphous Si: a first peak at the Si–Si bond, then smooth damped waves (sharpness well below SHARP), so
+    a glass or liquid first; the crystal and the cluster of the test above keep sharp peaks."""
+    from scatterfit.solve.triage import SHARP
+
+    glass = triage(_amorphous_si_gr())
+    assert glass.classes[0] == "amorphous"
+    assert glass.first_peak == pytest.approx(2.36, abs=0.05)
+    assert glass.sharpness < 0.5 * SHARP
+    ni = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True))
+    assert triage(_gr(ni, qdamp=0.02)).sharpness > 3 * SHARP
+    from ase.cluster import Icosahedron
+
+    assert triage(_gr(Structure.from_ase(Icosahedron("Ni", 3, latticeconstant=3.524)))).sharpness > SHARP
 
 
 def test_triage_refuses_kinds_it_does_not_read():

@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--cif", action="append", default=[],
                    help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
+    p.add_argument("--radiation", choices=("xray", "neutron"), default=None,
+                   help="the data's radiation when the files do not say (default: the header's, else xray)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds after which no new hypothesis is started (default: no limit)")
     p.add_argument("--executor", default=None,
@@ -59,7 +61,7 @@ def run(args) -> None:
         if not path.is_file():
             raise ScatterfitError(f"{path}: no such data file")
         name = path.stem if path.stem not in datasets else f"{path.stem}_{k}"
-        datasets[name], paths[name] = load_dataset(path), path
+        datasets[name], paths[name] = load_dataset(path, radiation=args.radiation), path
     cifs = _cifs(args.cif)
     with OutputLock(out):
         potential = None if args.potential.lower() == "none" else args.potential

@@ -290,9 +290,11 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
     if "lambda" in meta and "wavelength" not in meta:
         meta["wavelength"] = meta["lambda"]
     arr = _parse_numeric(data_lines, path, notes)
-    if ext == ".mint01":
+    if ext == ".mint01":  # Gudrun's interference differential cross-section Σ c c b b [S(Q) − 1], barns/sr/atom
         nonzero = np.nonzero(np.abs(arr[:, 1:]).sum(1) > 0)[0]
         arr = arr[: nonzero[-1] + 1] if len(nonzero) else arr
+        meta.setdefault("form", "interference")
+        meta.setdefault("radiation", "neutron")
     x, y = arr[:, 0], arr[:, 1]
     if ext == ".fgr" and arr.shape[1] >= 5:  # PDFgui fit export: r Gcalc dr dGcalc Gdiff
         meta["content"] = "PDFgui calculated G(r); Gdiff = Gobs − Gcalc in metadata['gdiff']"

@@ -6,7 +6,7 @@ solution.json, schema "scatterfit.solution/1":
     schema, composition, data ({name: path}), triage ({kind, r_range, extent, first_peak, slope, classes,
     reasons}), verdict ({best, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
-    hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models, else null), space_group
+    hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
     (number, crystals), phases (mixtures: [{name, formula, space_group, weight_fraction, atom_fraction}]), rw
     ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (eV/atom, the default potential; null:
     not computed), energy_above_best (eV/atom above the best of the same formula), checks (the refined structure's
@@ -34,7 +34,7 @@ VIEWED = 3  # hypotheses drawn in 3D on the page
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
     """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
     range and its free parameters and starting values (the default r-range ramp)."""
-    from scatterfit.solve.hypotheses import XMAX
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
     if len(h.structures) == 1:
@@ -43,13 +43,30 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         for phase in h.structures:
             lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
     for name, path in data_paths.items():
-        lines += ["[[datasets]]", f'name = "{name}"', f'file = "{Path(path).resolve()}"', ""]
+        lines += ["[[datasets]]", f'name = "{name}"', f'file = "{Path(path).resolve()}"',
+                  f'radiation = "{datasets[name].radiation}"', ""]
     for name, data in datasets.items():
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
-                  f"xmax = {min(XMAX, float(data.x[-1])):g}", ""]
+                  f"xmax = {min(XMAX, float(data.x[-1])):g}"]
+        if h.model == "box":
+            lines += ['model = "box"', f"qmin = {float(data.metadata.get('qmin', 0.0)):g}",
+                      f"qmax = {float(data.metadata['qmax']):g}"]
+        lines += [""]
+    if "min_distance" in h.restraints:
+        lines += ["[[terms]]", 'kind = "restraint"', 'restraint = "min_distance"',
+                  "args = { distances = { " + ", ".join(f'"{pair}" = {d:g}' for pair, d in
+                                                       h.restraints["min_distance"].items()) + " } }",
+                  f"weight = {RESTRAINT_WEIGHT:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
-    lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}", "",
-              "[output]", f'dir = "{prefix}_refine"', ""]
+    lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
+    bounds = {k: v for k, v in {**BOUNDS, **h.bounds}.items() if k in h.free or k in h.values}
+    if bounds:
+        lines += ["bounds = { " + ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
+                                            for k, v in bounds.items()) + " }"]
+    lines += [""]
+    if h.steps is not None:
+        lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
+    lines += ["[output]", f'dir = "{prefix}_refine"', ""]
     return "\n".join(lines)
 
 
@@ -75,7 +92,7 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
     elif result is not None:
         found = detect_space_group(result.structure)
         record["space_group"] = found["number"] if found else None
-        if result.structure.cell is None:
+        if result.structure.cell is None or h.kind == "amorphous":
             record["n_atoms"] = len(result.structure)
     return record
 
@@ -119,6 +136,8 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                     written.append(name)
                 for name, tv in h.result.terms.items():
                     c = tv.curves
+                    if c is None:  # a restraint
+                        continue
                     png = f"{prefix}_fit_{phase_name(name)}.png"
                     plot_fit(c["x"], c["y_obs"], c["y_calc"], "r (Å)", "G(r) (Å⁻²)", files.stage(png),
                              title=f"#{rank} {h.label}: Rw = {tv.breakdown['rw']:.4f}")

@@ -209,11 +209,20 @@ def _debye(data, *, qmax: float | None = None, qmin: float | None = None, debye_
                       qmax=float(qmax if qmax is not None else data.metadata.get("qmax", 25.0)))
 
 
+def _box(data, *, q_weighted: bool, qmin: float | None = None, qmax: float | None = None, **_):
+    """A box model; for G(r) data the Q range of its transform is the term's qmin/qmax, else the data's."""
+    if data.kind != "gr":
+        return BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=q_weighted)
+    return BoxScatteringModel(kind="gr", radiation=data.radiation,
+                              qmin=float(qmin if qmin is not None else data.metadata.get("qmin", 0.0)),
+                              qmax=float(qmax if qmax is not None else data.metadata.get("qmax", 20.0)))
+
+
 FORWARD_MODELS = {
     "pdf": _pdf,
     "debye": _debye,
     "powder": _powder,
-    "box": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation, q_weighted=True),
+    "box": lambda data, **options: _box(data, q_weighted=True, **options),
     "box-interference": lambda data, **_: BoxScatteringModel(kind=data.kind, radiation=data.radiation,
                                                              q_weighted=False),
 }

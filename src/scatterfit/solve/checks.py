@@ -94,8 +94,8 @@ def energetics(hypotheses: list, potential) -> None:
 
 
 def formula_key(formula: str) -> tuple:
-    """A formula in a form that does not depend on the order of its elements ("ClNa" and "NaCl" are one; a
-    mixture's phases are each normalised, in order)."""
+    """A formula in a form that depends neither on the order of its elements nor on the number of formula units
+    ("ClNa", "NaCl" and "Na4Cl4" are one: atom fractions; a mixture's phases are each normalised, in order)."""
     import re
 
     parts = []
@@ -103,5 +103,6 @@ def formula_key(formula: str) -> tuple:
         counts = {}
         for element, amount in re.findall(r"([A-Z][a-z]?)([0-9.]*)", part):
             counts[element] = counts.get(element, 0.0) + (float(amount) if amount else 1.0)
-        parts.append(tuple(sorted(counts.items())))
+        total = sum(counts.values()) or 1.0
+        parts.append(tuple(sorted((e, round(n / total, 4)) for e, n in counts.items())))
     return tuple(parts)

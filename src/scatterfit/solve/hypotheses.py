@@ -9,11 +9,16 @@ starting values:
   starting at the triaged extent;
 - mixture: two crystal hypotheses as phases with a refined atom fraction;
 - discrete nanoparticle: a closed-shell cluster (icosahedron, decahedron, cuboctahedron) of a one-element fcc
-  crystal's element, refined by isotropic expansion, ADPs, delta2 and qdamp.
+  crystal's element, refined by isotropic expansion, ADPs, delta2 and qdamp;
+- amorphous: a random periodic box of the composition at the triaged number density, every position refined
+  against the data (as reverse Monte Carlo does, by gradients here) under a hard-core restraint; its G(r) is
+  the box's up to half its length, taken through the data's Q range (scattering/models.BoxScatteringModel), so
+  beyond half the box the model is the homogeneous medium (G = 0).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -76,6 +81,11 @@ class Hypothesis:
         energy_per_atom: the default potential's energy of the refined structure, eV/atom (solve/checks.py).
         energy_above_best: eV/atom above the lowest refined hypothesis of the same formula.
         checks: the refined structure's chemistry (solve/checks.chemistry_checks).
+        model: the forward model ("pdf", or "box": a periodic box's G(r) to half its length).
+        restraints: {"min_distance": Å} refined with the data (config form: the restraint's args).
+        bounds: parameter bounds over BOUNDS (config form).
+        steps: one L-BFGS stage of this many steps instead of the ramp (many parameters).
+        time_limit: s, instead of TIME_LIMIT when set.
     """
 
     kind: str
@@ -95,6 +105,11 @@ class Hypothesis:
     energy_per_atom: float | None = None
     energy_above_best: float | None = None
     checks: dict = field(default_factory=dict)
+    model: str = "pdf"
+    restraints: dict = field(default_factory=dict)
+    bounds: dict = field(default_factory=dict)
+    steps: int | None = None
+    time_limit: float = 0.0
 
 
 def phase_name(label: str) -> str:
@@ -196,6 +211,63 @@ def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
                       warm=first.result is not None and second.result is not None, parents=[first, second])
 
 
+AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent within these bounds
+AMORPHOUS_ATOMS = (150, 1500)  # the box's atoms: fewer do not sample the pairs, more cost too much on a CPU
+AMORPHOUS_STEPS = 250  # L-BFGS steps on every coordinate
+AMORPHOUS_TIME = 150.0  # s
+HARD_CORE = 0.85  # the hard core: this × the first peak's distance, for every pair
+LIKE_CORE = 1.3  # × the first peak's distance: two cations or two anions (octahedral X–X is 1.41, tetrahedral 1.63)
+IONIC = 1.0  # a difference of electronegativity (O'Keeffe & Brese's c) from which elements are cations and anions
+
+
+def hard_cores(elements: list, first_peak: float) -> dict:
+    """{"A-B": minimum distance, Å} of every pair of ``elements``: HARD_CORE × ``first_peak`` (the shortest
+    distance the data show), and LIKE_CORE × it between two cations or two anions of an ionic composition (the
+    electronegativities, O'Keeffe & Brese's c, spanning at least IONIC; anions are those above their middle),
+    which the first peak, a cation–anion bond, does not bound."""
+    from scatterfit.constraints.restraints import bond_valence_parameters
+
+    table = bond_valence_parameters()
+    c = {e: table[e]["c"] for e in elements if e in table}
+    ionic = len(c) == len(elements) and len(c) > 1 and max(c.values()) - min(c.values()) >= IONIC
+    middle = (max(c.values()) + min(c.values())) / 2 if ionic else 0.0
+    out = {}
+    for k, a in enumerate(elements):
+        for b in elements[k:]:
+            like = ionic and (c[a] > middle) == (c[b] > middle)
+            out[f"{a}-{b}"] = round((LIKE_CORE if like else HARD_CORE) * first_peak, 3)
+    return out
+MAX_PACKING = 0.3  # of the hard spheres at the start, where random placement still succeeds quickly
+
+
+def amorphous_hypothesis(composition: str, density: float, first_peak: float, extent: float, density_source: str,
+                         seed: int = 0) -> Hypothesis:
+    """A random periodic box of ``composition`` (a formula, or elements in equal amounts) at ``density``
+    atoms/Å³ whose half length reaches the signal's ``extent`` (Å; within AMORPHOUS_HALF, its atoms within
+    AMORPHOUS_ATOMS), no two atoms closer than HARD_CORE × ``first_peak`` (Å; less where MAX_PACKING requires);
+    refined: every position (anywhere in the box) and the ADPs, under the hard cores of :func:`hard_cores` as a
+    restraint. ``density_source`` says where the density comes from (for the report)."""
+    import math
+
+    from scatterfit.structure.builders import amorphous_box
+    from scatterfit.structure.library import parse_composition
+
+    counts = parse_composition(composition)
+    low, high = AMORPHOUS_ATOMS
+    half = min(max(extent, AMORPHOUS_HALF[0]), AMORPHOUS_HALF[1])
+    n_atoms = int(min(max(round(density * (2 * half) ** 3), low), high))
+    start = min(HARD_CORE * first_peak, (MAX_PACKING / (density * math.pi / 6)) ** (1 / 3))  # random placement's
+    box = amorphous_box(counts, n_atoms, density, min_dist=start, seed=seed)
+    box = box.with_(biso=torch.full((len(box),), 0.5, dtype=box.dtype))
+    formula = "".join(f"{e}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for e, n in counts.items())
+    length = float(box.cell[0, 0])
+    return Hypothesis("amorphous", f"amorphous {formula} box ({n_atoms} atoms)", formula,
+                      {phase_name(f"amorphous {formula}"): box}, ["positions", "biso"], {},
+                      f"random box of {n_atoms} atoms, {length:.1f} Å, at {density:.4f} atoms/Å³ ({density_source})",
+                      model="box", restraints={"min_distance": hard_cores(list(counts), first_peak)},
+                      bounds={"positions": round(length / 2, 3)}, steps=AMORPHOUS_STEPS, time_limit=AMORPHOUS_TIME)
+
+
 MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05}
 """How much lower (relative) a mixture's or a particle's mean Rw must be than its best parent crystal's to count:
 on measured data the misfit is mostly systematic, and any added phase or envelope absorbs some of it (fcc Ni +
@@ -217,18 +289,39 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     return hypothesis
 
 
+RESTRAINT_WEIGHT = 10.0  # of the hard core (its penalty is in Å² per atom, the data's in Rw²)
+
+
+def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
+    """The refined parameters the ranking counts: all of them, except for a box (amorphous), whose thousands of
+    coordinates can describe any G(r) up to half its length but no more: it counts the data's independent points
+    up to there (solve/ranking.independent_points), and its other parameters."""
+    n = int(result.theta.numel())
+    if hypothesis.model != "box":
+        return n
+    from scatterfit.solve.ranking import independent_points
+
+    (structure,) = hypothesis.structures.values()
+    half = 0.5 * float(structure.cell.detach().diagonal().min())
+    coordinates = 3 * len(structure)
+    points = sum(independent_points(d, max(1.5, float(d.x[0])), min(half, XMAX, float(d.x[-1])),
+                                    qmax or float(d.metadata.get("qmax", 0)) or 25.0) for d in datasets.values())
+    return n - coordinates + min(coordinates, int(math.ceil(points)))
+
+
 def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | None = None,
                       time_limit: float = TIME_LIMIT) -> Hypothesis:
     """Refine ``hypothesis`` against ``datasets`` ({name: G(r) Dataset}) with the default r-range ramp (LM);
     fills its result, rw, n_parameters and seconds, or its error when the refinement fails, when the
     short-range screen rejects it (a ramp whose first stage ends above SHORT_RANGE_RW) or when it runs past
     ``time_limit`` seconds."""
+    from scatterfit.constraints.restraints import MinDistance
     from scatterfit.errors import ScatterfitError
-    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.loss import DataTerm, Loss, RestraintTerm
     from scatterfit.optim import pdf_range_ramp, refine
     from scatterfit.optim.stages import default_optimizer
     from scatterfit.scattering.mixture import PhaseMixture
-    from scatterfit.scattering.models import PDFModel
+    from scatterfit.scattering.models import BoxScatteringModel, PDFModel
     from scatterfit.structure.parametrisation import Parametrisation
     from scatterfit.structure.phases import MixtureParametrisation
 
@@ -240,32 +333,42 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
             if q is None:
                 raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
             model = PDFModel(qmax=q, radiation=data.radiation)
+            if hypothesis.model == "box":
+                model = BoxScatteringModel("gr", radiation=data.radiation, qmax=q,
+                                           qmin=float(data.metadata.get("qmin", 0.0)))
             if len(hypothesis.structures) > 1:
                 model = PhaseMixture({p: PDFModel(qmax=q, radiation=data.radiation) for p in hypothesis.structures},
                                      data.radiation)
             terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
                                   name=name))
+        if "min_distance" in hypothesis.restraints:
+            terms.append(RestraintTerm(MinDistance(hypothesis.restraints["min_distance"], weight=RESTRAINT_WEIGHT)))
         loss = Loss(terms)
+        bounds = {**BOUNDS, **hypothesis.bounds}
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
-                                           bounds=BOUNDS)
+                                           bounds=bounds)
         else:
             (structure,) = hypothesis.structures.values()
-            param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=BOUNDS)
+            param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds)
         optimizer = default_optimizer(loss, param)
-        if hypothesis.warm:
+        if hypothesis.steps is not None:
+            from scatterfit.optim import Stage
+
+            stages = [Stage(optimizer, steps=hypothesis.steps)]
+        elif hypothesis.warm:
             from scatterfit.optim import Stage
 
             stages = [Stage(optimizer, steps=WARM_STEPS)]
         else:
             stages = pdf_range_ramp(param.free, optimizer, STEPS)
-        result = refine(loss, param, stages, observers=[_screen(time_limit, t0)])
+        result = refine(loss, param, stages, observers=[_screen(hypothesis.time_limit or time_limit, t0)])
     except (ScatterfitError, RuntimeError, ValueError, _Stop) as exc:
         hypothesis.error = str(exc).splitlines()[0]
         hypothesis.seconds = time.perf_counter() - t0
         return hypothesis
     hypothesis.result = result
     hypothesis.rw = {name: result.terms[name].breakdown["rw"] for name in datasets}
-    hypothesis.n_parameters = int(result.theta.numel()) + len(terms)
+    hypothesis.n_parameters = effective_parameters(hypothesis, result, datasets, qmax) + len(datasets)
     hypothesis.seconds = time.perf_counter() - t0
     return hypothesis

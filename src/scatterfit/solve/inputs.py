@@ -1,7 +1,10 @@
 """What solve reads: G(r) as it is, and total-scattering S(Q) or F(Q) turned into G(r) as a PDF program does
 (F(Q) = Q[S(Q) − 1], sine-transformed over the measured Q range without a window, so the model's Qmax
-termination describes the result), with Qmax the data's last Q. Other kinds (I(Q) in arbitrary units, Bragg
-powder patterns, SAXS) are refused with one line: they need a config in this version.
+termination describes the result), with Qmax the data's last Q. An interference function (metadata "form":
+"interference", as Gudrun's .mint01 files hold: Σ c_i c_j b_i b_j [S(Q) − 1] in barns/sr/atom) is first divided
+by ⟨b⟩² of the composition (neutrons), so that its G(r) is on an absolute scale and its low-r slope gives the
+number density. Other kinds (I(Q) in arbitrary units, Bragg powder patterns, SAXS) are refused with one line:
+they need a config in this version.
 """
 
 from __future__ import annotations
@@ -15,11 +18,27 @@ R_STEP = 0.01  # Å
 R_MIN, R_MAX = 0.5, 30.0  # Å: the G(r) derived from S(Q) or F(Q)
 
 
-def as_pdf(dataset):
-    """``dataset`` as a G(r) Dataset ("gr", r in Å; metadata qmax, and "derived_from": the original kind).
+def mean_length_squared(composition: str) -> float:
+    """⟨b⟩² = (Σ c_i b_i)² of a composition, barns (neutron coherent lengths; 1 barn = 100 fm²)."""
+    from ase.data import atomic_numbers
+
+    from scatterfit.scattering.formfactors import neutron_length
+    from scatterfit.structure.library import parse_composition
+
+    counts = parse_composition(composition)
+    total = sum(counts.values())
+    mean = sum(n * neutron_length(atomic_numbers[e]) for e, n in counts.items()) / total
+    return mean**2 / 100.0
+
+
+def as_pdf(dataset, composition: str | None = None):
+    """``dataset`` as a G(r) Dataset ("gr", r in Å; metadata qmax, qmin (the data's Q range, Å⁻¹), "absolute"
+    (the G(r) is on an absolute scale: from S(Q), or from a neutron interference function normalised by the
+    ``composition``'s ⟨b⟩²), and "derived_from": the original kind).
 
     Raises:
-        ScatterfitError: a kind solve does not read, or too short a Q range.
+        ScatterfitError: a kind solve does not read, too short a Q range, or an interference function of X-rays
+            or without a composition.
     """
     from scatterfit.analysis.derived_gr import reduced_fq
     from scatterfit.scattering.transforms import pdf_from_fq
@@ -35,8 +54,16 @@ def as_pdf(dataset):
     if len(q) < 50 or q[-1] < 8.0:
         raise ScatterfitError(f"{dataset.path or 'dataset'}: too short a Q range for a PDF (up to {q[-1]:.1f} Å⁻¹; "
                               "solve needs at least 8 Å⁻¹)")
-    f = reduced_fq(q, y, dataset.kind)
+    form = dataset.kind
+    absolute = form == "sq"
+    if dataset.metadata.get("form") == "interference":
+        if dataset.radiation != "neutron" or not composition:
+            raise ScatterfitError(f"{dataset.path or 'dataset'}: an interference function needs neutron data and "
+                                  "a composition to be put on an absolute scale")
+        y, form, absolute = y / mean_length_squared(composition), "interference", True
+    f = reduced_fq(q, y, form)
     r = np.arange(R_MIN, R_MAX + 1e-9, R_STEP)
     g = pdf_from_fq(torch.as_tensor(f), torch.as_tensor(q), torch.as_tensor(r), lorch=False).numpy()
-    metadata = {**dataset.metadata, "qmax": float(q[-1]), "derived_from": dataset.kind}
+    metadata = {**dataset.metadata, "qmax": float(q[-1]), "qmin": float(q[0]), "derived_from": dataset.kind,
+                "absolute": absolute}
     return dataset.with_(x=r, y=g, sigma=None, kind="gr", x_unit="angstrom", metadata=metadata)

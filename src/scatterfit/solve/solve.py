@@ -9,7 +9,9 @@
    inside the data), also
    discrete closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the
    envelope's refined size; each kept only when it improves on its crystal (hypotheses.MIN_GAIN);
-4. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
+4. when the triage puts a glass or liquid among its first two classes: an amorphous box of the composition at
+   the density the data give (:func:`box_density`), every position refined;
+5. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
    formula that the data cannot tell apart.
 
@@ -31,6 +33,7 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
     XMAX,
     Hypothesis,
+    amorphous_hypothesis,
     check_gain,
     crystal_hypothesis,
     discrete_particle_hypotheses,
@@ -42,6 +45,8 @@ from scatterfit.solve.ranking import independent_points, prefer_stable, rank, ve
 from scatterfit.solve.triage import Triage, triage
 
 PARTICLES_OF = 2  # the best crystals put into particles
+PACKING = (0.15, 1.6)  # plausible ρ0 d1³ of condensed matter (silica glass 0.27, liquid Ar 1.09, fcc 1.41)
+GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 % less dense)
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
 
 
@@ -63,6 +68,25 @@ def _partners(ranked: list, hypotheses: list) -> list:
         match = [h for h in hypotheses if h.label == label and h not in out]
         out += match[:1]
     return out
+
+
+def box_density(found: Triage, data, crystals: list) -> tuple[float, str]:
+    """(ρ0 in atoms/Å³, where it comes from) for an amorphous box: the low-r slope of data on an absolute scale
+    (G(r) derived from S(Q) or a normalised interference function) when ρ0 d1³ is plausible (PACKING); else
+    GLASS_DENSITY × the best refined crystal's; else the slope when plausible; else ρ0 d1³ = 0.7."""
+    d3 = found.first_peak**3
+    slope = found.density
+    plausible = slope is not None and PACKING[0] <= slope * d3 <= PACKING[1]
+    if plausible and data.metadata.get("absolute"):
+        return slope, "from the low-r slope of G(r) on an absolute scale"
+    for h in crystals:
+        if h.result is not None:
+            s = h.result.structure
+            rho = float(s.occupancy.detach().sum() / s.volume)
+            return GLASS_DENSITY * rho, f"{GLASS_DENSITY:g} × the refined {h.label}'s"
+    if plausible:
+        return slope, "from the low-r slope of G(r), assumed on an absolute scale"
+    return 0.7 / d3, "ρ0 d1³ = 0.7 from the first peak"
 
 
 @dataclass
@@ -209,7 +233,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
-    datasets = {name: as_pdf(data) for name, data in datasets.items()}
+    datasets = {name: as_pdf(data, composition) for name, data in datasets.items()}
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
     first = next(iter(datasets.values()))
@@ -235,11 +259,15 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         hypotheses = _refine_all(hypotheses, datasets, qmax, deadline, pool, progress, ledger, t0)
         ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
         crystals = ranked_crystals[:PARTICLES_OF]
-        derived = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
+        derived = []
+        if "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
+            density, how = box_density(found, first, ranked_crystals)
+            box = amorphous_hypothesis(composition, density, found.first_peak, found.extent, how)
+            derived += _refine_all([box], datasets, qmax, deadline, pool, progress, ledger, t0)
+        pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
         diameter = min(found.particle_diameter, found.r_range[1])
-        derived += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-        derived = [check_gain(h) for h in _refine_all(derived, datasets, qmax, deadline, pool, progress, ledger,
-                                                      t0)]
+        pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
+        derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
         if found.classes[0] != "crystal":  # a finite coherence length: discrete particles of about its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]

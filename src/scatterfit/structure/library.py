@@ -112,7 +112,7 @@ PROTOTYPES = (
 SYMMETRIC_ROLES = ("rock salt", "cesium chloride", "zinc blende", "wurtzite")  # A and X interchangeable
 
 
-def _parse(formula: str) -> dict[str, float]:
+def parse_composition(formula: str) -> dict[str, float]:
     """{element: amount} of a formula such as "TiO2", "La0.5Ba0.5CoO3" or "Cd Se"."""
     import re
 
@@ -187,7 +187,7 @@ def candidates(composition: str) -> list[Candidate]:
     """Every prototype whose roles can hold the composition's elements: for a formula ("TiO2", "CdSe") the types
     of its stoichiometry, for elements only (separated by spaces or commas: "Ti O") every assignment of the
     elements to the roles of the types with as many roles as elements, and each element's own structures."""
-    amounts = _parse(composition)
+    amounts = parse_composition(composition)
     elements = list(amounts)
     explicit = len(elements) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
     out = []
