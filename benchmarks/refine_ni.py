@@ -21,6 +21,7 @@ from scatterfit.datasets import cmi_example
 from scatterfit.io import load_dataset
 from scatterfit.loss import DataTerm, Loss
 from scatterfit.optim import pdf_range_ramp, refine
+from scatterfit.optim.executor import reuse_freed_memory
 from scatterfit.scattering.models import PDFModel
 from scatterfit.structure import Structure
 from scatterfit.structure.parametrisation import Parametrisation
@@ -39,6 +40,7 @@ def _scatterfit(data, free, optimizer):
 
 def main() -> None:
     torch.set_num_threads(1)
+    reuse_freed_memory()  # as the command line does
     data = load_dataset(cmi_example("pdf/ch03NiModelling/data/Ni.gr"))
     _scatterfit(data, ["lattice"], "lm")  # warm-up: imports, numba kernels
     header = f"{'fit':<44} {'Rw':>7} {'a':>8} {'Uiso':>8} {'qdamp':>7} {'delta2':>7} {'qbroad':>7} {'time s':>7} " \

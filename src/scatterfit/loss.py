@@ -57,9 +57,11 @@ def rw(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None)
 
 
 def optimal_scale(y_obs: torch.Tensor, y_calc: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-    """The scale s minimising Σ w (y_obs − s·y_calc)² (differentiable in y_calc)."""
+    """The scale s ≥ 0 minimising Σ w (y_obs − s·y_calc)² (differentiable in y_calc). A scale is a positive
+    amount of scatterers: a model that only fits the data upside down gets s = 0 (Rw 1), not a negative scale
+    that would make a wrong structure look right."""
     w = torch.ones_like(y_obs) if w is None else w
-    return (w * y_obs * y_calc).sum() / (w * y_calc * y_calc).sum().clamp_min(1e-300)
+    return ((w * y_obs * y_calc).sum() / (w * y_calc * y_calc).sum().clamp_min(1e-300)).clamp_min(0.0)
 
 
 class DataTerm:

@@ -266,3 +266,17 @@ def test_parameters_the_data_do_not_move_are_reported_undetermined():
     errors = uncertainties(loss, param, refine(loss, param, Stage("lbfgs", steps=60)).theta)
     assert errors["undetermined"] == ["alpha", "beta", "gamma"]
     assert {"a", "b", "c"} <= set(errors["esd"]) and not errors["high_correlations"]
+
+
+def test_the_analytic_scale_is_never_negative():
+    """A model that matches the data only upside down gets scale 0 and Rw 1, not a negative scale that would
+    make it look right (a random silica box once fitted the NIMROD data to Rw 0.097 at scale −7.6)."""
+    from scatterfit.loss import optimal_scale, rw
+
+    x = torch.linspace(0, 10, 200, dtype=torch.float64)
+    data = torch.sin(x)
+    assert float(optimal_scale(data, 2 * torch.sin(x))) == pytest.approx(0.5)
+    upside_down = -torch.sin(x)
+    s = optimal_scale(data, upside_down)
+    assert float(s) == 0.0
+    assert float(rw(data, s * upside_down)) == pytest.approx(1.0)

@@ -6,17 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ase.build import bulk
-
-from scatterfit.datasets import cmi_example
-from scatterfit.io import load_dataset
-from scatterfit.loss import DataTerm, Loss
-from scatterfit.optim import pdf_range_ramp, refine
-from scatterfit.optim.stages import default_optimizer
-from scatterfit.scattering.models import PDFModel
-from scatterfit.structure import Structure
-from scatterfit.structure.parametrisation import Parametrisation
-
 
 def add_arguments(p) -> None:
     p.add_argument("--out", default="out/demo", help="output folder")
@@ -27,9 +16,19 @@ def run(args) -> None:
 
 
 def run_demo(out: str | Path = "out/demo") -> dict:
+    from ase.build import bulk
+
+    from scatterfit.datasets import cmi_example
+    from scatterfit.io import load_dataset
+    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.optim import pdf_range_ramp, refine
+    from scatterfit.optim.stages import default_optimizer
     from scatterfit.report.files import OutputLock, check_output_dir
     from scatterfit.report.progress import RefineProgress
     from scatterfit.report.results import write_refinement
+    from scatterfit.scattering.models import PDFModel
+    from scatterfit.structure import Structure
+    from scatterfit.structure.parametrisation import Parametrisation
 
     out = check_output_dir(out)
     data_path = cmi_example("pdf/ch03NiModelling/data/Ni.gr")

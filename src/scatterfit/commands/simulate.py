@@ -6,11 +6,18 @@ the value used is printed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from scatterfit.errors import ScatterfitError
-from scatterfit.structure import UISO_DEFAULT, Structure
+
+if TYPE_CHECKING:
+    import torch
+
+    from scatterfit.structure import Structure
+
+UISO_HELP = 0.005  # Å²: structure.UISO_DEFAULT, written out so that the parser does not import torch (tested)
 
 KINDS = {"gr": "G(r), Å⁻²", "sq": "S(Q)", "fq": "F(Q) = Q[S(Q) − 1], Å⁻¹", "iq": "Debye I(Q), e.u.",
          "saxs": "Debye I(Q) at small angles", "xrd": "powder pattern (Bragg) on Q or 2θ"}
@@ -27,7 +34,7 @@ def add_arguments(p) -> None:
     p.set_defaults(radiation="xray")
     adp = p.add_mutually_exclusive_group()
     adp.add_argument("--uiso", type=float, default=None,
-                     help=f"Uiso of every atom, Å² (default: the file's, else {UISO_DEFAULT})")
+                     help=f"Uiso of every atom, Å² (default: the file's, else {UISO_HELP})")
     adp.add_argument("--biso", type=float, default=None, help="Biso = 8π² Uiso of every atom, Å²")
     p.add_argument("--qmin", type=float, default=None, help="Å⁻¹ (default 0.5, saxs 0.005)")
     p.add_argument("--qmax", type=float, default=None, help="Å⁻¹ (default 25, saxs 0.5)")
@@ -62,10 +69,14 @@ def load_structure(args) -> tuple[Structure, str]:
         return s.with_uiso(args.uiso), f"Uiso {args.uiso:g} Å² (--uiso) for every atom"
     if given:
         return s, "displacement parameters from the file"
+    from scatterfit.structure import UISO_DEFAULT
+
     return s, f"Uiso {UISO_DEFAULT:g} Å² for every atom (the file gives none; set --uiso or --biso)"
 
 
 def _grid(lo: float, hi: float, step: float, name: str) -> torch.Tensor:
+    import torch
+
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(step)):
         raise ScatterfitError(f"{name} range must be finite")
     if step <= 0:

@@ -196,7 +196,8 @@ def _strategy_keys() -> dict[str, Key]:
     return keys
 
 
-SECTIONS["strategy"] = _strategy_keys()  # refreshed by load_config, so stage types registered later count
+# SECTIONS["strategy"] is filled by load_config and describe() (stage types registered later count, and the
+# command line's parser does not import torch through optim)
 SECTIONS["phases"] = {
     "name": Key(str, "the phase's name, used in parameter names (Si.lattice) and outputs (required)"),
     "fraction": Key(NUMBER, "starting atom fraction of the phase (normalised over the phases; default equal)",
@@ -237,6 +238,7 @@ def describe() -> str:
     """The documentation of the config file, generated from SECTIONS (and the powder model's parameters)."""
     from scatterfit.scattering.powder import PARAMETERS
 
+    SECTIONS["strategy"] = _strategy_keys()
     lines = [__doc__.strip(), ""]
     for name, keys in SECTIONS.items():
         lines.append(f"[[{name}]]" if name in LISTS else f"[{name}]")

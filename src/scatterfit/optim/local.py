@@ -1,5 +1,6 @@
 """Local gradient optimisation of the masked entries of θ: L-BFGS (strong-Wolfe line search, one iteration per
-step) or Adam. One ``step()`` is one optimiser iteration; the runner (optim/runner.py) owns the loop."""
+step) or Adam (optim/quasi_newton.py). One ``step()`` is one optimiser iteration; the runner (optim/runner.py)
+owns the loop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import ClassVar
 import torch
 
 from scatterfit.errors import ScatterfitError
+from scatterfit.optim.quasi_newton import AdamOptimizer, LBFGSOptimizer
 from scatterfit.optim.stage import StageBase, setting
 
 
@@ -27,10 +29,9 @@ class LocalRun:
         self.mask = problem.mask(theta, stage.groups(problem.parametrisation))
         self.param = theta.clone().requires_grad_(True)
         if stage.optimizer == "adam":
-            self.opt = torch.optim.Adam([self.param], lr=stage.lr)
+            self.opt = AdamOptimizer(self.param, lr=stage.lr)
         else:
-            self.opt = torch.optim.LBFGS([self.param], lr=stage.lr, max_iter=1, max_eval=30, history_size=20,
-                                         line_search_fn="strong_wolfe")
+            self.opt = LBFGSOptimizer(self.param, lr=stage.lr, history=20, max_evaluations=30)
         if resumed is not None:
             self.opt.load_state_dict(resumed)
         self.last: dict = {}

@@ -215,6 +215,7 @@ AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent wi
 AMORPHOUS_ATOMS = (150, 1500)  # the box's atoms: fewer do not sample the pairs, more cost too much on a CPU
 AMORPHOUS_STEPS = 250  # L-BFGS steps on every coordinate
 AMORPHOUS_TIME = 150.0  # s
+DENSITY_RANGE = (0.9, 1.1)  # the box's refined length scale: its density within −25 % … +37 % of the start
 HARD_CORE = 0.85  # the hard core: this × the first peak's distance, for every pair
 LIKE_CORE = 1.3  # × the first peak's distance: two cations or two anions (octahedral X–X is 1.41, tetrahedral 1.63)
 IONIC = 1.0  # a difference of electronegativity (O'Keeffe & Brese's c) from which elements are cations and anions
@@ -241,12 +242,15 @@ MAX_PACKING = 0.3  # of the hard spheres at the start, where random placement st
 
 
 def amorphous_hypothesis(composition: str, density: float, first_peak: float, extent: float, density_source: str,
-                         seed: int = 0) -> Hypothesis:
+                         refine_density: bool = True, seed: int = 0) -> Hypothesis:
     """A random periodic box of ``composition`` (a formula, or elements in equal amounts) at ``density``
     atoms/Å³ whose half length reaches the signal's ``extent`` (Å; within AMORPHOUS_HALF, its atoms within
     AMORPHOUS_ATOMS), no two atoms closer than HARD_CORE × ``first_peak`` (Å; less where MAX_PACKING requires);
-    refined: every position (anywhere in the box) and the ADPs, under the hard cores of :func:`hard_cores` as a
-    restraint. ``density_source`` says where the density comes from (for the report)."""
+    refined: every position (anywhere in the box), the ADPs and, with ``refine_density``, its length (the
+    density, within DENSITY_RANGE), under the hard cores of :func:`hard_cores` as a restraint. A density measured
+    on an absolute scale is kept, as reverse Monte Carlo keeps the experimental one (refined together with the
+    data's scale it drifts: liquid Ar's went from 0.0210 to 0.0187 atoms/Å³ at scale 1.18).
+    ``density_source`` says where the starting density comes from (for the report)."""
     import math
 
     from scatterfit.structure.builders import amorphous_box
@@ -262,10 +266,13 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
     formula = "".join(f"{e}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for e, n in counts.items())
     length = float(box.cell[0, 0])
     return Hypothesis("amorphous", f"amorphous {formula} box ({n_atoms} atoms)", formula,
-                      {phase_name(f"amorphous {formula}"): box}, ["positions", "biso"], {},
+                      {phase_name(f"amorphous {formula}"): box},
+                      (["lattice"] if refine_density else []) + ["positions", "biso"], {},
                       f"random box of {n_atoms} atoms, {length:.1f} Å, at {density:.4f} atoms/Å³ ({density_source})",
                       model="box", restraints={"min_distance": hard_cores(list(counts), first_peak)},
-                      bounds={"positions": round(length / 2, 3)}, steps=AMORPHOUS_STEPS, time_limit=AMORPHOUS_TIME)
+                      bounds={"positions": round(length / 2, 3), **({"lattice": DENSITY_RANGE} if refine_density
+                                                                      else {})}, steps=AMORPHOUS_STEPS,
+                      time_limit=AMORPHOUS_TIME)
 
 
 MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05}

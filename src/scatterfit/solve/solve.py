@@ -10,7 +10,7 @@
    discrete closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the
    envelope's refined size; each kept only when it improves on its crystal (hypotheses.MIN_GAIN);
 4. when the triage puts a glass or liquid among its first two classes: an amorphous box of the composition at
-   the density the data give (:func:`box_density`), every position refined;
+   the density the data give (:func:`box_densities`: one or two boxes), every position refined;
 5. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
    formula that the data cannot tell apart.
@@ -47,6 +47,7 @@ from scatterfit.solve.triage import Triage, triage
 PARTICLES_OF = 2  # the best crystals put into particles
 PACKING = (0.15, 1.6)  # plausible ρ0 d1³ of condensed matter (silica glass 0.27, liquid Ar 1.09, fcc 1.41)
 GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 % less dense)
+SLOPE_AGREES = 0.25  # a slope density this close to the best crystal's: the data's scale is about 1, take it
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
 
 
@@ -70,23 +71,28 @@ def _partners(ranked: list, hypotheses: list) -> list:
     return out
 
 
-def box_density(found: Triage, data, crystals: list) -> tuple[float, str]:
-    """(ρ0 in atoms/Å³, where it comes from) for an amorphous box: the low-r slope of data on an absolute scale
-    (G(r) derived from S(Q) or a normalised interference function) when ρ0 d1³ is plausible (PACKING); else
-    GLASS_DENSITY × the best refined crystal's; else the slope when plausible; else ρ0 d1³ = 0.7."""
-    d3 = found.first_peak**3
+def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]]:
+    """[(ρ0 in atoms/Å³, where it comes from)] for amorphous boxes: the low-r slope's density when ρ0 d1³ is
+    plausible (PACKING), alone when the data are on an absolute scale (G(r) derived from S(Q) or a normalised
+    interference function) or when it is within SLOPE_AGREES of the best refined crystal's; otherwise also (or,
+    without a plausible slope, only) GLASS_DENSITY × that crystal's (the best crystal may be a wrong type, and
+    the slope is ρ0 times an unknown scale); ρ0 d1³ = 0.7 when neither exists."""
     slope = found.density
-    plausible = slope is not None and PACKING[0] <= slope * d3 <= PACKING[1]
-    if plausible and data.metadata.get("absolute"):
-        return slope, "from the low-r slope of G(r) on an absolute scale"
+    plausible = slope is not None and PACKING[0] <= slope * found.first_peak**3 <= PACKING[1]
+    out = []
+    if plausible:
+        how = "on an absolute scale" if data.metadata.get("absolute") else "assumed on an absolute scale"
+        out.append((slope, f"from the low-r slope of G(r), {how}"))
+        if data.metadata.get("absolute"):
+            return out
     for h in crystals:
         if h.result is not None:
             s = h.result.structure
             rho = float(s.occupancy.detach().sum() / s.volume)
-            return GLASS_DENSITY * rho, f"{GLASS_DENSITY:g} × the refined {h.label}'s"
-    if plausible:
-        return slope, "from the low-r slope of G(r), assumed on an absolute scale"
-    return 0.7 / d3, "ρ0 d1³ = 0.7 from the first peak"
+            if plausible and abs(slope / rho - 1) <= SLOPE_AGREES:
+                return out
+            return out + [(GLASS_DENSITY * rho, f"{GLASS_DENSITY:g} × the refined {h.label}'s")]
+    return out or [(0.7 / found.first_peak**3, "ρ0 d1³ = 0.7 from the first peak")]
 
 
 @dataclass
@@ -261,9 +267,11 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
         if "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
-            density, how = box_density(found, first, ranked_crystals)
-            box = amorphous_hypothesis(composition, density, found.first_peak, found.extent, how)
-            derived += _refine_all([box], datasets, qmax, deadline, pool, progress, ledger, t0)
+            measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
+            boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
+                                          refine_density=not measured)
+                     for density, how in box_densities(found, first, ranked_crystals)]
+            derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
         pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
         diameter = min(found.particle_diameter, found.r_range[1])
         pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
