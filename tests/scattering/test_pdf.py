@@ -218,14 +218,3 @@ def test_box_scattering_model_sq_fq_gr_are_one_chain():
     with pytest.raises(ScatterfitError, match="periodic"):
         BoxScatteringModel("sq")(State(Structure(si.positions, si.numbers), {}), q)
 
-
-@pytest.mark.parametrize("step", [0.01, 0.02, 0.005])
-def test_the_default_grid_at_the_datas_step_matches_a_fine_one(step):
-    """G(r) on the default internal grid (the data's step, at most 0.01 Å) against a 0.001 Å grid, for sharp Ni
-    peaks (Uiso 0.002 Å², Qmax 25 Å⁻¹ termination, qbroad) to 30 Å: within 3e-4 of the largest |G|."""
-    ni = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True)).with_uiso(0.002)
-    r = torch.arange(step, 30.0 + 1e-9, step, dtype=torch.float64)
-    kwargs = dict(qmax=25.0, qdamp=0.03, qbroad=0.02, delta2=1.0)
-    coarse = pdf(ni, r, **kwargs)
-    fine = pdf(ni, r, dr=0.001, **kwargs)
-    assert float((coarse - fine).abs().max()) < 3e-4 * float(fine.abs().max())

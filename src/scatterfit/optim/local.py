@@ -50,8 +50,12 @@ class LocalRun:
         return value
 
     def step(self) -> tuple[float, dict]:
-        """One optimiser iteration; returns the loss it evaluated last and its terms."""
+        """One optimiser iteration; returns the loss it evaluated last and its terms (an iteration that needed no
+        evaluation, such as a converged L-BFGS resumed from its checkpoint, evaluates the current point)."""
+        self.last.clear()
         self.opt.step(self._closure)
+        if "value" not in self.last:
+            self._closure()
         return self.last["value"], self.last["terms"]
 
     @property
