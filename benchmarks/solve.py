@@ -24,8 +24,10 @@ def main() -> None:
 
     from scatterfit.datasets import cmi_example
     from scatterfit.io import load_dataset
-    from scatterfit.optim.executor import make_executor
+    from scatterfit.optim.executor import make_executor, reuse_freed_memory
     from scatterfit.solve.solve import solve
+
+    reuse_freed_memory()  # as the command line and the workers do
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=[name for name, _, _ in EXECUTORS])
