@@ -11,6 +11,8 @@ def add_arguments(p) -> None:
     p.add_argument("--token-file", default=None, help="file holding the API token (default: SCATTERFIT_API_TOKEN)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
     p.add_argument("--budget", type=float, default=None, help="seconds after which no new hypothesis starts")
+    p.add_argument("--radiation", choices=("xray", "neutron"), default=None,
+                   help="the data's radiation when the files do not say")
     p.add_argument("--label", default="", help="a label to list the job by")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its verdict")
 
@@ -21,7 +23,8 @@ def run(args) -> None:
     from scatterfit.service.client import Client
 
     client = Client(args.server, read_token(args.token_file))
-    hints = {k: v for k, v in (("qmax", args.qmax), ("budget", args.budget)) if v is not None}
+    hints = {k: v for k, v in (("qmax", args.qmax), ("budget", args.budget), ("radiation", args.radiation))
+             if v is not None}
     job = client.submit(args.data, args.composition, label=args.label, **hints)
     print(job, flush=True)
     if args.wait:

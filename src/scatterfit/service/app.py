@@ -2,7 +2,8 @@
 
     GET    /v1/health                 no token: {"status": "ok", "version", "schema_version"}
     POST   /v1/jobs                   multipart: files (the data files; CIFs of candidate structures) and a JSON
-                                      field `request`: {"kind": "solve", "composition", "qmax", "budget", "label"}
+                                      field `request`: {"kind": "solve", "composition", "qmax", "budget",
+                                      "radiation", "label"}
                                       or {"kind": "refine", "config": TOML text naming the uploaded files}
     GET    /v1/jobs                   ?state=&kind=&limit=&offset=: newest first
     GET    /v1/jobs/{id}              state (queued, running, done, failed, cancelled) and progress
@@ -226,7 +227,8 @@ def _check_request(raw: str) -> dict:
     kind = request.get("kind")
     if kind not in ("solve", "refine"):
         raise _bad(422, "request.kind: must be 'solve' or 'refine'")
-    allowed = {"solve": {"kind", "composition", "qmax", "budget", "label"}, "refine": {"kind", "config", "label"}}
+    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "label"},
+               "refine": {"kind", "config", "label"}}
     unknown = set(request) - allowed[kind]
     if unknown:
         raise _bad(422, f"request: unknown key(s) for a {kind} job: {', '.join(sorted(unknown))}")
@@ -237,6 +239,8 @@ def _check_request(raw: str) -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
                                   or value > 1e7):
             raise _bad(422, f"request.{key}: a positive number")
+    if request.get("radiation") not in (None, "xray", "neutron"):
+        raise _bad(422, "request.radiation: 'xray' or 'neutron'")
     if kind == "solve":
         composition = request.get("composition")
         if not isinstance(composition, str) or not composition.strip() or len(composition) > 200:
