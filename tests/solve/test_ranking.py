@@ -39,3 +39,16 @@ def test_derived_hypotheses_must_improve_on_their_parents():
     assert real.error is None
     particle = check_gain(_h("nanoparticle", "Pt particle", 0.12, 6, [_h("crystal", "Pt", 0.30, 5)]))
     assert particle.error is None
+
+
+def test_a_ranking_whose_best_leaves_most_of_the_signal_says_nothing_fits():
+    from types import SimpleNamespace
+
+    from scatterfit.solve.ranking import NO_FIT, rank, verdict
+
+    poor = SimpleNamespace(label="box", kind="amorphous", formula="SiO2", rw={"d": 1.0}, n_parameters=3,
+                           error=None, energy_per_atom=None)
+    out = verdict(rank([poor], {"d": 100.0}))
+    assert out["fits"] is False and out["evidence"].startswith("none")
+    good = SimpleNamespace(**{**vars(poor), "rw": {"d": 0.5 * NO_FIT}, "label": "crystal"})
+    assert verdict(rank([poor, good], {"d": 100.0}))["fits"] is True

@@ -89,6 +89,8 @@ def run(args) -> None:
         print(f"{h['rank']:>4}  {h['class']:<12} {h['label'][:34]:<34} {rw:>8} {h['n_parameters']:>3} "
               f"{h['delta_bic']:>7.1f} {h['weight']:>7.3f} {above:>9}")
     v = record["verdict"]
+    if not v.get("fits", True):
+        print(f"NO FIT: {v['evidence']}")
     if v.get("runner_up"):
         told = "told apart" if v["distinguishable"] else "NOT told apart by these data"
         print(f"best: {v['best']}; runner-up {v['runner_up']} at ΔBIC {v['delta_bic']:.1f} ({told}, evidence "

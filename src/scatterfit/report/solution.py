@@ -4,7 +4,7 @@ solution.json last.
 
 solution.json, schema "scatterfit.solution/1":
     schema, composition, data ({name: path}), triage ({kind, r_range, extent, first_peak, slope, classes,
-    reasons}), verdict ({best, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
+    reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
     (number, crystals), phases (mixtures: [{name, formula, space_group, weight_fraction, atom_fraction}]), rw
@@ -197,6 +197,8 @@ def _page(out: dict, figures: list, views: list) -> str:
         f"<td>{_checks_cell(h)}</td></tr>" for h in out["hypotheses"])
     verdict = out["verdict"]
     lines = [f"Best: <b>{html.escape(str(verdict.get('best')))}</b>"]
+    if not verdict.get("fits", True):
+        lines.append(f"<b>no fit</b> (evidence: {html.escape(verdict['evidence'])})")
     if "runner_up" in verdict:
         lines.append(f"runner-up {html.escape(verdict['runner_up'])} at ΔBIC {verdict['delta_bic']:.1f} "
                      f"(evidence: {verdict['evidence']})")

@@ -19,6 +19,7 @@ import math
 INDISTINCT = 2.0  # ΔBIC below which two hypotheses are not told apart ("not worth more than a bare mention")
 STRONG = 6.0  # ΔBIC above which the evidence is strong (Kass & Raftery 1995)
 ENERGY_MARGIN = 0.05  # eV/atom: an energy difference the default potential resolves between polymorphs
+NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data (short-range rejection: 0.6)
 
 
 def independent_points(data, xmin: float, xmax: float, qmax: float) -> float:
@@ -85,16 +86,22 @@ def separating_measurement(first, second) -> str:
 
 
 def verdict(ranked: list[dict]) -> dict:
-    """{"best", "distinguishable", "evidence", "runner_up", "next_measurement"} of a ranking."""
+    """{"best", "fits", "distinguishable", "evidence", "runner_up", "next_measurement"} of a ranking; "fits" is
+    False when even the best hypothesis leaves a mean Rw of NO_FIT or more (then "evidence" says so: the answer
+    is none of these)."""
     if not ranked:
-        return {"best": None, "distinguishable": False, "evidence": "no hypothesis refined"}
+        return {"best": None, "fits": False, "distinguishable": False, "evidence": "no hypothesis refined"}
     best = ranked[0]["hypothesis"]
+    mean_rw = sum(best.rw.values()) / max(len(best.rw), 1)
+    if mean_rw >= NO_FIT:
+        return {"best": best.label, "fits": False, "distinguishable": False,
+                "evidence": f"none: the best hypothesis leaves Rw {mean_rw:.2f}, none of them explains the data"}
     if len(ranked) == 1:
-        return {"best": best.label, "distinguishable": True, "evidence": "only hypothesis"}
+        return {"best": best.label, "fits": True, "distinguishable": True, "evidence": "only hypothesis"}
     second = ranked[1]["hypothesis"]
     delta = abs(ranked[1]["bic"] - ranked[0]["bic"])
     evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
-    out = {"best": best.label, "runner_up": second.label, "delta_bic": delta, "distinguishable":
+    out = {"best": best.label, "fits": True, "runner_up": second.label, "delta_bic": delta, "distinguishable":
            delta >= INDISTINCT, "evidence": evidence}
     if ranked[0].get("decided_by") == "energy":
         out["decided_by"] = (f"energy: {best.energy_per_atom - second.energy_per_atom:+.3f} eV/atom against the "
