@@ -167,8 +167,6 @@ def discrete_particle_hypotheses(crystal: Hypothesis, envelope: Hypothesis | Non
     isotropic expansion, ADPs, delta2, qdamp and the diameter of the baseline −4πρ0 r γ0(r) (spdiameter),
     started from the envelope particle's values when it has them (a crystal's qdamp has absorbed the finite
     size). Only for a one-element fcc crystal (label "fcc X"); otherwise none."""
-    import math
-
     from scatterfit.structure.builders import nanoparticle
 
     if crystal.result is None or not crystal.label.startswith("fcc ") or len(crystal.label.split()) != 2:
@@ -251,8 +249,6 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
     on an absolute scale is kept, as reverse Monte Carlo keeps the experimental one (refined together with the
     data's scale it drifts: liquid Ar's went from 0.0210 to 0.0187 atoms/Å³ at scale 1.18).
     ``density_source`` says where the starting density comes from (for the report)."""
-    import math
-
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.library import parse_composition
 
@@ -312,7 +308,7 @@ def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: f
     half = 0.5 * float(structure.cell.detach().diagonal().min())
     coordinates = 3 * len(structure)
     points = sum(independent_points(d, max(1.5, float(d.x[0])), min(half, XMAX, float(d.x[-1])),
-                                    qmax or float(d.metadata.get("qmax", 0)) or 25.0) for d in datasets.values())
+                                    qmax or float(d.metadata["qmax"])) for d in datasets.values())  # checked
     return n - coordinates + min(coordinates, int(math.ceil(points)))
 
 
@@ -328,7 +324,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     from scatterfit.optim import pdf_range_ramp, refine
     from scatterfit.optim.stages import default_optimizer
     from scatterfit.scattering.mixture import PhaseMixture
-    from scatterfit.scattering.models import BoxScatteringModel, PDFModel
+    from scatterfit.scattering.models import make_forward_model
     from scatterfit.structure.parametrisation import Parametrisation
     from scatterfit.structure.phases import MixtureParametrisation
 
@@ -339,13 +335,11 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
             q = qmax or float(data.metadata.get("qmax", 0)) or None
             if q is None:
                 raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
-            model = PDFModel(qmax=q, radiation=data.radiation)
-            if hypothesis.model == "box":
-                model = BoxScatteringModel("gr", radiation=data.radiation, qmax=q,
-                                           qmin=float(data.metadata.get("qmin", 0.0)))
+            # the config's forward models ("pdf", "box"), so a replayed config computes exactly this
+            model = make_forward_model(hypothesis.model, data, qmax=q)
             if len(hypothesis.structures) > 1:
-                model = PhaseMixture({p: PDFModel(qmax=q, radiation=data.radiation) for p in hypothesis.structures},
-                                     data.radiation)
+                model = PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=q)
+                                      for p in hypothesis.structures}, data.radiation)
             terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
                                   name=name))
         if "min_distance" in hypothesis.restraints:
