@@ -100,15 +100,25 @@ def test_prototypes_have_their_space_group_and_bond_length(prototype):
 
 
 def test_candidates_follow_the_composition():
-    labels = {c.label for c in candidates("TiO2")}
-    assert labels == {"fluorite TiO2", "rutile TiO2", "anatase TiO2", "cadmium iodide TiO2", "pyrite TiO2",
-                      "molybdenite TiO2", "aluminium diboride TiO2"}
+    options = candidates("TiO2")
+    labels = {c.label for c in options}
+    assert {"fluorite TiO2", "rutile TiO2", "anatase TiO2", "cadmium iodide TiO2", "pyrite TiO2",
+            "molybdenite TiO2", "aluminium diboride TiO2"} <= labels
+    assert len(options) > 40  # and the AFLOW library's AB2 types, each with its source
+    for c in options:
+        s = c.structure()
+        z = s.numbers.numpy()
+        assert np.sum(z == 8) == 2 * np.sum(z == 22), c.label
+        assert c.prototype.bonds == ("Mehl et al." in c.prototype.source), c.label
+    assert len({c.key() for c in options}) == len(options)
+    assert not [label for label in labels if "_tP6_136_" in label]  # AFLOW's rutile is the hand-written one
     assert "fluorite OLi2" in {c.label for c in candidates("Li2O")}  # antifluorite: fluorite's roles exchanged
     assert {c.label for c in candidates("NaCl")} >= {"rock salt NaCl", "cesium chloride NaCl", "zinc blende NaCl"}
     mixed = {c.label for c in candidates("Si Ni")}  # elements only: binaries both ways, and the elements' own
     assert {"diamond Si", "fcc Ni", "rock salt SiNi"} <= mixed
-    assert {c.label for c in candidates("SrTiO3")} == {"perovskite SrTiO3", "perovskite TiSrO3", "calcite SrTiO3",
-                                                       "calcite TiSrO3"}
+    ternary = {c.label for c in candidates("SrTiO3")}
+    assert {"perovskite SrTiO3", "perovskite TiSrO3", "calcite SrTiO3", "calcite TiSrO3"} <= ternary
+    assert not [label for label in ternary if "_cP5_221_" in label]  # AFLOW's cubic perovskite: the same type
     rock_salt = next(c for c in candidates("NaCl") if c.prototype.name == "rock salt").structure()
     a = float(rock_salt.cell[0, 0])
     from ase.data import covalent_radii
@@ -116,3 +126,46 @@ def test_candidates_follow_the_composition():
     assert a == pytest.approx(2 * (covalent_radii[11] + covalent_radii[17]), rel=1e-9)
     with pytest.raises(ScatterfitError, match="unknown element 'Xx'"):
         candidates("Xx2O")
+
+
+def test_the_aflow_library_is_rebuilt_with_its_sources_and_bond_lengths():
+    """All 288 types of the AFLOW library (part 1) are rebuilt by ASE in its default setting, with the example
+    compound's reference; a substituted type gets the expected bond length where it has one kind of bond."""
+    from scatterfit.structure.aflow import aflow_types
+    from scatterfit.structure.library import _bond
+
+    types = aflow_types()
+    assert len(types) == 288
+    cinnabar = next(t for t in types if t["name"].startswith("Cinnabar"))
+    assert cinnabar["spacegroup"] == 154 and "Auvray" in cinnabar["source"] and "B9" in cinnabar["source"]
+    (hgs,) = [c for c in candidates("CdSe") if c.label.startswith("Cinnabar") and c.roles == {"A": "Cd", "B": "Se"}]
+    s = hgs.structure()
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", s.to_ase(), 4.0)
+    z = s.numbers.numpy()
+    assert d[z[i] != z[j]].min() == pytest.approx(_bond("Cd", "Se"), rel=1e-6)
+
+
+def test_the_screen_puts_the_right_type_first_and_finds_its_cell():
+    """A rutile TiO2 PDF whose cell is 7 % larger than the bond-length estimate, with c/a off by 3 %: among the
+    library's 59 AB2 types the short-range screen ranks rutile first, at a cell factor near 1.07, and keeps it."""
+    import torch
+
+    from scatterfit.io import Dataset
+    from scatterfit.scattering.pdf import pdf
+    from scatterfit.solve.screen import screen
+
+    options = candidates("TiO2")
+    (rutile,) = [c for c in options if c.label == "rutile TiO2"]
+    s = rutile.structure().with_uiso(0.006)
+    stretch = torch.diag(torch.tensor([1.07, 1.07, 1.07 * 1.03], dtype=torch.float64))
+    s = s.with_(positions=s.positions @ stretch, cell=s.cell @ stretch)
+    r = torch.arange(1.0, 20.0, 0.01, dtype=torch.float64)
+    g = pdf(s, r, qmax=24.0, qdamp=0.03).numpy()
+    rows = screen(options, {"d": Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 24.0})}, None)
+    assert rows[0].label == "rutile TiO2" and rows[0].kept
+    assert rows[0].factor == pytest.approx(1.08, abs=0.015)
+    fluorite = next(row for row in rows if row.label == "fluorite TiO2")
+    assert rows[0].rw < 0.5 * fluorite.rw  # a different type; the runner-up is CaCl2's, a distorted rutile
+    assert sum(row.kept for row in rows) <= 8

@@ -12,7 +12,9 @@ solution.json, schema "scatterfit.solution/1":
     not computed), energy_above_best (eV/atom above the best of the same formula), checks (the refined structure's
     chemistry: coordination, bonds, too_close; {phase: ...} for a mixture), decided_by ("energy" when the energy
     put it first), parameters, structure_files, config (the replayable refine config's file name), source,
-    seconds}; notes (what was not computed, and why), workers (processes the hypotheses ran on).
+    seconds}; notes (what was not computed, and why), workers (processes the hypotheses ran on), screen (every
+    library structure type the composition fits, best first: {label, rw on the short range, cell_factor, uiso,
+    kept: refined}).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from scatterfit.report.files import ResultSet
 SCHEMA = "scatterfit.solution/1"
 WRITTEN = 8  # hypotheses written out with their files (the rest are listed in solution.json only)
 VIEWED = 3  # hypotheses drawn in 3D on the page
+SCREENED = 15  # rows of the library screen on the page
 
 
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
@@ -157,7 +160,7 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                "triage": solution.triage.as_dict(), "verdict": solution.verdict, "hypotheses": records,
                "failed": [{"label": h.label, "class": h.kind, "error": h.error} for h in solution.failed],
                "seconds_per_class": solution.seconds, "wall_time_s": solution.wall_time, "notes": solution.notes,
-               "workers": solution.workers}
+               "workers": solution.workers, "screen": [row.as_dict() for row in solution.screened]}
         files.stage("report.html").write_text(_page(out, figures, views))
         files.commit("solution.json", out)
     except BaseException:
@@ -210,6 +213,13 @@ def _page(out: dict, figures: list, views: list) -> str:
     failed = "".join(f"<li>{html.escape(f['class'])} {html.escape(f['label'])}: {html.escape(str(f['error']))}</li>"
                      for f in out["failed"])
     failed = f"<h2>Rejected</h2><ul>{failed}</ul>" if failed else ""
+    screen = "".join(f"<tr><td>{html.escape(row['label'])}</td><td>{row['rw']:.3f}</td>"
+                     f"<td>{row['cell_factor']:.3f}</td><td>{'refined' if row['kept'] else ''}</td></tr>"
+                     for row in out.get("screen", [])[:SCREENED])
+    if screen:
+        screen = (f"<h2>Library screen</h2><p>The best {min(SCREENED, len(out['screen']))} of "
+                  f"{len(out['screen'])} structure types against the short-range PDF.</p><table><tr><th>type</th>"
+                  f"<th>Rw</th><th>cell factor</th><th></th></tr>{screen}</table>")
     images = "".join(f"<figure>{_png_tag(p)}<figcaption>#{k} {html.escape(label)}</figcaption></figure>"
                      for k, label, p in figures[:3])
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>scatterfit solve: {html.escape(
@@ -220,5 +230,5 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}i
 <h2>Triage</h2><ul>{reasons}</ul><h2>Verdict</h2><p>{'<br>'.join(lines)}</p>
 <h2>Hypotheses</h2><table><tr><th>rank</th><th>class</th><th>hypothesis</th><th>Rw</th><th>parameters</th>
 <th>ΔBIC</th><th>weight</th><th>energy, eV/atom (above best of formula)</th><th>chemistry</th></tr>{rows}</table>
-{failed}<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
+{failed}{screen}<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
 """

@@ -42,6 +42,8 @@ from scatterfit.solve.hypotheses import (
     refine_hypothesis,
 )
 from scatterfit.solve.ranking import independent_points, prefer_stable, rank, verdict
+from scatterfit.solve.screen import RANGE as SCREEN_RANGE
+from scatterfit.solve.screen import screen
 from scatterfit.solve.triage import Triage, triage
 
 PARTICLES_OF = 2  # the best crystals put into particles
@@ -49,14 +51,15 @@ PACKING = (0.15, 1.6)  # plausible ρ0 d1³ of condensed matter (silica glass 0.
 GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 % less dense)
 SLOPE_AGREES = 0.25  # a slope density this close to the best crystal's: the data's scale is about 1, take it
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
+COMPLEX = 12  # crystal hypotheses with more refined parameters wait for the simpler ones (see _occam)
+GOOD_FIT = 0.25  # mean Rw: a simpler type this good makes a complex one need a clearly better screen
+OCCAM = 0.8  # that much better (screening Rw ratio)
 
 
 def _partners(ranked: list, hypotheses: list) -> list:
     """Second phases for the best crystal: the best refined crystal of another formula, and for each element the
     best crystal lacks, that element's reference structure (ASE's reference states: fcc Ni, diamond Si), refined
     or not (a minority phase alone fails the short-range screen)."""
-    from ase.data import atomic_numbers, reference_states
-
     if not ranked:
         return []
     best = ranked[0]
@@ -64,10 +67,61 @@ def _partners(ranked: list, hypotheses: list) -> list:
     present = set(re.findall(r"[A-Z][a-z]?", best.formula))
     elements = {e for h in hypotheses for e in re.findall(r"[A-Z][a-z]?", h.formula)}
     for element in sorted(elements - present):
-        ref = reference_states[atomic_numbers[element]] or {}
-        label = f"{ref.get('symmetry', '')} {element}"
+        label = _reference_label(element)
         match = [h for h in hypotheses if h.label == label and h not in out]
         out += match[:1]
+    return out
+
+
+def _reference_label(element: str) -> str | None:
+    """The library label of an element's reference structure (ASE's reference state: "fcc Ni", "diamond Si"),
+    or None."""
+    from ase.data import atomic_numbers, reference_states
+
+    symmetry = (reference_states[atomic_numbers[element]] or {}).get("symmetry")
+    if symmetry is None:
+        return None
+    return f"{'simple cubic' if symmetry == 'sc' else symmetry} {element}"
+
+
+def _reference_labels(composition: str) -> set:
+    """The reference structures of the composition's elements: always refined (as phases of a mixture they
+    matter even when they fail the screen alone)."""
+    from scatterfit.structure.library import parse_composition
+
+    return {_reference_label(e) for e in parse_composition(composition)} - {None}
+
+
+def _expanded(structure, factor: float):
+    """``structure`` with its cell and positions scaled by ``factor`` (the screen's best uniform expansion)."""
+    return structure.with_(positions=structure.positions * factor, cell=structure.cell * factor)
+
+
+def _parameter_count(h: Hypothesis) -> int:
+    """The parameters a crystal hypothesis refines (its Parametrisation's vector)."""
+    from scatterfit.solve.hypotheses import BOUNDS
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    (structure,) = h.structures.values()
+    return int(Parametrisation(structure, free=h.free, values=h.values, bounds=BOUNDS).initial_vector().numel())
+
+
+def _occam(simple: list, complex_: list, screened: dict) -> list:
+    """The crystal hypotheses with more than COMPLEX parameters worth refining after the simpler ones: all of
+    them when no simpler one fits (Rw ≤ GOOD_FIT), else those whose screen beat the best simpler type's by
+    OCCAM; the others are marked not refined (a crystallographer takes the simplest type that fits)."""
+    fits = [sum(h.rw.values()) / len(h.rw) for h in simple if h.rw and not h.error]
+    if not complex_ or not fits or min(fits) > GOOD_FIT:
+        return complex_
+    best_screen = min((screened[h.label].rw for h in simple if h.label in screened), default=float("inf"))
+    out = []
+    for h in complex_:
+        if h.label not in screened or screened[h.label].rw < OCCAM * best_screen:
+            out.append(h)
+        else:
+            h.error = (f"not refined: {_parameter_count(h)} parameters, and its screen (Rw "
+                       f"{screened[h.label].rw:.3f}) was not clearly better than a simpler type's "
+                       f"({best_screen:.3f}), which fits")
     return out
 
 
@@ -98,7 +152,8 @@ def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]
 @dataclass
 class Solution:
     """The outcome of a solve: the triage, every hypothesis ranked (best first; failed ones after, with their
-    errors), the verdict on the first two, the data's independent points and the time per class (s)."""
+    errors), the verdict on the first two, the data's independent points, the time per class (s) and the screen
+    of the library's structure types (solve/screen.Screened, best first)."""
 
     composition: str
     datasets: dict
@@ -111,6 +166,7 @@ class Solution:
     wall_time: float = 0.0
     notes: list = field(default_factory=list)
     workers: int = 1
+    screened: list = field(default_factory=list)
 
 
 def _refine_task(task: tuple) -> Hypothesis:
@@ -149,10 +205,11 @@ class _Ledger:
 
 
 def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, progress, ledger: _Ledger,
-                t0: float) -> list:
+                t0: float, first_always: bool = False) -> list:
     """The hypotheses refined on ``executor`` (copies when it runs them elsewhere), in their order; those the
-    ledger already holds are taken from it. ``progress`` gets one event per hypothesis: {"line", "step" (class),
-    "index", "total", "label", "rw", "seconds", "best_rw", "elapsed_s"}."""
+    ledger already holds are taken from it; the first is refined whatever the ``deadline`` when
+    ``first_always`` (a solve always has an answer). ``progress`` gets one event per hypothesis: {"line", "step"
+    (class), "index", "total", "label", "rw", "seconds", "best_rw", "elapsed_s"}."""
     out = [ledger.done.get(ledger.key(h)) for h in hypotheses]
     todo = [k for k, h in enumerate(out) if h is None]
     best = [min((min(h.rw.values()) for h in out if h is not None and h.rw), default=None)]
@@ -169,7 +226,8 @@ def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, prog
                       "rw": h.rw or None, "seconds": h.seconds, "best_rw": best[0],
                       "elapsed_s": time.perf_counter() - t0})
 
-    fresh = executor.map(_refine_task, [(hypotheses[k], datasets, qmax, deadline) for k in todo], on_result=report)
+    fresh = executor.map(_refine_task, [(hypotheses[k], datasets, qmax, None if first_always and k == 0 else deadline)
+                                        for k in todo], on_result=report)
     for k, h in zip(todo, fresh):
         out[k] = h
     return out
@@ -251,8 +309,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
 
-    hypotheses = [crystal_hypothesis(c.structure(), c.label, c.formula, c.prototype.source)
-                  for c in candidates(composition)]
+    options = candidates(composition)
+    screened = screen(options, datasets, qmax)
+    chosen = {row.label: row for row in screened if row.kept or row.label in _reference_labels(composition)}
+    order = {row.label: k for k, row in enumerate(screened)}
+    hypotheses = [crystal_hypothesis(_expanded(c.structure(), chosen[c.label].factor), c.label, c.formula,
+                                     c.prototype.source)
+                  for c in sorted(options, key=lambda c: order[c.label]) if c.label in chosen]
     for path in cifs or []:
         s = read_structure(path)
         hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path)))
@@ -262,7 +325,12 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
     pool = make_executor(executor)
     try:
-        hypotheses = _refine_all(hypotheses, datasets, qmax, deadline, pool, progress, ledger, t0)
+        simple = [h for h in hypotheses if _parameter_count(h) <= COMPLEX]
+        complex_ = [h for h in hypotheses if h not in simple]
+        refined = _refine_all(simple, datasets, qmax, deadline, pool, progress, ledger, t0, first_always=True)
+        wanted = _occam(refined, complex_, chosen)
+        refined += _refine_all(wanted, datasets, qmax, deadline, pool, progress, ledger, t0)
+        hypotheses = refined + [h for h in complex_ if h not in wanted]
         ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
@@ -295,5 +363,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     seconds = {}
     for h in everything:
         seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds
+    notes.insert(0, f"screened {len(screened)} library structure types against r ≤ {SCREEN_RANGE[1]:g} Å (cell "
+                    f"expanded uniformly, two Uiso); refined the best {sum(row.kept for row in screened)} and the "
+                    "elements' reference structures")
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
-                    points, seconds, time.perf_counter() - t0, notes, workers)
+                    points, seconds, time.perf_counter() - t0, notes, workers, screened)

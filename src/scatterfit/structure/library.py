@@ -11,6 +11,7 @@ Structures, 2nd ed., Interscience 1963–1971), with the free coordinates of the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class Prototype:
         cell: (a, b, c, α, β, γ) with lengths in units of the A–X (or A–A) nearest-neighbour distance.
         source: where the type and its coordinates come from.
         setting: the space group's setting the coordinates are given in (2: origin choice 2).
+        bonds: the cell is in Å of the example compound (the AFLOW types, structure/aflow.py), scaled on
+            substitution by the median ratio of the expected to the example's nearest-neighbour distances over
+            the pairs of roles that touch (within BONDED of the shortest distance).
     """
 
     name: str
@@ -43,6 +47,7 @@ class Prototype:
     cell: tuple
     source: str
     setting: int = 1
+    bonds: bool = False
 
 
 WYCKOFF = "R. W. G. Wyckoff, Crystal Structures, 2nd ed. (Interscience, 1963–1971)"
@@ -109,7 +114,12 @@ PROTOTYPES = (
 )
 
 
-SYMMETRIC_ROLES = ("rock salt", "cesium chloride", "zinc blende", "wurtzite")  # A and X interchangeable
+@functools.lru_cache(maxsize=1)
+def prototypes() -> tuple:
+    """The library: the hand-written PROTOTYPES above, then the AFLOW library's types (structure/aflow.py)."""
+    from scatterfit.structure.aflow import aflow_types
+
+    return PROTOTYPES + tuple(Prototype(**fields) for fields in aflow_types())
 
 
 def parse_composition(formula: str) -> dict[str, float]:
@@ -170,17 +180,88 @@ class Candidate:
                        for i in range(0, len(parts), 2))
 
     def structure(self) -> Structure:
-        """The crystal: the prototype's sites with these elements, the cell from the expected bond length."""
+        """The crystal: the prototype's sites with these elements, the cell from the expected bond lengths."""
+        if self.prototype.bonds:
+            d = _bond_scale(self._atoms(self.prototype.cell))
+        else:
+            roles = list(dict.fromkeys(r for r, _ in self.prototype.sites))
+            pair = ("A", "A") if len(roles) == 1 else (("B", "X") if "B" in roles else ("A", "X"))
+            d = _bond(self.roles[pair[0]], self.roles[pair[1]])
+        atoms = self._atoms([v * d for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:]))
+        return Structure.from_ase(atoms).with_(space_group=self.prototype.spacegroup)
+
+    def _atoms(self, cellpar):
         from ase.spacegroup import crystal
 
-        roles = list(dict.fromkeys(r for r, _ in self.prototype.sites))
-        pair = ("A", "A") if len(roles) == 1 else (("B", "X") if "B" in roles else ("A", "X"))
-        d = _bond(self.roles[pair[0]], self.roles[pair[1]])
-        par = [v * d for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:])
-        atoms = crystal([self.roles[r] for r, _ in self.prototype.sites], [p for _, p in self.prototype.sites],
-                        spacegroup=self.prototype.spacegroup, cellpar=par, setting=self.prototype.setting)
-        s = Structure.from_ase(atoms)
-        return s.with_(space_group=self.prototype.spacegroup)
+        return crystal([self.roles[r] for r, _ in self.prototype.sites], [p for _, p in self.prototype.sites],
+                       spacegroup=self.prototype.spacegroup, cellpar=cellpar, setting=self.prototype.setting)
+
+    def key(self) -> tuple:
+        """What makes two candidates the same crystal whatever their type's name or setting: the space group
+        and its conventional cell's atom count, and per element the site symmetries, multiplicities and first
+        neighbours (elements and counts within BONDED of the nearest) of its orbits (unlike Wyckoff letters, these
+        do not depend on the choice of origin)."""
+        import warnings
+
+        import spglib
+
+        atoms = self._atoms(self.prototype.cell if self.prototype.bonds else
+                            [v * 3.0 for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
+                                               symprec=1e-3)
+        orbits = {}
+        equivalent = np.asarray(data.equivalent_atoms)
+        shells = _first_shells(atoms)
+        for i in sorted(set(int(k) for k in equivalent)):
+            orbits.setdefault(int(atoms.numbers[i]), []).append(
+                (data.site_symmetry_symbols[i], int(np.sum(equivalent == i)), shells[i]))
+        return (int(data.number), len(data.std_types), tuple(sorted((z, tuple(sorted(w))) for z, w in orbits.items())))
+
+
+BONDED = 1.15  # pairs within this factor of the shortest distance touch
+
+
+def _first_shells(atoms) -> list[tuple]:
+    """Per atom, its first shell: ((element number, count), ...) of the neighbours within BONDED of its nearest."""
+    i, j, d = _pairs(atoms)
+    out = []
+    for k in range(len(atoms)):
+        mine = i == k
+        near = j[mine][d[mine] <= BONDED * d[mine].min()]
+        out.append(tuple(sorted(zip(*np.unique(atoms.numbers[near], return_counts=True)))))
+    return [tuple((int(a), int(b)) for a, b in shell) for shell in out]
+
+
+def _pairs(atoms):
+    """(i, j, d) of every pair within a cutoff that holds each atom's nearest neighbours and their BONDED shell."""
+    from ase.neighborlist import neighbor_list
+
+    cutoff = 1.5 * (atoms.get_volume() / len(atoms)) ** (1 / 3)  # above most nearest-neighbour distances
+    while True:
+        i, j, d = neighbor_list("ijd", atoms, cutoff)
+        nearest = np.full(len(atoms), np.inf)
+        np.minimum.at(nearest, i, d)
+        if np.all(BONDED * nearest <= cutoff):
+            return i, j, d
+        cutoff *= 1.5
+
+
+def _bond_scale(atoms) -> float:
+    """The factor that brings ``atoms``' touching pairs (within BONDED of the shortest distance) to their
+    expected lengths (:func:`_bond`): the median of expected / present over those pairs of elements."""
+    from ase.data import chemical_symbols
+
+    i, j, d = _pairs(atoms)
+    shortest = {}
+    for a, b, dist in zip(atoms.numbers[i], atoms.numbers[j], d):
+        key = (min(a, b), max(a, b))
+        shortest[key] = min(shortest.get(key, np.inf), float(dist))
+    least = min(shortest.values())
+    ratios = [_bond(chemical_symbols[a], chemical_symbols[b]) / dist for (a, b), dist in shortest.items()
+              if dist <= BONDED * least]
+    return float(np.median(ratios))
 
 
 def candidates(composition: str) -> list[Candidate]:
@@ -191,7 +272,7 @@ def candidates(composition: str) -> list[Candidate]:
     elements = list(amounts)
     explicit = len(elements) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
     out = []
-    for proto in PROTOTYPES:
+    for proto in prototypes():
         roles = proto.formula[0::2]
         counts = np.array(proto.formula[1::2], float)
         if len(roles) != len(elements):
@@ -205,10 +286,6 @@ def candidates(composition: str) -> list[Candidate]:
         for element in elements:
             out += candidates(element)
     unique = {}
-    for c in out:  # one per distinct structure (rock salt AX = XA)
-        if c.prototype.name in SYMMETRIC_ROLES:
-            key = (c.prototype.name, frozenset(c.roles.values()))
-        else:
-            key = (c.prototype.name, tuple(sorted(c.roles.items())))
-        unique.setdefault(key, c)
+    for c in out:  # one per distinct structure (rock salt AX = XA; an AFLOW type that repeats one above)
+        unique.setdefault(c.key(), c)
     return list(unique.values())
