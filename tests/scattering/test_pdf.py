@@ -123,9 +123,14 @@ def test_partials_sum_and_keys():
 
 
 def test_neighbour_cache_reuses_list():
+    """Isotropic ADPs on the CPU need no list (cell lists find the pairs at each pass); anisotropic ones take
+    their pairs from the cache, which keeps its list while no atom moved more than half the skin."""
     s = random_box(100, 0.05, seed=7)
     cache = NeighbourCache(skin=1.0)
     r = torch.arange(1.0, 8.0, 0.02, dtype=torch.float64)
+    pdf(s, r, neighbour_cache=cache)
+    assert cache.builds == 0
+    s = s.with_(uaniso=torch.diag(torch.tensor([0.004, 0.006, 0.008], dtype=torch.float64)).expand(len(s), 3, 3))
     g1 = pdf(s, r, neighbour_cache=cache)
     generator = torch.Generator().manual_seed(0)
     moved = s.positions + 0.1 * torch.rand(s.positions.shape, dtype=torch.float64, generator=generator)

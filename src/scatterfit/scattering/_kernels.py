@@ -282,3 +282,193 @@ def backward_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, i
             gocc[i] += dldw * occ[j]
             gocc[j] += dldw * occ[i]
     return gpos_l.sum(axis=0), gcell_l.sum(axis=0), gocc_l.sum(axis=0)
+
+
+# --- periodic pairs by cell lists: no pair list is stored (memory O(N + nodes)); the pairs are found again at
+# every pass from bins of the wrapped atoms, bin against bin: every pair is seen once, from the bin of the offset
+# that is lexicographically positive (offset 0: i < j).
+
+BINS_PER_CUTOFF = 8  # bins at least cutoff / 8 wide (and no narrower than the mean atomic spacing)
+
+
+@numba.njit(**_OPTS)
+def _bin_grid(pos, cell, rcut):
+    """Atoms wrapped into the cell and sorted by bin.
+
+    Returns (wrapped [N, 3] Å, wrap [N, 3] integer shifts with wrapped = pos − wrap·cell, n_bins [3], order [N]
+    atoms sorted by bin, start [B + 1] offsets of each bin in ``order``, offsets [K, 3]: the lexicographically
+    non-negative bin offsets whose bins can hold pairs within ``rcut``, the zero offset first)."""
+    n = pos.shape[0]
+    inv = np.linalg.inv(cell)
+    volume = abs(np.linalg.det(cell))
+    spacing = (volume / max(n, 1)) ** (1.0 / 3.0)
+    n_bins = np.empty(3, dtype=np.int64)
+    widths = np.empty(3)
+    for a in range(3):
+        b, c = cell[(a + 1) % 3], cell[(a + 2) % 3]
+        cross = np.array([b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]])
+        widths[a] = volume / math.sqrt(cross[0] ** 2 + cross[1] ** 2 + cross[2] ** 2)
+        n_bins[a] = max(1, int(widths[a] / max(rcut / BINS_PER_CUTOFF, spacing)))
+    wrapped = np.empty((n, 3))
+    wrap = np.empty((n, 3), dtype=np.int64)
+    flat = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = np.empty(3, dtype=np.int64)
+        for a in range(3):
+            f = pos[i, 0] * inv[0, a] + pos[i, 1] * inv[1, a] + pos[i, 2] * inv[2, a]
+            w = math.floor(f)
+            wrap[i, a] = w
+            k[a] = min(max(int((f - w) * n_bins[a]), 0), n_bins[a] - 1)
+        for a in range(3):
+            wrapped[i, a] = pos[i, a] - (wrap[i, 0] * cell[0, a] + wrap[i, 1] * cell[1, a] + wrap[i, 2] * cell[2, a])
+        flat[i] = (k[0] * n_bins[1] + k[1]) * n_bins[2] + k[2]
+    n_total = n_bins[0] * n_bins[1] * n_bins[2]
+    start = np.zeros(n_total + 1, dtype=np.int64)
+    for i in range(n):
+        start[flat[i] + 1] += 1
+    for b in range(n_total):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[fill[flat[i]]] = i
+        fill[flat[i]] += 1
+    # offsets t whose bins come within rcut: |t| − (the bin's longest diagonal) < rcut
+    step = np.empty((3, 3))
+    for a in range(3):
+        step[a] = cell[a] / n_bins[a]
+    diag = 0.0
+    for s1 in (-1.0, 1.0):
+        for s2 in (-1.0, 1.0):
+            d = step[0] + s1 * step[1] + s2 * step[2]
+            diag = max(diag, math.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2))
+    reach = np.empty(3, dtype=np.int64)
+    for a in range(3):
+        reach[a] = int(math.ceil((rcut + diag) / (widths[a] / n_bins[a])))
+    count = (2 * reach[0] + 1) * (2 * reach[1] + 1) * (2 * reach[2] + 1)
+    offsets = np.zeros((count, 3), dtype=np.int64)
+    k = 1  # offsets[0] = (0, 0, 0)
+    for o0 in range(0, reach[0] + 1):
+        for o1 in range(-reach[1], reach[1] + 1):
+            for o2 in range(-reach[2], reach[2] + 1):
+                if not _positive(o0, o1, o2):
+                    continue
+                t = o0 * step[0] + o1 * step[1] + o2 * step[2]
+                if math.sqrt(t[0] ** 2 + t[1] ** 2 + t[2] ** 2) - diag < rcut:
+                    offsets[k, 0], offsets[k, 1], offsets[k, 2] = o0, o1, o2
+                    k += 1
+    return wrapped, wrap, n_bins, order, start, offsets[:k]
+
+
+@numba.njit(**_OPTS)
+def _positive(n0, n1, n2):
+    """The integer vector (n0, n1, n2) is lexicographically positive."""
+    return n0 > 0 or (n0 == 0 and (n1 > 0 or (n1 == 0 and n2 > 0)))
+
+
+@numba.njit(**_OPTS)
+def _target(bin_a, offset, n_bins):
+    """(bin index, image m0, m1, m2) of the bin at ``offset`` [3] from bin ``bin_a`` (flat index)."""
+    a2 = bin_a % n_bins[2]
+    a1 = (bin_a // n_bins[2]) % n_bins[1]
+    a0 = bin_a // (n_bins[1] * n_bins[2])
+    t0, t1, t2 = a0 + offset[0], a1 + offset[1], a2 + offset[2]
+    m0, m1, m2 = t0 // n_bins[0], t1 // n_bins[1], t2 // n_bins[2]
+    b = ((t0 - m0 * n_bins[0]) * n_bins[1] + (t1 - m1 * n_bins[1])) * n_bins[2] + (t2 - m2 * n_bins[2])
+    return b, m0, m1, m2
+
+
+@numba.njit(parallel=True, **_OPTS)
+def histogram_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, n_chunks):
+    """The periodic histogram of histogram_periodic, every pair within (n_nodes − 3)·dr found by cell lists."""
+    n_pt = n_types * (n_types + 1) // 2
+    local = np.zeros((n_chunks, n_pt * n_nodes))
+    rmax = (n_nodes - 3) * dr
+    wrapped, wrap, n_bins, order, start, offsets = _bin_grid(pos, cell, rmax)
+    n_total = start.shape[0] - 1
+    for c in numba.prange(n_chunks):
+        hist = local[c]
+        for bin_a in range(c * n_total // n_chunks, (c + 1) * n_total // n_chunks):
+            if start[bin_a] == start[bin_a + 1]:
+                continue
+            for q in range(offsets.shape[0]):
+                b, m0, m1, m2 = _target(bin_a, offsets[q], n_bins)
+                sx = m0 * cell[0, 0] + m1 * cell[1, 0] + m2 * cell[2, 0]
+                sy = m0 * cell[0, 1] + m1 * cell[1, 1] + m2 * cell[2, 1]
+                sz = m0 * cell[0, 2] + m1 * cell[1, 2] + m2 * cell[2, 2]
+                for ka in range(start[bin_a], start[bin_a + 1]):
+                    i = order[ka]
+                    oi = occ[i]
+                    if oi == 0.0:
+                        continue
+                    xi, yi, zi = wrapped[i, 0] - sx, wrapped[i, 1] - sy, wrapped[i, 2] - sz
+                    for kb in range(ka + 1 if q == 0 else start[b], start[b + 1]):
+                        j = order[kb]
+                        w = oi * occ[j]
+                        if w == 0.0:
+                            continue
+                        dx = wrapped[j, 0] - xi
+                        dy = wrapped[j, 1] - yi
+                        dz = wrapped[j, 2] - zi
+                        r = math.sqrt(dx * dx + dy * dy + dz * dz)
+                        if r >= rmax or r < R_COINCIDENT:
+                            continue
+                        _pair_forward(hist, r, w, _pair_type(types[i], types[j], n_types), dr, n_nodes, inverse_r)
+    return local.sum(axis=0)
+
+
+@numba.njit(parallel=True, **_OPTS)
+def backward_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, g, n_chunks):
+    """The gradients of backward_periodic (positions [N, 3], cell [3, 3], occupancies [N]) by cell lists."""
+    n = pos.shape[0]
+    gpos_l = np.zeros((n_chunks, n, 3))
+    gcell_l = np.zeros((n_chunks, 3, 3))
+    gocc_l = np.zeros((n_chunks, n))
+    rmax = (n_nodes - 3) * dr
+    wrapped, wrap, n_bins, order, start, offsets = _bin_grid(pos, cell, rmax)
+    n_total = start.shape[0] - 1
+    for c in numba.prange(n_chunks):
+        gpos = gpos_l[c]
+        gcell = gcell_l[c]
+        gocc = gocc_l[c]
+        for bin_a in range(c * n_total // n_chunks, (c + 1) * n_total // n_chunks):
+            if start[bin_a] == start[bin_a + 1]:
+                continue
+            for q in range(offsets.shape[0]):
+                b, m0, m1, m2 = _target(bin_a, offsets[q], n_bins)
+                sx = m0 * cell[0, 0] + m1 * cell[1, 0] + m2 * cell[2, 0]
+                sy = m0 * cell[0, 1] + m1 * cell[1, 1] + m2 * cell[2, 1]
+                sz = m0 * cell[0, 2] + m1 * cell[1, 2] + m2 * cell[2, 2]
+                for ka in range(start[bin_a], start[bin_a + 1]):
+                    i = order[ka]
+                    xi, yi, zi = wrapped[i, 0] - sx, wrapped[i, 1] - sy, wrapped[i, 2] - sz
+                    for kb in range(ka + 1 if q == 0 else start[b], start[b + 1]):
+                        j = order[kb]
+                        dx = wrapped[j, 0] - xi
+                        dy = wrapped[j, 1] - yi
+                        dz = wrapped[j, 2] - zi
+                        r = math.sqrt(dx * dx + dy * dy + dz * dz)
+                        if r >= rmax or r < R_COINCIDENT:
+                            continue
+                        dldr, dldw = _pair_backward(g, r, occ[i] * occ[j], _pair_type(types[i], types[j], n_types),
+                                                    dr, n_nodes, inverse_r)
+                        cc = dldr / r
+                        cx, cy, cz = cc * dx, cc * dy, cc * dz
+                        gpos[j, 0] += cx
+                        gpos[j, 1] += cy
+                        gpos[j, 2] += cz
+                        gpos[i, 0] -= cx
+                        gpos[i, 1] -= cy
+                        gpos[i, 2] -= cz
+                        # r_ij = x_j − x_i + S·cell with S = m − wrap_j + wrap_i
+                        s0 = float(m0 - wrap[j, 0] + wrap[i, 0])
+                        s1 = float(m1 - wrap[j, 1] + wrap[i, 1])
+                        s2 = float(m2 - wrap[j, 2] + wrap[i, 2])
+                        for e in range(3):
+                            ce = cx if e == 0 else (cy if e == 1 else cz)
+                            gcell[0, e] += s0 * ce
+                            gcell[1, e] += s1 * ce
+                            gcell[2, e] += s2 * ce
+                        gocc[i] += dldw * occ[j]
+                        gocc[j] += dldw * occ[i]
+    return gpos_l.sum(axis=0), gcell_l.sum(axis=0), gocc_l.sum(axis=0)

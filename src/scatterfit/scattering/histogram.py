@@ -18,7 +18,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.coincidence import R_COINCIDENT
-from scatterfit.structure.neighbours import Neighbours
+from scatterfit.structure.neighbours import CellLists, Neighbours
 
 DEFAULT_PAIRS_PER_BLOCK = 2_000_000  # torch path on the CPU: about 0.6 GB of temporaries per block
 # On a GPU, 20k Au atoms, forward+backward against DebyeCalculator (benchmarks/forward.py --block): 2 M pairs
@@ -122,6 +122,11 @@ def _numba_ready(positions: torch.Tensor, engine: str) -> bool:
     return True
 
 
+def compiled_kernels_serve(positions: torch.Tensor) -> bool:
+    """The compiled CPU kernels (and so cell lists, structure/neighbours.CELL_LISTS) serve these tensors."""
+    return _numba_ready(positions, "auto")
+
+
 def _kernel_threads() -> int:
     """Threads for the numba kernels: torch's intra-op thread count (one setting for the whole program)."""
     import numba
@@ -149,6 +154,8 @@ class _PairHistogramNumba(torch.autograd.Function):
         pos, occ, types = _np(positions), _np(occupancy), _np(type_index, np.int64)
         if pairs is None:
             hist = k.histogram_finite(*_columns(pos), occ, types, n_types, dr, n_nodes, inverse_r, _kernel_threads())
+        elif isinstance(pairs, CellLists):
+            hist = k.histogram_cells(pos, _np(cell), occ, types, n_types, dr, n_nodes, inverse_r, _kernel_threads())
         else:
             hist = k.histogram_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(), pairs.j.numpy(),
                                         pairs.shifts.numpy(), dr, n_nodes, inverse_r, _kernel_threads())
@@ -170,9 +177,13 @@ class _PairHistogramNumba(torch.autograd.Function):
             gpos, gocc = k.backward_finite(*_columns(pos), occ, types, n_types, dr, n_nodes, inverse_r, g,
                                            _kernel_threads())
         else:
-            gpos, gc, gocc = k.backward_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(),
-                                                 pairs.j.numpy(), pairs.shifts.numpy(), dr, n_nodes, inverse_r, g,
-                                                 _kernel_threads())
+            if isinstance(pairs, CellLists):
+                gpos, gc, gocc = k.backward_cells(pos, _np(cell), occ, types, n_types, dr, n_nodes, inverse_r, g,
+                                                  _kernel_threads())
+            else:
+                gpos, gc, gocc = k.backward_periodic(pos, _np(cell), occ, types, n_types, pairs.i.numpy(),
+                                                     pairs.j.numpy(), pairs.shifts.numpy(), dr, n_nodes, inverse_r,
+                                                     g, _kernel_threads())
             gcell = torch.from_numpy(gc).to(cell) if ctx.needs_input_grad[1] else None
         gx = torch.from_numpy(gpos).to(positions) if ctx.needs_input_grad[0] else None
         go = torch.from_numpy(gocc).to(occupancy) if ctx.needs_input_grad[2] else None
@@ -289,7 +300,9 @@ def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index:
         dr: node spacing, Å. Node n sits at r_n = (n − 1)·dr.
         n_nodes: number of nodes; pairs with r ≥ (n_nodes − 3)·dr are ignored.
         cell: [3, 3] Å (differentiable), needed with ``pairs``.
-        pairs: half neighbour list for periodic structures; None means all pairs i < j of a finite system.
+        pairs: half neighbour list for periodic structures, or CELL_LISTS (every periodic pair within the range,
+            found by cell lists in the CPU kernels, nothing stored); None means all pairs i < j of a finite
+            system.
         inverse_r: weight each pair by 1/r (for the Debye sine transform).
         pairs_per_block: memory bound of one block of pairs (torch engine); None: default_pairs_per_block.
         engine: "numba" (fused CPU loops), "torch" (blocked tensor ops, any device) or "auto" (numba on the CPU
@@ -306,6 +319,8 @@ def pair_histogram(positions: torch.Tensor, occupancy: torch.Tensor, type_index:
         raise ScatterfitError(f"unknown histogram engine '{engine}' (use auto, numba or torch)")
     if pairs_per_block is None:
         pairs_per_block = default_pairs_per_block(positions.device)
+    if isinstance(pairs, CellLists) and not _numba_ready(positions, engine):
+        raise ScatterfitError("cell lists run in the numba CPU kernels only; give a neighbour list on other devices")
     if _numba_ready(positions, engine):
         return _PairHistogramNumba.apply(positions, cell, occupancy, type_index, pairs, int(n_types), float(dr),
                                          int(n_nodes), bool(inverse_r)).to(torch.float64)

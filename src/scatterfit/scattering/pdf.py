@@ -20,9 +20,9 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
-from scatterfit.scattering.histogram import pair_histogram, pair_type_list
+from scatterfit.scattering.histogram import compiled_kernels_serve, pair_histogram, pair_type_list
 from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, shape_envelope_sphere
-from scatterfit.structure.neighbours import Neighbours, neighbours
+from scatterfit.structure.neighbours import CELL_LISTS, Neighbours, neighbours
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
 PEAK_HALF_WIDTH_SIGMAS = 6.0
@@ -145,6 +145,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
                               "lower rmax (the fit range) or coarsen the data grid (rebin)")
 
     periodic = structure.cell is not None and any(structure.pbc)
+    if periodic and pairs is None and structure.uaniso is None and all(structure.pbc) and \
+            compiled_kernels_serve(structure.positions):
+        pairs = CELL_LISTS  # found again at each pass by the CPU kernels: no list to build or keep
     if periodic and pairs is None:
         cutoff = (grid.n_nodes - 4) * grid.dr
         pairs = neighbour_cache.get(structure, cutoff) if neighbour_cache is not None else neighbours(structure,

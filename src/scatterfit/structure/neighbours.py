@@ -48,6 +48,16 @@ class Neighbours:
         return Neighbours(self.i[keep], self.j[keep], self.shifts[keep], self.cutoff, self.full)
 
 
+@dataclass(frozen=True)
+class CellLists:
+    """Every pair of a fully periodic structure within a histogram's range, found by cell lists at each pass of
+    the CPU kernels (scattering/_kernels.py): no list is stored, so memory stays O(N) whatever the number of
+    pairs. Passed as ``pairs`` where a Neighbours list would go."""
+
+
+CELL_LISTS = CellLists()
+
+
 def available_memory() -> int:
     """Physical memory of this machine, bytes (what a list may take at most is half of it)."""
     try:
