@@ -299,3 +299,19 @@ def test_a_server_configured_with_a_dask_cluster_runs_the_solves_hypotheses_ther
             server.stop()
     assert solution["workers"] == 2  # the cluster's, not the job's own process
     assert solution["hypotheses"][0]["label"] == "fcc Cu"
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason_instead_of_staying_running(tmp_path):
+    """A claimed job whose folder is missing (before this session a submission inserted its row before moving
+    its upload into place, and a dispatcher that claimed it in between left it 'running' forever) fails, and says
+    why; a submission now puts the folder in place first."""
+    from scatterfit.service.dispatcher import Dispatcher
+    from scatterfit.service.store import JobStore
+
+    (tmp_path / "jobs").mkdir()
+    store = JobStore(tmp_path / "jobs.sqlite")
+    job = store.add("refine", {"files": []})
+    Dispatcher(store, tmp_path, workers=1).step()
+    done = store.get(job.id)
+    assert done.state == "failed" and "could not start" in done.error
+    store.close()

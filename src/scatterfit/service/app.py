@@ -39,7 +39,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from scatterfit.service.dispatcher import Dispatcher, job_dir
-from scatterfit.service.store import SCHEMA_VERSION, STATES, JobStore
+from scatterfit.service.store import SCHEMA_VERSION, STATES, JobStore, new_job_id
 
 API_VERSION = "v1"
 DATA_SUFFIXES = {".gr", ".fgr", ".iq", ".sq", ".fq", ".mint01", ".xy", ".xye", ".chi", ".dat", ".csv", ".txt",
@@ -357,9 +357,11 @@ def create_app(data_dir, token: str | None, *, workers: int = 1, executor: str |
             if spec["kind"] == "refine":
                 (inputs / "config.toml").write_text(spec["config"])
             _check_inputs(spec, inputs)
-            job = store.add(spec["kind"], {k: v for k, v in spec.items() if k != "config"},
-                            spec.get("label", ""))
-            staging.rename(job_dir(data_dir, job.id))
+            job_id = new_job_id()
+            staging.rename(job_dir(data_dir, job_id))  # the folder first: the dispatcher may claim the job at once
+            staging = job_dir(data_dir, job_id)
+            job = store.add(spec["kind"], {k: v for k, v in spec.items() if k != "config"}, spec.get("label", ""),
+                            job_id=job_id)
             dispatcher.wake.set()
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -106,17 +106,16 @@ class Dispatcher:
         self.thread.start()
 
     def _spawn(self, job) -> None:
+        """Start a claimed job's process; a job that cannot start fails with the reason (never stays running)."""
         folder = job_dir(self.data_dir, job.id)
-        log = open(folder / "log.txt", "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         try:
-            self.running[job.id] = subprocess.Popen(command(job, folder, self.executor), stdout=log,
-                                                    stderr=subprocess.STDOUT, cwd=folder, env=env,
-                                                    start_new_session=True, preexec_fn=_prepare_child)
+            with open(folder / "log.txt", "ab") as log:
+                self.running[job.id] = subprocess.Popen(command(job, folder, self.executor), stdout=log,
+                                                        stderr=subprocess.STDOUT, cwd=folder, env=env,
+                                                        start_new_session=True, preexec_fn=_prepare_child)
         except OSError as exc:
             self.store.finish(job.id, "failed", f"could not start the job's process: {exc}")
-        finally:
-            log.close()
 
     def _kill(self, job_id: str) -> None:
         process = self.running.pop(job_id, None)

@@ -60,6 +60,11 @@ def _job(row) -> Job:
                row[10])
 
 
+def new_job_id() -> str:
+    """A fresh job id: 16 hex digits."""
+    return secrets.token_hex(8)
+
+
 class JobStore:
     """The queue in the SQLite file ``path`` (created and migrated on open)."""
 
@@ -91,8 +96,9 @@ class JobStore:
             row = self.db.execute(sql, args).fetchone()
         return _job(row) if row else None
 
-    def add(self, kind: str, request: dict, label: str = "") -> Job:
-        job_id = secrets.token_hex(8)
+    def add(self, kind: str, request: dict, label: str = "", job_id: str | None = None) -> Job:
+        """A queued job (``job_id``: one from :func:`new_job_id` whose folder is already in place)."""
+        job_id = job_id or new_job_id()
         with self.lock:
             self.db.execute("INSERT INTO jobs (id, kind, state, request, created, label) "
                             "VALUES (?, ?, 'queued', ?, ?, ?)", (job_id, kind, json.dumps(request), time.time(), label))
