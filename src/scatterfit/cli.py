@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         print("scatterfit: error: --threads must be ≥ 1", file=sys.stderr)
         return 2
+    command = importlib.import_module(f"scatterfit.commands.{args.command}")
+    try:  # a command's cheap checks of its inputs, before torch and numba are imported
+        getattr(command, "check", lambda _: None)(args)
+    except ScatterfitError as exc:
+        print(f"scatterfit: error: {exc}", file=sys.stderr)
+        return 2
     import torch
 
     torch.set_num_threads(args.threads)
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reuse_freed_memory()
     try:
-        importlib.import_module(f"scatterfit.commands.{args.command}").run(args)
+        command.run(args)
     except ScatterfitError as exc:
         print(f"scatterfit: error: {exc}", file=sys.stderr)
         return 2

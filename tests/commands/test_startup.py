@@ -24,3 +24,12 @@ def test_structure_is_still_importable_from_the_package():
     from scatterfit.structure import Structure as Same
 
     assert Structure is Same
+
+
+def test_a_missing_structure_file_is_reported_before_the_heavy_imports(tmp_path):
+    code = ("import sys\nfrom scatterfit.cli import main\n"
+            f"print(main(['simulate', {str(tmp_path / 'none.cif')!r}, '--out', {str(tmp_path / 'x.csv')!r}]))\n"
+            "print(sorted(m for m in ('torch', 'ase') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "none.cif: structure file not found" in done.stderr
+    assert done.stdout.split() == ["2", "[]"]

@@ -142,6 +142,14 @@ def compute(args, s: Structure) -> tuple[np.ndarray, np.ndarray, str, str]:
     return q.numpy(), sc.reduced_structure_factor(sq, q).detach().numpy(), "Q (Å⁻¹)", "F(Q) (Å⁻¹)"
 
 
+def check(args) -> None:
+    """What can be said before torch and ASE are imported: a missing structure file."""
+    from pathlib import Path
+
+    if not Path(args.structure).is_file():
+        raise ScatterfitError(f"{args.structure}: structure file not found")
+
+
 def run(args) -> None:
     from scatterfit.report.files import atomic_write, check_output_file
 
