@@ -39,6 +39,10 @@ def test_solve_command_on_a_simulated_rock_salt(tmp_path):
     for name in first["structure_files"] + [first["config"], "report.html"]:
         assert (out / name).is_file(), name
     assert "rock salt NaCl" in (out / "report.html").read_text()
+    screen = solution["screen"]  # every library type of NaCl's formula, best first, the refined ones marked
+    assert len(screen) > 40 and screen[0]["label"] == "rock salt NaCl" and screen[0]["kept"]
+    assert [row["rw"] for row in screen] == sorted(row["rw"] for row in screen)
+    assert "Library screen" in (out / "report.html").read_text()
 
 
 def test_solve_errors_are_one_line(tmp_path):
