@@ -52,8 +52,7 @@ GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 
 SLOPE_AGREES = 0.25  # a slope density this close to the best crystal's: the data's scale is about 1, take it
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
 COMPLEX = 12  # crystal hypotheses with more refined parameters wait for the simpler ones (see _occam)
-GOOD_FIT = 0.25  # mean Rw: a simpler type this good makes a complex one need a clearly better screen
-OCCAM = 0.8  # that much better (screening Rw ratio)
+OCCAM = 0.8  # a complex type is refined when its screening Rw is below this × the best simpler type's
 
 
 def _partners(ranked: list, hypotheses: list) -> list:
@@ -107,12 +106,11 @@ def _parameter_count(h: Hypothesis) -> int:
 
 
 def _occam(simple: list, complex_: list, screened: dict) -> list:
-    """The crystal hypotheses with more than COMPLEX parameters worth refining after the simpler ones: all of
-    them when no simpler one fits (Rw ≤ GOOD_FIT), else those whose screen beat the best simpler type's by
-    OCCAM; the others are marked not refined (a crystallographer takes the simplest type that fits)."""
-    fits = [sum(h.rw.values()) / len(h.rw) for h in simple if h.rw and not h.error]
-    if not complex_ or not fits or min(fits) > GOOD_FIT:
-        return complex_
+    """The crystal hypotheses with more than COMPLEX parameters worth refining after the simpler ones: those whose
+    screen beat the best simpler type's by OCCAM (all of them when there is no simpler type); the others are
+    marked not refined (a crystallographer takes the simplest type that explains the data, and a complex type that
+    screens no better than a simple one is not worth minutes of refinement, fit or no fit: a glass's data fit no
+    crystal)."""
     best_screen = min((screened[h.label].rw for h in simple if h.label in screened), default=float("inf"))
     out = []
     for h in complex_:
@@ -121,7 +119,7 @@ def _occam(simple: list, complex_: list, screened: dict) -> list:
         else:
             h.error = (f"not refined: {_parameter_count(h)} parameters, and its screen (Rw "
                        f"{screened[h.label].rw:.3f}) was not clearly better than a simpler type's "
-                       f"({best_screen:.3f}), which fits")
+                       f"({best_screen:.3f})")
     return out
 
 
