@@ -20,18 +20,19 @@ BINARIES = ("ZnS", "NaCl", "MgO", "CdSe", "GaAs", "NiAs", "CaF2", "TiO2", "CdI2"
 
 
 def _simple(candidate) -> bool:
-    """A type whose crystal hypothesis refines at most solve.COMPLEX parameters: the ones a solve refines within
-    its time limit (a 78-atom rhombohedral type with 22 parameters needs more than 10 minutes on this CPU)."""
+    """A type whose crystal hypothesis refines at most solve.COMPLEX structural parameters: the ones a solve
+    refines within its time limit (a 78-atom rhombohedral type with 22 parameters needs more than 10 minutes on
+    this CPU)."""
     from scatterfit.solve.hypotheses import crystal_hypothesis
-    from scatterfit.solve.solve import COMPLEX, _parameter_count
+    from scatterfit.solve.solve import COMPLEX, structural_count
 
     h = crystal_hypothesis(candidate.structure(), candidate.label, candidate.formula, "")
-    return _parameter_count(h) <= COMPLEX
+    return structural_count(h) <= COMPLEX
 
 
 def _draw(seed: int, particle: bool = False):
     """A random truth: a library crystal of a random composition (any of the library's types of that
-    stoichiometry with at most solve.COMPLEX refined parameters), its lattice scaled by ±3 %, random Uiso, and
+    stoichiometry with at most solve.COMPLEX structural parameters), its lattice scaled by ±3 %, random Uiso, and
     (``particle``) a spherical envelope of 20–40 Å; its PDF (Qmax 25 Å⁻¹, qdamp 0.03) to 30 Å with 1 % noise."""
     rng = np.random.default_rng(seed)
     composition = BINARIES[rng.integers(len(BINARIES))]

@@ -13,7 +13,8 @@ CHECKPOINT = "solve_checkpoint.pt"  # in the output folder: the hypotheses refin
 
 
 def add_arguments(p) -> None:
-    p.add_argument("data", nargs="+", help="measured G(r), S(Q) or F(Q) files of one sample (.gr, .fgr, .sq, .fq, ...)")
+    p.add_argument("data", nargs="+", help="measured G(r), S(Q) or F(Q) files of one sample (.gr, .fgr, .sq, .fq, "
+                                           "...), or its Bragg powder patterns (.xy, .xye, .xrdml, ...: 2θ or Q)")
     p.add_argument("--composition", required=True,
                    help='a formula ("TiO2", "La0.5Ba0.5CoO3") or the elements ("Ti O", "Si,Ni")')
     p.add_argument("--cif", action="append", default=[],
@@ -21,6 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
     p.add_argument("--radiation", choices=("xray", "neutron"), default=None,
                    help="the data's radiation when the files do not say (default: the header's, else xray)")
+    p.add_argument("--wavelength", type=float, default=None,
+                   help="the wavelength of 2θ powder patterns, Å, when the files do not say (Cu Kα1: 1.5406)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds after which no new hypothesis is started (default: no limit)")
     p.add_argument("--executor", default=None,
@@ -61,7 +64,8 @@ def run(args) -> None:
         if not path.is_file():
             raise ScatterfitError(f"{path}: no such data file")
         name = path.stem if path.stem not in datasets else f"{path.stem}_{k}"
-        datasets[name], paths[name] = load_dataset(path, radiation=args.radiation), path
+        given = {} if args.wavelength is None else {"wavelength": args.wavelength}
+        datasets[name], paths[name] = load_dataset(path, radiation=args.radiation, **given), path
     cifs = _cifs(args.cif)
     with OutputLock(out):
         potential = None if args.potential.lower() == "none" else args.potential

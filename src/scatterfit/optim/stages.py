@@ -70,6 +70,19 @@ def default_optimizer(loss, parametrisation) -> str:
     return "lm" if least_squares and n_free <= LM_MAX_PARAMETERS else "lbfgs"
 
 
+POWDER_FIRST = ("background", "lattice", "zero", "W", "fraction")
+"""What a Bragg refinement frees first (the LBCO example's first stage): the peaks' positions and a common width
+against a smooth background, before the intensities (ADPs, coordinates) and the angle dependence of the widths."""
+
+
+def powder_ramp(free: list, steps: tuple = (40, 100)) -> list[StageBase]:
+    """The default Bragg (Rietveld) strategy, Levenberg–Marquardt: the POWDER_FIRST groups of ``free`` (a phase's
+    "Si.lattice" too), then every free group; ``steps``: the two stages' step limits."""
+    first = [g for g in free if g.rsplit(".", 1)[-1] in POWDER_FIRST]
+    return [LevenbergMarquardt(free=first or None, steps=steps[0], tol=1e-6),
+            LevenbergMarquardt(steps=steps[1], tol=1e-6)]
+
+
 def pdf_range_ramp(free: list | None = None, optimizer: str = "lbfgs", steps: tuple | None = None
                    ) -> list[StageBase]:
     """The default PDF strategy: an r-range ramp (5 Å → 12 Å → all) with ``optimizer`` ("lbfgs" or "lm"; see

@@ -36,8 +36,10 @@ SCREENED = 15  # rows of the library screen on the page
 
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
     """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
-    range and its free parameters and starting values (the default r-range ramp)."""
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX
+    range and its free parameters and starting values (the default r-range ramp; for a Bragg pattern the whole
+    pattern and the powder ramp)."""
+    from scatterfit.optim.stages import powder_ramp
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX, powder_background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
     if len(h.structures) == 1:
@@ -45,10 +47,17 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     else:
         for phase in h.structures:
             lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
+    powder = h.model == "powder"
     for name, path in data_paths.items():
         lines += ["[[datasets]]", f'name = "{name}"', f'file = "{Path(path).resolve()}"',
-                  f'radiation = "{datasets[name].radiation}"', ""]
+                  f'radiation = "{datasets[name].radiation}"']
+        if powder and datasets[name].metadata.get("wavelength") is not None:
+            lines += [f"wavelength = {float(datasets[name].metadata['wavelength']):g}"]
+        lines += [""]
     for name, data in datasets.items():
+        if powder:  # the whole pattern
+            lines += ["[[terms]]", f'dataset = "{name}"', 'model = "powder"', ""]
+            continue
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
                   f"xmax = {min(XMAX, float(data.x[-1])):g}"]
         if h.model == "box":
@@ -62,13 +71,19 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
                   f"weight = {RESTRAINT_WEIGHT:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
-    bounds = {k: v for k, v in {**BOUNDS, **h.bounds}.items() if k in h.free or k in h.values}
+    extra = {"background": powder_background_bounds(datasets)} if powder else {}
+    bounds = {k: v for k, v in {**BOUNDS, **extra, **h.bounds}.items() if k in h.free or k in h.values}
     if bounds:
         lines += ["bounds = { " + ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
                                             for k, v in bounds.items()) + " }"]
     lines += [""]
     if h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
+    if powder:  # the powder ramp of solve (optim/stages.powder_ramp)
+        for stage in powder_ramp(h.free):
+            lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {stage.steps}", f"tol = {stage.tol:g}"]
+            lines += [f"free = {json.dumps(stage.free)}"] if stage.free is not None else []
+            lines += [""]
     lines += ["[output]", f'dir = "{prefix}_refine"', ""]
     return "\n".join(lines)
 

@@ -117,21 +117,31 @@ def phase_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", label).strip("_") or "phase"
 
 
-def crystal_free(structure: Structure) -> list:
+POWDER_FREE = ("zero", "U", "V", "W", "Y", "background")
+"""What a crystal hypothesis refines of a Bragg pattern besides its structure: the zero shift, the TCH widths
+(Caglioti U, V, W and the Lorentzian size term Y) and a Chebyshev background."""
+POWDER_BACKGROUND = 5  # Chebyshev order
+
+
+def crystal_free(structure: Structure, model: str = "pdf") -> list:
     """The groups a crystal hypothesis refines: lattice, ADPs, the Wyckoff coordinates when the space group leaves
-    any free, qdamp and delta2."""
+    any free, and qdamp and delta2 for a PDF (``model`` "pdf") or POWDER_FREE for a Bragg pattern ("powder")."""
     from scatterfit.structure.spacegroup import wyckoff_basis
 
     basis = wyckoff_basis(structure)
     free = ["lattice", "biso"]
     if basis is not None and basis.shape[1] > 0:
         free.append("fractional")
-    return free + ["qdamp", "delta2"]
+    return free + (list(POWDER_FREE) if model == "powder" else ["qdamp", "delta2"])
 
 
-def crystal_hypothesis(structure: Structure, label: str, formula: str, source: str) -> Hypothesis:
-    return Hypothesis("crystal", label, formula, {phase_name(label): structure}, crystal_free(structure),
-                      {"qdamp": 0.04, "delta2": 2.0}, source)
+def crystal_hypothesis(structure: Structure, label: str, formula: str, source: str,
+                       model: str = "pdf") -> Hypothesis:
+    """A crystal hypothesis of ``structure`` refined against PDFs (``model`` "pdf") or Bragg patterns
+    ("powder")."""
+    values = {"background_order": POWDER_BACKGROUND} if model == "powder" else {"qdamp": 0.04, "delta2": 2.0}
+    return Hypothesis("crystal", label, formula, {phase_name(label): structure}, crystal_free(structure, model),
+                      values, source, model=model)
 
 
 def _refined(h: Hypothesis) -> tuple[dict, dict]:
@@ -141,7 +151,10 @@ def _refined(h: Hypothesis) -> tuple[dict, dict]:
     if h.result is None:
         return dict(h.structures), dict(h.values)
     params = h.result.parameters()
-    values = {k: float(params[k]) for k in ("qdamp", "delta2") if params.get(k) is not None}
+    carried = POWDER_FREE[:-1] if h.model == "powder" else ("qdamp", "delta2")
+    values = {k: float(params[k]) for k in carried if params.get(k) is not None}
+    if h.model == "powder":
+        values["background_order"] = h.values.get("background_order", POWDER_BACKGROUND)
     return {phase: h.result.structure.with_(operations=h.structures[phase].operations)}, values
 
 
@@ -200,13 +213,17 @@ def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
     full-range stage), or with the r-range ramp when one was not refined on its own (a minority phase, rejected
     alone at short range)."""
     (s1, v1), (s2, v2) = _refined(first), _refined(second)
-    values = {"qdamp": v1.get("qdamp", 0.04)}
-    for structures, v in ((s1, v1), (s2, v2)):
-        values.update({f"{next(iter(structures))}.delta2": v.get("delta2", 2.0)})
+    if first.model == "powder":  # the instrument is the first phase's; the second phase's cell is its own
+        values = dict(v1)
+    else:
+        values = {"qdamp": v1.get("qdamp", 0.04)}
+        for structures, v in ((s1, v1), (s2, v2)):
+            values.update({f"{next(iter(structures))}.delta2": v.get("delta2", 2.0)})
     free = sorted(set(first.free) | set(second.free), key=(first.free + second.free).index) + ["fraction"]
     return Hypothesis("mixture", f"{first.label} + {second.label}", f"{first.formula} + {second.formula}",
                       {**s1, **s2}, free, values, f"{first.source} | {second.source}",
-                      warm=first.result is not None and second.result is not None, parents=[first, second])
+                      warm=first.result is not None and second.result is not None, parents=[first, second],
+                      model=first.model)
 
 
 AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent within these bounds
@@ -329,6 +346,8 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     from scatterfit.structure.phases import MixtureParametrisation
 
     t0 = time.perf_counter()
+    if hypothesis.model == "powder":
+        return _refine_powder(hypothesis, datasets, time_limit, t0)
     try:
         terms = []
         for name, data in datasets.items():
@@ -371,5 +390,66 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     hypothesis.result = result
     hypothesis.rw = {name: result.terms[name].breakdown["rw"] for name in datasets}
     hypothesis.n_parameters = effective_parameters(hypothesis, result, datasets, qmax) + len(datasets)
+    hypothesis.seconds = time.perf_counter() - t0
+    return hypothesis
+
+
+def _time_limit(limit: float, t0: float):
+    """An observer that stops a refinement past ``limit`` seconds."""
+
+    def observe(stage: int, step: int, value: float, terms: dict) -> None:
+        if time.perf_counter() - t0 > limit:
+            raise _Stop(f"stopped: not converged within {limit:.0f} s")
+
+    return observe
+
+
+def powder_background_bounds(datasets: dict) -> tuple[float, float]:
+    """The Chebyshev coefficients' bounds: ±3 × the largest |y| of the patterns (as a refine config's)."""
+    import numpy as np
+
+    reach = max(100.0, 3 * max(float(np.abs(np.asarray(d.y, float)).max()) for d in datasets.values()))
+    return (-reach, reach)
+
+
+def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0: float) -> Hypothesis:
+    """Refine a Bragg (Rietveld) hypothesis over the whole of each pattern with the powder ramp (optim/stages.py:
+    positions, a common width and the background first, then everything), Levenberg–Marquardt."""
+    from scatterfit.errors import ScatterfitError
+    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.optim import refine
+    from scatterfit.optim.stages import powder_ramp
+    from scatterfit.scattering.mixture import PhaseMixture
+    from scatterfit.scattering.models import make_forward_model
+    from scatterfit.structure.parametrisation import Parametrisation
+    from scatterfit.structure.phases import MixtureParametrisation
+
+    try:
+        terms, instrument = [], {}
+        for name, data in datasets.items():
+            model = make_forward_model("powder", data)
+            instrument.update(model.parameters({k: v for k, v in hypothesis.values.items() if k in POWDER_FREE}))
+            if len(hypothesis.structures) > 1:
+                model = PhaseMixture({p: make_forward_model("powder", data) for p in hypothesis.structures},
+                                     data.radiation)
+            terms.append(DataTerm(model, data, name=name))
+        loss = Loss(terms)
+        bounds = {**BOUNDS, "background": powder_background_bounds(datasets), **hypothesis.bounds}
+        if len(hypothesis.structures) > 1:
+            param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
+                                           bounds=bounds, instrument=instrument)
+        else:
+            (structure,) = hypothesis.structures.values()
+            param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds,
+                                    instrument=instrument)
+        result = refine(loss, param, powder_ramp(param.free),
+                        observers=[_time_limit(hypothesis.time_limit or time_limit, t0)])
+    except (ScatterfitError, RuntimeError, ValueError, _Stop) as exc:
+        hypothesis.error = str(exc).splitlines()[0]
+        hypothesis.seconds = time.perf_counter() - t0
+        return hypothesis
+    hypothesis.result = result
+    hypothesis.rw = {name: result.terms[name].breakdown["rw"] for name in datasets}
+    hypothesis.n_parameters = int(result.theta.numel()) + len(datasets)
     hypothesis.seconds = time.perf_counter() - t0
     return hypothesis

@@ -1,8 +1,9 @@
 """Ranking refined hypotheses by the Bayesian information criterion, with the data's independent points.
 
 For a PDF the independent points of a fit range [rmin, rmax] are the Nyquist count N = (rmax − rmin) Qmax / π
-(the points of G(r) are correlated on a finer grid). With a misfit Rw (the residual relative to the signal) and k
-refined parameters,
+(the points of G(r) are correlated on a finer grid); for a Bragg powder pattern they are its resolution
+elements, the range over the peak width (:func:`resolution_elements`). With a misfit Rw (the residual relative
+to the signal) and k refined parameters,
 
     BIC = Σ_datasets N_d ln(Rw_d²) + k ln(Σ N_d),
 
@@ -25,6 +26,19 @@ NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data
 def independent_points(data, xmin: float, xmax: float, qmax: float) -> float:
     """Nyquist count (xmax − xmin) Qmax / π of a G(r) fit range, at least 1."""
     return max((xmax - xmin) * qmax / math.pi, 1.0)
+
+
+def resolution_elements(data) -> float:
+    """The independent points of a Bragg powder pattern: its range over the strongest peak's FWHM (the points
+    within one peak width are tied together by the profile; the noise of each is independent, but the misfit
+    that decides between structures is systematic and peak-sized), at least 1."""
+    import numpy as np
+
+    from scatterfit.scattering.powder import estimate_fwhm
+
+    x = np.asarray(data.x, float)
+    fwhm = estimate_fwhm(x, data.y) or 20 * float(np.median(np.diff(x)))
+    return max((float(x[-1]) - float(x[0])) / fwhm, 1.0)
 
 
 def bic(rw: dict, points: dict, n_parameters: int) -> float:

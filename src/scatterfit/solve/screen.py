@@ -32,10 +32,11 @@ class Screened:
     factor: float
     uiso: float
     kept: bool = False
+    factors: tuple = ()
 
     def as_dict(self) -> dict:
         return {"label": self.label, "rw": self.rw, "cell_factor": self.factor, "uiso": self.uiso,
-                "kept": self.kept}
+                "kept": self.kept, **({"cell_factors": list(self.factors)} if len(self.factors) > 1 else {})}
 
 
 def _rw(model: np.ndarray, y: np.ndarray) -> float:
@@ -90,9 +91,235 @@ def screen(candidates: list, datasets: dict, qmax: float | None) -> list[Screene
             rw, factor, uiso = screen_one(c.structure(), parts)
         except (ValueError, RuntimeError):
             rw, factor, uiso = 1.0, 1.0, UISO[0]
-        out.append(Screened(c.label, rw, factor, uiso))
+        out.append(Screened(c.label, rw, factor, uiso, factors=(factor,)))
+    return _keep(out)
+
+
+def _keep(out: list[Screened]) -> list[Screened]:
+    """``out`` best first, the best MIN_KEEP to KEEP marked kept: as many as lie within RELATIVE of the best."""
     out.sort(key=lambda s: s.rw)
     close = sum(s.rw <= RELATIVE * out[0].rw for s in out) if out else 0
     for s in out[:min(KEEP, max(MIN_KEEP, close))]:
         s.kept = True
     return out
+
+
+# --- Bragg powder patterns -------------------------------------------------------------------------------------
+# A Bragg pattern is compared where peaks are: each candidate's reflections (hkl, |F|² at one Uiso) are computed
+# once; the cell is then scaled by the free factors of its crystal system (one for cubic and for every system
+# below orthorhombic, where the refinement's ramp does the rest; a and c separately for tetragonal, hexagonal and
+# trigonal cells), which moves every reflection to Q(s)² = Σ_pq c_pq / (s_p s_q) (c_pq: the parts of hᵀG*h on
+# the axes each factor scales). Peaks are deposited on a uniform grid and broadened by one pseudo-Voigt of fixed
+# width (a convolution), and the match is measured after projecting out a smooth Chebyshev background: R =
+# sin of the angle between the model's and the data's peak signals (R = 1 for no or negative correlation).
+# First a coarse scan with wide peaks on the low-angle part (2θ ≤ COARSE_TTH or the first COARSE_Q Å⁻¹), where a
+# wrong factor still overlaps the peaks, then a fine scan around the best with the data's own peak width over the
+# whole pattern. The score is the better of the two (a right type whose cell the factors cannot fit, such as an
+# orthorhombic one with both axis ratios off, still matches the wide peaks).
+
+POWDER_UISO = 0.006  # Å²
+POWDER_BACKGROUND = 5  # Chebyshev order of the background projected out
+COARSE = {"uniform": np.linspace(0.85, 1.15, 76), "ratio": np.linspace(0.92, 1.08, 33)}  # 0.4 % and 0.5 % steps
+FINE = {"uniform": np.linspace(-0.006, 0.006, 25), "ratio": np.linspace(-0.006, 0.006, 13)}  # about the best
+COARSE_TTH = 90.0  # degrees 2θ
+COARSE_Q = 6.0  # Å⁻¹
+WIDE = 4.0  # × the data's peak width in the coarse scan
+ETA = 0.3  # the pseudo-Voigt's Lorentzian fraction
+CHUNK = 256  # factor sets evaluated at once
+
+
+@dataclass
+class PowderGrid:
+    """A pattern resampled for the screen: uniform x [n] (2θ degrees or Q Å⁻¹), y [n] with the smooth background
+    projected out, the background basis [n, K] (orthonormal), the setup (geometry, wavelength, radiation) and the
+    peak width (FWHM, x's unit)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    basis: np.ndarray
+    setup: object
+    fwhm: float
+
+    @property
+    def qmax(self) -> float:
+        if self.setup.geometry == "q":
+            return float(self.x[-1]) + 5 * self.fwhm
+        return 4 * np.pi * np.sin(np.radians(min(float(self.x[-1]) + 2.0, 179.0) / 2)) / self.setup.wavelength
+
+
+def powder_grid(data, xmax: float | None = None, wide: bool = False) -> PowderGrid:
+    """``data`` (a Bragg pattern Dataset, 2θ or Q) resampled on a uniform grid up to ``xmax``, its background
+    projected out; ``wide``: the peak width WIDE × the data's."""
+    from scatterfit.errors import ScatterfitError
+    from scatterfit.scattering.models import make_forward_model
+    from scatterfit.scattering.powder import estimate_fwhm
+
+    setup = make_forward_model("powder", data).setup
+    if setup.geometry == "tof":
+        raise ScatterfitError(f"{data.path or 'dataset'}: solve reads 2θ and Q powder patterns; a time-of-flight "
+                              "pattern needs a refine config in this version")
+    x, y = np.asarray(data.x, float), np.asarray(data.y, float)
+    keep = np.isfinite(y) & (x <= (xmax if xmax is not None else np.inf))
+    x, y = x[keep], y[keep]
+    fwhm = (estimate_fwhm(data.x, data.y) or 20 * float(np.median(np.diff(data.x)))) * (WIDE if wide else 1.0)
+    step = max(float(np.median(np.diff(x))), fwhm / 5)  # five points per width: enough for the overlap
+    grid = np.arange(x[0], x[-1], step)
+    y = np.interp(grid, x, y)
+    t = 2 * (grid - grid[0]) / (grid[-1] - grid[0]) - 1
+    basis = np.polynomial.chebyshev.chebvander(t, POWDER_BACKGROUND)
+    basis, _ = np.linalg.qr(basis)
+    y = y - basis @ (basis.T @ y)
+    return PowderGrid(grid, y, basis, setup, fwhm)
+
+
+@dataclass
+class ReflectionParts:
+    """A candidate's reflections, merged where every scale factor moves them alike: the parts of Q² on the scale
+    factors' axes, c [M, P] (P = k(k+1)/2 pairs p ≤ q of k factors, off-diagonal ones doubled), and the
+    intensities |F|² [M] (multiplicities included)."""
+
+    parts: np.ndarray
+    pairs: list
+    f2: np.ndarray
+
+
+def reflection_parts(structure, qmax: float, setup, factors: int) -> ReflectionParts:
+    """The reflections of ``structure`` to ``qmax`` / 0.85 at Uiso POWDER_UISO, split over ``factors`` scale
+    factors (1: uniform; 2: a, b together and c)."""
+    import torch
+
+    from scatterfit.scattering.powder import reflections
+
+    s = structure.with_uiso(POWDER_UISO)
+    with torch.no_grad():
+        refl = reflections(s, qmax / COARSE["uniform"][0], radiation=setup.radiation,
+                           energy_ev=setup.photon_energy())
+    hkl, f2 = refl.hkl.cpu().numpy(), refl.f2.cpu().numpy()
+    recip = 2 * np.pi * np.linalg.inv(s.cell.detach().cpu().numpy()).T
+    metric = recip @ recip.T  # G*, Å⁻²
+    axis = [0, 0, 0] if factors == 1 else [0, 0, 1]
+    pairs = [(p, q) for p in range(factors) for q in range(p, factors)]
+    parts = np.zeros((len(hkl), len(pairs)))
+    for i in range(3):
+        for j in range(3):
+            p, q = sorted((axis[i], axis[j]))
+            parts[:, pairs.index((p, q))] += hkl[:, i] * hkl[:, j] * metric[i, j]
+    key = np.round(parts, 8)
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    merged = np.zeros((group.max() + 1, len(pairs)))
+    merged[group] = parts
+    return ReflectionParts(merged, pairs, np.bincount(group, weights=f2))
+
+
+def _kernel(step: float, fwhm: float) -> np.ndarray:
+    """A pseudo-Voigt of FWHM ``fwhm`` sampled at ``step`` (the same unit), to ±6 FWHM."""
+    half = int(np.ceil(6 * fwhm / step))
+    u = np.arange(-half, half + 1) * step
+    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    gauss = np.exp(-0.5 * (u / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+    lorentz = (fwhm / 2) / (np.pi * (u**2 + (fwhm / 2) ** 2))
+    return ETA * lorentz + (1 - ETA) * gauss
+
+
+def _scores(refl: ReflectionParts, grid: PowderGrid, factors: np.ndarray) -> np.ndarray:
+    """R [F] of the candidate at each row of scale ``factors`` [F, k] (see the section's comment)."""
+    from scipy.signal import fftconvolve
+
+    x, n = grid.x, len(grid.x)
+    step = x[1] - x[0]
+    kernel = _kernel(step, grid.fwhm)
+    norm_y = float(grid.y @ grid.y)
+    out = np.ones(len(factors))
+    for start in range(0, len(factors), CHUNK):
+        s = factors[start:start + CHUNK]  # [C, k]
+        inverse = np.stack([1.0 / (s[:, p] * s[:, q]) for p, q in refl.pairs], 1)  # [C, P]
+        q = np.sqrt(np.clip(inverse @ refl.parts.T, 0, None))  # [C, M]
+        if grid.setup.geometry == "q":
+            position, weight = q, refl.f2[None, :] / np.maximum(q, 1e-6) ** 2
+        else:
+            sin_t = q * grid.setup.wavelength / (4 * np.pi)
+            inside = sin_t < 0.999
+            theta = np.arcsin(np.clip(sin_t, 0, 0.999))
+            position = np.degrees(2 * theta)
+            lp = 1.0 / (np.sin(theta) ** 2 * np.cos(theta) + 1e-12)
+            if grid.setup.radiation == "xray":
+                lp = lp * (1 + np.cos(2 * theta) ** 2) / 2
+            weight = refl.f2[None, :] * lp * inside
+        index = (position - x[0]) / step
+        lower = np.floor(index).astype(np.int64)
+        frac = index - lower
+        rows = np.arange(len(s))[:, None] * n
+        model = np.zeros(len(s) * n)
+        for offset, share in ((0, 1 - frac), (1, frac)):
+            at = lower + offset
+            valid = (at >= 0) & (at < n)
+            model += np.bincount((rows + at)[valid], weights=(weight * share)[valid], minlength=len(s) * n)
+        model = fftconvolve(model.reshape(len(s), n), kernel[None, :], mode="same", axes=1)
+        model = model - (model @ grid.basis) @ grid.basis.T
+        dot = model @ grid.y
+        norm_m = np.einsum("ij,ij->i", model, model)
+        cos2 = np.where(dot > 0, dot**2 / np.maximum(norm_m * norm_y, 1e-300), 0.0)
+        out[start:start + len(s)] = np.sqrt(np.clip(1 - cos2, 0, 1))
+    return out
+
+
+def _factor_grid(k: int, centre=None) -> np.ndarray:
+    """[F, k] scale factors: the coarse grid, or the fine one about ``centre`` [k]."""
+    if centre is None:
+        uniform, ratio = COARSE["uniform"], COARSE["ratio"]
+    else:
+        uniform, ratio = centre[0] * (1 + FINE["uniform"]), (centre[1] / centre[0] if k == 2 else 1) + FINE["ratio"]
+    if k == 1:
+        return uniform[:, None]
+    u, r = np.meshgrid(uniform, ratio, indexing="ij")
+    return np.stack([u.ravel(), (u * r).ravel()], 1)
+
+
+def screen_one_powder(structure, grids: list[tuple[PowderGrid, PowderGrid]]) -> tuple[float, tuple]:
+    """(mean R over the patterns, the best scale factors (a and c, or one)) of ``structure``; ``grids``: per
+    pattern its coarse (wide peaks, low angles) and fine grid."""
+    from scatterfit.structure.spacegroup import lattice_rule
+
+    rule = lattice_rule(structure)
+    k = 2 if rule.size == 2 and not rule.angles else 1
+    coarse, fine = _factor_grid(k), None
+    refls = [(reflection_parts(structure, g_fine.qmax, g_fine.setup, k), g_coarse, g_fine)
+             for g_coarse, g_fine in grids]
+    wide = sum(_scores(refl, g, coarse) for refl, g, _ in refls) / len(refls)
+    best = coarse[int(np.argmin(wide))]
+    fine = _factor_grid(k, best)
+    narrow = sum(_scores(refl, g, fine) for refl, _, g in refls) / len(refls)
+    j = int(np.argmin(narrow))
+    if narrow[j] <= wide.min():
+        return float(narrow[j]), tuple(float(v) for v in fine[j])
+    return float(wide.min()), tuple(float(v) for v in best)
+
+
+def scaled(structure, factors: tuple):
+    """``structure`` with its cell rows a, b scaled by factors[0] and c by factors[-1] (fractional coordinates
+    kept)."""
+    import torch
+
+    scale = torch.tensor([factors[0], factors[0], factors[-1]], dtype=structure.dtype, device=structure.device)
+    frac = structure.positions @ torch.linalg.inv(structure.cell)
+    cell = structure.cell * scale[:, None]
+    return structure.with_(positions=frac @ cell, cell=cell)
+
+
+def screen_powder(candidates: list, datasets: dict) -> list[Screened]:
+    """Every candidate screened against Bragg patterns ({name: Dataset} of kind "xrd", 2θ or Q), best first, the
+    promising ones kept (as :func:`screen`); ``Screened.factor`` is the uniform factor, ``factors`` all of them."""
+    grids = []
+    for data in datasets.values():
+        low = COARSE_Q if data.x_unit == "inv_angstrom" else COARSE_TTH
+        grids.append((powder_grid(data, xmax=max(low, float(np.asarray(data.x)[0]) + 10), wide=True),
+                      powder_grid(data)))
+    out = []
+    for c in candidates:
+        try:
+            rw, factors = screen_one_powder(c.structure(), grids)
+        except (ValueError, RuntimeError):
+            rw, factors = 1.0, (1.0,)
+        out.append(Screened(c.label, rw, factors[0], POWDER_UISO, factors=factors))
+    return _keep(out)

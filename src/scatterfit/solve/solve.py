@@ -41,17 +41,18 @@ from scatterfit.solve.hypotheses import (
     nanoparticle_hypothesis,
     refine_hypothesis,
 )
-from scatterfit.solve.ranking import independent_points, prefer_stable, rank, verdict
+from scatterfit.solve.ranking import independent_points, prefer_stable, rank, resolution_elements, verdict
 from scatterfit.solve.screen import RANGE as SCREEN_RANGE
-from scatterfit.solve.screen import screen
-from scatterfit.solve.triage import Triage, triage
+from scatterfit.solve.screen import scaled, screen, screen_powder
+from scatterfit.solve.triage import Triage, powder_triage, triage
 
 PARTICLES_OF = 2  # the best crystals put into particles
 PACKING = (0.15, 1.6)  # plausible ρ0 d1³ of condensed matter (silica glass 0.27, liquid Ar 1.09, fcc 1.41)
 GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 % less dense)
 SLOPE_AGREES = 0.25  # a slope density this close to the best crystal's: the data's scale is about 1, take it
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
-COMPLEX = 12  # crystal hypotheses with more refined parameters wait for the simpler ones (see _occam)
+COMPLEX = 10  # crystal hypotheses with more structural parameters wait for the simpler ones (see _occam)
+STRUCTURAL = ("lattice", "biso", "fractional", "occupancy")  # what _structural_count counts
 OCCAM = 0.8  # a complex type is refined when its screening Rw is below this × the best simpler type's
 
 
@@ -91,23 +92,29 @@ def _reference_labels(composition: str) -> set:
     return {_reference_label(e) for e in parse_composition(composition)} - {None}
 
 
-def _expanded(structure, factor: float):
-    """``structure`` with its cell and positions scaled by ``factor`` (the screen's best uniform expansion)."""
-    return structure.with_(positions=structure.positions * factor, cell=structure.cell * factor)
+def _bragg(datasets: dict) -> bool:
+    """Whether the datasets are Bragg powder patterns (kind "xrd"); raises when they mix patterns with PDFs."""
+    kinds = {data.kind == "xrd" for data in datasets.values()}
+    if len(kinds) > 1:
+        raise ScatterfitError("solve takes Bragg powder patterns or total-scattering data (PDF, S(Q), F(Q)) in one "
+                              "run, not both: solve them separately")
+    return kinds.pop()
 
 
-def _parameter_count(h: Hypothesis) -> int:
-    """The parameters a crystal hypothesis refines (its Parametrisation's vector)."""
+def structural_count(h: Hypothesis) -> int:
+    """The structural parameters a crystal hypothesis refines (the STRUCTURAL groups of its Parametrisation: cell,
+    ADPs, coordinates; not the instrument's or the background's, which every hypothesis of the data shares)."""
     from scatterfit.solve.hypotheses import BOUNDS
     from scatterfit.structure.parametrisation import Parametrisation
 
     (structure,) = h.structures.values()
-    return int(Parametrisation(structure, free=h.free, values=h.values, bounds=BOUNDS).initial_vector().numel())
+    free = [g for g in h.free if g in STRUCTURAL]
+    return int(Parametrisation(structure, free=free, bounds=BOUNDS).initial_vector().numel())
 
 
 def _occam(simple: list, complex_: list, screened: dict) -> list:
-    """The crystal hypotheses with more than COMPLEX parameters worth refining after the simpler ones: those whose
-    screen beat the best simpler type's by OCCAM (all of them when there is no simpler type); the others are
+    """The crystal hypotheses with more than COMPLEX structural parameters worth refining after the simpler ones:
+    those whose screen beat the best simpler type's by OCCAM (all of them when there is no simpler type); the others are
     marked not refined (a crystallographer takes the simplest type that explains the data, and a complex type that
     screens no better than a simple one is not worth minutes of refinement, fit or no fit: a glass's data fit no
     crystal)."""
@@ -117,7 +124,7 @@ def _occam(simple: list, complex_: list, screened: dict) -> list:
         if h.label not in screened or screened[h.label].rw < OCCAM * best_screen:
             out.append(h)
         else:
-            h.error = (f"not refined: {_parameter_count(h)} parameters, and its screen (Rw "
+            h.error = (f"not refined: {structural_count(h)} structural parameters, and its screen (Rw "
                        f"{screened[h.label].rw:.3f}) was not clearly better than a simpler type's "
                        f"({best_screen:.3f})")
     return out
@@ -295,54 +302,68 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
-    datasets = {name: as_pdf(data, composition) for name, data in datasets.items()}
+    bragg = _bragg(datasets)
+    datasets = {name: data if bragg else as_pdf(data, composition) for name, data in datasets.items()}
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
     first = next(iter(datasets.values()))
-    found = triage(first)
+    found = powder_triage(first) if bragg else triage(first)
+    if bragg and found.classes[0] == "amorphous":
+        raise ScatterfitError(f"{first.path or 'dataset'}: {found.reasons[0]}; solve its total scattering (S(Q) "
+                              "to high Q, or the PDF) instead")
     points = {}
     for name, data in datasets.items():
+        if bragg:
+            points[name] = resolution_elements(data)
+            continue
         q = qmax or float(data.metadata.get("qmax", 0))
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
 
     options = candidates(composition)
-    screened = screen(options, datasets, qmax)
+    screened = screen_powder(options, datasets) if bragg else screen(options, datasets, qmax)
     chosen = {row.label: row for row in screened if row.kept or row.label in _reference_labels(composition)}
     order = {row.label: k for k, row in enumerate(screened)}
-    hypotheses = [crystal_hypothesis(_expanded(c.structure(), chosen[c.label].factor), c.label, c.formula,
-                                     c.prototype.source)
+    model = "powder" if bragg else "pdf"
+    hypotheses = [crystal_hypothesis(scaled(c.structure(), chosen[c.label].factors), c.label, c.formula,
+                                     c.prototype.source, model)
                   for c in sorted(options, key=lambda c: order[c.label]) if c.label in chosen]
     for path in cifs or []:
         s = read_structure(path)
-        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path)))
+        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path), model))
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
     ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
     pool = make_executor(executor)
     try:
-        simple = [h for h in hypotheses if _parameter_count(h) <= COMPLEX]
+        simple = [h for h in hypotheses if structural_count(h) <= COMPLEX]
         complex_ = [h for h in hypotheses if h not in simple]
         refined = _refine_all(simple, datasets, qmax, deadline, pool, progress, ledger, t0, first_always=True)
         wanted = _occam(refined, complex_, chosen)
-        refined += _refine_all(wanted, datasets, qmax, deadline, pool, progress, ledger, t0)
+        refined += _refine_all(wanted, datasets, qmax, deadline, pool, progress, ledger, t0, first_always=not simple)
         hypotheses = refined + [h for h in complex_ if h not in wanted]
         ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
-        if "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
+        if bragg:  # crystals and their mixtures (particles and glasses are a PDF's: see the triage)
+            pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
+            derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger,
+                                                           t0)]
+        elif "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
             measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
             boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
                                           refine_density=not measured)
                      for density, how in box_densities(found, first, ranked_crystals)]
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
-        pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
-        diameter = min(found.particle_diameter, found.r_range[1])
-        pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-        derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
-        if found.classes[0] != "crystal":  # a finite coherence length: discrete particles of about its size
+        if not bragg:
+            pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
+            diameter = min(found.particle_diameter, found.r_range[1])
+            pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
+            derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger,
+                                                           t0)]
+        if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
             derived += [check_gain(h) for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress,
@@ -361,8 +382,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     seconds = {}
     for h in everything:
         seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds
-    notes.insert(0, f"screened {len(screened)} library structure types against r ≤ {SCREEN_RANGE[1]:g} Å (cell "
-                    f"expanded uniformly, two Uiso); refined the best {sum(row.kept for row in screened)} and the "
-                    "elements' reference structures")
+    against = ("the Bragg peaks (reflections moved by the cell's free scale factors, a smooth background projected "
+               "out)" if bragg else f"r ≤ {SCREEN_RANGE[1]:g} Å (cell expanded uniformly, two Uiso)")
+    notes.insert(0, f"screened {len(screened)} library structure types against {against}; refined the best "
+                    f"{sum(row.kept for row in screened)} and the elements' reference structures")
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, screened)

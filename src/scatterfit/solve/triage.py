@@ -172,3 +172,53 @@ def triage(dataset) -> Triage:
         reasons.append(f"its peaks stay sharp beyond the first shells ({100 * sharp:.0f} % of the power in waves "
                        f"shorter than {first / 2:.2f} Å): ordered")
     return Triage("gr", (rmin, rmax), extent, first, slope, classes, sharpness=sharp, reasons=reasons)
+
+
+SCHERRER_K = 0.9  # the shape factor of Scherrer's equation (spherical crystallites, FWHM)
+PEAK_PROMINENCE = 8.0  # × the noise: a Bragg peak
+BROAD = 0.35  # Å⁻¹: peaks wider than this in Q are no Bragg peaks (about 2 nm crystallites)
+NANO = 100.0  # Å: Scherrer sizes below this call the sample nanocrystalline
+
+
+def powder_triage(dataset) -> Triage:
+    """What a Bragg powder pattern (2θ or Q) says before any fit: whether it has Bragg peaks (found above a smooth
+    background, at least PEAK_PROMINENCE × the noise high), the largest d-spacing among them (``first_peak``,
+    Å) and the crystallite size of Scherrer's equation L = 2π K / ΔQ from the median FWHM of the strongest five
+    (``extent``, Å; the instrument's width is not removed, so it is a lower bound). No peaks, or only peaks
+    broader than BROAD: classes ["amorphous"] (a glass, liquid or crystallites of 2 nm or less, which a Bragg
+    fit cannot describe)."""
+    from scipy.signal import find_peaks
+
+    from scatterfit.solve.screen import powder_grid
+
+    grid = powder_grid(dataset)
+    x, y = grid.x, grid.y
+    step = float(x[1] - x[0])
+    noise = 1.4826 * float(np.median(np.abs(np.diff(y)))) / np.sqrt(2) or float(np.std(y)) or 1.0
+    found, props = find_peaks(y, prominence=PEAK_PROMINENCE * noise, width=1)
+    if grid.setup.geometry == "q":
+        q = x
+    else:
+        q = 4 * np.pi * np.sin(np.radians(x) / 2) / grid.setup.wavelength
+    dq = np.gradient(q) / step  # dQ/dx
+    widths = props["widths"] * step * dq[found] if len(found) else np.zeros(0)
+    rmin, rmax = float(dataset.x[0]), float(dataset.x[-1])
+    unit = "Å⁻¹" if grid.setup.geometry == "q" else "° 2θ"
+    sharp = widths < BROAD
+    if not sharp.any():
+        reason = (f"no Bragg peaks above the background (none {PEAK_PROMINENCE:g} × the noise high)" if not len(found)
+                  else f"only broad humps ({len(found)}, FWHM ≥ {BROAD} Å⁻¹): no Bragg peaks")
+        return Triage("xrd", (rmin, rmax), 0.0, 0.0, None, ["amorphous"], sharpness=0.0,
+                      reasons=[f"{reason}: a glass, liquid or crystallites of 2 nm or less"])
+    found, widths, prominence = found[sharp], widths[sharp], props["prominences"][sharp]
+    strongest = np.argsort(prominence)[::-1][:5]
+    size = float(2 * np.pi * SCHERRER_K / np.median(widths[strongest]))
+    d_max = float(2 * np.pi / q[found].min())
+    reasons = [f"{len(found)} Bragg peaks between {rmin:g} and {rmax:g} {unit}; the largest d-spacing is "
+               f"{d_max:.3f} Å",
+               f"Scherrer: crystallites of at least {size / 10:.0f} nm (median FWHM of the strongest five peaks, "
+               "the instrument's width not removed)"]
+    if size < NANO:
+        reasons.append("the peaks are broad: nanocrystalline (a PDF of the same sample would show its structure "
+                       "and size better)")
+    return Triage("xrd", (rmin, rmax), size, d_max, None, ["crystal", "mixture"], sharpness=1.0, reasons=reasons)

@@ -167,7 +167,8 @@ class Candidate:
     """A prototype with elements on its roles: what a crystal hypothesis starts from."""
 
     prototype: Prototype
-    roles: dict  # role → element symbol
+    roles: dict  # role → element symbol (for a shared site, its host: the first of its elements)
+    shared: tuple = ()  # ((host, ((element, fraction of the site), ...)), ...): the sites several elements share
 
     @property
     def label(self) -> str:
@@ -176,11 +177,13 @@ class Candidate:
     @property
     def formula(self) -> str:
         parts = self.prototype.formula
-        return "".join(f"{self.roles[parts[i]]}{parts[i + 1] if parts[i + 1] != 1 else ''}"
-                       for i in range(0, len(parts), 2))
+        shared = {host: "(" + "".join(f"{e}{f:g}" for e, f in members) + ")" for host, members in self.shared}
+        return "".join(f"{shared.get(self.roles[parts[i]], self.roles[parts[i]])}"
+                       f"{parts[i + 1] if parts[i + 1] != 1 else ''}" for i in range(0, len(parts), 2))
 
     def structure(self) -> Structure:
-        """The crystal: the prototype's sites with these elements, the cell from the expected bond lengths."""
+        """The crystal: the prototype's sites with these elements, the cell from the expected bond lengths (of a
+        shared site's host element); a shared site holds each of its elements at its fraction (occupancies)."""
         if self.prototype.bonds:
             d = _bond_scale(self._atoms(self.prototype.cell))
         else:
@@ -188,6 +191,8 @@ class Candidate:
             pair = ("A", "A") if len(roles) == 1 else (("B", "X") if "B" in roles else ("A", "X"))
             d = _bond(self.roles[pair[0]], self.roles[pair[1]])
         atoms = self._atoms([v * d for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:]))
+        if self.shared:
+            atoms = _share_sites(atoms, dict(self.shared))
         return Structure.from_ase(atoms).with_(space_group=self.prototype.spacegroup)
 
     def _atoms(self, cellpar):
@@ -221,6 +226,50 @@ class Candidate:
 
 
 BONDED = 1.15  # pairs within this factor of the shortest distance touch
+
+
+def _share_sites(atoms, shared: dict):
+    """``atoms`` with every atom of a host element of ``shared`` ({host: ((host, fraction), (element, fraction),
+    ...)}) joined at its place by the site's other elements, each at its fraction (ASE's "occupancy" array)."""
+    atoms = atoms.copy()
+    occupancy = np.ones(len(atoms))
+    symbols = np.array(atoms.get_chemical_symbols())
+    parts = []
+    for host, members in shared.items():
+        on_site = np.flatnonzero(symbols == host)
+        occupancy[on_site] = members[0][1]
+        for element, fraction in members[1:]:
+            part = atoms[on_site]
+            part.set_chemical_symbols([element] * len(part))
+            part.set_array("occupancy", np.full(len(part), fraction))
+            parts.append(part)
+    atoms.set_array("occupancy", occupancy)
+    for part in parts:
+        atoms += part
+    return atoms
+
+
+def shared_sites(amounts: dict) -> tuple[dict, tuple]:
+    """Elements of a formula that share a site: runs of consecutive elements with fractional amounts that add up
+    to a whole number ("La0.5Ba0.5" of "La0.5Ba0.5CoO3", "Mn0.2Fe0.8" of "Mn0.2Fe0.8O": a solid solution on one
+    site). Returns ({element or the run's first element: amount}, ((host, ((element, fraction of the site),
+    ...)), ...)); amounts that make no whole number stay as they are."""
+    out, shared, run = {}, [], []
+    for element, amount in amounts.items():
+        whole = abs(amount - round(amount)) < 1e-6
+        if whole and not run:
+            out[element] = amount
+            continue
+        run.append((element, amount))
+        total = sum(a for _, a in run)
+        if abs(total - round(total)) < 1e-6 and round(total) > 0:
+            if len(run) > 1:
+                shared.append((run[0][0], tuple((e, a / total) for e, a in run)))
+            out[run[0][0]] = float(round(total))
+            run = []
+    for element, amount in run:  # a run that never made a whole number: no shared site
+        out[element] = amount
+    return out, tuple(shared)
 
 
 def _first_shells(atoms) -> list[tuple]:
@@ -269,8 +318,11 @@ def candidates(composition: str) -> list[Candidate]:
     of its stoichiometry, for elements only (separated by spaces or commas: "Ti O") every assignment of the
     elements to the roles of the types with as many roles as elements, and each element's own structures."""
     amounts = parse_composition(composition)
+    explicit = len(amounts) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
+    shared = ()
+    if explicit:
+        amounts, shared = shared_sites(amounts)
     elements = list(amounts)
-    explicit = len(elements) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
     out = []
     for proto in prototypes():
         roles = proto.formula[0::2]
@@ -281,7 +333,7 @@ def candidates(composition: str) -> list[Candidate]:
             given = np.array([amounts[e] for e in order])
             if explicit and not np.allclose(given / given.sum(), counts / counts.sum(), atol=0.02):
                 continue
-            out.append(Candidate(proto, dict(zip(roles, order))))
+            out.append(Candidate(proto, dict(zip(roles, order)), shared))
     if not explicit and len(elements) > 1:  # elements only: the sample may hold the elements' own phases
         for element in elements:
             out += candidates(element)
