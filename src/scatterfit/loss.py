@@ -24,8 +24,8 @@ class TermValue:
         value: 0-d tensor (differentiable).
         breakdown: plain floats for reports (Rw, scale, energy per atom, ...).
         curve_tensors: the fitted curves as detached tensors ({"x", "y_obs", "y_calc"} [n] each, the weighted
-            residual "residual" √w (y_obs − y_calc) [n], plus "kind" and "form"), or None; ``curves`` gives them
-            as numpy arrays, copied off the device only when a report asks.
+            residual "residual" √w (y_obs − y_calc) [n], plus "kind", "x_unit" and "form"), or None; ``curves``
+            gives them as numpy arrays, copied off the device only when a report asks.
     """
 
     value: torch.Tensor
@@ -142,7 +142,8 @@ class DataTerm:
                                                                                weights(state).detach())}
         residual = (y - y_calc).detach() * (1.0 if w is None else torch.sqrt(w))
         return TermValue(value, breakdown, {"x": x, "y_obs": y, "y_calc": y_calc.detach(), "residual": residual,
-                                            "kind": self.dataset.kind, "form": self.pattern_form()})
+                                            "kind": self.dataset.kind, "x_unit": self.dataset.x_unit,
+                                            "form": self.pattern_form()})
 
     def statistics(self, state) -> dict:
         """Agreement factors as Rietveld programs report them, on the term's whole range: Rwp and Rp, Rexp and

@@ -92,7 +92,7 @@ def test_the_screen_finds_rutile_and_both_of_its_axes():
     data = _pattern(_rutile(1.05, 1.05 * 0.97), np.random.default_rng(0))
     rows = screen_powder(candidates("TiO2"), {"sim": data})
     assert rows[0].label == "rutile TiO2" and rows[0].kept
-    assert rows[0].factors == pytest.approx((1.05, 1.05 * 0.97), abs=0.003)
+    assert rows[0].factors == pytest.approx((1.05, 1.05, 1.05 * 0.97), abs=0.003)
     fluorite = next(row for row in rows if row.label == "fluorite TiO2")
     assert rows[0].rw < 0.6 * fluorite.rw
     assert sum(row.kept for row in rows) <= 8
@@ -174,3 +174,20 @@ def test_a_simulated_rock_salt_pattern_is_solved_and_its_config_replays(tmp_path
 def test_blind_draws_of_powder_patterns_rank_the_right_type_first():
     failures = [f for f in (_check(seed) for seed in range(10)) if f]
     assert len(failures) <= 1, "\n".join(failures)
+
+
+@pytest.mark.slow  # about 3 minutes
+def test_solve_the_measured_lbco_neutron_pattern_knowing_only_the_formula():
+    """The HRPT neutron pattern of La0.5Ba0.5CoO3 (../shared/data) solved from the formula and the wavelength: the
+    cubic perovskite with La and Ba sharing the A site first, at the Rwp (0.0715) and cell (3.8908 Å) of the
+    hand-written Rietveld example (examples/lbco_rietveld.toml) within 10 % and 0.001 Å."""
+    from conftest import shared_file
+    from scatterfit.io import load_dataset
+
+    data = load_dataset(shared_file("LBCO_HRPT_neutron_powder/hrpt.xye"), radiation="neutron", wavelength=1.494)
+    solution = solve({"hrpt": data}, "La0.5Ba0.5CoO3", potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == ("crystal", "perovskite (La0.5Ba0.5)CoO3")
+    assert best.rw["hrpt"] < 1.1 * 0.0715
+    assert abs(best.result.parameters()["a"] - 3.8908) < 0.001
+    assert solution.verdict["fits"]

@@ -66,6 +66,8 @@ def run(args) -> None:
         name = path.stem if path.stem not in datasets else f"{path.stem}_{k}"
         given = {} if args.wavelength is None else {"wavelength": args.wavelength}
         datasets[name], paths[name] = load_dataset(path, radiation=args.radiation, **given), path
+        if datasets[name].x_unit == "degrees" and datasets[name].metadata.get("wavelength") is None:
+            raise ScatterfitError(f"{path}: a 2θ powder pattern needs its wavelength: give --wavelength (Å)")
     cifs = _cifs(args.cif)
     with OutputLock(out):
         potential = None if args.potential.lower() == "none" else args.potential

@@ -19,6 +19,17 @@ def plot_curve(x, y, xlabel: str, ylabel: str, path, title: str = "", fmt: str |
     plt.close(fig)
 
 
+AXES = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
+POWDER_X = {"degrees": "2θ (°)", "microseconds": "time of flight (µs)", "inv_angstrom": "Q (Å⁻¹)"}
+
+
+def axis_labels(kind: str, x_unit: str | None = None) -> tuple[str, str]:
+    """(x label, y label) of a dataset kind's plots; a Bragg pattern's x by its unit."""
+    if kind == "xrd":
+        return POWDER_X.get(x_unit, "x"), "intensity (counts)"
+    return AXES.get(kind, ("Q (Å⁻¹)", "intensity"))
+
+
 def plot_fit(x, y_obs, y_calc, xlabel: str, ylabel: str, path, title: str = "", offset: float | None = None) -> None:
     """Data (circles), model (line) and difference curve offset below, as PDF users expect."""
     x, y_obs, y_calc = map(np.asarray, (x, y_obs, y_calc))

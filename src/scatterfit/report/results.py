@@ -12,8 +12,6 @@ import numpy as np
 from scatterfit.errors import ScatterfitError
 from scatterfit.report.files import ResultSet
 
-AXES = {"gr": ("r (Å)", "G(r) (Å⁻²)"), "sq": ("Q (Å⁻¹)", "S(Q)"), "fq": ("Q (Å⁻¹)", "F(Q) (Å⁻¹)")}
-
 
 def chemistry_report(result, options: dict | None = None, structure=None) -> dict:
     """Coordination, bond lengths, angles (and BVS with oxidation states) of the refined structure (or of
@@ -120,7 +118,7 @@ def _safe(name: str) -> str:
 def stage_refinement(files: ResultSet, result, chemistry: dict | None = None, uncertainties: dict | None = None
                      ) -> dict:
     """Write a refinement's files into the staging area of ``files``; returns its summary (not yet written)."""
-    from scatterfit.report.plots import plot_chemistry, plot_fit, plot_history
+    from scatterfit.report.plots import axis_labels, plot_chemistry, plot_fit, plot_history
     from scatterfit.structure.cif import write_cif
 
     esd = (uncertainties or {}).get("esd") or {}
@@ -140,7 +138,7 @@ def stage_refinement(files: ResultSet, result, chemistry: dict | None = None, un
         np.savetxt(files.stage(f"fit_{safe}.csv"), np.column_stack([c["x"], c["y_obs"], c["y_calc"],
                                                                    c["y_obs"] - c["y_calc"]]),
                    delimiter=",", header="x,data,model,difference", comments="")
-        xlabel, ylabel = AXES.get(c.get("kind", "iq"), ("Q (Å⁻¹)", "intensity"))
+        xlabel, ylabel = axis_labels(c.get("kind", "iq"), c.get("x_unit"))
         plot_fit(c["x"], c["y_obs"], c["y_calc"], xlabel, ylabel, files.stage(f"fit_{safe}.png"),
                  title=f"{name}: Rw = {tv.breakdown.get('rw', float('nan')):.4f}")
     derived = derived_grs(result)

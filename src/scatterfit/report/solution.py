@@ -122,7 +122,7 @@ def _png_tag(path: Path) -> str:
 
 def write_solution(solution, out_dir, data_paths: dict) -> dict:
     """Write ``solution`` (solve.Solution) into ``out_dir`` atomically; returns the solution.json record."""
-    from scatterfit.report.plots import plot_fit
+    from scatterfit.report.plots import axis_labels, plot_fit
     from scatterfit.solve.hypotheses import phase_name
     from scatterfit.structure.cif import write_cif
 
@@ -157,11 +157,11 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                     if c is None:  # a restraint
                         continue
                     png = f"{prefix}_fit_{phase_name(name)}.png"
-                    plot_fit(c["x"], c["y_obs"], c["y_calc"], "r (Å)", "G(r) (Å⁻²)", files.stage(png),
-                             title=f"#{rank} {h.label}: Rw = {tv.breakdown['rw']:.4f}")
+                    plot_fit(c["x"], c["y_obs"], c["y_calc"], *axis_labels(c["kind"], c.get("x_unit")),
+                             files.stage(png), title=f"#{rank} {h.label}: Rw = {tv.breakdown['rw']:.4f}")
                     csv = f"{prefix}_fit_{phase_name(name)}.csv"
                     np.savetxt(files.stage(csv), np.column_stack([c["x"], c["y_obs"], c["y_calc"]]), delimiter=",",
-                               header="r,data,model", comments="")
+                               header="x,data,model", comments="")
                     figures.append((rank, h.label, files.staging / png))
                 if rank <= VIEWED:
                     states = h.result.state.phase_states()

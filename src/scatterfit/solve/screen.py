@@ -25,7 +25,8 @@ RELATIVE = 1.6  # and between the two, those whose screening Rw is within this f
 
 @dataclass
 class Screened:
-    """One candidate's screen: its label, the best Rw on RANGE, the cell factor and Uiso (Å²) that gave it."""
+    """One candidate's screen: its label, the best Rw (a PDF's on RANGE; a Bragg pattern's R), the cell factor
+    and Uiso (Å²) that gave it, and the factors of the cell rows a, b, c (all equal but for a Bragg screen)."""
 
     label: str
     rw: float
@@ -36,7 +37,7 @@ class Screened:
 
     def as_dict(self) -> dict:
         return {"label": self.label, "rw": self.rw, "cell_factor": self.factor, "uiso": self.uiso,
-                "kept": self.kept, **({"cell_factors": list(self.factors)} if len(self.factors) > 1 else {})}
+                "kept": self.kept, **({"cell_factors": list(self.factors)} if len(set(self.factors)) > 1 else {})}
 
 
 def _rw(model: np.ndarray, y: np.ndarray) -> float:
@@ -91,7 +92,7 @@ def screen(candidates: list, datasets: dict, qmax: float | None) -> list[Screene
             rw, factor, uiso = screen_one(c.structure(), parts)
         except (ValueError, RuntimeError):
             rw, factor, uiso = 1.0, 1.0, UISO[0]
-        out.append(Screened(c.label, rw, factor, uiso, factors=(factor,)))
+        out.append(Screened(c.label, rw, factor, uiso, factors=(factor,) * 3))
     return _keep(out)
 
 
@@ -106,39 +107,55 @@ def _keep(out: list[Screened]) -> list[Screened]:
 
 # --- Bragg powder patterns -------------------------------------------------------------------------------------
 # A Bragg pattern is compared where peaks are: each candidate's reflections (hkl, |F|² at one Uiso) are computed
-# once; the cell is then scaled by the free factors of its crystal system (one for cubic and for every system
-# below orthorhombic, where the refinement's ramp does the rest; a and c separately for tetragonal, hexagonal and
-# trigonal cells), which moves every reflection to Q(s)² = Σ_pq c_pq / (s_p s_q) (c_pq: the parts of hᵀG*h on
-# the axes each factor scales). Peaks are deposited on a uniform grid and broadened by one pseudo-Voigt of fixed
+# once; the cell rows are then scaled by the factors its crystal system leaves free (one for cubic and
+# rhombohedral cells; a and c for tetragonal, hexagonal and trigonal ones; a, b and c for the lower systems, their
+# angles kept), which moves every reflection to Q(s)² = Σ_pq c_pq / (s_p s_q) (c_pq: the parts of hᵀG*h on the
+# axes each factor scales). Peaks are deposited on a uniform grid and broadened by one pseudo-Voigt of fixed
 # width (a convolution), and the match is measured after projecting out a smooth Chebyshev background: R =
 # sin of the angle between the model's and the data's peak signals (R = 1 for no or negative correlation).
 # First a coarse scan with wide peaks on the low-angle part (2θ ≤ COARSE_TTH or the first COARSE_Q Å⁻¹), where a
 # wrong factor still overlaps the peaks, then a fine scan around the best with the data's own peak width over the
-# whole pattern. The score is the better of the two (a right type whose cell the factors cannot fit, such as an
-# orthorhombic one with both axis ratios off, still matches the wide peaks).
+# whole pattern. The score is the better of the two (a right type whose cell the factors cannot fit, such as a
+# monoclinic one with its angle off, still matches the wide peaks).
 
 POWDER_UISO = 0.006  # Å²
 POWDER_BACKGROUND = 5  # Chebyshev order of the background projected out
-COARSE = {"uniform": np.linspace(0.85, 1.15, 76), "ratio": np.linspace(0.92, 1.08, 33)}  # 0.4 % and 0.5 % steps
-FINE = {"uniform": np.linspace(-0.006, 0.006, 25), "ratio": np.linspace(-0.006, 0.006, 13)}  # about the best
+COARSE = {"uniform": np.linspace(0.85, 1.15, 76)}  # 0.4 % steps
+COARSE_RATIO = np.linspace(0.92, 1.08, 33)  # b/a or c/a against the estimate's, 0.5 % steps
+FINE = {1: np.linspace(-0.006, 0.006, 25), 2: np.linspace(-0.006, 0.006, 13), 3: np.linspace(-0.006, 0.006, 9)}
+"""The fine scan about the coarse optimum, relative, for one, two and three factors."""
 COARSE_TTH = 90.0  # degrees 2θ
 COARSE_Q = 6.0  # Å⁻¹
 WIDE = 4.0  # × the data's peak width in the coarse scan
 ETA = 0.3  # the pseudo-Voigt's Lorentzian fraction
 CHUNK = 256  # factor sets evaluated at once
+MANY_REFLECTIONS = 1500  # distinct reflections above which a cell is scanned with one factor only
 
 
 @dataclass
 class PowderGrid:
     """A pattern resampled for the screen: uniform x [n] (2θ degrees or Q Å⁻¹), y [n] with the smooth background
     projected out, the background basis [n, K] (orthonormal), the setup (geometry, wavelength, radiation) and the
-    peak width (FWHM, x's unit)."""
+    peak width (FWHM, x's unit); q [n] is |Q| (Å⁻¹) at each x and ``factor`` [n] the intensity factor there
+    (Lorentz–polarisation for 2θ, 1/Q² on a Q grid), interpolated in |Q| instead of evaluated per reflection."""
 
     x: np.ndarray
     y: np.ndarray
     basis: np.ndarray
     setup: object
     fwhm: float
+    q: np.ndarray = None
+    factor: np.ndarray = None
+
+    def __post_init__(self):
+        if self.setup.geometry == "q":
+            self.q, self.factor = self.x, 1.0 / np.maximum(self.x, 1e-6) ** 2
+            return
+        theta = np.radians(self.x) / 2
+        self.q = 4 * np.pi * np.sin(theta) / self.setup.wavelength
+        self.factor = 1.0 / (np.sin(theta) ** 2 * np.cos(theta))
+        if self.setup.radiation == "xray":
+            self.factor = self.factor * (1 + np.cos(2 * theta) ** 2) / 2
 
     @property
     def qmax(self) -> float:
@@ -183,9 +200,10 @@ class ReflectionParts:
     f2: np.ndarray
 
 
-def reflection_parts(structure, qmax: float, setup, factors: int) -> ReflectionParts:
-    """The reflections of ``structure`` to ``qmax`` / 0.85 at Uiso POWDER_UISO, split over ``factors`` scale
-    factors (1: uniform; 2: a, b together and c)."""
+def reflection_parts(structure, qmax: float, setup, axes: tuple) -> ReflectionParts:
+    """The reflections of ``structure`` to ``qmax`` / 0.85 at Uiso POWDER_UISO, split over the scale factors
+    that ``axes`` assigns to the cell rows a, b, c ((0, 0, 0): one uniform factor; (0, 0, 1): a and b together,
+    c alone; (0, 1, 2): each its own)."""
     import torch
 
     from scatterfit.scattering.powder import reflections
@@ -197,12 +215,12 @@ def reflection_parts(structure, qmax: float, setup, factors: int) -> ReflectionP
     hkl, f2 = refl.hkl.cpu().numpy(), refl.f2.cpu().numpy()
     recip = 2 * np.pi * np.linalg.inv(s.cell.detach().cpu().numpy()).T
     metric = recip @ recip.T  # G*, Å⁻²
-    axis = [0, 0, 0] if factors == 1 else [0, 0, 1]
-    pairs = [(p, q) for p in range(factors) for q in range(p, factors)]
+    k = max(axes) + 1
+    pairs = [(p, q) for p in range(k) for q in range(p, k)]
     parts = np.zeros((len(hkl), len(pairs)))
     for i in range(3):
         for j in range(3):
-            p, q = sorted((axis[i], axis[j]))
+            p, q = sorted((axes[i], axes[j]))
             parts[:, pairs.index((p, q))] += hkl[:, i] * hkl[:, j] * metric[i, j]
     key = np.round(parts, 8)
     _, group = np.unique(key, axis=0, return_inverse=True)
@@ -235,18 +253,8 @@ def _scores(refl: ReflectionParts, grid: PowderGrid, factors: np.ndarray) -> np.
         s = factors[start:start + CHUNK]  # [C, k]
         inverse = np.stack([1.0 / (s[:, p] * s[:, q]) for p, q in refl.pairs], 1)  # [C, P]
         q = np.sqrt(np.clip(inverse @ refl.parts.T, 0, None))  # [C, M]
-        if grid.setup.geometry == "q":
-            position, weight = q, refl.f2[None, :] / np.maximum(q, 1e-6) ** 2
-        else:
-            sin_t = q * grid.setup.wavelength / (4 * np.pi)
-            inside = sin_t < 0.999
-            theta = np.arcsin(np.clip(sin_t, 0, 0.999))
-            position = np.degrees(2 * theta)
-            lp = 1.0 / (np.sin(theta) ** 2 * np.cos(theta) + 1e-12)
-            if grid.setup.radiation == "xray":
-                lp = lp * (1 + np.cos(2 * theta) ** 2) / 2
-            weight = refl.f2[None, :] * lp * inside
-        index = (position - x[0]) / step
+        index = np.interp(q, grid.q, np.arange(n, dtype=float), left=-2.0, right=n + 1.0)  # fractional grid index
+        weight = refl.f2[None, :] * np.interp(q, grid.q, grid.factor)
         lower = np.floor(index).astype(np.int64)
         frac = index - lower
         rows = np.arange(len(s))[:, None] * n
@@ -264,44 +272,68 @@ def _scores(refl: ReflectionParts, grid: PowderGrid, factors: np.ndarray) -> np.
     return out
 
 
-def _factor_grid(k: int, centre=None) -> np.ndarray:
-    """[F, k] scale factors: the coarse grid, or the fine one about ``centre`` [k]."""
-    if centre is None:
-        uniform, ratio = COARSE["uniform"], COARSE["ratio"]
-    else:
-        uniform, ratio = centre[0] * (1 + FINE["uniform"]), (centre[1] / centre[0] if k == 2 else 1) + FINE["ratio"]
-    if k == 1:
-        return uniform[:, None]
-    u, r = np.meshgrid(uniform, ratio, indexing="ij")
-    return np.stack([u.ravel(), (u * r).ravel()], 1)
+def _grid(uniform, ratios: list) -> np.ndarray:
+    """[F, k] scale factors (u, u r_1, ..., u r_(k−1)) of every combination of ``uniform`` [U] and the ``ratios``
+    (k − 1 arrays)."""
+    grid = np.stack(np.meshgrid(uniform, *ratios, indexing="ij"), -1).reshape(-1, 1 + len(ratios))
+    grid[:, 1:] *= grid[:, :1]
+    return grid
 
 
-def screen_one_powder(structure, grids: list[tuple[PowderGrid, PowderGrid]]) -> tuple[float, tuple]:
-    """(mean R over the patterns, the best scale factors (a and c, or one)) of ``structure``; ``grids``: per
-    pattern its coarse (wide peaks, low angles) and fine grid."""
+def cell_axes(structure) -> tuple:
+    """Which scale factor each cell row gets in the screen: (0, 0, 0) for a cubic or rhombohedral cell (one),
+    (0, 0, 1) for tetragonal, hexagonal and trigonal ones (a and c), (0, 1, 2) for every lower system (angles
+    kept)."""
     from scatterfit.structure.spacegroup import lattice_rule
 
     rule = lattice_rule(structure)
-    k = 2 if rule.size == 2 and not rule.angles else 1
-    coarse, fine = _factor_grid(k), None
-    refls = [(reflection_parts(structure, g_fine.qmax, g_fine.setup, k), g_coarse, g_fine)
+    if rule.size == 1 or rule.system in ("rhombohedral", "isotropic"):
+        return (0, 0, 0)
+    if rule.system in ("tetragonal", "hexagonal", "trigonal"):
+        return (0, 0, 1)
+    return (0, 1, 2)
+
+
+def screen_one_powder(structure, grids: list[tuple[PowderGrid, PowderGrid]]) -> tuple[float, tuple]:
+    """(mean R over the patterns, the best scale factors of the cell rows a, b, c) of ``structure``; ``grids``:
+    per pattern its coarse (wide peaks, low angles) and fine grid."""
+    axes = cell_axes(structure)
+    refls = [(reflection_parts(structure, g_fine.qmax, g_fine.setup, axes), g_coarse, g_fine)
              for g_coarse, g_fine in grids]
-    wide = sum(_scores(refl, g, coarse) for refl, g, _ in refls) / len(refls)
-    best = coarse[int(np.argmin(wide))]
-    fine = _factor_grid(k, best)
+    if axes != (0, 0, 0) and max(len(refl.f2) for refl, _, _ in refls) > MANY_REFLECTIONS:
+        axes = (0, 0, 0)  # a large cell: one factor (its refinement, if the screen keeps it, frees the rest)
+        refls = [(reflection_parts(structure, g_fine.qmax, g_fine.setup, axes), g_coarse, g_fine)
+                 for g_coarse, g_fine in grids]
+    k = max(axes) + 1
+
+    def wide(factors):
+        return sum(_scores(refl, g, factors) for refl, g, _ in refls) / len(refls)
+
+    uniform = COARSE["uniform"]
+    if k < 3:
+        coarse = _grid(uniform, [COARSE_RATIO] * (k - 1))
+        scores = wide(coarse)
+    else:  # c/a with b/a = 1, then b/a at the c/a found: two 2-D scans instead of one 3-D one
+        first = _grid(uniform, [np.ones(1), COARSE_RATIO])
+        at = first[int(np.argmin(wide(first)))]
+        coarse = _grid(uniform, [COARSE_RATIO, np.array([at[2] / at[0]])])
+        scores = wide(coarse)
+    best = coarse[int(np.argmin(scores))]
+    steps = FINE[k]
+    fine = _grid(best[0] * (1 + steps), [best[p] / best[0] + steps for p in range(1, k)])
     narrow = sum(_scores(refl, g, fine) for refl, _, g in refls) / len(refls)
     j = int(np.argmin(narrow))
-    if narrow[j] <= wide.min():
-        return float(narrow[j]), tuple(float(v) for v in fine[j])
-    return float(wide.min()), tuple(float(v) for v in best)
+    found, score = (fine[j], narrow[j]) if narrow[j] <= scores.min() else (best, scores.min())
+    return float(score), tuple(float(found[p]) for p in axes)
 
 
 def scaled(structure, factors: tuple):
-    """``structure`` with its cell rows a, b scaled by factors[0] and c by factors[-1] (fractional coordinates
-    kept)."""
+    """``structure`` with its cell rows a, b, c scaled by ``factors`` (three, or one for all; fractional
+    coordinates kept)."""
     import torch
 
-    scale = torch.tensor([factors[0], factors[0], factors[-1]], dtype=structure.dtype, device=structure.device)
+    factors = tuple(factors) * 3 if len(factors) == 1 else tuple(factors)
+    scale = torch.tensor(factors, dtype=structure.dtype, device=structure.device)
     frac = structure.positions @ torch.linalg.inv(structure.cell)
     cell = structure.cell * scale[:, None]
     return structure.with_(positions=frac @ cell, cell=cell)
@@ -309,7 +341,8 @@ def scaled(structure, factors: tuple):
 
 def screen_powder(candidates: list, datasets: dict) -> list[Screened]:
     """Every candidate screened against Bragg patterns ({name: Dataset} of kind "xrd", 2θ or Q), best first, the
-    promising ones kept (as :func:`screen`); ``Screened.factor`` is the uniform factor, ``factors`` all of them."""
+    promising ones kept (as :func:`screen`); ``Screened.factors`` are those of the cell rows a, b, c, ``factor``
+    their geometric mean."""
     grids = []
     for data in datasets.values():
         low = COARSE_Q if data.x_unit == "inv_angstrom" else COARSE_TTH
@@ -320,6 +353,6 @@ def screen_powder(candidates: list, datasets: dict) -> list[Screened]:
         try:
             rw, factors = screen_one_powder(c.structure(), grids)
         except (ValueError, RuntimeError):
-            rw, factors = 1.0, (1.0,)
-        out.append(Screened(c.label, rw, factors[0], POWDER_UISO, factors=factors))
+            rw, factors = 1.0, (1.0, 1.0, 1.0)
+        out.append(Screened(c.label, rw, float(np.prod(factors)) ** (1 / 3), POWDER_UISO, factors=factors))
     return _keep(out)
