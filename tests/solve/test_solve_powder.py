@@ -191,3 +191,25 @@ def test_solve_the_measured_lbco_neutron_pattern_knowing_only_the_formula():
     assert best.rw["hrpt"] < 1.1 * 0.0715
     assert abs(best.result.parameters()["a"] - 3.8908) < 0.001
     assert solution.verdict["fits"]
+
+
+@pytest.mark.slow  # about 3 minutes
+def test_a_two_polymorph_mixture_is_found_from_the_residual():
+    """Anatase with a minority of rutile (both TiO2, their cells 1–2 % off the estimates, 1:3 in peak height):
+    rutile alone screens poorly against the whole pattern, but it is the best type against the anatase fit's
+    residual, and the anatase + rutile mixture is ranked first at the noise's Rwp (10 %)."""
+    rng = np.random.default_rng(5)
+    options = {c.label: c for c in candidates("TiO2")}
+    anatase = _stretched(options["anatase TiO2"].structure().with_uiso(0.006), 1.0, 1.0, 0.99)
+    rutile = _stretched(options["rutile TiO2"].structure().with_uiso(0.006), 1.02, 1.02, 0.98)
+    x = torch.arange(10.0, 120.0, 0.02, dtype=torch.float64)
+    setup, params = PowderSetup(wavelength=CU), {"W": 0.01, "U": 0.005}
+    ya, yr = (powder_pattern(s, x, setup, params).numpy() for s in (anatase, rutile))
+    y = ya / ya.max() + 0.33 * yr / yr.max()
+    y = rng.poisson(3000 * y / y.max() + 150).astype(float)
+    data = Dataset(x.numpy(), y, np.sqrt(y), "xrd", "degrees", metadata={"wavelength": CU}, path="p25.xye")
+    solution = solve({"p25": data}, "TiO2", potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == ("mixture", "anatase TiO2 + rutile TiO2")
+    expected = np.sqrt(len(y) / np.sum(y**2 / data.sigma**2))
+    assert best.rw["p25"] < 1.1 * expected

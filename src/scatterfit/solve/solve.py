@@ -56,20 +56,49 @@ STRUCTURAL = ("lattice", "biso", "fractional", "occupancy")  # what _structural_
 OCCAM = 0.8  # a complex type is refined when its screening Rw is below this × the best simpler type's
 
 
-def _partners(ranked: list, hypotheses: list) -> list:
-    """Second phases for the best crystal: the best refined crystal of another formula, and for each element the
-    best crystal lacks, that element's reference structure (ASE's reference states: fcc Ni, diamond Si), refined
-    or not (a minority phase alone fails the short-range screen)."""
+def _partners(ranked: list, hypotheses: list, polymorphs: bool = False) -> list:
+    """Second phases for the best crystal: the best refined crystal of another formula (of any formula with
+    ``polymorphs``: a Bragg pattern tells anatase + rutile from either alone, a PDF hardly), and for each element
+    the best crystal lacks, that element's reference structure (ASE's reference states: fcc Ni, diamond Si),
+    refined or not (a minority phase alone fails the short-range screen)."""
     if not ranked:
         return []
     best = ranked[0]
-    out = [h for h in ranked[1:] if h.formula != best.formula][:1]
+    out = [h for h in ranked[1:] if polymorphs or h.formula != best.formula][:1]
     present = set(re.findall(r"[A-Z][a-z]?", best.formula))
     elements = {e for h in hypotheses for e in re.findall(r"[A-Z][a-z]?", h.formula)}
     for element in sorted(elements - present):
         label = _reference_label(element)
         match = [h for h in hypotheses if h.label == label and h not in out]
         out += match[:1]
+    return out
+
+
+RESIDUAL_PARTNERS = 1  # second phases taken from the screen of the best crystal's residual (Bragg patterns)
+
+
+def _residual_partners(best: list, options: list, datasets: dict, taken: set) -> list:
+    """Second phases found where the best refined crystal leaves signal: the library screened against its
+    residual (data − fit) pattern, as search–match programs look for a second phase; the best RESIDUAL_PARTNERS
+    types that are neither the best crystal nor already ``taken`` (labels), as unrefined crystal hypotheses at
+    their screened cells. A minority phase screens poorly against the whole pattern (anatase's strong peaks
+    outweigh 20 % rutile's), but its peaks are most of the residual."""
+    if not best or best[0].result is None:
+        return []
+    residual = {}
+    for name, data in datasets.items():
+        curves = best[0].result.terms[name].curves
+        residual[name] = data.with_(x=curves["x"], y=curves["y_obs"] - curves["y_calc"], sigma=None)
+    out = []
+    by_label = {c.label: c for c in options}
+    for row in screen_powder(options, residual):
+        if row.label in taken or row.label == best[0].label:
+            continue
+        c = by_label[row.label]
+        out.append(crystal_hypothesis(scaled(c.structure(), row.factors), c.label, c.formula, c.prototype.source,
+                                      "powder"))
+        if len(out) == RESIDUAL_PARTNERS:
+            break
     return out
 
 
@@ -348,7 +377,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
         if bragg:  # crystals and their mixtures (particles and glasses are a PDF's: see the triage)
-            pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
+            partners = _partners(ranked_crystals, hypotheses, polymorphs=True)
+            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
+            pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
             derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger,
                                                            t0)]
         elif "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
