@@ -21,11 +21,11 @@ import torch
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.profiles import (
+    LN2,
     back_to_back_gaussian,
     back_to_back_pseudo_voigt,
     caglioti_gaussian,
     lorentzian_width,
-    pseudo_voigt,
     tch_width,
 )
 from scatterfit.structure import Structure
@@ -258,6 +258,96 @@ def estimate_fwhm(x, y) -> float | None:
     return float(x[right] - x[left])
 
 
+GAUSSIAN_CUTOFF = 1e-12
+"""The Gaussian part of a pseudo-Voigt peak is evaluated where it exceeds this fraction of its maximum, within
+σ √(2 ln(1/c)) = 3.1 FWHM of its centre (beyond, it is below double precision's resolution of the pattern), so a
+pattern costs its points per peak instead of the whole grid per peak; the Lorentzian part, whose tails reach
+across the pattern, is evaluated everywhere, and only where some peak may have one (η > 0, or η refined)."""
+
+
+@dataclass(frozen=True)
+class BandedProfile:
+    """Area-normalised peak profiles: ``values`` [P] of peak ``cols`` [P] at grid point ``rows`` [P] (P pairs near
+    the peaks), plus ``dense`` [n, m] everywhere (or None), for ``n`` grid points and ``m`` peaks."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
+    n: int
+    m: int
+    dense: torch.Tensor | None = None
+
+    def apply(self, weights: torch.Tensor) -> torch.Tensor:
+        """[n] Σ_k profile[:, k] weights[k] (weights [m])."""
+        out = torch.zeros(self.n, dtype=self.values.dtype, device=self.values.device)
+        out = out.index_add(0, self.rows, self.values * weights[self.cols])
+        return out if self.dense is None else out + self.dense @ weights
+
+    def column_sums(self, point_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """[m] Σ_i profile[i, k] point_weights[i] (1 when None)."""
+        values = self.values if point_weights is None else self.values * point_weights[self.rows]
+        out = torch.zeros(self.m, dtype=values.dtype, device=values.device).index_add(0, self.cols, values)
+        if self.dense is not None:
+            out = out + (self.dense.sum(0) if point_weights is None else point_weights @ self.dense)
+        return out
+
+    def detach(self) -> "BandedProfile":
+        return BandedProfile(self.rows, self.cols, self.values.detach(), self.n, self.m,
+                             None if self.dense is None else self.dense.detach())
+
+    def full(self) -> torch.Tensor:
+        """[n, m] the whole matrix."""
+        out = torch.zeros(self.n, self.m, dtype=self.values.dtype, device=self.values.device)
+        out = out.index_put((self.rows, self.cols), self.values, accumulate=True)
+        return out if self.dense is None else out + self.dense
+
+    @staticmethod
+    def concat(parts: list) -> "BandedProfile":
+        """The peaks of ``parts`` (on one grid) side by side, in order."""
+        offsets = [0]
+        for part in parts[:-1]:
+            offsets.append(offsets[-1] + part.m)
+        cols = torch.cat([p.cols + o for p, o in zip(parts, offsets)])
+        dense = None
+        if any(p.dense is not None for p in parts):
+            dense = torch.cat([p.dense if p.dense is not None else p.values.new_zeros(p.n, p.m) for p in parts], 1)
+        return BandedProfile(torch.cat([p.rows for p in parts]), cols, torch.cat([p.values for p in parts]),
+                             parts[0].n, offsets[-1] + parts[-1].m, dense)
+
+
+def band_pairs(x: torch.Tensor, centre: torch.Tensor, halfwidth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows [P], cols [P]): every grid point of the ascending grid ``x`` [n] within ``halfwidth`` [m] of each
+    ``centre`` [m], peak by peak (detached: the band is chosen at the current values)."""
+    centre, halfwidth = centre.detach(), halfwidth.detach()
+    lo = torch.searchsorted(x, centre - halfwidth)
+    hi = torch.searchsorted(x, centre + halfwidth, right=True)
+    counts = (hi - lo).clamp(min=0)
+    cols = torch.repeat_interleave(torch.arange(len(centre), device=x.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    rows = lo[cols] + torch.arange(len(cols), device=x.device) - starts[cols]
+    return rows, cols
+
+
+def banded_pseudo_voigt(x: torch.Tensor, centre: torch.Tensor, fwhm: torch.Tensor, eta) -> BandedProfile:
+    """Area-normalised pseudo-Voigt peaks η L + (1 − η) G (profiles.pseudo_voigt) at ``centre`` [m] with ``fwhm``
+    [m] (or one) and Lorentzian fraction ``eta`` ([m] or one) on the ascending grid ``x`` [n]: the Gaussian part
+    near each peak (GAUSSIAN_CUTOFF), the Lorentzian part everywhere unless every η is 0 and not refined;
+    differentiable in centre, fwhm and eta."""
+    m = len(centre)
+    fwhm = torch.as_tensor(fwhm, dtype=x.dtype, device=x.device).expand(m)
+    eta = torch.as_tensor(eta, dtype=x.dtype, device=x.device)
+    sigma = fwhm / (2 * math.sqrt(2 * LN2))
+    rows, cols = band_pairs(x, centre, sigma * math.sqrt(2 * math.log(1 / GAUSSIAN_CUTOFF)))
+    gauss_weight = (1 - eta).expand(m)[cols] if eta.dim() > 0 else 1 - eta
+    s = sigma[cols]
+    values = gauss_weight * torch.exp(-0.5 * ((x[rows] - centre[cols]) / s) ** 2) / (math.sqrt(2 * math.pi) * s)
+    dense = None
+    if eta.requires_grad or bool((eta.detach() != 0).any()):
+        gamma = fwhm / 2
+        dense = eta * gamma / (math.pi * ((x[:, None] - centre[None, :]) ** 2 + gamma**2))
+    return BandedProfile(rows, cols, values, len(x), m, dense)
+
+
 @dataclass(frozen=True)
 class PowderPeaks:
     """The peaks of a pattern on its grid, before the background.
@@ -266,7 +356,8 @@ class PowderPeaks:
         position: [m] peak positions in the grid's unit.
         intensity: [m] integrated intensities (|F|² times multiplicity, Lorentz–polarisation and preferred
             orientation; times the scale of the params); the Kα2 copies are separate peaks.
-        profile: [n, m] area-normalised profile of each peak on the grid.
+        profile: the area-normalised profile of each peak on the grid: [n, m], or a BandedProfile (the
+            pseudo-Voigt peaks of 2θ and Q grids).
         q: [m] the peaks' |Q|, Å⁻¹.
         parts: {"A-B": [m]} element-pair parts of ``intensity`` (only when asked for).
     """
@@ -279,7 +370,13 @@ class PowderPeaks:
 
     def pattern(self) -> torch.Tensor:
         """[n] the summed peaks."""
-        return self.profile @ self.intensity
+        return self.apply(self.intensity)
+
+    def apply(self, weights: torch.Tensor) -> torch.Tensor:
+        """[n] the peaks' profiles summed with ``weights`` [m]."""
+        if isinstance(self.profile, BandedProfile):
+            return self.profile.apply(weights)
+        return self.profile @ weights
 
 
 def merge_peaks(q: torch.Tensor, weights: dict[str, torch.Tensor], rtol: float = 1e-10) -> tuple:
@@ -374,6 +471,8 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
     """
     params = params or {}
     x = x.to(dtype=structure.dtype, device=structure.device)
+    if len(x) > 1 and not bool((x[1:] > x[:-1]).all()):
+        raise ScatterfitError("a powder pattern's grid must be strictly ascending")
     refl = reflections(structure, _q_limit(setup, x, params), radiation=setup.radiation,
                        energy_ev=setup.photon_energy())
     weight = refl.f2
@@ -389,7 +488,7 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
     if setup.geometry == "q":
         position, factor = q, 1.0 / q**2
         fwhm, eta = _value(params, "fwhm_q", setup, x), _value(params, "eta", setup, x)
-        profile = pseudo_voigt(x[:, None] - position[None, :], fwhm, eta)
+        profile = banded_pseudo_voigt(x, position, fwhm, eta)
         return _peaks(position, scale * factor, profile, q, merged)
     if setup.geometry == "tof":
         d = 2 * math.pi / q
@@ -431,11 +530,11 @@ def powder_peaks(structure: Structure, x: torch.Tensor, setup: PowderSetup, para
             fwhm, eta = tch_width(h_gauss, h_lorentz)
         else:
             fwhm, eta = caglioti_gaussian(theta, u, v, w), _value(params, "eta", setup, x)
-        profiles.append(pseudo_voigt(x[:, None] - position[None, :], fwhm[None, :], eta))
+        profiles.append(banded_pseudo_voigt(x, position, fwhm, eta))
         positions.append(position)
         factors.append(share * lp * inside)
     copies = len(lines)  # each line's peaks: the same reflections at their own 2θ
-    return _peaks(torch.cat(positions), scale * torch.cat(factors), torch.cat(profiles, 1), q.repeat(copies),
+    return _peaks(torch.cat(positions), scale * torch.cat(factors), BandedProfile.concat(profiles), q.repeat(copies),
                   {key: v.repeat(copies) for key, v in merged.items()})
 
 
@@ -453,7 +552,7 @@ def powder_pattern(structure: Structure, x: torch.Tensor, setup: PowderSetup, pa
     """
     peaks = powder_peaks(structure, x, setup, params, parts=partials)
     if partials:
-        return {k: peaks.profile @ v for k, v in peaks.parts.items()}
+        return {k: peaks.apply(v) for k, v in peaks.parts.items()}
     return peaks.pattern()
 
 
@@ -472,8 +571,12 @@ def bragg_r_factor(peaks: PowderPeaks, y_obs: torch.Tensor, y_calc: torch.Tensor
                         (y_obs - background).detach() / net_calc, torch.zeros_like(net_calc))
     calc = (scale * peaks.intensity).detach()
     profile = peaks.profile.detach()
-    observed = calc * (profile * ratio[:, None]).sum(0)  # the grid step of both sums cancels in the ratio
-    calc = calc * profile.sum(0)  # the part of each peak that lies on the grid
+    if isinstance(profile, BandedProfile):
+        observed = calc * profile.column_sums(ratio)  # the grid step of both sums cancels in the ratio
+        calc = calc * profile.column_sums()  # the part of each peak that lies on the grid
+    else:
+        observed = calc * (profile * ratio[:, None]).sum(0)
+        calc = calc * profile.sum(0)
     total = float(observed.abs().sum())
     return float((observed - calc).abs().sum()) / total if total > 0 else float("nan")
 
