@@ -213,3 +213,22 @@ def test_a_two_polymorph_mixture_is_found_from_the_residual():
     assert (best.kind, best.label) == ("mixture", "anatase TiO2 + rutile TiO2")
     expected = np.sqrt(len(y) / np.sum(y**2 / data.sigma**2))
     assert best.rw["p25"] < 1.1 * expected
+
+
+def test_a_pattern_on_a_q_grid_is_solved_with_its_own_width_parameters():
+    """A synchrotron pattern integrated to Q (x in Å⁻¹, as pyFAI writes it) of fcc Ni (a 3.524 Å): the Q
+    geometry's width and Lorentzian fraction are refined instead of 2θ's zero and Caglioti widths, fcc first."""
+    from ase.build import bulk
+
+    from scatterfit import Structure
+
+    truth = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True)).with_uiso(0.005)
+    q = torch.arange(1.5, 10.0, 0.004, dtype=torch.float64)
+    y = powder_pattern(truth, q, PowderSetup(geometry="q"), {"fwhm_q": 0.01, "eta": 0.3}).numpy()
+    y = np.random.default_rng(6).poisson(5000 * y / y.max() + 100).astype(float)
+    data = Dataset(q.numpy(), y, np.sqrt(y), "xrd", "inv_angstrom", path="ni.chi")
+    solution = solve({"ni": data}, "Ni", potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    assert (best.kind, best.label) == ("crystal", "fcc Ni") and {"fwhm_q", "eta"} <= set(best.free)
+    params = best.result.parameters()
+    assert abs(params["a"] - 3.524) < 0.001 and abs(params["fwhm_q"] - 0.01) < 0.001

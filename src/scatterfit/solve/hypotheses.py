@@ -117,31 +117,54 @@ def phase_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", label).strip("_") or "phase"
 
 
-POWDER_FREE = ("zero", "U", "V", "W", "Y", "background")
-"""What a crystal hypothesis refines of a Bragg pattern besides its structure: the zero shift, the TCH widths
-(Caglioti U, V, W and the Lorentzian size term Y) and a Chebyshev background."""
+POWDER_FREE = {"degrees": ("zero", "U", "V", "W", "Y"), "inv_angstrom": ("fwhm_q", "eta")}
+"""What a crystal hypothesis refines of a Bragg pattern besides its structure and a Chebyshev background, by the
+pattern's x unit: of a 2θ pattern the zero shift and the TCH widths (Caglioti U, V, W and the Lorentzian size
+term Y); of a Q pattern the width and the Lorentzian fraction."""
+
+
+def powder_free(datasets: dict) -> tuple:
+    """The instrument parameters a crystal hypothesis refines against ``datasets`` (Bragg patterns), then
+    "background"."""
+    from scatterfit.errors import ScatterfitError
+
+    out = []
+    for name, data in datasets.items():
+        if data.x_unit not in POWDER_FREE:
+            raise ScatterfitError(f"{data.path or name}: solve reads 2θ and Q powder patterns; a time-of-flight "
+                                  "pattern needs a refine config in this version")
+        out += [k for k in POWDER_FREE[data.x_unit] if k not in out]
+    return (*out, "background")
 POWDER_BACKGROUND = 5  # Chebyshev order
 
 
-def crystal_free(structure: Structure, model: str = "pdf") -> list:
+def crystal_free(structure: Structure, model: str = "pdf", instrument: tuple = ()) -> list:
     """The groups a crystal hypothesis refines: lattice, ADPs, the Wyckoff coordinates when the space group leaves
-    any free, and qdamp and delta2 for a PDF (``model`` "pdf") or POWDER_FREE for a Bragg pattern ("powder")."""
+    any free, and qdamp and delta2 for a PDF (``model`` "pdf") or the ``instrument`` groups for a Bragg pattern
+    ("powder"; :func:`powder_free`)."""
     from scatterfit.structure.spacegroup import wyckoff_basis
 
     basis = wyckoff_basis(structure)
     free = ["lattice", "biso"]
     if basis is not None and basis.shape[1] > 0:
         free.append("fractional")
-    return free + (list(POWDER_FREE) if model == "powder" else ["qdamp", "delta2"])
+    return free + (list(instrument) if model == "powder" else ["qdamp", "delta2"])
 
 
-def crystal_hypothesis(structure: Structure, label: str, formula: str, source: str,
-                       model: str = "pdf") -> Hypothesis:
-    """A crystal hypothesis of ``structure`` refined against PDFs (``model`` "pdf") or Bragg patterns
-    ("powder")."""
+def crystal_hypothesis(structure: Structure, label: str, formula: str, source: str, model: str = "pdf",
+                       instrument: tuple = ()) -> Hypothesis:
+    """A crystal hypothesis of ``structure`` refined against PDFs (``model`` "pdf") or Bragg patterns ("powder",
+    with the ``instrument`` groups of :func:`powder_free`)."""
     values = {"background_order": POWDER_BACKGROUND} if model == "powder" else {"qdamp": 0.04, "delta2": 2.0}
-    return Hypothesis("crystal", label, formula, {phase_name(label): structure}, crystal_free(structure, model),
-                      values, source, model=model)
+    return Hypothesis("crystal", label, formula, {phase_name(label): structure},
+                      crystal_free(structure, model, instrument), values, source, model=model)
+
+
+def instrument_groups(h: Hypothesis) -> list:
+    """The free groups of a Bragg hypothesis that are the powder model's instrument parameters."""
+    from scatterfit.structure.parametrisation import GROUPS
+
+    return [g for g in h.free if g not in GROUPS and g != "fraction"]
 
 
 def _refined(h: Hypothesis) -> tuple[dict, dict]:
@@ -151,7 +174,7 @@ def _refined(h: Hypothesis) -> tuple[dict, dict]:
     if h.result is None:
         return dict(h.structures), dict(h.values)
     params = h.result.parameters()
-    carried = POWDER_FREE[:-1] if h.model == "powder" else ("qdamp", "delta2")
+    carried = instrument_groups(h) if h.model == "powder" else ("qdamp", "delta2")
     values = {k: float(params[k]) for k in carried if params.get(k) is not None}
     if h.model == "powder":
         values["background_order"] = h.values.get("background_order", POWDER_BACKGROUND)
@@ -428,7 +451,8 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
         terms, instrument = [], {}
         for name, data in datasets.items():
             model = make_forward_model("powder", data)
-            instrument.update(model.parameters({k: v for k, v in hypothesis.values.items() if k in POWDER_FREE}))
+            known = model.parameters({})
+            instrument.update(model.parameters({k: v for k, v in hypothesis.values.items() if k in known}))
             if len(hypothesis.structures) > 1:
                 model = PhaseMixture({p: make_forward_model("powder", data) for p in hypothesis.structures},
                                      data.radiation)

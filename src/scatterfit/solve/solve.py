@@ -39,6 +39,7 @@ from scatterfit.solve.hypotheses import (
     discrete_particle_hypotheses,
     mixture_hypothesis,
     nanoparticle_hypothesis,
+    powder_free,
     refine_hypothesis,
 )
 from scatterfit.solve.ranking import independent_points, prefer_stable, rank, resolution_elements, verdict
@@ -96,7 +97,7 @@ def _residual_partners(best: list, options: list, datasets: dict, taken: set) ->
             continue
         c = by_label[row.label]
         out.append(crystal_hypothesis(scaled(c.structure(), row.factors), c.label, c.formula, c.prototype.source,
-                                      "powder"))
+                                      "powder", powder_free(datasets)))
         if len(out) == RESIDUAL_PARTNERS:
             break
     return out
@@ -354,13 +355,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     screened = screen_powder(options, datasets) if bragg else screen(options, datasets, qmax)
     chosen = {row.label: row for row in screened if row.kept or row.label in _reference_labels(composition)}
     order = {row.label: k for k, row in enumerate(screened)}
-    model = "powder" if bragg else "pdf"
+    model, instrument = ("powder", powder_free(datasets)) if bragg else ("pdf", ())
     hypotheses = [crystal_hypothesis(scaled(c.structure(), chosen[c.label].factors), c.label, c.formula,
-                                     c.prototype.source, model)
+                                     c.prototype.source, model, instrument)
                   for c in sorted(options, key=lambda c: order[c.label]) if c.label in chosen]
     for path in cifs or []:
         s = read_structure(path)
-        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path), model))
+        hypotheses.append(crystal_hypothesis(s, f"{path.stem} (CIF)", formula_of(s), str(path), model, instrument))
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
