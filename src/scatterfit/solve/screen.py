@@ -114,8 +114,8 @@ def _keep(out: list[Screened]) -> list[Screened]:
 # width (a convolution), and the match is measured after projecting out a smooth Chebyshev background: R =
 # sin of the angle between the model's and the data's peak signals (R = 1 for no or negative correlation).
 # First a coarse scan with wide peaks on the low-angle part (2θ ≤ COARSE_TTH or the first COARSE_Q Å⁻¹), where a
-# wrong factor still overlaps the peaks, then a fine scan around the best with the data's own peak width over the
-# whole pattern. The score is the better of the two (a right type whose cell the factors cannot fit, such as a
+# wrong factor still overlaps the peaks, then a fine scan around the best with the data's own peak width up to
+# Q = SCREEN_Q. The score is the better of the two (a right type whose cell the factors cannot fit, such as a
 # monoclinic one with its angle off, still matches the wide peaks).
 
 POWDER_UISO = 0.006  # Å²
@@ -126,6 +126,7 @@ FINE = {1: np.linspace(-0.006, 0.006, 25), 2: np.linspace(-0.006, 0.006, 13), 3:
 """The fine scan about the coarse optimum, relative, for one, two and three factors."""
 COARSE_TTH = 90.0  # degrees 2θ
 COARSE_Q = 6.0  # Å⁻¹
+SCREEN_Q = 8.0  # Å⁻¹: the fine scan's end (the reflections to count grow as Q³; beyond, little that tells types apart)
 WIDE = 4.0  # × the data's peak width in the coarse scan
 ETA = 0.3  # the pseudo-Voigt's Lorentzian fraction
 CHUNK = 256  # factor sets evaluated at once
@@ -345,9 +346,15 @@ def screen_powder(candidates: list, datasets: dict) -> list[Screened]:
     their geometric mean."""
     grids = []
     for data in datasets.values():
-        low = COARSE_Q if data.x_unit == "inv_angstrom" else COARSE_TTH
-        grids.append((powder_grid(data, xmax=max(low, float(np.asarray(data.x)[0]) + 10), wide=True),
-                      powder_grid(data)))
+        x0 = float(np.asarray(data.x)[0])
+        if data.x_unit == "inv_angstrom":
+            coarse, fine = max(COARSE_Q, x0 + 2.0), max(SCREEN_Q, x0 + 3.0)
+        else:
+            wavelength = float(data.metadata.get("wavelength") or 0) or None
+            sin_half = None if wavelength is None else SCREEN_Q * wavelength / (4 * np.pi)
+            coarse = max(COARSE_TTH, x0 + 10.0)
+            fine = None if sin_half is None or sin_half >= 1 else max(2 * np.degrees(np.arcsin(sin_half)), coarse)
+        grids.append((powder_grid(data, xmax=coarse, wide=True), powder_grid(data, xmax=fine)))
     out = []
     for c in candidates:
         try:

@@ -76,6 +76,21 @@ def _partners(ranked: list, hypotheses: list, polymorphs: bool = False) -> list:
 
 
 RESIDUAL_PARTNERS = 1  # second phases taken from the screen of the best crystal's residual (Bragg patterns)
+AT_NOISE = 1.2  # an Rwp within this factor of the counting statistics' expected one leaves nothing to explain
+
+
+def _at_noise(h: Hypothesis, datasets: dict) -> bool:
+    """Whether ``h`` fits every pattern to its noise: Rwp < AT_NOISE × the expected Rwp √(N / Σ y²/σ²) (only for
+    patterns with uncertainties)."""
+    import numpy as np
+
+    for name, data in datasets.items():
+        if data.sigma is None:
+            return False
+        y, sigma = np.asarray(data.y, float), np.asarray(data.sigma, float)
+        if h.rw.get(name, 1.0) >= AT_NOISE * np.sqrt(len(y) / np.sum((y / sigma) ** 2)):
+            return False
+    return True
 
 
 def _residual_partners(best: list, options: list, datasets: dict, taken: set) -> list:
@@ -84,7 +99,7 @@ def _residual_partners(best: list, options: list, datasets: dict, taken: set) ->
     types that are neither the best crystal nor already ``taken`` (labels), as unrefined crystal hypotheses at
     their screened cells. A minority phase screens poorly against the whole pattern (anatase's strong peaks
     outweigh 20 % rutile's), but its peaks are most of the residual."""
-    if not best or best[0].result is None:
+    if not best or best[0].result is None or _at_noise(best[0], datasets):
         return []
     residual = {}
     for name, data in datasets.items():
