@@ -163,6 +163,8 @@ def test_a_simulated_rock_salt_pattern_is_solved_and_its_config_replays(tmp_path
     (tmp_path / "out").mkdir()
     record = write_solution(solution, tmp_path / "out", {"nacl": path})
     first = record["hypotheses"][0]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "structure types against the Bragg peaks" in page and "rock salt NaCl" in page
     replay = subprocess.run([sys.executable, "-m", "scatterfit", "refine", str(tmp_path / "out" / first["config"]),
                              "--out", str(tmp_path / "replay")], capture_output=True, text=True)
     assert replay.returncode == 0, replay.stderr

@@ -228,13 +228,21 @@ def _page(out: dict, figures: list, views: list) -> str:
     failed = "".join(f"<li>{html.escape(f['class'])} {html.escape(f['label'])}: {html.escape(str(f['error']))}</li>"
                      for f in out["failed"])
     failed = f"<h2>Rejected</h2><ul>{failed}</ul>" if failed else ""
+    bragg = out["triage"].get("kind") == "xrd"
+
+    def factors(row: dict) -> str:
+        return " / ".join(f"{f:.3f}" for f in row.get("cell_factors", [row["cell_factor"]]))
+
     screen = "".join(f"<tr><td>{html.escape(row['label'])}</td><td>{row['rw']:.3f}</td>"
-                     f"<td>{row['cell_factor']:.3f}</td><td>{'refined' if row['kept'] else ''}</td></tr>"
+                     f"<td>{factors(row)}</td><td>{'refined' if row['kept'] else ''}</td></tr>"
                      for row in out.get("screen", [])[:SCREENED])
     if screen:
+        against = ("the Bragg peaks (R: the sine of the angle between the model's and the data's peak signals)"
+                   if bragg else "the short-range PDF")
         screen = (f"<h2>Library screen</h2><p>The best {min(SCREENED, len(out['screen']))} of "
-                  f"{len(out['screen'])} structure types against the short-range PDF.</p><table><tr><th>type</th>"
-                  f"<th>Rw</th><th>cell factor</th><th></th></tr>{screen}</table>")
+                  f"{len(out['screen'])} structure types against {against}.</p><table><tr><th>type</th>"
+                  f"<th>{'R' if bragg else 'Rw'}</th><th>cell factor{' (a / b / c)' if bragg else ''}</th><th></th>"
+                  f"</tr>{screen}</table>")
     images = "".join(f"<figure>{_png_tag(p)}<figcaption>#{k} {html.escape(label)}</figcaption></figure>"
                      for k, label, p in figures[:3])
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>scatterfit solve: {html.escape(
