@@ -1,8 +1,9 @@
-"""solve(): from measured G(r) data and a composition to ranked structures, without a config.
+"""solve(): from measured G(r) data (or S(Q), F(Q), turned into G(r)) or Bragg powder patterns and a composition to
+ranked structures, without a config.
 
 1. triage the data (solve/triage.py);
-2. refine a crystal hypothesis for every library structure type the composition fits (structure/library.py)
-   and for every CIF the user gives;
+2. screen every library structure type the composition fits (structure/library.py; solve/screen.py) and refine
+   a crystal hypothesis for the most promising and for every CIF the user gives (a Bragg pattern's by Rietveld);
 3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
    reference structure of each element it lacks), and the best two inside a spherical envelope (a
    nanoparticle), started from the refined crystals; when the triage puts a crystal second (the signal ends well
@@ -14,6 +15,10 @@
 5. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
    formula that the data cannot tell apart.
+
+For Bragg patterns steps 3 and 4 are replaced by mixtures only: the best crystal with the next best of any
+formula, with each missing element's reference structure, and with the best type against its residual
+(:func:`_residual_partners`).
 
 The hypotheses of each step are independent: they run on the executor given (a local process pool or a Dask
 cluster, optim/executor.py), in this process by default.
