@@ -206,11 +206,9 @@ def build_parametrisation(cfg: Config, structure, loss=None):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ScatterfitError(f"{cfg.path}: [parameters].values.{key}: must be a number")
     if "background" in p["free"] and "background" not in bounds and loss is not None:
-        import numpy as np
+        from scatterfit.structure.parametrisation import background_bounds
 
-        top = max((float(np.abs(t.dataset.y).max()) for t in loss.terms if hasattr(t, "dataset")), default=0.0)
-        reach = max(100.0, 3 * top)  # never narrower than the Parametrisation's default ±100
-        bounds["background"] = (-reach, reach)
+        bounds["background"] = background_bounds(t.dataset.y for t in loss.terms if hasattr(t, "dataset"))
     try:
         if isinstance(structure, dict):
             fractions = {ph["name"]: ph["fraction"] for ph in cfg.phases if "fraction" in ph}

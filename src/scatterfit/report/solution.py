@@ -39,7 +39,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     range and its free parameters and starting values (the default r-range ramp; for a Bragg pattern the whole
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX, powder_background_bounds
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX
+    from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
     if len(h.structures) == 1:
@@ -71,7 +72,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
                   f"weight = {RESTRAINT_WEIGHT:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
-    extra = {"background": powder_background_bounds(datasets)} if powder else {}
+    extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}
     bounds = {k: v for k, v in {**BOUNDS, **extra, **h.bounds}.items() if k in h.free or k in h.values}
     if bounds:
         lines += ["bounds = { " + ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"

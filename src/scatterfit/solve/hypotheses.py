@@ -427,14 +427,6 @@ def _time_limit(limit: float, t0: float):
     return observe
 
 
-def powder_background_bounds(datasets: dict) -> tuple[float, float]:
-    """The Chebyshev coefficients' bounds: ±3 × the largest |y| of the patterns (as a refine config's)."""
-    import numpy as np
-
-    reach = max(100.0, 3 * max(float(np.abs(np.asarray(d.y, float)).max()) for d in datasets.values()))
-    return (-reach, reach)
-
-
 def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0: float) -> Hypothesis:
     """Refine a Bragg (Rietveld) hypothesis over the whole of each pattern with the powder ramp (optim/stages.py:
     positions, a common width and the background first, then everything), Levenberg–Marquardt."""
@@ -444,7 +436,7 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.mixture import PhaseMixture
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.structure.parametrisation import Parametrisation
+    from scatterfit.structure.parametrisation import Parametrisation, background_bounds
     from scatterfit.structure.phases import MixtureParametrisation
 
     try:
@@ -458,7 +450,7 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
                                      data.radiation)
             terms.append(DataTerm(model, data, name=name))
         loss = Loss(terms)
-        bounds = {**BOUNDS, "background": powder_background_bounds(datasets), **hypothesis.bounds}
+        bounds = {**BOUNDS, "background": background_bounds(d.y for d in datasets.values()), **hypothesis.bounds}
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
                                            bounds=bounds, instrument=instrument)

@@ -232,13 +232,14 @@ def reflection_parts(structure, qmax: float, setup, axes: tuple) -> ReflectionPa
 
 
 def _kernel(step: float, fwhm: float) -> np.ndarray:
-    """A pseudo-Voigt of FWHM ``fwhm`` sampled at ``step`` (the same unit), to ±6 FWHM."""
+    """A pseudo-Voigt (Lorentzian fraction ETA) of FWHM ``fwhm`` sampled at ``step`` (the same unit), to ±6 FWHM."""
+    import torch
+
+    from scatterfit.scattering.profiles import pseudo_voigt
+
     half = int(np.ceil(6 * fwhm / step))
-    u = np.arange(-half, half + 1) * step
-    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
-    gauss = np.exp(-0.5 * (u / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
-    lorentz = (fwhm / 2) / (np.pi * (u**2 + (fwhm / 2) ** 2))
-    return ETA * lorentz + (1 - ETA) * gauss
+    u = torch.arange(-half, half + 1, dtype=torch.float64) * step
+    return pseudo_voigt(u, torch.tensor(fwhm, dtype=torch.float64), ETA).numpy()
 
 
 def _scores(refl: ReflectionParts, grid: PowderGrid, factors: np.ndarray) -> np.ndarray:

@@ -196,10 +196,7 @@ def powder_triage(dataset) -> Triage:
     step = float(x[1] - x[0])
     noise = 1.4826 * float(np.median(np.abs(np.diff(y)))) / np.sqrt(2) or float(np.std(y)) or 1.0
     found, props = find_peaks(y, prominence=PEAK_PROMINENCE * noise, width=1)
-    if grid.setup.geometry == "q":
-        q = x
-    else:
-        q = 4 * np.pi * np.sin(np.radians(x) / 2) / grid.setup.wavelength
+    q = grid.q
     dq = np.gradient(q) / step  # dQ/dx
     widths = props["widths"] * step * dq[found] if len(found) else np.zeros(0)
     rmin, rmax = float(dataset.x[0]), float(dataset.x[-1])

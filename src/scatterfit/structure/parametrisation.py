@@ -50,6 +50,15 @@ EDGE = 0.02  # a starting value on (or nearer than this fraction to) a bound sta
 #              where the logit map still passes gradients (at the bound itself they vanish)
 
 
+def background_bounds(patterns) -> tuple[float, float]:
+    """Bounds of the Chebyshev background coefficients for data ``patterns`` (arrays of y): ±3 times the largest
+    |y|, never narrower than the default ±100."""
+    import numpy as np
+
+    reach = max([100.0] + [3 * float(np.abs(np.asarray(y, float)).max()) for y in patterns])
+    return (-reach, reach)
+
+
 @dataclass
 class State:
     """What the forward models see: the structure and the instrument parameters (0-d tensors or None); for a
