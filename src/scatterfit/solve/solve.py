@@ -397,24 +397,20 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
-        if bragg:  # crystals and their mixtures (particles and glasses are a PDF's: see the triage)
-            partners = _partners(ranked_crystals, hypotheses, polymorphs=True)
-            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
-            pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
-            derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger,
-                                                           t0)]
-        elif "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
+        if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
             measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
             boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
                                           refine_density=not measured)
                      for density, how in box_densities(found, first, ranked_crystals)]
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
+        partners = _partners(ranked_crystals, hypotheses, polymorphs=bragg)
+        if bragg:  # a Bragg pattern: crystals and their mixtures (particles and glasses are a PDF's)
+            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
+        pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
         if not bragg:
-            pending = [mixture_hypothesis(crystals[0], partner) for partner in _partners(ranked_crystals, hypotheses)]
             diameter = min(found.particle_diameter, found.r_range[1])
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-            derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger,
-                                                           t0)]
+        derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
