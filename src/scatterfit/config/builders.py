@@ -39,6 +39,13 @@ def build_structure(cfg: Config, sec: dict | None = None, where: str = "[structu
             raise ScatterfitError(f"{cfg.path}: {where}.bulk: {exc}") from None
     if "uiso" in sec:
         s = s.with_uiso(sec["uiso"])
+    if "point_group" in sec:
+        from scatterfit.structure.symmetry import with_point_group
+
+        try:
+            s = with_point_group(s, sec["point_group"])
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{cfg.path}: {where}.point_group: {exc}") from None
     if "subgroup" in sec:
         from scatterfit.structure.subgroup import lower_symmetry
 
@@ -191,7 +198,7 @@ def build_parametrisation(cfg: Config, structure, loss=None):
                 raise ScatterfitError(f"{cfg.path}: [parameters].values: {exc}") from None
     bounds = {}
     for key, value in p.get("bounds", {}).items():
-        if key == "positions" and isinstance(value, (int, float)):
+        if key in ("positions", "orbits") and isinstance(value, (int, float)):
             bounds[key] = float(value)
         elif key == "cell" and isinstance(value, dict):
             for name, pair in value.items():

@@ -81,6 +81,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "uiso": Key(NUMBER, "starting Uiso of every atom, Å² (default: the file's, else 0.005)", low=0.0),
         "subgroup": Key(SPACE_GROUP, "refine in this subgroup of the structure's space group (number or symbol, "
                         "e.g. \"Fmmm\" for I4/mmm, \"Pnma\" for Pm-3m): its cell and free coordinates"),
+        "point_group": Key(str, "a finite structure's point group (Schoenflies, e.g. \"Td\"; about the origin, in "
+                           "structure/symmetry.py's frame): its orbits become the parameter group \"orbits\""),
     },
     "phases": {},  # the [structure] keys plus name and fraction: _phase_keys() below
     "datasets": {

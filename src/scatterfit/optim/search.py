@@ -40,6 +40,10 @@ class CandidateEvaluator:
         stages: the short inner refinement (list of Stage); empty: the candidate's loss as built.
         values, bounds: Parametrisation starting values and bounds.
         seed: base seed for random builders.
+        complexity: optional callable(refined Structure) -> factor ≥ 1 the loss is multiplied by, so that the
+            swarm and the final choice weigh the fit against what the candidate may vary (an information
+            criterion's penalty: a cluster in C1 fits better than in T because it has twelve times the
+            coordinates).
     """
 
     builder: object
@@ -49,6 +53,11 @@ class CandidateEvaluator:
     values: dict = field(default_factory=dict)
     bounds: dict = field(default_factory=dict)
     seed: int = 0
+    complexity: object = None
+
+    def score(self, value: float, structure) -> float:
+        """The loss the search ranks candidates by: ``value`` times the complexity factor, if any."""
+        return value if self.complexity is None else value * float(self.complexity(structure))
 
     def refine(self, candidate: dict, key: tuple, stages):
         import torch
@@ -74,6 +83,7 @@ class CandidateEvaluator:
         except ScatterfitError as exc:
             return {"loss": float("inf"), "error": str(exc), "n_atoms": 0}
         rws = [tv.breakdown["rw"] for tv in terms.values() if "rw" in tv.breakdown]
+        value = self.score(value, structure)
         return {"loss": float(value) if np.isfinite(value) else float("inf"), "n_atoms": len(structure),
                 "rw": float(rws[0]) if rws else None}
 
@@ -168,15 +178,17 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
     if ranked and np.isfinite(ranked[0][1]["loss"]):
         for entry, (key, _) in zip(top, ranked):
             if final_stages:  # continues from where the candidate's short refinement ended
-                res, value, _, _ = evaluator.refine(entry["candidate"], key, [*evaluator.stages, *final_stages])
+                res, value, _, built = evaluator.refine(entry["candidate"], key, [*evaluator.stages, *final_stages])
                 last = final_stages[-1]
                 if res is not None and (last.weights or last.xmax is not None):
                     # finalists compete on what the last stage minimised (e.g. with an energy term it switched on)
                     with torch.no_grad():
                         value = float(evaluator.loss.evaluate(res.state, xmax=last.xmax, weights=last.weights)[0])
+                value = evaluator.score(value, built)
                 entry["final_loss"] = float(value)
             else:
-                res, value, _, _ = evaluator.refine(entry["candidate"], key, evaluator.stages)
+                res, value, _, built = evaluator.refine(entry["candidate"], key, evaluator.stages)
+                value = evaluator.score(value, built)
             if res is not None and value < final_loss:
                 refined, final_loss = res, value
     best_entry = min(top, key=lambda e: e.get("final_loss", e["loss"])) if top else {"candidate": None, "loss": np.inf}

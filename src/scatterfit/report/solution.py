@@ -34,17 +34,29 @@ VIEWED = 3  # hypotheses drawn in 3D on the page
 SCREENED = 15  # rows of the library screen on the page
 
 
+def _inline(value) -> str:
+    """``value`` (a dict of dicts, numbers and strings) as a TOML inline value."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_inline(v)}' for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
     """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
     range and its free parameters and starting values (the default r-range ramp; for a Bragg pattern the whole
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHT, XMAX
+    from scatterfit.scattering.models import make_forward_model
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, XMAX
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
     if len(h.structures) == 1:
-        lines += ["[structure]", f'file = "{names[next(iter(h.structures))]}"', ""]
+        (structure,) = h.structures.values()
+        lines += ["[structure]", f'file = "{names[next(iter(h.structures))]}"']
+        if "orbits" in h.free:  # a symmetric cluster: its point group, so that its orbits are refined
+            lines += [f'point_group = "{structure.symmetry.group}"']
+        lines += [""]
     else:
         for phase in h.structures:
             lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
@@ -61,15 +73,13 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             continue
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
                   f"xmax = {min(XMAX, float(data.x[-1])):g}"]
-        if h.model == "box":
-            lines += ['model = "box"', f"qmin = {float(data.metadata.get('qmin', 0.0)):g}",
-                      f"qmax = {float(data.metadata['qmax']):g}"]
+        if h.model in ("box", "debye"):  # the Q range the solve's model transformed over
+            model = make_forward_model(h.model, data, qmax=float(data.metadata["qmax"]))
+            lines += [f'model = "{h.model}"', f"qmin = {model.qmin:g}", f"qmax = {model.qmax:g}"]
         lines += [""]
-    if "min_distance" in h.restraints:
-        lines += ["[[terms]]", 'kind = "restraint"', 'restraint = "min_distance"',
-                  "args = { distances = { " + ", ".join(f'"{pair}" = {d:g}' for pair, d in
-                                                       h.restraints["min_distance"].items()) + " } }",
-                  f"weight = {RESTRAINT_WEIGHT:g}", ""]
+    for restraint, args in h.restraints.items():
+        lines += ["[[terms]]", 'kind = "restraint"', f'restraint = "{restraint}"', f"args = {_inline(args)}",
+                  f"weight = {RESTRAINT_WEIGHTS[restraint]:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
     extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}
@@ -125,7 +135,7 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
     """Write ``solution`` (solve.Solution) into ``out_dir`` atomically; returns the solution.json record."""
     from scatterfit.report.plots import axis_labels, plot_fit
     from scatterfit.solve.hypotheses import phase_name
-    from scatterfit.structure.cif import write_cif
+    from scatterfit.structure.files import structure_suffix, write_structure
 
     files = ResultSet(out_dir)
     try:
@@ -144,14 +154,15 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                 prefix = f"h{rank:02d}_{phase_name(h.label)}"
                 names = {}
                 for phase, s in h.structures.items():
-                    names[phase] = f"{prefix}_start_{phase}.cif"
-                    write_cif(s, files.stage(names[phase]))
+                    names[phase] = f"{prefix}_start_{phase}{structure_suffix(s)}"
+                    write_structure(s, files.stage(names[phase]))
                 files.stage(f"{prefix}.toml").write_text(_config_text(h, names, solution.datasets, data_paths,
                                                                       prefix))
                 written = list(names.values())
                 for phase, st in h.result.state.phase_states().items():
-                    name = f"{prefix}_refined{'_' + phase if len(h.structures) > 1 else ''}.cif"
-                    write_cif(st.structure, files.stage(name))
+                    name = (f"{prefix}_refined{'_' + phase if len(h.structures) > 1 else ''}"
+                            f"{structure_suffix(st.structure)}")
+                    write_structure(st.structure, files.stage(name))
                     written.append(name)
                 for name, tv in h.result.terms.items():
                     c = tv.curves

@@ -82,10 +82,13 @@ class Hypothesis:
         energy_above_best: eV/atom above the lowest refined hypothesis of the same formula.
         checks: the refined structure's chemistry (solve/checks.chemistry_checks).
         model: the forward model ("pdf", or "box": a periodic box's G(r) to half its length).
-        restraints: {"min_distance": Å} refined with the data (config form: the restraint's args).
+        restraints: {restraint name: its args} refined with the data, each at RESTRAINT_WEIGHTS[name] (config
+            form: constraints.RESTRAINTS names, a [[terms]] table's args).
         bounds: parameter bounds over BOUNDS (config form).
         steps: one L-BFGS stage of this many steps instead of the ramp (many parameters).
         time_limit: s, instead of TIME_LIMIT when set.
+        search_seconds: s spent finding the starting structure (a cluster's symmetric search), counted once
+            among the hypotheses made from it.
     """
 
     kind: str
@@ -110,6 +113,7 @@ class Hypothesis:
     bounds: dict = field(default_factory=dict)
     steps: int | None = None
     time_limit: float = 0.0
+    search_seconds: float = 0.0
 
 
 def phase_name(label: str) -> str:
@@ -305,7 +309,7 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
                       {phase_name(f"amorphous {formula}"): box},
                       (["lattice"] if refine_density else []) + ["positions", "biso"], {},
                       f"random box of {n_atoms} atoms, {length:.1f} Å, at {density:.4f} atoms/Å³ ({density_source})",
-                      model="box", restraints={"min_distance": hard_cores(list(counts), first_peak)},
+                      model="box", restraints={"min_distance": {"distances": hard_cores(list(counts), first_peak)}},
                       bounds={"positions": round(length / 2, 3), **({"lattice": DENSITY_RANGE} if refine_density
                                                                       else {})}, steps=AMORPHOUS_STEPS,
                       time_limit=AMORPHOUS_TIME)
@@ -332,14 +336,30 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     return hypothesis
 
 
-RESTRAINT_WEIGHT = 10.0  # of the hard core (its penalty is in Å² per atom, the data's in Rw²)
+RESTRAINT_WEIGHTS = {"min_distance": 10.0, "bond_valence": 0.01}
+"""The weights of a hypothesis' restraints against the data's Rw²: the hard core's penalty is in Å² per atom (a
+violation of 0.1 Å costs as much as Rw 0.3); the bond-valence sums' in valence units² per ion (a deviation of 0.5
+v.u. on every ion costs as much as Rw 0.05), a nudge towards chemical bonding that the data can overrule."""
+
+
+def restraint_terms(restraints: dict) -> list:
+    """The RestraintTerms of a hypothesis' ``restraints`` ({name: args}; see :class:`Hypothesis`)."""
+    from scatterfit.constraints import RESTRAINTS
+    from scatterfit.loss import RestraintTerm
+
+    return [RestraintTerm(RESTRAINTS[name](**args, weight=RESTRAINT_WEIGHTS[name])) for name, args in
+            restraints.items()]
 
 
 def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
-    """The refined parameters the ranking counts: all of them, except for a box (amorphous), whose thousands of
+    """The refined parameters the ranking counts: all of them (of a symmetric cluster's orbits the free
+    dimensions), except for a box (amorphous), whose thousands of
     coordinates can describe any G(r) up to half its length but no more: it counts the data's independent points
     up to there (solve/ranking.independent_points), and its other parameters."""
     n = int(result.theta.numel())
+    if "orbits" in hypothesis.free:  # a displacement of 3 per orbit, of which only the orbit's dims are free
+        (structure,) = hypothesis.structures.values()
+        n -= 3 * structure.symmetry.n_orbits - structure.symmetry.n_free
     if hypothesis.model != "box":
         return n
     from scatterfit.solve.ranking import independent_points
@@ -352,19 +372,42 @@ def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: f
     return n - coordinates + min(coordinates, int(math.ceil(points)))
 
 
+def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None):
+    """The Loss a (total-scattering) hypothesis is refined with: one data term per dataset with the hypothesis'
+    forward model (the config's models, so a replayed config computes exactly this) over r from max(1.5 Å, the
+    data's start) to min(XMAX, the data's end), and its restraints.
+
+    Raises:
+        ScatterfitError: a dataset without Qmax (header or ``qmax``).
+    """
+    from scatterfit.errors import ScatterfitError
+    from scatterfit.loss import DataTerm, Loss
+    from scatterfit.scattering.mixture import PhaseMixture
+    from scatterfit.scattering.models import make_forward_model
+
+    terms = []
+    for name, data in datasets.items():
+        q = qmax or float(data.metadata.get("qmax", 0)) or None
+        if q is None:
+            raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
+        model = make_forward_model(hypothesis.model, data, qmax=q)
+        if len(hypothesis.structures) > 1:
+            model = PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=q)
+                                  for p in hypothesis.structures}, data.radiation)
+        terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
+                              name=name))
+    return Loss(terms + restraint_terms(hypothesis.restraints))
+
+
 def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | None = None,
                       time_limit: float = TIME_LIMIT) -> Hypothesis:
     """Refine ``hypothesis`` against ``datasets`` ({name: G(r) Dataset}) with the default r-range ramp (LM);
     fills its result, rw, n_parameters and seconds, or its error when the refinement fails, when the
     short-range screen rejects it (a ramp whose first stage ends above SHORT_RANGE_RW) or when it runs past
     ``time_limit`` seconds."""
-    from scatterfit.constraints.restraints import MinDistance
     from scatterfit.errors import ScatterfitError
-    from scatterfit.loss import DataTerm, Loss, RestraintTerm
     from scatterfit.optim import pdf_range_ramp, refine
     from scatterfit.optim.stages import default_optimizer
-    from scatterfit.scattering.mixture import PhaseMixture
-    from scatterfit.scattering.models import make_forward_model
     from scatterfit.structure.parametrisation import Parametrisation
     from scatterfit.structure.phases import MixtureParametrisation
 
@@ -372,21 +415,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     if hypothesis.model == "powder":
         return _refine_powder(hypothesis, datasets, time_limit, t0)
     try:
-        terms = []
-        for name, data in datasets.items():
-            q = qmax or float(data.metadata.get("qmax", 0)) or None
-            if q is None:
-                raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
-            # the config's forward models ("pdf", "box"), so a replayed config computes exactly this
-            model = make_forward_model(hypothesis.model, data, qmax=q)
-            if len(hypothesis.structures) > 1:
-                model = PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=q)
-                                      for p in hypothesis.structures}, data.radiation)
-            terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
-                                  name=name))
-        if "min_distance" in hypothesis.restraints:
-            terms.append(RestraintTerm(MinDistance(hypothesis.restraints["min_distance"], weight=RESTRAINT_WEIGHT)))
-        loss = Loss(terms)
+        loss = hypothesis_loss(hypothesis, datasets, qmax)
         bounds = {**BOUNDS, **hypothesis.bounds}
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,

@@ -4,19 +4,21 @@ ranked structures, without a config.
 1. triage the data (solve/triage.py);
 2. screen every library structure type the composition fits (structure/library.py; solve/screen.py) and refine
    a crystal hypothesis for the most promising and for every CIF the user gives (a Bragg pattern's by Rietveld);
-3. from the best crystals: mixtures of the best with a partner (the best crystal of another formula, and the
-   reference structure of each element it lacks), and the best two inside a spherical envelope (a
-   nanoparticle), started from the refined crystals; when the triage puts a crystal second (the signal ends well
-   inside the data), also
-   discrete closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the
-   envelope's refined size; each kept only when it improves on its crystal (hypotheses.MIN_GAIN);
+3. from the best crystals: when the triage lists a mixture among its classes, mixtures of the best with a
+   partner (the best crystal of another formula, and the reference structure of each element it lacks); the best
+   two inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does not
+   put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
+   (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the envelope's refined size; each kept
+   only when it improves on its crystal (hypotheses.MIN_GAIN);
 4. when the triage puts a glass or liquid among its first two classes: an amorphous box of the composition at
    the density the data give (:func:`box_densities`: one or two boxes), every position refined;
-5. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
+5. when the triage does not put a crystal first and the composition names a finite formula (W12O40, C60): a
+   molecule or cluster of exactly those atoms, found by a symmetric random search (solve/clusters.py);
+6. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
    formula that the data cannot tell apart.
 
-For Bragg patterns steps 3 and 4 are replaced by mixtures only: the best crystal with the next best of any
+For Bragg patterns steps 3 to 5 are replaced by mixtures only: the best crystal with the next best of any
 formula, with each missing element's reference structure, and with the best type against its residual
 (:func:`_residual_partners`).
 
@@ -304,6 +306,53 @@ def fingerprint(datasets: dict, composition: str, cifs, qmax) -> str:
     return digest.hexdigest()[:16]
 
 
+def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, checkpoint, resume: bool, notes: list,
+              deadline, progress, t0: float) -> list:
+    """Cluster hypotheses (solve/clusters.py) of a composition that names a finite formula (at least
+    MIN_CLUSTER_ATOMS atoms: W12O40, C60, Pt21; TiO2 is a formula unit), unrefined; none, with a note saying why,
+    when it names elements only, is too large, or when the budget is spent or the search fails.
+    The search checkpoints beside the solve's ``checkpoint`` and reports each generation to ``progress`` (an
+    event {"line", "step": "cluster search", "index": candidates evaluated, "total": the search's budget, "best_rw",
+    "elapsed_s"})."""
+    from scatterfit.solve.clusters import (
+        MAX_CLUSTER_ATOMS,
+        MIN_CLUSTER_ATOMS,
+        SEARCH_BUDGET,
+        cluster_counts,
+        cluster_hypotheses,
+        search_cluster,
+    )
+
+    counts = cluster_counts(composition)
+    if counts is None or sum(counts.values()) < MIN_CLUSTER_ATOMS:
+        notes.append(f"no cluster hypotheses: '{composition}' gives no whole atom counts of {MIN_CLUSTER_ATOMS} to "
+                     f"{MAX_CLUSTER_ATOMS} atoms (give the cluster's formula, e.g. W12O40)")
+        return []
+    if deadline is not None and time.time() > deadline:
+        notes.append("no cluster hypotheses: the time budget was spent")
+        return []
+    where = None if checkpoint is None else Path(checkpoint).with_name("solve_cluster_search.pt")
+
+    def report(evaluations: int, generation: int, best: float, rw) -> None:
+        if progress is not None:
+            line = (f"cluster search: generation {generation}, {evaluations} candidates, best loss {best:.4f}"
+                    + (f" (Rw {rw:.4f})" if rw is not None else ""))
+            progress({"line": line, "step": "cluster search", "index": evaluations, "total": SEARCH_BUDGET,
+                      "best_rw": rw, "elapsed_s": time.perf_counter() - t0})
+
+    try:
+        found_cluster, restraints, offered = search_cluster(counts, datasets, qmax, found.first_peak, executor=pool,
+                                                            checkpoint=where, resume=resume, observers=[report])
+    except ScatterfitError as exc:
+        notes.append(f"no cluster hypotheses: {exc}")
+        return []
+    formula = "".join(f"{e}{n}" for e, n in counts.items())
+    out = cluster_hypotheses(found_cluster, restraints, offered, formula)
+    if out:  # the search's time counts once, with the first
+        out[0].search_seconds = found_cluster.wall_time
+    return out
+
+
 def _check(ranked: list, potential, notes: list) -> None:
     """Energy per atom and chemistry of the CHECKED best hypotheses (notes say why energies are missing)."""
     from scatterfit.solve.checks import chemistry_checks, energetics
@@ -369,6 +418,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         q = qmax or float(data.metadata.get("qmax", 0))
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
+        datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q})  # what every model reads
         points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
 
     options = candidates(composition)
@@ -386,6 +436,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
     ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
+    notes = []
     pool = make_executor(executor)
     try:
         simple = [h for h in hypotheses if structural_count(h) <= COMPLEX]
@@ -403,7 +454,11 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                                           refine_density=not measured)
                      for density, how in box_densities(found, first, ranked_crystals)]
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
-        partners = _partners(ranked_crystals, hypotheses, polymorphs=bragg)
+        if not bragg and found.classes[0] != "crystal":  # a finite formula may be a molecule or cluster
+            clusters = _clusters(composition, datasets, qmax, found, pool, checkpoint, resume, notes, deadline,
+                                 progress, t0)
+            derived += _refine_all(clusters, datasets, qmax, deadline, pool, progress, ledger, t0)
+        partners = _partners(ranked_crystals, hypotheses, polymorphs=bragg) if "mixture" in found.classes else []
         if bragg:  # a Bragg pattern: crystals and their mixtures (particles and glasses are a PDF's)
             partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
         pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
@@ -422,14 +477,14 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pool.close()
     everything = hypotheses + derived
     ranked = rank(everything, points)
-    notes = [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
+    notes += [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
              if data.metadata.get("derived_from")]
     _check(ranked, potential, notes)
     ranked = prefer_stable(ranked)
     seconds = {}
     for h in everything:
-        seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds
+        seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds + h.search_seconds
     against = ("the Bragg peaks (reflections moved by the cell's free scale factors, a smooth background projected "
                "out)" if bragg else f"r ≤ {SCREEN_RANGE[1]:g} Å (cell expanded uniformly, two Uiso)")
     notes.insert(0, f"screened {len(screened)} library structure types against {against}; refined the best "

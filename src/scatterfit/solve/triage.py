@@ -162,9 +162,10 @@ def triage(dataset) -> Triage:
         classes = ["nanoparticle", "crystal", "mixture"]
         reasons.append(f"the signal ends near {extent:.0f} Å, well inside the data ({rmax:.0f} Å): a finite "
                        f"coherence length, nanoparticles of about {extent / SPHERE_EXTENT:.0f} Å")
-    else:
-        classes = ["cluster", "amorphous", "nanoparticle"]
-        reasons.append(f"the signal ends near {extent:.0f} Å: short-range order only (a cluster, glass or liquid)")
+    else:  # sharp peaks that end early: a glass's or liquid's would be smooth (the first branch)
+        classes = ["cluster", "nanoparticle", "amorphous"]
+        reasons.append(f"the signal ends near {extent:.0f} Å with sharp peaks: a cluster or molecule of about that "
+                       "size (a glass's or liquid's peaks would be smooth)")
     if slope is not None:
         reasons.append(f"the low-r slope is {slope:.3f} Å⁻³ (−4πρ0 × scale: ρ0 = {-slope / (4 * np.pi):.4f} "
                        "atoms/Å³ if the data are on an absolute scale)")

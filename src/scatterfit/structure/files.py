@@ -47,3 +47,20 @@ def read_structure(path: str | Path, *, index: int = -1, dtype: torch.dtype = to
     """Read any structure file: CIF with its occupancies, shared sites and displacement parameters, every other
     format through ASE (for a trajectory, frame ``index``)."""
     return read_structure_and_adps(path, index=index, dtype=dtype, device=device)[0]
+
+
+def structure_suffix(structure) -> str:
+    """The file type a structure is written as: ".cif" for a periodic one, ".extxyz" (positions, occupancy and
+    Biso per atom) for a finite one."""
+    return ".cif" if structure.cell is not None and structure.periodic else ".extxyz"
+
+
+def write_structure(structure, path: str | Path) -> None:
+    """Write ``structure`` to ``path``: a CIF for a ".cif" suffix (structure/cif.write_cif), else what ASE writes
+    for the suffix (extxyz keeps occupancy and Biso)."""
+    if Path(path).suffix == ".cif":
+        from scatterfit.structure.cif import write_cif
+
+        write_cif(structure, path)
+        return
+    structure.to_ase().write(str(path), format="extxyz" if Path(path).suffix == ".extxyz" else None)

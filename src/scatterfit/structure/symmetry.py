@@ -308,6 +308,21 @@ def orbit_map(positions: np.ndarray, numbers: np.ndarray, group: str, tol: float
     return SymmetryMap(group, orbit, transforms, tuple(sizes), tuple(dims))
 
 
+def with_point_group(structure, group: str, tol: float = 0.05):
+    """``structure`` (finite, centred on the origin in this module's frame) carrying the SymmetryMap of ``group``.
+
+    Raises:
+        ScatterfitError: a periodic structure, an unknown group, or one that does not map the structure onto
+            itself within ``tol`` Å.
+    """
+    if structure.cell is not None:
+        raise ScatterfitError("a point group needs a finite structure (no cell)")
+    sym = orbit_map(structure.positions.detach().cpu().numpy(), structure.numbers.cpu().numpy(), group, tol)
+    if sym is None:
+        raise ScatterfitError(f"the structure is not symmetric under {group} within {tol} Å about the origin")
+    return structure.with_(symmetry=sym)
+
+
 def symmetrise(positions: np.ndarray, sym: SymmetryMap) -> np.ndarray:
     """[N, 3] Å: each orbit rebuilt from the average of its members mapped back onto its representative."""
     return sym.positions(sym.representatives(positions))

@@ -1,0 +1,199 @@
+"""Cluster hypotheses: a molecule or discrete cluster of the formula's atoms (a polyoxometalate ion in solution, a
+fullerene, a ligand-free metal cluster) found without a template, by a symmetric random search as AIRSS and
+PyXtal do.
+
+1. The restraints any chemist would impose without knowing the answer (:func:`cluster_restraints`): hard cores
+   from the data's first peak (hypotheses.hard_cores) and, for an ionic formula, bond-valence sums at oxidation
+   states guessed from the formula (:func:`oxidation_states`).
+2. A particle swarm over the point group (the groups the formula's counts split into, :func:`placeable_groups`)
+   and the random start (structure/symmetry.py places each element on the fewest orbits); every candidate's
+   orbits are refined briefly against the Debye G(r) of the data (the same loss as the hypotheses'), and ranked
+   by that loss times the information criterion's penalty on its free coordinates (:class:`InformationPenalty`:
+   otherwise C1, with every coordinate free, always wins); the best few are refined to convergence with the
+   group kept (optim/search.py).
+3. Two hypotheses from the best: the symmetric cluster (its orbits refined; few parameters) and the same with
+   every atom free within POSITION_BOUND Å (what the data say beyond the symmetry; 3N coordinates, which the
+   ranking's information criterion counts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scatterfit.solve.hypotheses import (
+    HARD_CORE,
+    MAX_PACKING,
+    XMAX,
+    Hypothesis,
+    hard_cores,
+    hypothesis_loss,
+    phase_name,
+)
+
+MAX_CLUSTER_ATOMS = 200  # larger finite objects are nanoparticles (cut from crystals), not searched atom by atom
+MIN_CLUSTER_ATOMS = 4  # fewer: a formula unit (TiO2, CdSe), not a molecule worth a search
+SEARCH_SIZE = 16  # particles per generation
+SEARCH_BUDGET = 256  # candidate evaluations
+SEARCH_STALL = 10  # generations without a better candidate
+INNER_STEPS = 150  # L-BFGS steps on the orbits of every candidate
+FINAL_STEPS = 300  # with the group kept, for the best TOP_K candidates
+TOP_K = 3
+POSITION_BOUND = 0.3  # Å: how far the free refinement may move an atom from the symmetric answer
+FREE_STEPS = 300
+START_QDAMP = 0.03  # Å⁻¹, refined
+START_DENSITY = 0.1  # atoms/Å³ of the random starts (condensed matter: 0.05–0.1), less where the hard cores
+# (HARD_CORE × the first peak) would fill more than MAX_PACKING of the sphere
+START_UISO = 0.005  # Å², of the random starts (refined)
+MUTATION = 0.5  # the swarm's chance per particle and generation to redraw the group or the start (its default
+# 0.1 lets one early group take the whole budget: the Keggin search stalled in Oh at Rw 0.60 where T holds the cage)
+ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "F": -1, "Cl": -1, "Br": -1, "I": -1}
+
+
+def oxidation_states(counts: dict) -> dict | None:
+    """{element: oxidation state} of an ionic formula ({element: count}), or None when it is not one: anions are
+    the ANIONS elements present (at their usual states); each cation takes its highest common oxidation state
+    (pymatgen's table) not above the charge the anions leave per cation, rounded up: W12O40 → W +6 (an
+    oxo-anion: the ion's charge is what the formula leaves over), Fe3O4 → Fe +3, TiO2 → Ti +4. A formula
+    without an anion, or of anions alone, is not ionic (C60, Au13)."""
+    from pymatgen.core import Element
+
+    anions = {e: ANIONS[e] for e in counts if e in ANIONS}
+    cations = [e for e in counts if e not in anions]
+    if not anions or not cations:
+        return None
+    share = -sum(anions[e] * counts[e] for e in anions) / sum(counts[e] for e in cations)
+    out = dict(anions)
+    for e in cations:
+        common = sorted(s for s in Element(e).common_oxidation_states if s > 0)
+        if not common:
+            return None
+        below = [s for s in common if s <= math.ceil(share - 1e-9)]
+        out[e] = below[-1] if below else common[0]
+    return out
+
+
+def cluster_restraints(counts: dict, first_peak: float) -> dict:
+    """{restraint name: args} of a cluster hypothesis (see the module docstring)."""
+    out = {"min_distance": {"distances": hard_cores(list(counts), first_peak)}}
+    oxidation = oxidation_states(counts)
+    if oxidation is not None:
+        out["bond_valence"] = {"oxidation": oxidation}
+    return out
+
+
+def placeable_groups(counts: dict, groups=None) -> list[str]:
+    """The point groups (``groups``, default symmetry.CLUSTER_GROUPS) whose orbits ``counts`` ({element: n}) split
+    into, with at most one atom at the origin."""
+    from scatterfit.structure.symmetry import CLUSTER_GROUPS, fewest_orbits, site_types
+
+    out = []
+    for group in groups or CLUSTER_GROUPS:
+        sites, origin_free, ok = site_types(group), True, True
+        for n in sorted(counts.values()):
+            split = fewest_orbits(int(n), sites, origin_free)
+            if split is None:
+                ok = False
+                break
+            origin_free = origin_free and not any(sites[i].dim == 0 for i in split)
+        if ok:
+            out.append(group)
+    return out
+
+
+@dataclass(frozen=True)
+class InformationPenalty:
+    """The factor N^(k/N) by which a candidate's loss (≈ Rw²) is multiplied, so that the search ranks candidates as
+    the solve's ranking does (BIC/N = ln Rw² + k ln N / N): N the data's independent points, k the candidate's
+    free coordinates (its orbits' free dimensions) plus ``extra`` (ADPs, qdamp, scale). A cluster in C1 has twelve
+    times the coordinates of the same atoms in T, and fits better for it alone."""
+
+    points: float
+    extra: int
+
+    def __call__(self, structure) -> float:
+        k = (structure.symmetry.n_free if structure.symmetry is not None else 3 * len(structure)) + self.extra
+        return self.points ** (k / self.points)
+
+
+def data_points(datasets: dict, qmax: float | None) -> float:
+    """The independent points of ``datasets`` (G(r)) over the range hypotheses are refined on."""
+    from scatterfit.solve.ranking import independent_points
+
+    return sum(independent_points(d, max(1.5, float(d.x[0])), min(XMAX, float(d.x[-1])),
+                                  qmax or float(d.metadata["qmax"])) for d in datasets.values())
+
+
+def cluster_counts(composition: str) -> dict | None:
+    """{element: whole number of atoms} of a composition that names a finite formula (W12O40, C60) of at most
+    MAX_CLUSTER_ATOMS atoms, or None (elements only, fractions, or too large)."""
+    from scatterfit.structure.library import parse_composition
+
+    counts = parse_composition(composition)
+    if any(abs(n - round(n)) > 1e-9 or round(n) < 1 for n in counts.values()):
+        return None
+    counts = {e: int(round(n)) for e, n in counts.items()}
+    return counts if 2 <= sum(counts.values()) <= MAX_CLUSTER_ATOMS else None
+
+
+def search_cluster(counts: dict, datasets: dict, qmax: float | None, first_peak: float, *, executor=None,
+                   seed: int = 0, checkpoint=None, resume: bool = False, groups=None, observers=None):
+    """The symmetric search for a cluster of ``counts`` against ``datasets`` (G(r)); returns (SearchResult, the
+    restraints, the groups offered). ``observers`` are called after every generation with (evaluations,
+    generation, best loss, its Rw) (optim/search.py).
+
+    Raises:
+        ScatterfitError: no point group places the formula, or no candidate could be built.
+    """
+    from scatterfit.errors import ScatterfitError
+    from scatterfit.optim import Stage
+    from scatterfit.optim.search import CandidateEvaluator, search
+    from scatterfit.optim.space import SearchSpace
+    from scatterfit.structure.candidates import SymmetricMoleculeCandidates
+
+    formula = "".join(f"{e}{n}" for e, n in counts.items())
+    offered = placeable_groups(counts, groups)
+    if not offered:
+        raise ScatterfitError(f"{formula}: its atom counts split into the orbits of none of the point groups tried")
+    restraints = cluster_restraints(counts, first_peak)
+    probe = Hypothesis("cluster", formula, formula, {}, [], model="debye", restraints=restraints)
+    loss = hypothesis_loss(probe, datasets, qmax)
+    core = round(HARD_CORE * first_peak, 3)
+    density = min(START_DENSITY, MAX_PACKING / (math.pi / 6 * core**3))  # room for the hard cores
+    builder = SymmetricMoleculeCandidates(formula, min_dist=core, density=density, uiso=START_UISO)
+    inner = [Stage("lbfgs", free=["orbits", "biso"], steps=INNER_STEPS, tol=1e-4, patience=1)]
+    final = [Stage("lbfgs", free=["orbits", "biso", "qdamp"], steps=FINAL_STEPS)]
+    penalty = InformationPenalty(data_points(datasets, qmax), len(counts) + 1 + len(datasets))
+    evaluator = CandidateEvaluator(builder, loss, free=["orbits", "biso", "qdamp"], stages=inner,
+                                   values={"qdamp": START_QDAMP}, bounds={"orbits": 10.0, "qdamp": (0.0, 0.1)},
+                                   seed=seed, complexity=penalty)
+    space = SearchSpace.from_config({"group": {"kind": "choice", "options": offered},
+                                     "start": {"kind": "integer", "low": 0, "high": 9999}})
+    found = search(evaluator, space, size=SEARCH_SIZE, budget=SEARCH_BUDGET, stall=SEARCH_STALL, seed=seed,
+                   executor=executor, top_k=TOP_K, final_stages=final, checkpoint=checkpoint, resume=resume,
+                   fingerprint=f"cluster:{formula}:{first_peak:.4f}:{seed}", observers=observers,
+                   mutation=MUTATION)
+    return found, restraints, offered
+
+
+def cluster_hypotheses(found, restraints: dict, offered: list, formula: str) -> list[Hypothesis]:
+    """The symmetric cluster the search found (its orbits refined further) and the same with every atom free
+    within POSITION_BOUND Å, as unrefined hypotheses; none when the search refined nothing."""
+    if found.refined is None:
+        return []
+    result = found.refined
+    structure = result.structure
+    params = result.parameters()
+    group = found.best["group"]
+    values = {"qdamp": float(params.get("qdamp") or START_QDAMP)}
+    source = (f"symmetric random search: {found.evaluations} candidates over the point groups "
+              f"{', '.join(offered)} and random starts; best in {group}")
+    label = f"{formula} cluster ({group})"
+    symmetric = Hypothesis("cluster", label, formula, {phase_name(label): structure}, ["orbits", "biso", "qdamp"],
+                           values, source, restraints=restraints, model="debye", bounds={"orbits": 10.0},
+                           steps=FINAL_STEPS)
+    label_free = f"{formula} cluster ({group}, atoms free)"
+    free = Hypothesis("cluster", label_free, formula, {phase_name(label_free): structure},
+                      ["positions", "biso", "qdamp"], values, source + f"; every atom free within {POSITION_BOUND} Å",
+                      restraints=restraints, model="debye", bounds={"positions": POSITION_BOUND}, steps=FREE_STEPS)
+    return [symmetric, free]
