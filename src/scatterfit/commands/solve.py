@@ -20,8 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cif", action="append", default=[],
                    help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
-    p.add_argument("--radiation", choices=("xray", "neutron"), default=None,
-                   help="the data's radiation when the files do not say (default: the header's, else xray)")
+    p.add_argument("--radiation", choices=("xray", "neutron", "unit"), default=None,
+                   help="the data's radiation when the files do not say (default: the header's, else xray; unit: "
+                        "form factors of 1, as a Debye simulation without them)")
     p.add_argument("--wavelength", type=float, default=None,
                    help="the wavelength of 2θ powder patterns, Å, when the files do not say (Cu Kα1: 1.5406)")
     p.add_argument("--budget", type=float, default=None,

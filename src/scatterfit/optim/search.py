@@ -109,6 +109,7 @@ class SearchResult:
 def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16, budget: int = 200,
            stall: int = 8, target: float | None = None, engine: str = "scatterfit", seed: int = 0,
            executor=None, top_k: int = 3, final_stages=None, checkpoint=None, resume: bool = False,
+           distinct: str | None = None,
            observers: list | None = None, on_generation=None, initial: list | None = None,
            fingerprint: str | None = None, **swarm_kwargs) -> SearchResult:
     """Memetic search: swarm over ``space``, each candidate refined by ``evaluator``.
@@ -122,6 +123,8 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         engine: "scatterfit" (checkpointable) or "nevergrad".
         executor: None (serial), a spec string ("processes:2", "dask-local:2", "dask://host:port") or an
             executor object.
+        distinct: a variable whose values the top_k candidates must not share (e.g. a cluster's point group: the
+            best of three groups go on to the final stages, not three starts of one group).
         top_k: distinct best candidates refined at the end by the evaluator's short stages followed by
             ``final_stages``; the best of them by the loss the last final stage minimised (its weights and
             xmax) wins.
@@ -171,6 +174,14 @@ def search(evaluator: CandidateEvaluator, space: SearchSpace, *, size: int = 16,
         raise ScatterfitError(f"no candidate could be built or refined ({len(failed)} tried); the first failed with: "
                               f"{failed[0]['error']}")
     ranked = sorted(seen.items(), key=lambda kv: kv[1]["loss"])
+    if distinct is not None:  # the best candidate of each value of ``distinct``, best first
+        seen_values, kept = set(), []
+        for key, v in ranked:
+            value = (v.get("candidate") or {}).get(distinct)
+            if value not in seen_values:
+                seen_values.add(value)
+                kept.append((key, v))
+        ranked = kept
     top = [{**v} for _, v in ranked[: max(top_k, 1)]]
     import torch
 

@@ -7,7 +7,9 @@ solution.json, schema "scatterfit.solution/1":
     reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
-    (number, crystals), phases (mixtures: [{name, formula, space_group, weight_fraction, atom_fraction}]), rw
+    (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
+    group the free one still has within 0.1 Å, null if none), phases (mixtures: [{name, formula, space_group,
+    weight_fraction, atom_fraction}]), rw
     ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (eV/atom, the default potential; null:
     not computed), energy_above_best (eV/atom above the best of the same formula), checks (the refined structure's
     chemistry: coordination, bonds, too_close; {phase: ...} for a mixture), decided_by ("energy" when the energy
@@ -71,6 +73,9 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         if powder:  # the whole pattern
             lines += ["[[terms]]", f'dataset = "{name}"', 'model = "powder"', ""]
             continue
+        if data.kind != "gr":  # an intensity: the whole pattern
+            lines += ["[[terms]]", f'dataset = "{name}"', f'model = "{h.model}"', ""]
+            continue
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
                   f"xmax = {min(XMAX, float(data.x[-1])):g}"]
         if h.model in ("box", "debye"):  # the Q range the solve's model transformed over
@@ -123,6 +128,13 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
         record["space_group"] = found["number"] if found else None
         if result.structure.cell is None or h.kind == "amorphous":
             record["n_atoms"] = len(result.structure)
+        if h.kind == "cluster":  # the point group the search kept (the free refinement may break it)
+            from scatterfit.structure.symmetry import detect_point_group
+
+            start = next(iter(h.structures.values()))
+            record["point_group"] = (start.symmetry.group if "orbits" in h.free and start.symmetry is not None
+                                     else detect_point_group(result.structure.positions.detach().cpu().numpy(),
+                                                             result.structure.numbers.cpu().numpy(), tol=0.1))
     return record
 
 

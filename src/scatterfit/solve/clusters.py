@@ -9,8 +9,10 @@ PyXtal do.
    and the random start (structure/symmetry.py places each element on the fewest orbits); every candidate's
    orbits are refined briefly against the Debye G(r) of the data (the same loss as the hypotheses'), and ranked
    by that loss times the information criterion's penalty on its free coordinates (:class:`InformationPenalty`:
-   otherwise C1, with every coordinate free, always wins); the best few are refined to convergence with the
-   group kept (optim/search.py).
+   otherwise C1, with every coordinate free, always wins); the best of the best three groups hop between basins
+   with the group kept
+   (optim/basin.py: a random start's basin is small, about 1 in 24 random starts of a 16-atom cluster in its own
+   group reach it, and hops from a start at Rw 0.43 reached it) and are refined to convergence.
 3. Two hypotheses from the best: the symmetric cluster (its orbits refined; few parameters) and the same with
    every atom free within POSITION_BOUND Å (what the data say beyond the symmetry; 3N coordinates, which the
    ranking's information criterion counts).
@@ -37,8 +39,11 @@ SEARCH_SIZE = 16  # particles per generation
 SEARCH_BUDGET = 256  # candidate evaluations
 SEARCH_STALL = 10  # generations without a better candidate
 INNER_STEPS = 150  # L-BFGS steps on the orbits of every candidate
-FINAL_STEPS = 300  # with the group kept, for the best TOP_K candidates
-TOP_K = 3
+BASIN_HOPS = 60  # basin hopping on the orbits of each of the best TOP_K candidates (optim/basin.py)
+BASIN_LOCAL = 40  # L-BFGS steps relaxing each hop
+BASIN_STEP = 0.3  # Å, the jitter of a hop (or one to three orbits relocated)
+FINAL_STEPS = 300  # L-BFGS with the group kept, after the hops
+TOP_K = 3  # the best candidates of this many point groups go on to the basin hopping
 POSITION_BOUND = 0.3  # Å: how far the free refinement may move an atom from the symmetric answer
 FREE_STEPS = 300
 START_QDAMP = 0.03  # Å⁻¹, refined
@@ -47,6 +52,12 @@ START_DENSITY = 0.1  # atoms/Å³ of the random starts (condensed matter: 0.05�
 START_UISO = 0.005  # Å², of the random starts (refined)
 MUTATION = 0.5  # the swarm's chance per particle and generation to redraw the group or the start (its default
 # 0.1 lets one early group take the whole budget: the Keggin search stalled in Oh at Rw 0.60 where T holds the cage)
+SEARCH_WEIGHTS = {"bond_valence": 0.1}
+"""The bond-valence sums weigh ten times more in the search than in the hypotheses' refinement
+(hypotheses.RESTRAINT_WEIGHTS): they decide the connectivity among random starts (the Keggin search in T at 0.1
+gives every W six O and the 12/24/4 terminal, bridging and central O; at 0.01 five O and 24/12/4), while
+O'Keeffe and Brese's R0, fitted to solids, would pull a molecule's bonds off the data's lengths if they weighed
+as much in the final fit (SiCl4: four bonds of 2.025 Å sum to 4.52 v.u.; the sum is 4 at R0 = 2.071 Å)."""
 ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "F": -1, "Cl": -1, "Br": -1, "I": -1}
 
 
@@ -101,6 +112,18 @@ def placeable_groups(counts: dict, groups=None) -> list[str]:
     return out
 
 
+INTENSITY_BACKGROUND = 5  # Chebyshev order of an intensity's background (solvent, incoherent scattering)
+
+
+def _instrument(datasets: dict) -> list:
+    """The groups a cluster refines besides its structure and qdamp: an intensity's background."""
+    return ["background"] if any(d.kind != "gr" for d in datasets.values()) else []
+
+
+def _start_values(datasets: dict) -> dict:
+    return {"qdamp": START_QDAMP, **({"background_order": INTENSITY_BACKGROUND} if _instrument(datasets) else {})}
+
+
 @dataclass(frozen=True)
 class InformationPenalty:
     """The factor N^(k/N) by which a candidate's loss (≈ Rw²) is multiplied, so that the search ranks candidates as
@@ -116,12 +139,22 @@ class InformationPenalty:
         return self.points ** (k / self.points)
 
 
-def data_points(datasets: dict, qmax: float | None) -> float:
-    """The independent points of ``datasets`` (G(r)) over the range hypotheses are refined on."""
+def data_points(datasets: dict, qmax: float | None, diameter: float) -> float:
+    """The independent points of ``datasets``: of a G(r) its Nyquist count over the range hypotheses are refined
+    on, of an intensity its Shannon channels (Qmax − Qmin) D / π for a cluster ``diameter`` D Å across."""
     from scatterfit.solve.ranking import independent_points
 
     return sum(independent_points(d, max(1.5, float(d.x[0])), min(XMAX, float(d.x[-1])),
-                                  qmax or float(d.metadata["qmax"])) for d in datasets.values())
+                                  qmax or float(d.metadata["qmax"])) if d.kind == "gr" else
+               max((float(d.x[-1]) - float(d.x[0])) * diameter / math.pi, 1.0) for d in datasets.values())
+
+
+def cluster_diameter(n_atoms: int) -> float:
+    """The diameter (Å) of a sphere holding ``n_atoms`` at START_DENSITY: the size a cluster of that many atoms has
+    in condensed matter."""
+    from scatterfit.structure.symmetry import cluster_radius
+
+    return 2 * cluster_radius(n_atoms, START_DENSITY)
 
 
 def cluster_counts(composition: str) -> dict | None:
@@ -157,43 +190,52 @@ def search_cluster(counts: dict, datasets: dict, qmax: float | None, first_peak:
         raise ScatterfitError(f"{formula}: its atom counts split into the orbits of none of the point groups tried")
     restraints = cluster_restraints(counts, first_peak)
     probe = Hypothesis("cluster", formula, formula, {}, [], model="debye", restraints=restraints)
-    loss = hypothesis_loss(probe, datasets, qmax)
+    loss = hypothesis_loss(probe, datasets, qmax, weights=SEARCH_WEIGHTS)
     core = round(HARD_CORE * first_peak, 3)
     density = min(START_DENSITY, MAX_PACKING / (math.pi / 6 * core**3))  # room for the hard cores
     builder = SymmetricMoleculeCandidates(formula, min_dist=core, density=density, uiso=START_UISO)
-    inner = [Stage("lbfgs", free=["orbits", "biso"], steps=INNER_STEPS, tol=1e-4, patience=1)]
-    final = [Stage("lbfgs", free=["orbits", "biso", "qdamp"], steps=FINAL_STEPS)]
-    penalty = InformationPenalty(data_points(datasets, qmax), len(counts) + 1 + len(datasets))
-    evaluator = CandidateEvaluator(builder, loss, free=["orbits", "biso", "qdamp"], stages=inner,
-                                   values={"qdamp": START_QDAMP}, bounds={"orbits": 10.0, "qdamp": (0.0, 0.1)},
+    extra = _instrument(datasets)
+    inner = [Stage("lbfgs", free=["orbits", "biso", *extra], steps=INNER_STEPS, tol=1e-4, patience=1)]
+    final = [Stage("basin", free=["orbits", "biso", *extra], steps=BASIN_HOPS, local_steps=BASIN_LOCAL,
+                   step_size=BASIN_STEP),
+             Stage("lbfgs", free=["orbits", "biso", "qdamp", *extra], steps=FINAL_STEPS)]
+    points = data_points(datasets, qmax, cluster_diameter(sum(counts.values())))
+    background = (INTENSITY_BACKGROUND + 1) if extra else 0
+    penalty = InformationPenalty(points, len(counts) + 1 + len(datasets) * (1 + background))
+    evaluator = CandidateEvaluator(builder, loss, free=["orbits", "biso", "qdamp", *extra], stages=inner,
+                                   values=_start_values(datasets), bounds={"orbits": 10.0, "qdamp": (0.0, 0.1)},
                                    seed=seed, complexity=penalty)
     space = SearchSpace.from_config({"group": {"kind": "choice", "options": offered},
                                      "start": {"kind": "integer", "low": 0, "high": 9999}})
     found = search(evaluator, space, size=SEARCH_SIZE, budget=SEARCH_BUDGET, stall=SEARCH_STALL, seed=seed,
                    executor=executor, top_k=TOP_K, final_stages=final, checkpoint=checkpoint, resume=resume,
                    fingerprint=f"cluster:{formula}:{first_peak:.4f}:{seed}", observers=observers,
-                   mutation=MUTATION)
+                   mutation=MUTATION, distinct="group")
     return found, restraints, offered
 
 
-def cluster_hypotheses(found, restraints: dict, offered: list, formula: str) -> list[Hypothesis]:
+def cluster_hypotheses(found, restraints: dict, offered: list, formula: str, datasets: dict) -> list[Hypothesis]:
     """The symmetric cluster the search found (its orbits refined further) and the same with every atom free
-    within POSITION_BOUND Å, as unrefined hypotheses; none when the search refined nothing."""
+    within POSITION_BOUND Å, as unrefined hypotheses against ``datasets``; none when the search refined
+    nothing."""
     if found.refined is None:
         return []
     result = found.refined
     structure = result.structure
     params = result.parameters()
     group = found.best["group"]
-    values = {"qdamp": float(params.get("qdamp") or START_QDAMP)}
+    values = {**_start_values(datasets), "qdamp": float(params.get("qdamp") or START_QDAMP)}
+    extra = _instrument(datasets)
     source = (f"symmetric random search: {found.evaluations} candidates over the point groups "
               f"{', '.join(offered)} and random starts; best in {group}")
     label = f"{formula} cluster ({group})"
-    symmetric = Hypothesis("cluster", label, formula, {phase_name(label): structure}, ["orbits", "biso", "qdamp"],
+    symmetric = Hypothesis("cluster", label, formula, {phase_name(label): structure},
+                           ["orbits", "biso", "qdamp", *extra],
                            values, source, restraints=restraints, model="debye", bounds={"orbits": 10.0},
                            steps=FINAL_STEPS)
     label_free = f"{formula} cluster ({group}, atoms free)"
     free = Hypothesis("cluster", label_free, formula, {phase_name(label_free): structure},
-                      ["positions", "biso", "qdamp"], values, source + f"; every atom free within {POSITION_BOUND} Å",
+                      ["positions", "biso", "qdamp", *extra], values,
+                      source + f"; every atom free within {POSITION_BOUND} Å",
                       restraints=restraints, model="debye", bounds={"positions": POSITION_BOUND}, steps=FREE_STEPS)
     return [symmetric, free]

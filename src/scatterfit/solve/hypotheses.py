@@ -342,13 +342,14 @@ violation of 0.1 Å costs as much as Rw 0.3); the bond-valence sums' in valence 
 v.u. on every ion costs as much as Rw 0.05), a nudge towards chemical bonding that the data can overrule."""
 
 
-def restraint_terms(restraints: dict) -> list:
-    """The RestraintTerms of a hypothesis' ``restraints`` ({name: args}; see :class:`Hypothesis`)."""
+def restraint_terms(restraints: dict, weights: dict | None = None) -> list:
+    """The RestraintTerms of a hypothesis' ``restraints`` ({name: args}; see :class:`Hypothesis`) at
+    RESTRAINT_WEIGHTS, or at ``weights`` where it names them."""
     from scatterfit.constraints import RESTRAINTS
     from scatterfit.loss import RestraintTerm
 
-    return [RestraintTerm(RESTRAINTS[name](**args, weight=RESTRAINT_WEIGHTS[name])) for name, args in
-            restraints.items()]
+    weights = {**RESTRAINT_WEIGHTS, **(weights or {})}
+    return [RestraintTerm(RESTRAINTS[name](**args, weight=weights[name])) for name, args in restraints.items()]
 
 
 def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
@@ -372,10 +373,11 @@ def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: f
     return n - coordinates + min(coordinates, int(math.ceil(points)))
 
 
-def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None):
+def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None, weights: dict | None = None):
     """The Loss a (total-scattering) hypothesis is refined with: one data term per dataset with the hypothesis'
     forward model (the config's models, so a replayed config computes exactly this) over r from max(1.5 Å, the
-    data's start) to min(XMAX, the data's end), and its restraints.
+    data's start) to min(XMAX, the data's end) (an intensity I(Q): all of it), and its restraints (at
+    RESTRAINT_WEIGHTS, or ``weights``).
 
     Raises:
         ScatterfitError: a dataset without Qmax (header or ``qmax``).
@@ -387,6 +389,9 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
 
     terms = []
     for name, data in datasets.items():
+        if data.kind != "gr":  # an intensity (a cluster's): the whole pattern on its own Q grid
+            terms.append(DataTerm(make_forward_model(hypothesis.model, data), data, name=name))
+            continue
         q = qmax or float(data.metadata.get("qmax", 0)) or None
         if q is None:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
@@ -396,7 +401,7 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
                                   for p in hypothesis.structures}, data.radiation)
         terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
                               name=name))
-    return Loss(terms + restraint_terms(hypothesis.restraints))
+    return Loss(terms + restraint_terms(hypothesis.restraints, weights))
 
 
 def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | None = None,
@@ -427,7 +432,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         if hypothesis.steps is not None:
             from scatterfit.optim import Stage
 
-            stages = [Stage(optimizer, steps=hypothesis.steps)]
+            stages = [Stage("lbfgs", steps=hypothesis.steps)]  # what the replay config says (report/solution.py)
         elif hypothesis.warm:
             from scatterfit.optim import Stage
 

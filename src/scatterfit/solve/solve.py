@@ -31,6 +31,7 @@ Levenberg–Marquardt), so each one can be written down and replayed as a refine
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -144,13 +145,15 @@ def _reference_labels(composition: str) -> set:
     return {_reference_label(e) for e in parse_composition(composition)} - {None}
 
 
-def _bragg(datasets: dict) -> bool:
-    """Whether the datasets are Bragg powder patterns (kind "xrd"); raises when they mix patterns with PDFs."""
-    kinds = {data.kind == "xrd" for data in datasets.values()}
-    if len(kinds) > 1:
-        raise ScatterfitError("solve takes Bragg powder patterns or total-scattering data (PDF, S(Q), F(Q)) in one "
-                              "run, not both: solve them separately")
-    return kinds.pop()
+def _family(datasets: dict) -> str:
+    """What the datasets are: "bragg" (powder patterns, kind "xrd"), "intensity" (I(Q) of finite objects, kind
+    "iq") or "total" (G(r), S(Q), F(Q)); raises when they mix families."""
+    families = {"bragg" if data.kind == "xrd" else "intensity" if data.kind == "iq" else "total"
+                for data in datasets.values()}
+    if len(families) > 1:
+        raise ScatterfitError("solve takes Bragg powder patterns, intensities I(Q) or total-scattering data (PDF, "
+                              "S(Q), F(Q)) in one run, not two of them: solve them separately")
+    return families.pop()
 
 
 def structural_count(h: Hypothesis) -> int:
@@ -347,7 +350,7 @@ def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, check
         notes.append(f"no cluster hypotheses: {exc}")
         return []
     formula = "".join(f"{e}{n}" for e, n in counts.items())
-    out = cluster_hypotheses(found_cluster, restraints, offered, formula)
+    out = cluster_hypotheses(found_cluster, restraints, offered, formula, datasets)
     if out:  # the search's time counts once, with the first
         out[0].search_seconds = found_cluster.wall_time
     return out
@@ -401,10 +404,14 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
-    bragg = _bragg(datasets)
-    datasets = {name: data if bragg else as_pdf(data, composition) for name, data in datasets.items()}
+    family = _family(datasets)
+    bragg = family == "bragg"
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
+    if family == "intensity":
+        return _solve_intensity(datasets, composition, budget=budget, progress=progress, executor=executor,
+                                potential=potential, checkpoint=checkpoint, resume=resume, t0=t0)
+    datasets = {name: data if bragg else as_pdf(data, composition) for name, data in datasets.items()}
     first = next(iter(datasets.values()))
     found = powder_triage(first) if bragg else triage(first)
     if bragg and found.classes[0] == "amorphous":
@@ -491,3 +498,47 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                     f"{sum(row.kept for row in screened)} and the elements' reference structures")
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, screened)
+
+
+def _solve_intensity(datasets: dict, composition: str, *, budget, progress, executor, potential, checkpoint,
+                     resume: bool, t0: float) -> Solution:
+    """solve() for intensities I(Q) (kind "iq") of finite objects in arbitrary units (a molecule or cluster in
+    solution, a Debye-equation pattern): crystals and glasses are not described by an I(Q) without its
+    normalisation, so the hypotheses are the clusters of the composition's formula (solve/clusters.py), each
+    with a Chebyshev background (clusters.INTENSITY_BACKGROUND) and the Q resolution (qdamp) refined; the
+    independent points are the Shannon channels (Qmax − Qmin) D / π of a cluster of that many atoms
+    (clusters.cluster_diameter).
+
+    Raises:
+        ScatterfitError: the composition names no finite formula (an I(Q) alone cannot say how many atoms).
+    """
+    from scatterfit.optim.executor import make_executor
+    from scatterfit.solve.clusters import MAX_CLUSTER_ATOMS, MIN_CLUSTER_ATOMS, cluster_counts, cluster_diameter
+    from scatterfit.solve.triage import intensity_triage
+
+    counts = cluster_counts(composition)
+    if counts is None or sum(counts.values()) < MIN_CLUSTER_ATOMS:
+        raise ScatterfitError(f"an intensity I(Q) is solved as a molecule or cluster: give its formula with "
+                              f"{MIN_CLUSTER_ATOMS} to {MAX_CLUSTER_ATOMS} atoms (e.g. C60), not '{composition}'")
+    deadline = None if budget is None else time.time() + budget
+    found = intensity_triage(next(iter(datasets.values())), counts)
+    diameter = cluster_diameter(sum(counts.values()))
+    points = {name: max((float(d.x[-1]) - float(d.x[0])) * diameter / math.pi, 1.0) for name, d in datasets.items()}
+    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, None, None), resume)
+    notes = [f"an intensity I(Q): only molecules and clusters of {composition} were tried (crystals and glasses "
+             "need a PDF, S(Q) or a Bragg pattern)"]
+    pool = make_executor(executor)
+    try:
+        pending = _clusters(composition, datasets, None, found, pool, checkpoint, resume, notes, deadline, progress,
+                            t0)
+        hypotheses = _refine_all(pending, datasets, None, deadline, pool, progress, ledger, t0, first_always=True)
+        workers = getattr(pool, "workers", 1)
+    finally:
+        if pool is not executor:
+            pool.close()
+    ranked = rank(hypotheses, points)
+    _check(ranked, potential, notes)
+    ranked = prefer_stable(ranked)
+    seconds = {"cluster": sum(h.seconds + h.search_seconds for h in hypotheses)}
+    return Solution(composition, datasets, found, ranked, [h for h in hypotheses if h.error], verdict(ranked),
+                    points, seconds, time.perf_counter() - t0, notes, workers, [])

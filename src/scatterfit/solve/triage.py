@@ -220,3 +220,37 @@ def powder_triage(dataset) -> Triage:
         reasons.append("the peaks are broad: nanocrystalline (a PDF of the same sample would show its structure "
                        "and size better)")
     return Triage("xrd", (rmin, rmax), size, d_max, None, ["crystal", "mixture"], sharpness=1.0, reasons=reasons)
+
+
+def expected_bond(counts: dict) -> float:
+    """The shortest bond a composition ({element: count}) is expected to have, Å: for an ionic formula
+    (solve/clusters.oxidation_states) the smallest bond-valence R0 of a cation–anion pair (a bond of one valence
+    unit), otherwise the smallest sum of two covalent radii (ASE's table) among its elements."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    from scatterfit.constraints import BondValence
+    from scatterfit.solve.clusters import oxidation_states
+
+    oxidation = oxidation_states(counts)
+    if oxidation is not None:
+        bv = BondValence(oxidation)
+        return min(bv.r0(atomic_numbers[c], atomic_numbers[a]) for c, vc in oxidation.items() if vc > 0
+                   for a, va in oxidation.items() if va < 0)
+    radii = [float(covalent_radii[atomic_numbers[e]]) for e in counts]
+    return min(a + b for k, a in enumerate(radii) for b in radii[k:])
+
+
+def intensity_triage(dataset, counts: dict) -> Triage:
+    """What an intensity I(Q) (kind "iq", arbitrary units) of a molecule's or cluster's formula ``counts`` says
+    before any fit: it is scattering from finite objects, so the class is a cluster; the shortest distance is not
+    read from the data (no transform without the normalisation) but expected from the formula
+    (:func:`expected_bond`)."""
+    from scatterfit.solve.clusters import cluster_diameter
+
+    q = np.asarray(dataset.x, float)
+    bond = expected_bond(counts)
+    n = sum(counts.values())
+    reasons = [f"an intensity I(Q) over {q[0]:.2f}–{q[-1]:.2f} Å⁻¹: scattering of finite objects (a molecule or "
+               f"cluster of {n} atoms, about {cluster_diameter(n):.0f} Å across at condensed density)",
+               f"the shortest bond is expected near {bond:.2f} Å (from the formula, not the data)"]
+    return Triage("iq", (float(q[0]), float(q[-1])), cluster_diameter(n), bond, None, ["cluster"], reasons=reasons)
