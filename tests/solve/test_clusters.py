@@ -100,7 +100,7 @@ def _molecule_gr(name: str, seed: int):
 
 def test_a_molecule_solved_blind_as_a_cluster(tmp_path, monkeypatch):
     """SiCl4 (Td; ASE's g2 geometry, not the search's builder) from its simulated G(r) and its formula: the
-    triage says cluster, the symmetric search (a small budget here) finds the tetrahedron (Si–Cl within 0.02 Å
+    triage says cluster, the symmetric search (a small budget and few hops here) finds the tetrahedron (Si–Cl within 0.02 Å
     of the truth's), the cluster ranks first at the noise's Rw, and its written config replays to the same Rw."""
     from ase.build import molecule
 
@@ -109,6 +109,7 @@ def test_a_molecule_solved_blind_as_a_cluster(tmp_path, monkeypatch):
     from scatterfit.solve.solve import solve
 
     monkeypatch.setattr(clusters, "SEARCH_BUDGET", 32)
+    monkeypatch.setattr(clusters, "BASIN_HOPS", 10)
     data, noise_rw = _molecule_gr("SiCl4", 0)
     solution = solve({"sim": data}, "SiCl4", potential=None)
     assert solution.triage.classes[0] == "cluster"
@@ -148,6 +149,7 @@ def test_a_molecule_solved_blind_from_its_intensity(tmp_path, monkeypatch):
     from scatterfit.structure import Structure
 
     monkeypatch.setattr(clusters, "SEARCH_BUDGET", 32)
+    monkeypatch.setattr(clusters, "BASIN_HOPS", 10)
     s = Structure.from_ase(molecule("SiCl4")).with_uiso(0.005)
     q = torch.arange(1.0, 20.0, 0.02, dtype=torch.float64)
 

@@ -53,11 +53,13 @@ START_UISO = 0.005  # Å², of the random starts (refined)
 MUTATION = 0.5  # the swarm's chance per particle and generation to redraw the group or the start (its default
 # 0.1 lets one early group take the whole budget: the Keggin search stalled in Oh at Rw 0.60 where T holds the cage)
 SEARCH_WEIGHTS = {"bond_valence": 0.1}
-"""The bond-valence sums weigh ten times more in the search than in the hypotheses' refinement
-(hypotheses.RESTRAINT_WEIGHTS): they decide the connectivity among random starts (the Keggin search in T at 0.1
-gives every W six O and the 12/24/4 terminal, bridging and central O; at 0.01 five O and 24/12/4), while
-O'Keeffe and Brese's R0, fitted to solids, would pull a molecule's bonds off the data's lengths if they weighed
-as much in the final fit (SiCl4: four bonds of 2.025 Å sum to 4.52 v.u.; the sum is 4 at R0 = 2.071 Å)."""
+"""The bond-valence sums weigh ten times more in the search's final stages (the basin hopping and the fit with
+the group kept) than among the random starts and in the hypotheses' refinement (hypotheses.RESTRAINT_WEIGHTS):
+there they decide the connectivity (a Keggin search in T at 0.1 throughout gave every W six O and the 12/24/4
+terminal, bridging and central O; at 0.01 five O and 24/12/4), but among random starts they made the Keggin's
+search end in Oh at Rw 0.61 where at 0.01 it reached T's cage; and O'Keeffe and Brese's R0, fitted to solids,
+would pull a molecule's bonds off the data's lengths if they weighed as much in the final fit (SiCl4: four bonds
+of 2.025 Å sum to 4.52 v.u.; the sum is 4 at R0 = 2.071 Å)."""
 ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "F": -1, "Cl": -1, "Br": -1, "I": -1}
 
 
@@ -118,6 +120,15 @@ INTENSITY_BACKGROUND = 5  # Chebyshev order of an intensity's background (solven
 def _instrument(datasets: dict) -> list:
     """The groups a cluster refines besides its structure and qdamp: an intensity's background."""
     return ["background"] if any(d.kind != "gr" for d in datasets.values()) else []
+
+
+def _search_bounds(datasets: dict) -> dict:
+    from scatterfit.structure.parametrisation import background_bounds
+
+    out = {"orbits": 10.0, "qdamp": (0.0, 0.1)}
+    if _instrument(datasets):
+        out["background"] = background_bounds(d.y for d in datasets.values())
+    return out
 
 
 def _start_values(datasets: dict) -> dict:
@@ -190,20 +201,21 @@ def search_cluster(counts: dict, datasets: dict, qmax: float | None, first_peak:
         raise ScatterfitError(f"{formula}: its atom counts split into the orbits of none of the point groups tried")
     restraints = cluster_restraints(counts, first_peak)
     probe = Hypothesis("cluster", formula, formula, {}, [], model="debye", restraints=restraints)
-    loss = hypothesis_loss(probe, datasets, qmax, weights=SEARCH_WEIGHTS)
+    loss = hypothesis_loss(probe, datasets, qmax)
     core = round(HARD_CORE * first_peak, 3)
     density = min(START_DENSITY, MAX_PACKING / (math.pi / 6 * core**3))  # room for the hard cores
     builder = SymmetricMoleculeCandidates(formula, min_dist=core, density=density, uiso=START_UISO)
     extra = _instrument(datasets)
     inner = [Stage("lbfgs", free=["orbits", "biso", *extra], steps=INNER_STEPS, tol=1e-4, patience=1)]
+    weights = {k: v for k, v in SEARCH_WEIGHTS.items() if k in restraints}
     final = [Stage("basin", free=["orbits", "biso", *extra], steps=BASIN_HOPS, local_steps=BASIN_LOCAL,
-                   step_size=BASIN_STEP),
-             Stage("lbfgs", free=["orbits", "biso", "qdamp", *extra], steps=FINAL_STEPS)]
+                   step_size=BASIN_STEP, weights=weights or None),
+             Stage("lbfgs", free=["orbits", "biso", "qdamp", *extra], steps=FINAL_STEPS, weights=weights or None)]
     points = data_points(datasets, qmax, cluster_diameter(sum(counts.values())))
     background = (INTENSITY_BACKGROUND + 1) if extra else 0
     penalty = InformationPenalty(points, len(counts) + 1 + len(datasets) * (1 + background))
     evaluator = CandidateEvaluator(builder, loss, free=["orbits", "biso", "qdamp", *extra], stages=inner,
-                                   values=_start_values(datasets), bounds={"orbits": 10.0, "qdamp": (0.0, 0.1)},
+                                   values=_start_values(datasets), bounds=_search_bounds(datasets),
                                    seed=seed, complexity=penalty)
     space = SearchSpace.from_config({"group": {"kind": "choice", "options": offered},
                                      "start": {"kind": "integer", "low": 0, "high": 9999}})

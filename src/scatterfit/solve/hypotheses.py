@@ -413,7 +413,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     from scatterfit.errors import ScatterfitError
     from scatterfit.optim import pdf_range_ramp, refine
     from scatterfit.optim.stages import default_optimizer
-    from scatterfit.structure.parametrisation import Parametrisation
+    from scatterfit.structure.parametrisation import Parametrisation, background_bounds
     from scatterfit.structure.phases import MixtureParametrisation
 
     t0 = time.perf_counter()
@@ -422,6 +422,8 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     try:
         loss = hypothesis_loss(hypothesis, datasets, qmax)
         bounds = {**BOUNDS, **hypothesis.bounds}
+        if "background" in hypothesis.free:  # an intensity's background: the bounds a refine config gets
+            bounds["background"] = background_bounds(d.y for d in datasets.values())
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
                                            bounds=bounds)
