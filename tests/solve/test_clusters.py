@@ -100,8 +100,9 @@ def _molecule_gr(name: str, seed: int):
 
 def test_a_molecule_solved_blind_as_a_cluster(tmp_path, monkeypatch):
     """SiCl4 (Td; ASE's g2 geometry, not the search's builder) from its simulated G(r) and its formula: the
-    triage says cluster, the symmetric search (a small budget and few hops here) finds the tetrahedron (Si–Cl within 0.02 Å
-    of the truth's), the cluster ranks first at the noise's Rw, and its written config replays to the same Rw."""
+    triage says cluster, the symmetric search (a small budget and few hops here) finds the tetrahedron (Si–Cl
+    within 0.02 Å of the truth's), the cluster ranks first at the noise's Rw, and its written config replays to the
+    same Rw."""
     from ase.build import molecule
 
     from scatterfit.report.solution import write_solution
