@@ -193,7 +193,7 @@ def _connectivity(structure, cation: int, anion: int, cutoff: float):
     return np.bincount((d[c][:, a] < cutoff).sum(1)), np.bincount((d[a][:, c] < cutoff).sum(1))
 
 
-@pytest.mark.slow  # about 5 minutes
+@pytest.mark.slow  # about 11 minutes (the solve: 639 s beside the test suite)
 def test_the_measured_keggin_is_solved_as_a_cluster_from_its_formula():
     """The α-Keggin's measured X-ray PDF (DanMAX) and the formula W12O40 (no heteroatom, no topology, no point
     group): a cluster first, with the α-Keggin connectivity (every W bound to six O within 2.45 Å; 12 terminal,
@@ -218,7 +218,7 @@ def test_the_measured_keggin_is_solved_as_a_cluster_from_its_formula():
     assert best.rw["keggin"] <= 1.1 * 0.301
 
 
-@pytest.mark.slow  # about 5 minutes
+@pytest.mark.slow  # about 5 minutes (the solve: 277 s beside two other jobs)
 def test_c60_is_solved_from_its_intensity_and_formula():
     """C60.iq (diffpy.cmi; simulated by the diffpy team with unit form factors, a 7th-order polynomial background
     and Poisson noise) and the formula C60, `radiation unit`: a cluster first, a closed cage (every C bound to

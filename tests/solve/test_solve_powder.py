@@ -119,7 +119,7 @@ def test_patterns_and_pdfs_are_not_mixed_in_one_solve():
     r = np.arange(0.5, 30, 0.01)
     pdf_data = Dataset(r, np.sin(r), None, "gr", "angstrom", metadata={"qmax": 25.0})
     pattern = _pattern(_rutile(1.0, 1.0), np.random.default_rng(3))
-    with pytest.raises(ScatterfitError, match="not both: solve them separately"):
+    with pytest.raises(ScatterfitError, match="not two of them: solve them separately"):
         solve({"g": pdf_data, "p": pattern}, "TiO2", potential=None)
 
 
