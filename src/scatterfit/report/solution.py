@@ -49,7 +49,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, XMAX
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
@@ -76,8 +76,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         if data.kind != "gr":  # an intensity: the whole pattern
             lines += ["[[terms]]", f'dataset = "{name}"', f'model = "{h.model}"', ""]
             continue
-        lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {max(1.5, float(data.x[0])):g}",
-                  f"xmax = {min(XMAX, float(data.x[-1])):g}"]
+        xmin, xmax = fit_range(data)
+        lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {xmin:g}", f"xmax = {xmax:g}"]
         if h.model in ("box", "debye"):  # the Q range the solve's model transformed over
             model = make_forward_model(h.model, data, qmax=float(data.metadata["qmax"]))
             lines += [f'model = "{h.model}"', f"qmin = {model.qmin:g}", f"qmax = {model.qmax:g}"]

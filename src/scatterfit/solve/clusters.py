@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from scatterfit.solve.hypotheses import (
     HARD_CORE,
     MAX_PACKING,
-    XMAX,
     Hypothesis,
+    fit_range,
     hard_cores,
     hypothesis_loss,
     phase_name,
@@ -155,8 +155,7 @@ def data_points(datasets: dict, qmax: float | None, diameter: float) -> float:
     on, of an intensity its Shannon channels (Qmax − Qmin) D / π for a cluster ``diameter`` D Å across."""
     from scatterfit.solve.ranking import independent_points
 
-    return sum(independent_points(d, max(1.5, float(d.x[0])), min(XMAX, float(d.x[-1])),
-                                  qmax or float(d.metadata["qmax"])) if d.kind == "gr" else
+    return sum(independent_points(d, *fit_range(d), qmax or float(d.metadata["qmax"])) if d.kind == "gr" else
                max((float(d.x[-1]) - float(d.x[0])) * diameter / math.pi, 1.0) for d in datasets.values())
 
 

@@ -342,14 +342,14 @@ violation of 0.1 Å costs as much as Rw 0.3); the bond-valence sums' in valence 
 v.u. on every ion costs as much as Rw 0.05), a nudge towards chemical bonding that the data can overrule."""
 
 
-def restraint_terms(restraints: dict, weights: dict | None = None) -> list:
+def restraint_terms(restraints: dict) -> list:
     """The RestraintTerms of a hypothesis' ``restraints`` ({name: args}; see :class:`Hypothesis`) at
-    RESTRAINT_WEIGHTS, or at ``weights`` where it names them."""
+    RESTRAINT_WEIGHTS (a stage's ``weights`` may change them, as the cluster search's final stages do)."""
     from scatterfit.constraints import RESTRAINTS
     from scatterfit.loss import RestraintTerm
 
-    weights = {**RESTRAINT_WEIGHTS, **(weights or {})}
-    return [RestraintTerm(RESTRAINTS[name](**args, weight=weights[name])) for name, args in restraints.items()]
+    return [RestraintTerm(RESTRAINTS[name](**args, weight=RESTRAINT_WEIGHTS[name])) for name, args in
+            restraints.items()]
 
 
 def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
@@ -373,11 +373,17 @@ def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: f
     return n - coordinates + min(coordinates, int(math.ceil(points)))
 
 
-def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None, weights: dict | None = None):
+def fit_range(data) -> tuple[float, float]:
+    """(xmin, xmax), Å, of a G(r) that every hypothesis is refined and counted on: from max(1.5 Å, the data's
+    start) to min(XMAX, the data's end)."""
+    return max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1]))
+
+
+def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None):
     """The Loss a (total-scattering) hypothesis is refined with: one data term per dataset with the hypothesis'
     forward model (the config's models, so a replayed config computes exactly this) over r from max(1.5 Å, the
-    data's start) to min(XMAX, the data's end) (an intensity I(Q): all of it), and its restraints (at
-    RESTRAINT_WEIGHTS, or ``weights``).
+    data's start) to min(XMAX, the data's end) (:func:`fit_range`; an intensity I(Q): all of it), and its
+    restraints.
 
     Raises:
         ScatterfitError: a dataset without Qmax (header or ``qmax``).
@@ -399,9 +405,9 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
         if len(hypothesis.structures) > 1:
             model = PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=q)
                                   for p in hypothesis.structures}, data.radiation)
-        terms.append(DataTerm(model, data, xmin=max(1.5, float(data.x[0])), xmax=min(XMAX, float(data.x[-1])),
-                              name=name))
-    return Loss(terms + restraint_terms(hypothesis.restraints, weights))
+        xmin, xmax = fit_range(data)
+        terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name))
+    return Loss(terms + restraint_terms(hypothesis.restraints))
 
 
 def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | None = None,

@@ -39,12 +39,12 @@ from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
-    XMAX,
     Hypothesis,
     amorphous_hypothesis,
     check_gain,
     crystal_hypothesis,
     discrete_particle_hypotheses,
+    fit_range,
     mixture_hypothesis,
     nanoparticle_hypothesis,
     powder_free,
@@ -426,7 +426,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q})  # what every model reads
-        points[name] = independent_points(data, max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1])), q)
+        points[name] = independent_points(data, *fit_range(data), q)
 
     options = candidates(composition)
     screened = screen_powder(options, datasets) if bragg else screen(options, datasets, qmax)
