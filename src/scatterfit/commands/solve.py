@@ -14,7 +14,8 @@ CHECKPOINT = "solve_checkpoint.pt"  # in the output folder: the hypotheses refin
 
 def add_arguments(p) -> None:
     p.add_argument("data", nargs="+", help="measured G(r), S(Q) or F(Q) files of one sample (.gr, .fgr, .sq, .fq, "
-                                           "...), or its Bragg powder patterns (.xy, .xye, .xrdml, ...: 2θ or Q)")
+                                           "...), its Bragg powder patterns (.xy, .xye, .xrdml, ...: 2θ or Q), a "
+                                           "molecule's I(Q), or small-angle curves (.dat: Q, I, σ; Q < 1 Å⁻¹)")
     p.add_argument("--composition", required=True,
                    help='a formula ("TiO2", "La0.5Ba0.5CoO3") or the elements ("Ti O", "Si,Ni")')
     p.add_argument("--cif", action="append", default=[],

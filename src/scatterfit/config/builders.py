@@ -119,7 +119,7 @@ def build_loss(cfg: Config, datasets: dict, qmax: float | None = None):
             continue
         data = datasets[t["dataset"]]
         model = t.get("model", {"gr": "pdf", "xrd": "powder"}.get(data.kind, "debye"))
-        options = {key: t[key] for key in ("qmax", "qmin", "ripple", "debye_kind") if key in t}
+        options = {key: t[key] for key in ("qmax", "qmin", "ripple", "debye_kind", "shape") if key in t}
         if model == "pdf":
             options["qmax"] = pdf_qmax(cfg, k, t, data, qmax)
         try:

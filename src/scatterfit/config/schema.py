@@ -111,8 +111,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "kind": Key(str, "what the term measures", default="data", choices=("data", "energy", "restraint")),
         "name": Key(str, "unique name in the loss (default: the dataset's, 'energy', or the restraint's)"),
         "dataset": Key(str, "data term: the [[datasets]] name"),
-        "model": Key(str, "data term: forward model (pdf, powder, debye, box, box-interference, or a registered "
-                          "one; default: pdf for G(r), powder for a Bragg pattern, debye otherwise)"),
+        "model": Key(str, "data term: forward model (pdf, powder, debye, box, box-interference, shape, or a "
+                          "registered one; default: pdf for G(r), powder for a Bragg pattern, debye otherwise)"),
         "qmax": Key(NUMBER, "data term: Qmax, Å⁻¹ (pdf: termination ripples, 0 = none; default: the data's)",
                     low=0.0),
         "ripple": Key(str, "pdf: termination-ripple convention", default="pdffit2", choices=("pdffit2", "exact")),
@@ -120,6 +120,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "debye_kind": Key(str, "debye: the quantity computed (default: the dataset's kind)",
                           choices=("iq", "sq", "fq", "gr", "saxs")),
         "qmin": Key(NUMBER, "debye: Qmin, Å⁻¹ (default: the data's, else 0.5)", low=0.0),
+        "shape": Key(str, "shape: the homogeneous particle's shape (its radius, aspect and polydispersity are "
+                          "parameters)", default="sphere", choices=("sphere", "spheroid", "cylinder")),
         "xmin": Key(NUMBER, "data term: lower end of the fit range, in the data's x unit"),
         "xmax": Key(NUMBER, "data term: upper end of the fit range, in the data's x unit"),
         "metric": Key(str, "data term: misfit", default="rw", choices=("rw", "chi2", "mse")),

@@ -49,7 +49,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, SHAPE_STEPS, fit_range
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
@@ -74,7 +74,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             lines += ["[[terms]]", f'dataset = "{name}"', 'model = "powder"', ""]
             continue
         if data.kind != "gr":  # an intensity: the whole pattern
-            lines += ["[[terms]]", f'dataset = "{name}"', f'model = "{h.model}"', ""]
+            lines += ["[[terms]]", f'dataset = "{name}"', f'model = "{h.model}"',
+                      *(f"{k} = {_inline(v)}" for k, v in h.options.items()), ""]
             continue
         xmin, xmax = fit_range(data)
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {xmin:g}", f"xmax = {xmax:g}"]
@@ -95,6 +96,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     lines += [""]
     if h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
+    if h.model == "shape":  # one LM stage over the whole curve (solve/hypotheses.refine_hypothesis)
+        lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {SHAPE_STEPS}", ""]
     if powder:  # the powder ramp of solve (optim/stages.powder_ramp)
         for stage in powder_ramp(h.free):
             lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {stage.steps}", f"tol = {stage.tol:g}"]
@@ -159,6 +162,11 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                 np.savetxt(files.stage(derived), np.column_stack([data.x, data.y]), comments="",
                            header=f"qmax = {data.metadata['qmax']:.6g}\n#### start data\n#L r G")
                 data_paths[name] = Path(out_dir) / derived
+            elif data.metadata.get("weights") == "relative":  # σ assigned by the solve: written with them
+                weighted = f"{phase_name(name)}_weighted.dat"
+                np.savetxt(files.stage(weighted), np.column_stack([data.x, data.y, data.sigma]), comments="# ",
+                           header="Q (1/A), I, sigma = |I| (relative weights assigned by scatterfit solve)")
+                data_paths[name] = Path(out_dir) / weighted
         for rank, row in enumerate(solution.ranked, 1):
             record = _hypothesis_record(row, rank)
             h = row["hypothesis"]

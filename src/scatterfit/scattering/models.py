@@ -218,8 +218,15 @@ def _box(data, *, q_weighted: bool, qmin: float | None = None, qmax: float | Non
                               qmax=float(qmax if qmax is not None else data.metadata.get("qmax", 20.0)))
 
 
+def _shape(data, **options):
+    from scatterfit.scattering.shapes import _shape as make
+
+    return make(data, **options)
+
+
 FORWARD_MODELS = {
     "pdf": _pdf,
+    "shape": _shape,
     "debye": _debye,
     "powder": _powder,
     "box": lambda data, **options: _box(data, q_weighted=True, **options),

@@ -3,8 +3,8 @@
 termination describes the result), with Qmax the data's last Q. An interference function (metadata "form":
 "interference", as Gudrun's .mint01 files hold: Σ c_i c_j b_i b_j [S(Q) − 1] in barns/sr/atom) is first divided
 by ⟨b⟩² of the composition (neutrons), so that its G(r) is on an absolute scale and its low-r slope gives the
-number density. Other kinds (I(Q) in arbitrary units, Bragg powder patterns, SAXS) are refused with one line:
-they need a config in this version.
+number density. Other kinds reaching as_pdf are refused with one line (Bragg powder patterns, intensities I(Q)
+and small-angle curves have their own paths in solve/solve.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ ranked structures, without a config.
    two inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does not
    put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
    (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the envelope's refined size; each kept
-   only when it improves on its crystal (hypotheses.MIN_GAIN);
+   only when it improves on its crystal (hypotheses.MIN_GAIN) and, for a particle, predicts the G(r) beyond the
+   fit range no worse than its crystal (hypotheses.check_holdout);
 4. when the triage puts a glass or liquid among its first two classes: an amorphous box of the composition at
    the density the data give (:func:`box_densities`: one or two boxes), every position refined;
 5. when the triage does not put a crystal first and the composition names a finite formula (W12O40, C60): a
@@ -42,6 +43,7 @@ from scatterfit.solve.hypotheses import (
     Hypothesis,
     amorphous_hypothesis,
     check_gain,
+    check_holdout,
     crystal_hypothesis,
     discrete_particle_hypotheses,
     fit_range,
@@ -53,6 +55,7 @@ from scatterfit.solve.hypotheses import (
 from scatterfit.solve.ranking import independent_points, prefer_stable, rank, resolution_elements, verdict
 from scatterfit.solve.screen import RANGE as SCREEN_RANGE
 from scatterfit.solve.screen import scaled, screen, screen_powder
+from scatterfit.solve.small_angle import MAX_CUT_ATOMS
 from scatterfit.solve.triage import Triage, powder_triage, triage
 
 PARTICLES_OF = 2  # the best crystals put into particles
@@ -146,13 +149,17 @@ def _reference_labels(composition: str) -> set:
 
 
 def _family(datasets: dict) -> str:
-    """What the datasets are: "bragg" (powder patterns, kind "xrd"), "intensity" (I(Q) of finite objects, kind
-    "iq") or "total" (G(r), S(Q), F(Q)); raises when they mix families."""
-    families = {"bragg" if data.kind == "xrd" else "intensity" if data.kind == "iq" else "total"
-                for data in datasets.values()}
+    """What the datasets are: "bragg" (powder patterns, kind "xrd"), "small-angle" (kind "saxs", or an I(Q)
+    ending below small_angle.SMALL_ANGLE_QMAX), "intensity" (wide-angle I(Q) of finite objects, kind "iq") or
+    "total" (G(r), S(Q), F(Q)); raises when they mix families."""
+    from scatterfit.solve.small_angle import is_small_angle
+
+    families = {"bragg" if data.kind == "xrd" else "small-angle" if is_small_angle(data)
+                else "intensity" if data.kind == "iq" else "total" for data in datasets.values()}
     if len(families) > 1:
-        raise ScatterfitError("solve takes Bragg powder patterns, intensities I(Q) or total-scattering data (PDF, "
-                              "S(Q), F(Q)) in one run, not two of them: solve them separately")
+        raise ScatterfitError("solve takes Bragg powder patterns, small-angle curves, intensities I(Q) or "
+                              "total-scattering data (PDF, S(Q), F(Q)) in one run, not two of them: solve them "
+                              "separately")
     return families.pop()
 
 
@@ -408,6 +415,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     bragg = family == "bragg"
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
+    if family == "small-angle":
+        return _solve_small_angle(datasets, composition, budget=budget, progress=progress, executor=executor,
+                                  checkpoint=checkpoint, resume=resume, t0=t0)
     if family == "intensity":
         return _solve_intensity(datasets, composition, budget=budget, progress=progress, executor=executor,
                                 potential=potential, checkpoint=checkpoint, resume=resume, t0=t0)
@@ -472,12 +482,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-        derived += [check_gain(h) for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
+        derived += [check_holdout(check_gain(h), datasets, qmax)
+                    for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
-            derived += [check_gain(h) for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress,
-                                                           ledger, t0)]
+            derived += [check_holdout(check_gain(h), datasets, qmax)
+                        for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress, ledger, t0)]
         workers = getattr(pool, "workers", 1)
     finally:
         if pool is not executor:
@@ -540,5 +551,57 @@ def _solve_intensity(datasets: dict, composition: str, *, budget, progress, exec
     _check(ranked, potential, notes)
     ranked = prefer_stable(ranked)
     seconds = {"cluster": sum(h.seconds + h.search_seconds for h in hypotheses)}
+    return Solution(composition, datasets, found, ranked, [h for h in hypotheses if h.error], verdict(ranked),
+                    points, seconds, time.perf_counter() - t0, notes, workers, [])
+
+
+def _solve_small_angle(datasets: dict, composition: str, *, budget, progress, executor, checkpoint, resume: bool,
+                       t0: float) -> Solution:
+    """solve() for small-angle curves (solve/small_angle.py): the triage reads the Guinier Rg and the Porod
+    exponent of the first curve; the hypotheses are homogeneous particles of each shape (sphere, prolate and
+    oblate spheroids, rods, discs) with log-normal sizes, ranked with the Shannon channels (Qmax − Qmin) Dmax / π
+    of the data as their independent points (Dmax: the largest refined particle's, at its 95th size
+    percentile, at least the triage's); curves without uncertainties are weighted relatively (σ = |I|). The
+    refined particles are cut from the composition's crystal for the 3D view; no energies (the atoms are not
+    determined)."""
+    from scatterfit.optim.executor import make_executor
+    from scatterfit.scattering.shapes import polydisperse_extent
+    from scatterfit.solve.small_angle import particle_atoms, relative_weights, shape_hypotheses, small_angle_triage
+
+    deadline = None if budget is None else time.time() + budget
+    datasets = {name: relative_weights(d) for name, d in datasets.items()}
+    first = next(iter(datasets.values()))
+    found = small_angle_triage(first)
+    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, None, None), resume)
+    notes = [f"small-angle data: homogeneous particles of {composition} tried (shape, size, size distribution); "
+             "the atoms inside are the composition's crystal, not determined by these data; energies not computed"]
+    notes += [f"{name}: no uncertainties in the file: weighted relatively (σ = |I|, every decade alike)"
+              for name, d in datasets.items() if d.metadata.get("weights") == "relative"]
+    pool = make_executor(executor)
+    try:
+        pending = shape_hypotheses(composition, found, datasets)
+        hypotheses = _refine_all(pending, datasets, None, deadline, pool, progress, ledger, t0, first_always=True)
+        workers = getattr(pool, "workers", 1)
+    finally:
+        if pool is not executor:
+            pool.close()
+    extent = found.extent
+    for h in hypotheses:
+        if h.result is None:
+            continue
+        p = h.result.parameters()
+        shape = h.options["shape"]
+        extent = max(extent, polydisperse_extent(shape, float(p["radius"]), float(p.get("aspect") or 1.0),
+                                                 float(p["polydispersity"])))
+        (crystal,) = h.structures.values()
+        atoms = particle_atoms(crystal, shape, float(p["radius"]), float(p.get("aspect") or 1.0))
+        if atoms is not None:
+            h.result.state.structure = atoms
+        else:
+            notes.append(f"{h.label}: the particle (more than {MAX_CUT_ATOMS} atoms) is not cut: its structure file "
+                         "is the crystal")
+    points = {name: max((float(d.x[-1]) - float(d.x[0])) * extent / math.pi, 1.0) for name, d in datasets.items()}
+    ranked = prefer_stable(rank(hypotheses, points))
+    seconds = {"nanoparticle": sum(h.seconds for h in hypotheses)}
     return Solution(composition, datasets, found, ranked, [h for h in hypotheses if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, [])

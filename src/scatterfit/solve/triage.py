@@ -48,6 +48,7 @@ class Triage:
         sharpness: the fraction of the mid-r signal's power in short waves (:func:`sharpness`), 0–1.
         classes: the structure classes to try, most likely first.
         reasons: one sentence per conclusion, for the report.
+        features: further numbers read off the data (a small-angle curve's Guinier Rg, I(0), Porod exponent).
     """
 
     kind: str
@@ -58,6 +59,7 @@ class Triage:
     classes: list
     sharpness: float = 1.0
     reasons: list = field(default_factory=list)
+    features: dict = field(default_factory=dict)
 
     @property
     def bulk(self) -> bool:
@@ -72,7 +74,7 @@ class Triage:
     def as_dict(self) -> dict:
         return {"kind": self.kind, "r_range": list(self.r_range), "extent": self.extent, "first_peak":
                 self.first_peak, "slope": self.slope, "sharpness": self.sharpness, "classes": list(self.classes),
-                "reasons": list(self.reasons)}
+                "reasons": list(self.reasons), "features": dict(self.features)}
 
     @property
     def density(self) -> float | None:
