@@ -173,6 +173,8 @@ def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[StageBas
     for si in range(start_stage, len(stages)):
         stage = stages[si]
         resumed = run_state if si == start_stage else None
+        if stage.release and resumed is None:
+            theta = stage.released(problem, theta)
         try:
             run = stage.start(problem, theta, resumed, rng)
         except ScatterfitError as exc:

@@ -49,7 +49,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, SHAPE_STEPS, fit_range
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range, shape_stages
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
@@ -96,8 +96,10 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     lines += [""]
     if h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
-    if h.model == "shape":  # one LM stage over the whole curve (solve/hypotheses.refine_hypothesis)
-        lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {SHAPE_STEPS}", ""]
+    if h.model == "shape":  # LM stages over the whole curve (solve/hypotheses.shape_stages)
+        for stage in shape_stages():
+            lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {stage.steps}",
+                      *(["release = true"] if stage.release else []), ""]
     if powder:  # the powder ramp of solve (optim/stages.powder_ramp)
         for stage in powder_ramp(h.free):
             lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {stage.steps}", f"tol = {stage.tol:g}"]

@@ -34,7 +34,8 @@ BOUNDS = {"biso": (0.01, 2.5), "lattice": (0.85, 1.15), "delta2": (0.0, 6.0), "q
 out, and wide peaks cost time), qdamp up to 0.1 Å⁻¹, the cell within 15 % of the estimate from the bond
 length."""
 WARM_STEPS = 25  # one full-range LM stage for hypotheses that start from refined crystals
-SHAPE_STEPS = 100  # the LM steps of a small-angle shape hypothesis (one stage, the whole curve)
+SHAPE_STEPS = 50  # the LM steps of each stage of a small-angle shape hypothesis (the whole curve)
+SHAPE_STAGES = 3
 SHORT_RANGE_RW = 0.6  # a crystal hypothesis whose Rw stays above this on r ≤ 5 Å is rejected there
 TIME_LIMIT = 90.0  # s: a hypothesis still refining after this is stopped and left out
 
@@ -502,7 +503,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         elif hypothesis.model == "shape":  # a few shape parameters over the whole curve (replayed likewise)
             from scatterfit.optim import Stage
 
-            stages = [Stage("lm", steps=SHAPE_STEPS)]
+            stages = shape_stages()
         elif hypothesis.warm:
             from scatterfit.optim import Stage
 
@@ -519,6 +520,15 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     hypothesis.n_parameters = effective_parameters(hypothesis, result, datasets, qmax) + len(datasets)
     hypothesis.seconds = time.perf_counter() - t0
     return hypothesis
+
+
+def shape_stages() -> list:
+    """The stages of a small-angle shape hypothesis: Levenberg–Marquardt over the whole curve in SHAPE_STAGES
+    stages of SHAPE_STEPS steps, each after the first releasing what the previous pressed onto a bound (a size
+    spread driven to zero while the aspect is still wrong)."""
+    from scatterfit.optim import Stage
+
+    return [Stage("lm", steps=SHAPE_STEPS, release=k > 0) for k in range(SHAPE_STAGES)]
 
 
 def _time_limit(limit: float, t0: float):

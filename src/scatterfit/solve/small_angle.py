@@ -18,6 +18,7 @@ from scatterfit.errors import ScatterfitError
 
 SMALL_ANGLE_QMAX = 1.0  # Å⁻¹: an intensity that ends below this is small-angle scattering
 GUINIER_QRG = 1.3  # the Guinier approximation holds for Q·Rg below this
+GUINIER_DROP = 0.6  # I(Q)/I(start) where the first Guinier estimate stops (Q·Rg ≈ 1.2)
 PORCH = 0.25  # the last quarter of the Q range (in log Q) gives the Porod exponent
 MAX_CUT_ATOMS = 20000  # the largest particle cut for the 3D view and the structure file
 SHAPE_STARTS = (("sphere", "sphere", None), ("prolate spheroid", "spheroid", 3.0),
@@ -39,7 +40,8 @@ def is_small_angle(data) -> bool:
 
 def guinier(q: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     """(Rg in Å, I(0), points used) from ln I = ln I(0) − Q²Rg²/3 over the lowest Q with Q·Rg < GUINIER_QRG,
-    iterated from the first ten points.
+    iterated from the points before I falls below GUINIER_DROP of its start (at least ten: a fine grid's first
+    ten can lie within the noise of the plateau).
 
     Raises:
         ScatterfitError: fewer than 5 positive points at low Q or no Guinier decay (a rising curve)."""
@@ -47,7 +49,9 @@ def guinier(q: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     q, y = q[good], y[good]
     if len(q) < 5:
         raise ScatterfitError("too few positive intensities at low Q for a Guinier analysis")
-    n = min(10, len(q))
+    top = float(np.median(y[:5]))
+    below = np.nonzero(y < GUINIER_DROP * top)[0]  # the first estimate: down to where I has fallen visibly
+    n = min(max(10, int(below[0]) if len(below) else len(q)), len(q))
     rg = None
     for _ in range(20):
         slope, intercept = np.polyfit(q[:n] ** 2, np.log(y[:n]), 1)
