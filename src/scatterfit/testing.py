@@ -39,6 +39,22 @@ def random_box(n: int, density: float, *, numbers=(14,), min_dist: float = 2.0, 
                      pbc=(True, True, True))
 
 
+def filled_shape(shape: str, radius: float, aspect: float, spacing: float) -> np.ndarray:
+    """[n, 3] points of a cubic grid (``spacing``, Å) inside a sphere of ``radius``, a spheroid with semi-axes
+    radius, radius, aspect·radius along z, or a cylinder of that radius and half-length aspect·radius along z:
+    an independent model of the homogeneous particles of scattering/shapes.py for the Debye equation."""
+    n = int(np.ceil(radius * max(1.0, aspect) / spacing)) + 1
+    g = spacing * np.arange(-n, n + 1, dtype=float)  # a node at the centre
+    x, y, z = (a.ravel() for a in np.meshgrid(g, g, g, indexing="ij"))
+    if shape == "sphere":
+        keep = x**2 + y**2 + z**2 <= radius**2
+    elif shape == "spheroid":
+        keep = (x**2 + y**2) / radius**2 + z**2 / (aspect * radius) ** 2 <= 1
+    else:
+        keep = (x**2 + y**2 <= radius**2) & (np.abs(z) <= aspect * radius)
+    return np.column_stack([x[keep], y[keep], z[keep]])
+
+
 def pdffit2_esds(pf) -> dict[int, float]:
     """{parameter index: esd} of a refined PdfFit, read from its result text (PDFfit2 has no call for them)."""
     import re

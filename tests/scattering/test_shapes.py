@@ -4,7 +4,6 @@ average and finite differences."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,20 +15,12 @@ from scatterfit.scattering.shapes import (
     polydisperse_intensity,
 )
 from scatterfit.structure import Structure
+from scatterfit.testing import filled_shape
 
 
 def _filled(shape: str, radius: float, aspect: float, spacing: float = 1.5) -> Structure:
-    """Unit scatterers on a cubic grid inside the shape (semi-axis/half-length aspect·radius along z)."""
-    n = int(math.ceil(radius * max(1.0, aspect) / spacing)) + 1
-    g = spacing * np.arange(-n, n + 1, dtype=float)
-    x, y, z = (a.ravel() for a in np.meshgrid(g, g, g, indexing="ij"))
-    if shape == "sphere":
-        keep = x**2 + y**2 + z**2 <= radius**2
-    elif shape == "spheroid":
-        keep = (x**2 + y**2) / radius**2 + z**2 / (aspect * radius) ** 2 <= 1
-    else:
-        keep = (x**2 + y**2 <= radius**2) & (np.abs(z) <= aspect * radius)
-    xyz = np.column_stack([x[keep], y[keep], z[keep]])
+    """Unit scatterers on a cubic grid inside the shape (scatterfit.testing.filled_shape)."""
+    xyz = filled_shape(shape, radius, aspect, spacing)
     return Structure(positions=torch.as_tensor(xyz), numbers=torch.full((len(xyz),), 6), cell=None)
 
 

@@ -23,20 +23,6 @@ POINTS = 20000  # at most about this many grid points per particle (the grid's f
 #                stays beyond 1.5 Å⁻¹, far above the curve's 0.35 Å⁻¹)
 
 
-def _filled(shape: str, radius: float, aspect: float, spacing: float) -> np.ndarray:
-    """[n, 3] grid points inside the shape (semi-axis or half-length aspect·radius along z), Å."""
-    half = radius * max(1.0, aspect) + spacing
-    g = np.arange(-half, half + 1e-9, spacing)
-    x, y, z = (a.ravel() for a in np.meshgrid(g, g, g, indexing="ij"))
-    if shape == "sphere":
-        keep = x**2 + y**2 + z**2 <= radius**2
-    elif shape == "spheroid":
-        keep = (x**2 + y**2) / radius**2 + z**2 / (aspect * radius) ** 2 <= 1
-    else:
-        keep = (x**2 + y**2 <= radius**2) & (np.abs(z) <= aspect * radius)
-    return np.column_stack([x[keep], y[keep], z[keep]])
-
-
 def draw(seed: int):
     """(label, parameters, Dataset): Q 0.005–0.35 Å⁻¹ (150 points, log-spaced); median radius 15–50 Å (rods and
     discs: the radius that keeps the longest dimension ≤ 300 Å), aspect within SHAPES' range, polydispersity
@@ -44,6 +30,7 @@ def draw(seed: int):
     more than POINTS points."""
     from scatterfit.scattering.debye import debye_intensity
     from scatterfit.structure import Structure
+    from scatterfit.testing import filled_shape
 
     rng = np.random.default_rng(seed)
     label = str(rng.choice(list(SHAPES)))
@@ -59,7 +46,7 @@ def draw(seed: int):
         volume = {"sphere": 4 / 3 * math.pi * size**3, "spheroid": 4 / 3 * math.pi * size**3 * aspect,
                   "cylinder": 2 * math.pi * size**3 * aspect}[shape]
         spacing = max(min(2.5, size / 6), (volume / POINTS) ** (1 / 3))
-        xyz = _filled(shape, size, aspect, spacing)
+        xyz = filled_shape(shape, size, aspect, spacing)
         atoms = Structure(positions=torch.as_tensor(xyz), numbers=torch.full((len(xyz),), 6), cell=None)
         total += debye_intensity(atoms, q, radiation="unit") * (volume / len(xyz)) ** 2  # ∝ V² P
     i = 1e4 * (total / total[0]).numpy() + float(rng.uniform(0.0, 0.2))

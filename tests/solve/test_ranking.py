@@ -102,9 +102,9 @@ def test_the_ramp_releases_what_the_short_range_pressed_onto_a_bound():
     from conftest import cmi_file
     from scatterfit.io import load_dataset
     from scatterfit.optim import Stage
+    from scatterfit.optim.stage import RELEASED
     from scatterfit.solve.hypotheses import crystal_hypothesis, refine_hypothesis
     from scatterfit.structure.library import candidates
-    from scatterfit.optim.stage import RELEASED
     from scatterfit.structure.parametrisation import Parametrisation
 
     (bza,) = [c for c in candidates("BaZn2As2") if c.label == "ThCr2Si2 BaZn2As2"]

@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from scatterfit.errors import ScatterfitError
 
-
 SATURATED = 12.0  # |θ| of a logit-mapped parameter on its bound (σ'(θ) < 7e-6)
 RELEASED = 6.0  # where a released parameter restarts (2.5e-3 of its range inside the bound)
 
