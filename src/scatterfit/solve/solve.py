@@ -52,7 +52,14 @@ from scatterfit.solve.hypotheses import (
     powder_free,
     refine_hypothesis,
 )
-from scatterfit.solve.ranking import independent_points, prefer_stable, rank, resolution_elements, verdict
+from scatterfit.solve.ranking import (
+    INDISTINCT,
+    independent_points,
+    prefer_stable,
+    rank,
+    resolution_elements,
+    verdict,
+)
 from scatterfit.solve.screen import RANGE as SCREEN_RANGE
 from scatterfit.solve.screen import scaled, screen, screen_powder
 from scatterfit.solve.small_angle import MAX_CUT_ATOMS
@@ -127,6 +134,23 @@ def _residual_partners(best: list, options: list, datasets: dict, taken: set) ->
         if len(out) == RESIDUAL_PARTNERS:
             break
     return out
+
+
+def _tied_leader(rows: list):
+    """The refined crystal of another formula that the data cannot tell from the best (ΔBIC < INDISTINCT), or None:
+    its mixtures are tried too. On a one-element structure type the G(r) does not depend on the element, so "diamond
+    Ni" fits Si + Ni data exactly as well as "diamond Si"; which of the two ranks first is then decided by the
+    last bits of the arithmetic (the thread count of the pair sums), and with it which mixtures are tried."""
+    if len(rows) < 2 or rows[0]["hypothesis"].result is None:
+        return None
+    best = rows[0]["hypothesis"]
+    for row in rows[1:]:
+        h = row["hypothesis"]
+        if row["delta_bic"] >= INDISTINCT:
+            return None
+        if h.result is not None and not h.error and h.formula != best.formula:
+            return h
+    return None
 
 
 def _reference_label(element: str) -> str | None:
@@ -462,7 +486,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         wanted = _occam(refined, complex_, chosen)
         refined += _refine_all(wanted, datasets, qmax, deadline, pool, progress, ledger, t0, first_always=not simple)
         hypotheses = refined + [h for h in complex_ if h not in wanted]
-        ranked_crystals = [row["hypothesis"] for row in rank(hypotheses, points)]
+        crystal_rows = rank(hypotheses, points)
+        ranked_crystals = [row["hypothesis"] for row in crystal_rows]
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
         if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
@@ -479,6 +504,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if bragg:  # a Bragg pattern: crystals and their mixtures (particles and glasses are a PDF's)
             partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
         pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
+        if "mixture" in found.classes:  # a tie the data cannot break gets its own mixtures (see _tied_leader)
+            tied = _tied_leader(crystal_rows)
+            if tied is not None:
+                order = [tied] + [h for h in ranked_crystals if h is not tied]
+                seen = {frozenset((m.parents[0].label, m.parents[1].label)) for m in pending}
+                pending += [mixture_hypothesis(tied, p) for p in _partners(order, hypotheses, polymorphs=bragg)
+                            if frozenset((tied.label, p.label)) not in seen]
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
