@@ -96,7 +96,7 @@ def test_a_released_stage_frees_what_the_short_range_pressed_onto_a_bound():
     """The measured BaZn2As2 as the solve refines it (library ThCr2Si2 start, qdamp and delta2, the LM r-range
     ramp): the first stage (r ≤ 5 Å) drives Ba's Biso onto its 2.5 Å² bound, where it stays (Rw 0.163); with the
     longer stages releasing it (StageBase.release) it refines to the book's value (1.4 Å², Rw 0.117). The ramp
-    of solve does not release by default (it moved the measured Pt and Si + Ni solves off their classes)."""
+    of solve does not release by default (with it the measured Pt particles ranked the crystal first)."""
     import dataclasses
 
     import numba
