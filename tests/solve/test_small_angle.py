@@ -64,6 +64,10 @@ def test_a_curve_without_uncertainties_is_weighted_relatively(tmp_path):
     assert best.label.startswith("sphere")
     assert float(best.result.parameters()["radius"]) == pytest.approx(25.0, rel=0.05)
     assert any("weighted relatively" in note for note in solution.notes)
+    from scatterfit.solve.ranking import separating_measurement
+
+    second = solution.ranked[1]["hypothesis"]
+    assert "higher Q" in separating_measurement(best, second)
     (tmp_path / "out").mkdir()
     write_solution(solution, tmp_path / "out", {"sphere": path})
     written = load_dataset(tmp_path / "out" / "sphere_weighted.dat")

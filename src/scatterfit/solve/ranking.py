@@ -93,6 +93,9 @@ def separating_measurement(first, second) -> str:
     if "mixture" in kinds:
         return ("a second probe with other contrast (neutron against X-ray) or a Bragg powder pattern: the phases' "
                 "fractions and peaks separate there")
+    if getattr(first, "model", None) == getattr(second, "model", None) == "shape":  # two small-angle shapes
+        return ("the curve to higher Q (where the shapes' form factors differ most) with less noise, or a "
+                "micrograph (TEM) of the particles")
     if first.kind == second.kind == "crystal":
         return ("a Bragg powder pattern (peak positions and extinctions tell the space groups apart) or a PDF "
                 "with higher Qmax")
