@@ -347,8 +347,6 @@ def holdout_rw(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None
     """The mean Rw with which a refined (total-scattering) hypothesis predicts the G(r) beyond its fit range, at
     the scale it was refined with: over (end of :func:`fit_range`, + HOLDOUT[1] Å], from datasets reaching at
     least HOLDOUT[0] Å beyond it; None when none does (or the hypothesis has no result)."""
-    from scatterfit.scattering.mixture import PhaseMixture
-    from scatterfit.scattering.models import make_forward_model
 
     if hypothesis.result is None or hypothesis.model != "pdf":
         return None
@@ -362,11 +360,7 @@ def holdout_rw(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None
             keep = (x > end) & (x <= end + HOLDOUT[1])
             if data.kind != "gr" or float(x[-1]) < end + HOLDOUT[0] or int(keep.sum()) < 10:
                 continue
-            q = qmax or float(data.metadata["qmax"])
-            model = make_forward_model("pdf", data, qmax=q)
-            if len(hypothesis.structures) > 1:
-                model = PhaseMixture({p: make_forward_model("pdf", data, qmax=q) for p in hypothesis.structures},
-                                     data.radiation)
+            model = _gr_model(hypothesis, data, qmax or float(data.metadata["qmax"]))
             scale = hypothesis.result.terms[name].breakdown["scale"]
             y_calc = scale * model(state, x[keep])
             values.append(float(torch.sqrt(((y[keep] - y_calc) ** 2).sum() / (y[keep] ** 2).sum())))
@@ -432,6 +426,18 @@ def fit_range(data) -> tuple[float, float]:
     return max(1.5, float(data.x[0])), min(XMAX, float(data.x[-1]))
 
 
+def _gr_model(hypothesis: Hypothesis, data, qmax: float):
+    """The hypothesis' forward model of a G(r) ``data`` at ``qmax`` (Å⁻¹): one per phase in a PhaseMixture for a
+    mixture."""
+    from scatterfit.scattering.mixture import PhaseMixture
+    from scatterfit.scattering.models import make_forward_model
+
+    if len(hypothesis.structures) > 1:
+        return PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=qmax) for p in hypothesis.structures},
+                            data.radiation)
+    return make_forward_model(hypothesis.model, data, qmax=qmax)
+
+
 def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None):
     """The Loss a (total-scattering) hypothesis is refined with: one data term per dataset with the hypothesis'
     forward model (the config's models, so a replayed config computes exactly this) over r from max(1.5 Å, the
@@ -443,7 +449,6 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
     """
     from scatterfit.errors import ScatterfitError
     from scatterfit.loss import DataTerm, Loss
-    from scatterfit.scattering.mixture import PhaseMixture
     from scatterfit.scattering.models import make_forward_model
 
     terms = []
@@ -454,10 +459,7 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
         q = qmax or float(data.metadata.get("qmax", 0)) or None
         if q is None:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
-        model = make_forward_model(hypothesis.model, data, qmax=q)
-        if len(hypothesis.structures) > 1:
-            model = PhaseMixture({p: make_forward_model(hypothesis.model, data, qmax=q)
-                                  for p in hypothesis.structures}, data.radiation)
+        model = _gr_model(hypothesis, data, q)
         xmin, xmax = fit_range(data)
         terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name))
     return Loss(terms + restraint_terms(hypothesis.restraints))
