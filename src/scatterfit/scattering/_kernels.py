@@ -90,10 +90,10 @@ COLUMN_BLOCK = 1024  # pairs per pass of a row: the row buffers (9 × 8 kB) stay
 
 
 @numba.njit(**_OPTS)
-def _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb, kb, tb, ab):
-    """For the pairs (i, j0 + k), k < m, a loop LLVM vectorises: vectors dx, dy, dz, distance r, node index
-    k0 = ⌊r/dr + 1⌋ (as float), spline fraction t and amplitude w (/ r) into the row buffers [COLUMN_BLOCK]."""
-    xi, yi, zi, oi = px[i], py[i], pz[i], occ[i]
+def _row_prepass(px, py, pz, occ, xi, yi, zi, oi, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb, kb, tb, ab):
+    """For the pairs of an atom at (xi, yi, zi) Å with occupancy oi and the atoms j0 + k, k < m, a loop LLVM
+    vectorises: vectors dx, dy, dz, distance r, node index k0 = ⌊r/dr + 1⌋ (as float), spline fraction t and
+    amplitude w (/ r) into the row buffers [COLUMN_BLOCK]."""
     for k in range(m):
         j = j0 + k
         dx = px[j] - xi
@@ -131,7 +131,8 @@ def histogram_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, n_
             ti = types[i]
             for j0 in range(i + 1, n, nb):
                 m = min(nb, n - j0)
-                _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, inverse_r, dxb, dyb, dzb, rb, kb, tb, ab)
+                _row_prepass(px, py, pz, occ, px[i], py[i], pz[i], occ[i], j0, m, inv_dr, inverse_r,
+                             dxb, dyb, dzb, rb, kb, tb, ab)
                 for k in range(m):
                     r = rb[k]
                     if ab[k] == 0.0 or r >= rmax or r == 0.0:
@@ -165,7 +166,8 @@ def backward_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, g, 
             so = 0.0
             for j0 in range(i + 1, n, nb):
                 m = min(nb, n - j0)
-                _row_prepass(px, py, pz, occ, i, j0, m, inv_dr, False, dxb, dyb, dzb, rb, kb, tb, wb)
+                _row_prepass(px, py, pz, occ, px[i], py[i], pz[i], oi, j0, m, inv_dr, False,
+                             dxb, dyb, dzb, rb, kb, tb, wb)
                 for k in range(m):
                     r = rb[k]
                     if r >= rmax or r == 0.0:
@@ -285,19 +287,26 @@ def backward_periodic(pos, cell, occ, types, n_types, pi, pj, ps, dr, n_nodes, i
 
 
 # --- periodic pairs by cell lists: no pair list is stored (memory O(N + nodes)); the pairs are found again at
-# every pass from bins of the wrapped atoms, bin against bin: every pair is seen once, from the bin of the offset
-# that is lexicographically positive (offset 0: i < j).
+# every pass. The wrapped atoms are sorted by bin (bin index k0, k1, k2, the last fastest), so that the bins of one
+# column (k0, k1) hold contiguous atoms. Every atom i is paired with contiguous runs of atoms j: for each column
+# offset (o0, o1) the bins k2 + o2 over an interval of o2 (those that can hold pairs within the range), split where
+# the run crosses the cell (another image). Every pair is seen once: only lexicographically positive bin offsets
+# (o0, o1, o2), and for the zero offset j > i. A run's vectors, distances and spline fractions are computed by a
+# loop LLVM vectorises (as the finite kernels' rows), then spread (forward) or gathered (backward) pair by pair.
 
-BINS_PER_CUTOFF = 8  # bins at least cutoff / 8 wide (and no narrower than the mean atomic spacing)
+BINS_PER_CUTOFF = 5  # bins of the first two directions at least cutoff / 8 wide (and the mean atomic spacing)
+FINE_BINS_PER_CUTOFF = 32  # the run direction's bins (cutoff / 32, at least half the spacing): tighter run ends
 
 
 @numba.njit(**_OPTS)
-def _bin_grid(pos, cell, rcut):
-    """Atoms wrapped into the cell and sorted by bin.
+def _columns_plan(pos, cell, rcut):
+    """Atoms wrapped into the cell, sorted by bin, and the column offsets to visit.
 
-    Returns (wrapped [N, 3] Å, wrap [N, 3] integer shifts with wrapped = pos − wrap·cell, n_bins [3], order [N]
-    atoms sorted by bin, start [B + 1] offsets of each bin in ``order``, offsets [K, 3]: the lexicographically
-    non-negative bin offsets whose bins can hold pairs within ``rcut``, the zero offset first)."""
+    Returns (order [N] the original index of each sorted atom, xs, ys, zs [N] sorted wrapped coordinates Å,
+    wrap [N, 3] sorted integer shifts with wrapped = pos − wrap·cell, home [N, 3] each sorted atom's bin,
+    units [N, 3] each sorted atom's fractional coordinates times n_bins, geometry [6] (see below), n_bins [3],
+    start [B + 1] offsets of each bin's atoms in the sorted order (bins flat, k2 fastest), columns [C, 2] the
+    lexicographically non-negative column offsets (o0, o1) within reach of ``rcut``)."""
     n = pos.shape[0]
     inv = np.linalg.inv(cell)
     volume = abs(np.linalg.det(cell))
@@ -308,20 +317,22 @@ def _bin_grid(pos, cell, rcut):
         b, c = cell[(a + 1) % 3], cell[(a + 2) % 3]
         cross = np.array([b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]])
         widths[a] = volume / math.sqrt(cross[0] ** 2 + cross[1] ** 2 + cross[2] ** 2)
-        n_bins[a] = max(1, int(widths[a] / max(rcut / BINS_PER_CUTOFF, spacing)))
+        width = max(rcut / FINE_BINS_PER_CUTOFF, 0.5 * spacing) if a == 2 else max(rcut / BINS_PER_CUTOFF, spacing)
+        n_bins[a] = max(1, int(widths[a] / width))
     wrapped = np.empty((n, 3))
-    wrap = np.empty((n, 3), dtype=np.int64)
+    wrap_all = np.empty((n, 3), dtype=np.int64)
+    bins = np.empty((n, 3), dtype=np.int64)
     flat = np.empty(n, dtype=np.int64)
     for i in range(n):
-        k = np.empty(3, dtype=np.int64)
         for a in range(3):
             f = pos[i, 0] * inv[0, a] + pos[i, 1] * inv[1, a] + pos[i, 2] * inv[2, a]
             w = math.floor(f)
-            wrap[i, a] = w
-            k[a] = min(max(int((f - w) * n_bins[a]), 0), n_bins[a] - 1)
+            wrap_all[i, a] = w
+            bins[i, a] = min(max(int((f - w) * n_bins[a]), 0), n_bins[a] - 1)
         for a in range(3):
-            wrapped[i, a] = pos[i, a] - (wrap[i, 0] * cell[0, a] + wrap[i, 1] * cell[1, a] + wrap[i, 2] * cell[2, a])
-        flat[i] = (k[0] * n_bins[1] + k[1]) * n_bins[2] + k[2]
+            wrapped[i, a] = pos[i, a] - (wrap_all[i, 0] * cell[0, a] + wrap_all[i, 1] * cell[1, a]
+                                         + wrap_all[i, 2] * cell[2, a])
+        flat[i] = (bins[i, 0] * n_bins[1] + bins[i, 1]) * n_bins[2] + bins[i, 2]
     n_total = n_bins[0] * n_bins[1] * n_bins[2]
     start = np.zeros(n_total + 1, dtype=np.int64)
     for i in range(n):
@@ -333,49 +344,115 @@ def _bin_grid(pos, cell, rcut):
     for i in range(n):
         order[fill[flat[i]]] = i
         fill[flat[i]] += 1
-    # offsets t whose bins come within rcut: |t| − (the bin's longest diagonal) < rcut
-    step = np.empty((3, 3))
-    for a in range(3):
-        step[a] = cell[a] / n_bins[a]
-    diag = 0.0
-    for s1 in (-1.0, 1.0):
-        for s2 in (-1.0, 1.0):
-            d = step[0] + s1 * step[1] + s2 * step[2]
-            diag = max(diag, math.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2))
-    reach = np.empty(3, dtype=np.int64)
-    for a in range(3):
-        reach[a] = int(math.ceil((rcut + diag) / (widths[a] / n_bins[a])))
-    count = (2 * reach[0] + 1) * (2 * reach[1] + 1) * (2 * reach[2] + 1)
-    offsets = np.zeros((count, 3), dtype=np.int64)
-    k = 1  # offsets[0] = (0, 0, 0)
-    for o0 in range(0, reach[0] + 1):
-        for o1 in range(-reach[1], reach[1] + 1):
-            for o2 in range(-reach[2], reach[2] + 1):
-                if not _positive(o0, o1, o2):
-                    continue
-                t = o0 * step[0] + o1 * step[1] + o2 * step[2]
-                if math.sqrt(t[0] ** 2 + t[1] ** 2 + t[2] ** 2) - diag < rcut:
-                    offsets[k, 0], offsets[k, 1], offsets[k, 2] = o0, o1, o2
-                    k += 1
-    return wrapped, wrap, n_bins, order, start, offsets[:k]
+    xs, ys, zs = np.empty(n), np.empty(n), np.empty(n)
+    wrap = np.empty((n, 3), dtype=np.int64)
+    home = np.empty((n, 3), dtype=np.int64)
+    for s in range(n):
+        i = order[s]
+        xs[s], ys[s], zs[s] = wrapped[i, 0], wrapped[i, 1], wrapped[i, 2]
+        for a in range(3):
+            wrap[s, a] = wrap_all[i, a]
+            home[s, a] = bins[i, a]
+    # the geometry of the per-atom run bounds (_run_bounds), in bin units u_a = f_a · n_a
+    geometry = np.empty(6)
+    lengths = np.sqrt((cell ** 2).sum(axis=1))
+    normal0, normal1 = inv[:, 0] / math.sqrt((inv[:, 0] ** 2).sum()), inv[:, 1] / math.sqrt((inv[:, 1] ** 2).sum())
+    c_hat = cell[2] / lengths[2]
+    geometry[0] = widths[0] / n_bins[0]  # spacing of the planes u0 = const. per unit, Å
+    geometry[1] = widths[1] / n_bins[1]
+    geometry[2] = (normal0 * normal1).sum()  # cosine of the angle between those planes' normals (both ⊥ c)
+    geometry[3] = (cell[0] * c_hat).sum() / n_bins[0]  # Å along c per unit of u0, u1, u2
+    geometry[4] = (cell[1] * c_hat).sum() / n_bins[1]
+    geometry[5] = lengths[2] / n_bins[2]
+    units = np.empty((n, 3))
+    for s in range(n):
+        for a in range(3):
+            f = xs[s] * inv[0, a] + ys[s] * inv[1, a] + zs[s] * inv[2, a]
+            units[s, a] = min(max(f * n_bins[a], 0.0), float(n_bins[a]))
+    reach0 = int(math.ceil(rcut / geometry[0])) + 1
+    reach1 = int(math.ceil(rcut / geometry[1])) + 1
+    columns = np.zeros(((reach0 + 1) * (2 * reach1 + 1), 2), dtype=np.int64)
+    k = 0
+    for o0 in range(0, reach0 + 1):
+        for o1 in range(-reach1, reach1 + 1):
+            if o0 > 0 or o1 >= 0:
+                columns[k, 0], columns[k, 1] = o0, o1
+                k += 1
+    return order, xs, ys, zs, wrap, home, units, geometry, n_bins, start, columns[:k]
 
 
 @numba.njit(**_OPTS)
-def _positive(n0, n1, n2):
-    """The integer vector (n0, n1, n2) is lexicographically positive."""
-    return n0 > 0 or (n0 == 0 and (n1 > 0 or (n1 == 0 and n2 > 0)))
+def _atom_chunks(n, n_chunks):
+    bounds = np.empty(n_chunks + 1, dtype=np.int64)
+    for c in range(n_chunks + 1):
+        bounds[c] = c * n // n_chunks
+    return bounds
 
 
 @numba.njit(**_OPTS)
-def _target(bin_a, offset, n_bins):
-    """(bin index, image m0, m1, m2) of the bin at ``offset`` [3] from bin ``bin_a`` (flat index)."""
-    a2 = bin_a % n_bins[2]
-    a1 = (bin_a // n_bins[2]) % n_bins[1]
-    a0 = bin_a // (n_bins[1] * n_bins[2])
-    t0, t1, t2 = a0 + offset[0], a1 + offset[1], a2 + offset[2]
-    m0, m1, m2 = t0 // n_bins[0], t1 // n_bins[1], t2 // n_bins[2]
-    b = ((t0 - m0 * n_bins[0]) * n_bins[1] + (t1 - m1 * n_bins[1])) * n_bins[2] + (t2 - m2 * n_bins[2])
-    return b, m0, m1, m2
+def _run_bounds(home_s, units_s, column, geometry, rcut):
+    """The interval [lo, hi] of o2 whose bins (k0 + o0, k1 + o1, k2 + o2) can hold atoms within ``rcut`` of the
+    atom at ``units_s`` [3] (hi < lo: none). The distance perpendicular to c is at least that to the half-planes
+    bounding the column's u0 and u1 bands; along c the column's points lie within a range set by their u0, u1."""
+    t0 = home_s[0] + column[0]
+    t1 = home_s[1] + column[1]
+    d0, d1, side0, side1 = 0.0, 0.0, 1.0, 1.0
+    if units_s[0] < t0:
+        d0 = (t0 - units_s[0]) * geometry[0]
+    elif units_s[0] > t0 + 1:
+        d0, side0 = (units_s[0] - t0 - 1) * geometry[0], -1.0
+    if units_s[1] < t1:
+        d1 = (t1 - units_s[1]) * geometry[1]
+    elif units_s[1] > t1 + 1:
+        d1, side1 = (units_s[1] - t1 - 1) * geometry[1], -1.0
+    if d0 == 0.0 or d1 == 0.0:
+        perp = d0 + d1
+    else:
+        cos = side0 * side1 * geometry[2]
+        if d0 * cos >= d1:
+            perp = d0
+        elif d1 * cos >= d0:
+            perp = d1
+        else:
+            perp = math.sqrt(max(d0 * d0 + d1 * d1 - 2.0 * cos * d0 * d1, 0.0) / (1.0 - cos * cos))
+    if perp >= rcut:
+        return 0, -1
+    h = math.sqrt(rcut * rcut - perp * perp)
+    e0 = t0 * geometry[3] + t1 * geometry[4]
+    e_lo = e0 + min(geometry[3], 0.0) + min(geometry[4], 0.0)
+    e_hi = e0 + max(geometry[3], 0.0) + max(geometry[4], 0.0)
+    along = units_s[0] * geometry[3] + units_s[1] * geometry[4] + units_s[2] * geometry[5]
+    lo = int(math.floor((along - h - e_hi) / geometry[5])) - home_s[2]
+    hi = int(math.floor((along + h - e_lo) / geometry[5])) - home_s[2]
+    if column[0] == 0 and column[1] == 0:
+        lo = max(lo, 0)
+    return lo, hi
+
+
+@numba.njit(**_OPTS)
+def _column_base(home_s, column, n_bins, cell):
+    """(flat index of the column's first bin, shift vector x, y, z Å of its image) for an atom in bin
+    ``home_s`` [3] and the column offset (o0, o1)."""
+    t0 = home_s[0] + column[0]
+    t1 = home_s[1] + column[1]
+    m0 = t0 // n_bins[0]
+    m1 = t1 // n_bins[1]
+    base = ((t0 - m0 * n_bins[0]) * n_bins[1] + (t1 - m1 * n_bins[1])) * n_bins[2]
+    return (base, m0, m1, m0 * cell[0, 0] + m1 * cell[1, 0], m0 * cell[0, 1] + m1 * cell[1, 1],
+            m0 * cell[0, 2] + m1 * cell[1, 2])
+
+
+@numba.njit(**_OPTS)
+def _run(s, home_s, column, o2, hi, base, n_bins, start):
+    """The run of bins o2 … (at most hi) within one image of the column: (first atom, end atom, image m2, next o2)."""
+    t2 = home_s[2] + o2
+    m2 = t2 // n_bins[2]
+    b2 = t2 - m2 * n_bins[2]
+    last = min(hi - o2, n_bins[2] - 1 - b2)
+    j_lo = start[base + b2]
+    if column[0] == 0 and column[1] == 0 and o2 == 0:
+        j_lo = s + 1
+    return j_lo, start[base + b2 + last + 1], m2, o2 + last + 1
 
 
 @numba.njit(parallel=True, **_OPTS)
@@ -384,91 +461,113 @@ def histogram_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, n_ch
     n_pt = n_types * (n_types + 1) // 2
     local = np.zeros((n_chunks, n_pt * n_nodes))
     rmax = (n_nodes - 3) * dr
-    wrapped, wrap, n_bins, order, start, offsets = _bin_grid(pos, cell, rmax)
-    n_total = start.shape[0] - 1
+    inv_dr = 1.0 / dr
+    order, xs, ys, zs, wrap, home, units, geometry, n_bins, start, columns = _columns_plan(pos, cell, rmax)
+    occs, typs = occ[order], types[order]
+    atoms = _atom_chunks(xs.shape[0], n_chunks)
     for c in numba.prange(n_chunks):
         hist = local[c]
-        for bin_a in range(c * n_total // n_chunks, (c + 1) * n_total // n_chunks):
-            if start[bin_a] == start[bin_a + 1]:
+        nb = COLUMN_BLOCK
+        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+        kb, tb, ab = np.empty(nb), np.empty(nb), np.empty(nb)
+        for s in range(atoms[c], atoms[c + 1]):
+            oi, ti = occs[s], typs[s]
+            if oi == 0.0:
                 continue
-            for q in range(offsets.shape[0]):
-                b, m0, m1, m2 = _target(bin_a, offsets[q], n_bins)
-                sx = m0 * cell[0, 0] + m1 * cell[1, 0] + m2 * cell[2, 0]
-                sy = m0 * cell[0, 1] + m1 * cell[1, 1] + m2 * cell[2, 1]
-                sz = m0 * cell[0, 2] + m1 * cell[1, 2] + m2 * cell[2, 2]
-                for ka in range(start[bin_a], start[bin_a + 1]):
-                    i = order[ka]
-                    oi = occ[i]
-                    if oi == 0.0:
-                        continue
-                    xi, yi, zi = wrapped[i, 0] - sx, wrapped[i, 1] - sy, wrapped[i, 2] - sz
-                    for kb in range(ka + 1 if q == 0 else start[b], start[b + 1]):
-                        j = order[kb]
-                        w = oi * occ[j]
-                        if w == 0.0:
-                            continue
-                        dx = wrapped[j, 0] - xi
-                        dy = wrapped[j, 1] - yi
-                        dz = wrapped[j, 2] - zi
-                        r = math.sqrt(dx * dx + dy * dy + dz * dz)
-                        if r >= rmax or r < R_COINCIDENT:
-                            continue
-                        _pair_forward(hist, r, w, _pair_type(types[i], types[j], n_types), dr, n_nodes, inverse_r)
+            for q in range(columns.shape[0]):
+                o2, hi = _run_bounds(home[s], units[s], columns[q], geometry, rmax)
+                if hi < o2:
+                    continue
+                base, m0, m1, sx, sy, sz = _column_base(home[s], columns[q], n_bins, cell)
+                while o2 <= hi:
+                    j_lo, j_hi, m2, o2 = _run(s, home[s], columns[q], o2, hi, base, n_bins, start)
+                    xi = xs[s] - sx - m2 * cell[2, 0]
+                    yi = ys[s] - sy - m2 * cell[2, 1]
+                    zi = zs[s] - sz - m2 * cell[2, 2]
+                    for j0 in range(j_lo, j_hi, nb):
+                        m = min(nb, j_hi - j0)
+                        _row_prepass(xs, ys, zs, occs, xi, yi, zi, oi, j0, m, inv_dr, inverse_r,
+                                     dxb, dyb, dzb, rb, kb, tb, ab)
+                        for k in range(m):
+                            r = rb[k]
+                            if ab[k] == 0.0 or r >= rmax:
+                                continue
+                            pt = 0 if n_types == 1 else _pair_type(ti, typs[j0 + k], n_types)
+                            _spread(hist, pt * n_nodes + int(kb[k]) - 1, tb[k], ab[k])
     return local.sum(axis=0)
 
 
 @numba.njit(parallel=True, **_OPTS)
 def backward_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, g, n_chunks):
-    """The gradients of backward_periodic (positions [N, 3], cell [3, 3], occupancies [N]) by cell lists."""
+    """The gradients of backward_periodic (positions [N, 3], cell [3, 3], occupancies [N]) by cell lists.
+
+    The cell gradient: with wrapped positions x' = x − wrap·cell and a pair vector x'_j − x'_i + m·cell (m the
+    run's image), dL/dcell = Σ_runs m ⊗ (Σ of the run's pair forces) − Σ_atoms wrap ⊗ dL/dx."""
     n = pos.shape[0]
-    gpos_l = np.zeros((n_chunks, n, 3))
-    gcell_l = np.zeros((n_chunks, 3, 3))
-    gocc_l = np.zeros((n_chunks, n))
     rmax = (n_nodes - 3) * dr
-    wrapped, wrap, n_bins, order, start, offsets = _bin_grid(pos, cell, rmax)
-    n_total = start.shape[0] - 1
+    inv_dr = 1.0 / dr
+    order, xs, ys, zs, wrap, home, units, geometry, n_bins, start, columns = _columns_plan(pos, cell, rmax)
+    occs, typs = occ[order], types[order]
+    gx_l, gy_l, gz_l = np.zeros((n_chunks, n)), np.zeros((n_chunks, n)), np.zeros((n_chunks, n))
+    gocc_l = np.zeros((n_chunks, n))
+    gcell_l = np.zeros((n_chunks, 3, 3))
+    atoms = _atom_chunks(n, n_chunks)
     for c in numba.prange(n_chunks):
-        gpos = gpos_l[c]
-        gcell = gcell_l[c]
-        gocc = gocc_l[c]
-        for bin_a in range(c * n_total // n_chunks, (c + 1) * n_total // n_chunks):
-            if start[bin_a] == start[bin_a + 1]:
-                continue
-            for q in range(offsets.shape[0]):
-                b, m0, m1, m2 = _target(bin_a, offsets[q], n_bins)
-                sx = m0 * cell[0, 0] + m1 * cell[1, 0] + m2 * cell[2, 0]
-                sy = m0 * cell[0, 1] + m1 * cell[1, 1] + m2 * cell[2, 1]
-                sz = m0 * cell[0, 2] + m1 * cell[1, 2] + m2 * cell[2, 2]
-                for ka in range(start[bin_a], start[bin_a + 1]):
-                    i = order[ka]
-                    xi, yi, zi = wrapped[i, 0] - sx, wrapped[i, 1] - sy, wrapped[i, 2] - sz
-                    for kb in range(ka + 1 if q == 0 else start[b], start[b + 1]):
-                        j = order[kb]
-                        dx = wrapped[j, 0] - xi
-                        dy = wrapped[j, 1] - yi
-                        dz = wrapped[j, 2] - zi
-                        r = math.sqrt(dx * dx + dy * dy + dz * dz)
-                        if r >= rmax or r < R_COINCIDENT:
-                            continue
-                        dldr, dldw = _pair_backward(g, r, occ[i] * occ[j], _pair_type(types[i], types[j], n_types),
-                                                    dr, n_nodes, inverse_r)
-                        cc = dldr / r
-                        cx, cy, cz = cc * dx, cc * dy, cc * dz
-                        gpos[j, 0] += cx
-                        gpos[j, 1] += cy
-                        gpos[j, 2] += cz
-                        gpos[i, 0] -= cx
-                        gpos[i, 1] -= cy
-                        gpos[i, 2] -= cz
-                        # r_ij = x_j − x_i + S·cell with S = m − wrap_j + wrap_i
-                        s0 = float(m0 - wrap[j, 0] + wrap[i, 0])
-                        s1 = float(m1 - wrap[j, 1] + wrap[i, 1])
-                        s2 = float(m2 - wrap[j, 2] + wrap[i, 2])
-                        for e in range(3):
-                            ce = cx if e == 0 else (cy if e == 1 else cz)
-                            gcell[0, e] += s0 * ce
-                            gcell[1, e] += s1 * ce
-                            gcell[2, e] += s2 * ce
-                        gocc[i] += dldw * occ[j]
-                        gocc[j] += dldw * occ[i]
-    return gpos_l.sum(axis=0), gcell_l.sum(axis=0), gocc_l.sum(axis=0)
+        gx, gy, gz, gocc, gcell = gx_l[c], gy_l[c], gz_l[c], gocc_l[c], gcell_l[c]
+        nb = COLUMN_BLOCK
+        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+        kb, tb, wb = np.empty(nb), np.empty(nb), np.empty(nb)
+        vb, db = np.empty(nb), np.empty(nb)
+        for s in range(atoms[c], atoms[c + 1]):
+            oi, ti = occs[s], typs[s]
+            sx = 0.0
+            sy = 0.0
+            sz = 0.0
+            so = 0.0
+            for q in range(columns.shape[0]):
+                o2, hi = _run_bounds(home[s], units[s], columns[q], geometry, rmax)
+                if hi < o2:
+                    continue
+                base, m0, m1, hx, hy, hz = _column_base(home[s], columns[q], n_bins, cell)
+                while o2 <= hi:
+                    j_lo, j_hi, m2, o2 = _run(s, home[s], columns[q], o2, hi, base, n_bins, start)
+                    xi = xs[s] - hx - m2 * cell[2, 0]
+                    yi = ys[s] - hy - m2 * cell[2, 1]
+                    zi = zs[s] - hz - m2 * cell[2, 2]
+                    rx, ry, rz = sx, sy, sz
+                    for j0 in range(j_lo, j_hi, nb):
+                        m = min(nb, j_hi - j0)
+                        _row_prepass(xs, ys, zs, occs, xi, yi, zi, oi, j0, m, inv_dr, False,
+                                     dxb, dyb, dzb, rb, kb, tb, wb)
+                        for k in range(m):
+                            r = rb[k]
+                            if r >= rmax or r < R_COINCIDENT:
+                                vb[k] = 0.0
+                                db[k] = 0.0
+                                continue
+                            pt = 0 if n_types == 1 else _pair_type(ti, typs[j0 + k], n_types)
+                            vb[k], db[k] = _gather(g, pt * n_nodes + int(kb[k]) - 1, tb[k])
+                        sx, sy, sz, so = _row_forces(j0, m, oi, occs, inv_dr, inverse_r, dxb, dyb, dzb, rb, wb,
+                                                     vb, db, gx, gy, gz, gocc, sx, sy, sz, so)
+                    fx, fy, fz = sx - rx, sy - ry, sz - rz  # Σ of this run's pair forces
+                    for a, ma in ((0, m0), (1, m1), (2, m2)):
+                        gcell[a, 0] += ma * fx
+                        gcell[a, 1] += ma * fy
+                        gcell[a, 2] += ma * fz
+            gx[s] -= sx
+            gy[s] -= sy
+            gz[s] -= sz
+            gocc[s] += so
+    gpos = np.empty((n, 3))
+    gocc_out = np.empty(n)
+    gx, gy, gz, go = gx_l.sum(axis=0), gy_l.sum(axis=0), gz_l.sum(axis=0), gocc_l.sum(axis=0)
+    gcell = gcell_l.sum(axis=0)
+    for s in range(n):
+        i = order[s]
+        gpos[i, 0], gpos[i, 1], gpos[i, 2] = gx[s], gy[s], gz[s]
+        gocc_out[i] = go[s]
+        for a in range(3):
+            gcell[a, 0] -= wrap[s, a] * gx[s]
+            gcell[a, 1] -= wrap[s, a] * gy[s]
+            gcell[a, 2] -= wrap[s, a] * gz[s]
+    return gpos, gcell, gocc_out
