@@ -8,13 +8,23 @@ dispatched as one batch to 2 local worker processes, and to a local 2-worker Das
 wall time of the search itself (swarm plus final refinement of the best 2, which runs in this process),
 candidates evaluated, generations, the answer and its Rw.
 
-Usage: python benchmarks/search.py
+With ``--baseline REV`` it instead runs the serial search twice, each in a fresh process: with this checkout's
+code and with the code of git revision REV (checked out into a temporary worktree), and prints the candidates
+per second of each (candidates evaluated / seconds spent evaluating them, the final refinement left out), their
+ratio, and whether the two rank the candidates the same (the top candidates and their losses).
+
+Usage: python benchmarks/search.py [--baseline REV]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,7 +52,71 @@ def problem():
                               stages=[Stage("lbfgs", steps=5, tol=1e-4, patience=1)], values={"qdamp": 0.03})
 
 
+_DRIVER = """
+import json, sys, time
+import torch
+import search as bench
+from scatterfit.optim import Stage
+from scatterfit.optim.search import search
+from scatterfit.optim.space import Choice, Integer, SearchSpace
+from scatterfit.structure.builders import SHAPES
+torch.set_num_threads(1)
+evaluator = bench.problem()
+evaluator(({"shape": "icosahedron", "size": 1}, ("warm-up", 0)))  # compiled-kernel caches, lazy imports
+spent = [0.0]
+call = type(evaluator).__call__
+def timed(self, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return call(self, *args, **kwargs)
+    finally:
+        spent[0] += time.perf_counter() - t
+type(evaluator).__call__ = timed
+t = time.perf_counter()
+res = search(evaluator, SearchSpace([Choice("shape", SHAPES), Integer("size", 1, 5)]), size=12, budget=30,
+             stall=4, seed=0, top_k=2, final_stages=[Stage("lbfgs", steps=40)])
+print(json.dumps({"wall": time.perf_counter() - t, "evaluating": spent[0], "evaluations": res.evaluations,
+                  "top": [[f"{v['candidate']['shape']} {v['candidate']['size']}", v["loss"]] for v in res.top]}))
+"""
+
+
+def _driven(tree: Path) -> dict:
+    """The serial search of _DRIVER with the code of ``tree`` (its src/ and benchmarks/), in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'benchmarks'}", "OMP_NUM_THREADS": "1",
+           "NUMBA_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _DRIVER], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the search with the code of {tree} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(revision: str) -> None:
+    """Candidates per second of this checkout against ``revision``, and whether they rank alike."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "baseline"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(tree), revision], check=True)
+        try:
+            rows = {revision: _driven(tree), "this checkout": _driven(root)}
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=True)
+    base = rows[revision]
+    print(f"{'code':>16} {'candidates':>11} {'evaluating s':>13} {'cand./s':>8} {'ratio':>6} {'search s':>9}  "
+          "top (loss)")
+    for label, row in rows.items():
+        rate = row["evaluations"] / row["evaluating"]
+        ratio = rate / (base["evaluations"] / base["evaluating"])
+        top = ", ".join(f"{name} ({loss:.6g})" for name, loss in row["top"])
+        print(f"{label:>16} {row['evaluations']:>11} {row['evaluating']:>13.2f} {rate:>8.2f} {ratio:>6.2f} "
+              f"{row['wall']:>9.2f}  {top}")
+    same = [a[0] for a in rows["this checkout"]["top"]] == [b[0] for b in base["top"]]
+    print(f"same ranking of the top candidates: {'yes' if same else 'NO'}")
+
+
 def main(argv) -> None:
+    if argv[:1] == ["--baseline"] and len(argv) == 2:
+        compare(argv[1])
+        return
     from scatterfit.optim import Stage
     from scatterfit.optim.executor import make_executor
     from scatterfit.optim.search import search

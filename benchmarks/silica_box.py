@@ -77,19 +77,24 @@ def main() -> None:
         param = build_parametrisation(cfg, structure, loss)
         stages = build_strategy(cfg, loss, param)
         evaluations = [0]
+        evaluate = loss.evaluate
 
-        def count(stage, step, value, terms):
-            evaluations[0] = step
+        def counted(*a, **k):
+            evaluations[0] += 1
+            return evaluate(*a, **k)
 
+        loss.evaluate = counted
         t = time.perf_counter()
-        result = refine(loss, param, stages, observers=[count])
+        result = refine(loss, param, stages)
+        loss.evaluate = evaluate
         wall = time.perf_counter() - t
     theta = result.theta.detach()
     split = {term.name: _time_term(term, param.state, theta) for term in loss.terms}
     total = sum(split.values())
     print(f"{len(structure)} atoms, cell {float(structure.cell[0, 0]):.1f} Å, {torch.get_num_threads()} threads; "
           f"random box built in {built:.1f} s")
-    print(f"{args.steps} L-BFGS steps: {wall:.1f} s ({wall / args.steps:.2f} s per step); terms at the end: "
+    print(f"{args.steps} L-BFGS steps, {evaluations[0]} loss evaluations: {wall:.1f} s ({wall / args.steps:.2f} s per "
+          f"step, {wall / max(evaluations[0], 1):.2f} s per evaluation); terms at the end: "
           + ", ".join(f"{k} {v.breakdown.get('rw', v.value):.4g}" for k, v in result.terms.items()))
     print(f"{'term':<28} {'s per evaluation':>16} {'share':>6}")
     for name, seconds in split.items():
