@@ -6,11 +6,14 @@
    gradient: relative L2), the exact path being evaluated only up to 1,100 atoms.
 2. Real-space G(r) to 30 Å of periodic boxes (0.05 atoms/Å³): neighbour-list build and G(r) forward, forward +
    backward with the list reused.
+3. Whole commands (what a user or a lab's scheduler waits for, start-up included; best of 3, one thread): the
+   Debye I(Q) of a 20,000-atom Au sphere read from an xyz file and written as CSV, by ``scatterfit simulate``
+   and by a DebyeCalculator script doing the same, and ``scatterfit --help``.
 
 On a GPU (``--device cuda``) both programs run on the device; the peak is then the extra GPU memory
 (torch.cuda.max_memory_allocated) and timings synchronise the device.
 
-Usage: python benchmarks/forward.py [--threads T] [--device D] [--block P] [--periodic 0|1] [N ...]
+Usage: python benchmarks/forward.py [--threads T] [--device D] [--block P] [--periodic 0|1] [--commands 0|1] [N ...]
        (default 1 thread, cpu, the device's default pairs per block (histogram.default_pairs_per_block);
         100 1000 5000 20000 atoms)
 """
@@ -18,9 +21,13 @@ Usage: python benchmarks/forward.py [--threads T] [--device D] [--block P] [--pe
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 Q = (1.0, 25.0, 0.05)
 
@@ -162,7 +169,55 @@ def run(target, n, threads, device="cpu", block=None):
     return result
 
 
-def main(sizes, threads: int = 1, device: str = "cpu", block: int | None = None, periodic: int = 1) -> None:
+_DC_SCRIPT = """
+import sys
+import numpy as np
+import torch
+torch.set_num_threads(1)
+from debyecalculator import DebyeCalculator
+q, i = DebyeCalculator(qmin={qmin}, qmax={qmax}, qstep={qstep}, biso=0.3, device="cpu").iq(sys.argv[1])
+np.savetxt(sys.argv[2], np.column_stack([q, i]), delimiter=",")
+"""
+
+
+def _command_seconds(command: list[str], repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` runs of ``command`` (one thread), s."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def commands_table(n: int = 20000) -> None:
+    """Table 3: whole commands against a DebyeCalculator script on the same xyz file."""
+    import ase.io
+
+    bin_dir = Path(sys.executable).parent
+    scatterfit = str(bin_dir / "scatterfit")
+    with tempfile.TemporaryDirectory() as folder:
+        atoms = gold_sphere(n)
+        atoms.pbc, atoms.cell = False, None
+        xyz = str(Path(folder) / "au.xyz")
+        ase.io.write(xyz, atoms, format="xyz")
+        ours = _command_seconds([scatterfit, "simulate", xyz, "--kind", "iq", "--qmin", str(Q[0]), "--qmax",
+                                 str(Q[1]), "--qstep", str(Q[2]), "--biso", "0.3", "--out", f"{folder}/ours.csv"])
+        script = _DC_SCRIPT.format(qmin=Q[0], qmax=Q[1], qstep=Q[2])
+        theirs = _command_seconds([sys.executable, "-c", script, xyz, f"{folder}/dc.csv"])
+        helps = _command_seconds([scatterfit, "--help"])
+    print(f"\nWhole commands, Debye I(Q) of a {len(atoms)}-atom Au sphere from an xyz file to CSV (best of 3, "
+          "one thread)")
+    print(f"{'command':>44} {'s':>7}")
+    print(f"{'scatterfit simulate --kind iq':>44} {ours:>7.2f}")
+    print(f"{'DebyeCalculator script':>44} {theirs:>7.2f}")
+    print(f"{'DebyeCalculator / scatterfit':>44} {theirs / ours:>7.2f}")
+    print(f"{'scatterfit --help':>44} {helps:>7.2f}")
+
+
+def main(sizes, threads: int = 1, device: str = "cpu", block: int | None = None, periodic: int = 1,
+         commands: int = 1) -> None:
     print(f"Debye I(Q), Au spheres, Q 1-25/0.05 Å⁻¹ (480 points), {device}, {threads} thread(s) for both programs; "
           f"DC = DebyeCalculator 1.1.1 float32; torch path blocks of {block or 'default'} pairs")
     print(f"{'atoms':>7} {'fwd s':>8} {'DC fwd s':>9} {'ratio':>6} {'f+b s':>8} {'DC f+b s':>9} {'ratio':>6} "
@@ -171,6 +226,8 @@ def main(sizes, threads: int = 1, device: str = "cpu", block: int | None = None,
         na, tf, tdc, tfb, tdcfb, peak, ev, eg = run(_row, n, threads, device, block)
         print(f"{na:>7} {tf:>8.3f} {tdc:>9.3f} {tdc / tf:>6.2f} {tfb:>8.3f} {tdcfb:>9.3f} {tdcfb / tfb:>6.2f} "
               f"{peak:>8.0f} {ev:>8.1e} {eg:>8.1e}")
+    if commands and device == "cpu":
+        commands_table()
     if not periodic:
         return
     print(f"\nReal-space G(r), 0.01-30 Å, periodic Si boxes at 0.05 atoms/Å³, {device}, {threads} thread(s)")
@@ -182,9 +239,9 @@ def main(sizes, threads: int = 1, device: str = "cpu", block: int | None = None,
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    opts = {"--threads": 1, "--device": "cpu", "--block": None, "--periodic": 1}
+    opts = {"--threads": 1, "--device": "cpu", "--block": None, "--periodic": 1, "--commands": 1}
     while args[:1] and args[0] in opts:
         opts[args[0]] = args[1] if args[0] == "--device" else int(args[1])
         args = args[2:]
     main([int(a) for a in args] or [100, 1000, 5000, 20000], opts["--threads"], opts["--device"], opts["--block"],
-         opts["--periodic"])
+         opts["--periodic"], opts["--commands"])

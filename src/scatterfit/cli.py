@@ -72,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    torch.set_num_threads(args.threads)
-    import numba
-
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # idle workers spin and slow small jobs
+    torch.set_num_threads(args.threads)  # the compiled pair kernels follow it (histogram._kernel_threads)
     from scatterfit.optim.executor import reuse_freed_memory
 
     reuse_freed_memory()

@@ -61,3 +61,12 @@ def test_anomalous_terms_from_chantler():
 def test_unknown_radiation():
     with pytest.raises(ScatterfitError, match="radiation"):
         ScatteringFactors.build([6], radiation="electrons")
+
+
+def test_the_bundled_waasmaier_kirfel_table_is_xraydbs():
+    """The JSON table read at start-up holds every ion of xraydb's Waasmaier–Kirfel table with the same numbers."""
+    from scatterfit.scattering.formfactors import _waasmaier_rows, waasmaier_rows_from_xraydb
+
+    bundled, reference = _waasmaier_rows(), waasmaier_rows_from_xraydb()
+    assert len(reference) > 200
+    assert bundled == reference
