@@ -147,6 +147,29 @@ def test_pair_potential_gradients_finite_and_periodic(make):
     assert check_structure_gradients(model.energy, box)
 
 
+def test_bks_reuses_its_pair_lists_and_gives_a_fresh_lists_energy_and_forces():
+    """A periodic box's pair lists (cutoff + 1 Å skin) are kept across the structures of an optimisation: after
+    moves under half the skin the energy and forces equal those of a new potential (fresh lists within the
+    cutoff, the extra pairs weighted to zero), and a larger move rebuilds the lists."""
+    box = random_box(300, 0.066, numbers=(14, 8, 8), min_dist=1.5, seed=5)
+    reused = bks_silica(cutoff=6.0, coulomb_cutoff=6.0)
+    rng = np.random.default_rng(0)
+    for step, amplitude in enumerate((0.0, 0.1, 0.1, 0.2, 0.8)):
+        moved = box.positions + amplitude * torch.tensor(rng.uniform(-1, 1, box.positions.shape) / 3**0.5)
+        results = []
+        for potential in (reused, bks_silica(cutoff=6.0, coulomb_cutoff=6.0)):
+            pos = moved.clone().requires_grad_()
+            energy = potential.energy(box.with_(positions=pos))
+            energy.backward()
+            results.append((float(energy.detach()), pos.grad))
+        (e_reused, f_reused), (e_fresh, f_fresh) = results
+        assert abs(e_reused - e_fresh) <= 1e-10 * abs(e_fresh)
+        assert float((f_reused - f_fresh).abs().max()) <= 1e-10 * float(f_fresh.abs().max())
+        box = box.with_(positions=moved)
+    builds = [term.cache.builds for term in reused.models]
+    assert builds == [2, 2]  # the first structure, and the 0.8 Å move (beyond half the skin)
+
+
 def test_stillinger_weber_and_bks_gradients():
     si = _rattled(bulk("Si", "diamond", a=5.431, cubic=True), 0.1)
     assert check_structure_gradients(StillingerWeber().energy, si)

@@ -21,6 +21,11 @@ def add_arguments(p) -> None:
     p.add_argument("--cif", action="append", default=[],
                    help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
+    p.add_argument("--qdamp", type=float, default=None,
+                   help="the instrument's Q resolution (PDFgui's Qdamp), Å⁻¹, from a calibration standard such as Ni: "
+                        "held fixed in every hypothesis instead of refined (PDF data)")
+    p.add_argument("--qbroad", type=float, default=None,
+                   help="the instrument's Qbroad, Å⁻¹, from the same calibration: held fixed likewise")
     p.add_argument("--radiation", choices=("xray", "neutron", "unit"), default=None,
                    help="the data's radiation when the files do not say (default: the header's, else xray; unit: "
                         "form factors of 1, as a Debye simulation without them)")
@@ -80,7 +85,9 @@ def run(args) -> None:
             if status is not None:
                 status.write(event["step"], event["index"], event["total"], event["line"], event["best_rw"])
 
-        solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, budget=args.budget,
+        instrument = {k: v for k, v in (("qdamp", args.qdamp), ("qbroad", args.qbroad)) if v is not None}
+        solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, instrument=instrument,
+                         budget=args.budget,
                          progress=progress, executor=args.executor, potential=potential,
                          checkpoint=out / CHECKPOINT, resume=args.resume)
         if status is not None:

@@ -16,7 +16,7 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.geometry import atomic_number, per_atom
-from scatterfit.structure.neighbours import neighbours, pair_distances
+from scatterfit.structure.neighbours import NeighbourCache, pair_distances, reused_neighbours
 from scatterfit.structure.structure import Structure
 
 COULOMB_EV_ANGSTROM = 14.399645
@@ -36,6 +36,7 @@ class DSFCoulomb:
         self.cutoff, self.alpha = float(cutoff), float(alpha)
         if self.cutoff <= 0 or self.alpha < 0:
             raise ScatterfitError("coulomb: cutoff must be positive and alpha non-negative")
+        self.cache = NeighbourCache()
 
     def atom_charges(self, structure: Structure) -> torch.Tensor:
         """[N] charges, e."""
@@ -53,9 +54,11 @@ class DSFCoulomb:
         rc, a = self.cutoff, self.alpha
         erfc_rc = math.erfc(a * rc)
         shift_f = erfc_rc / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
-        nb = neighbours(structure, rc)
+        nb = reused_neighbours(structure, rc, self.cache)
         r = pair_distances(structure, nb)
         pair = torch.special.erfc(a * r) / r - erfc_rc / rc + shift_f * (r - rc)
+        pair = torch.where(r < rc, pair, torch.zeros_like(pair))  # a reused list's pairs beyond R (value and force
+        # of the shifted sum vanish at R)
         e_pair = (q[nb.i] * q[nb.j] * pair).sum()
         e_self = -(q * q).sum() * (erfc_rc / (2 * rc) + a / math.sqrt(math.pi))
         return COULOMB_EV_ANGSTROM * (e_pair + e_self)

@@ -14,7 +14,7 @@ import torch
 from scatterfit.energy.coulomb import DSFCoulomb
 from scatterfit.errors import ScatterfitError
 from scatterfit.structure.geometry import atomic_number, parse_pair
-from scatterfit.structure.neighbours import neighbours, pair_distances
+from scatterfit.structure.neighbours import NeighbourCache, Neighbours, pair_distances, reused_neighbours
 from scatterfit.structure.structure import Structure
 
 
@@ -57,6 +57,8 @@ class PairPotential:
         self.r_on = 0.9 * self.cutoff if r_on is None else float(r_on)
         if not 0 < self.r_on < self.cutoff:
             raise ScatterfitError(f"{self.name}: need 0 < r_on < cutoff, got r_on {self.r_on}, cutoff {self.cutoff}")
+        self.cache = NeighbourCache()
+        self._selected: tuple | None = None  # (the list, its interacting pairs, their parameters)
 
     def phi(self, r: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pair energy φ(r), eV; r and every p[name] are [P]."""
@@ -80,16 +82,25 @@ class PairPotential:
                 values[k][m] = entry[k]
         return active, values
 
+    def _interacting(self, structure: Structure) -> tuple[Neighbours, dict] | None:
+        """The pairs within the cutoff (a periodic structure's list reused while atoms move less than the skin
+        allows: its pairs beyond the cutoff have S = 0) that have parameters, and those parameters [P]."""
+        nb = reused_neighbours(structure, self.cutoff, self.cache)
+        if self._selected is None or self._selected[0] is not nb or \
+                not torch.equal(self._selected[3], structure.numbers):
+            z = structure.numbers
+            active, p = self._pair_parameters(z[nb.i], z[nb.j])
+            sel = active.nonzero().squeeze(1)
+            self._selected = (nb, nb.subset(sel), {k: v[sel] for k, v in p.items()}, z.clone())
+        return None if len(self._selected[1]) == 0 else self._selected[1:3]
+
     def energy(self, structure: Structure) -> torch.Tensor:
-        nb = neighbours(structure, self.cutoff)
-        z = structure.numbers
-        active, p = self._pair_parameters(z[nb.i], z[nb.j])
-        if not bool(active.any()):
+        interacting = self._interacting(structure)
+        if interacting is None:
             return structure.positions.sum() * 0.0
-        sel = active.nonzero().squeeze(1)
-        nb = nb.subset(sel)
+        nb, p = interacting
         r = pair_distances(structure, nb)
-        p = {k: v[sel].to(r.dtype) for k, v in p.items()}
+        p = {k: v.to(r.dtype) for k, v in p.items()}
         occ = structure.occupancy[nb.i] * structure.occupancy[nb.j]
         return (occ * self.phi(r, p) * smooth_switch(r, self.r_on, self.cutoff)).sum()
 

@@ -31,6 +31,7 @@ from scatterfit.solve.hypotheses import (
     hard_cores,
     hypothesis_loss,
     phase_name,
+    with_calibration,
 )
 
 MAX_CLUSTER_ATOMS = 200  # larger finite objects are nanoparticles (cut from crystals), not searched atom by atom
@@ -213,8 +214,10 @@ def search_cluster(counts: dict, datasets: dict, qmax: float | None, first_peak:
     points = data_points(datasets, qmax, cluster_diameter(sum(counts.values())))
     background = (INTENSITY_BACKGROUND + 1) if extra else 0
     penalty = InformationPenalty(points, len(counts) + 1 + len(datasets) * (1 + background))
-    evaluator = CandidateEvaluator(builder, loss, free=["orbits", "biso", "qdamp", *extra], stages=inner,
-                                   values=_start_values(datasets), bounds=_search_bounds(datasets),
+    free, values = with_calibration(["orbits", "biso", "qdamp", *extra], _start_values(datasets), datasets)
+    final[-1] = Stage("lbfgs", free=free, steps=FINAL_STEPS, weights=weights or None)
+    evaluator = CandidateEvaluator(builder, loss, free=free, stages=inner, values=values,
+                                   bounds=_search_bounds(datasets),
                                    seed=seed, complexity=penalty)
     space = SearchSpace.from_config({"group": {"kind": "choice", "options": offered},
                                      "start": {"kind": "integer", "low": 0, "high": 9999}})

@@ -465,6 +465,28 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
     return Loss(terms + restraint_terms(hypothesis.restraints))
 
 
+CALIBRATED = ("qdamp", "qbroad")
+"""The instrument's resolution parameters a calibration standard fixes (Å⁻¹): given with the data (solve's
+``instrument``, the command line's --qdamp/--qbroad; kept in each G(r) dataset's metadata), they are held at those
+values in every hypothesis instead of refined."""
+
+
+def calibrated(datasets: dict) -> dict:
+    """{name: value} of the CALIBRATED parameters the datasets' metadata give (the first dataset that gives one)."""
+    out = {}
+    for data in datasets.values():
+        for name in CALIBRATED:
+            if name not in out and data.metadata.get(name) is not None:
+                out[name] = float(data.metadata[name])
+    return out
+
+
+def with_calibration(free: list, values: dict, datasets: dict) -> tuple[list, dict]:
+    """(free groups, values) with the datasets' calibrated instrument parameters taken out of ``free`` and set."""
+    fixed = calibrated(datasets)
+    return [g for g in free if g not in fixed], {**values, **fixed}
+
+
 def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | None = None,
                       time_limit: float = TIME_LIMIT) -> Hypothesis:
     """Refine ``hypothesis`` against ``datasets`` ({name: G(r) Dataset}) with the default r-range ramp (LM);
@@ -480,6 +502,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     t0 = time.perf_counter()
     if hypothesis.model == "powder":
         return _refine_powder(hypothesis, datasets, time_limit, t0)
+    hypothesis.free, hypothesis.values = with_calibration(hypothesis.free, hypothesis.values, datasets)
     try:
         loss = hypothesis_loss(hypothesis, datasets, qmax)
         bounds = {**BOUNDS, **hypothesis.bounds}

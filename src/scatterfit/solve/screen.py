@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scatterfit.solve.hypotheses import calibrated
+
 RANGE = (1.5, 10.0)  # Å: the short range the screen compares (the data's end if shorter)
 SCALES = np.linspace(0.85, 1.15, 61)  # the uniform cell factors tried (the refinement's lattice bound is ±15 %)
 UISO = (0.003, 0.012)  # Å²: a sharp and a soft guess of the atoms' displacements
@@ -47,9 +49,9 @@ def _rw(model: np.ndarray, y: np.ndarray) -> float:
     return np.sqrt(np.einsum("...i,...i->...", residual, residual) / float(y @ y))
 
 
-def screen_one(structure, datasets: list[tuple[np.ndarray, np.ndarray, float]]) -> tuple[float, float, float]:
+def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
     """(mean Rw over ``datasets``, cell factor, Uiso Å²) of the best uniform expansion of ``structure``;
-    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹) on RANGE."""
+    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹, {"qdamp", "qbroad": Å⁻¹ of a calibrated instrument}) on RANGE."""
     import torch
 
     from scatterfit.scattering.pdf import pdf
@@ -58,11 +60,12 @@ def screen_one(structure, datasets: list[tuple[np.ndarray, np.ndarray, float]]) 
     for uiso in UISO:
         s = structure.with_uiso(uiso)
         scores = np.zeros(len(SCALES))
-        for r, y, qmax in datasets:
+        for r, y, qmax, instrument in datasets:
             lo, hi = r[0] / SCALES[-1], r[-1] / SCALES[0]
             grid = np.arange(lo - 0.05, hi + 0.05, min(0.01, float(np.median(np.diff(r)))))
             with torch.no_grad():
-                g = pdf(s, torch.as_tensor(grid, dtype=s.positions.dtype), qmax=qmax, qdamp=QDAMP).cpu().numpy()
+                g = pdf(s, torch.as_tensor(grid, dtype=s.positions.dtype), qmax=qmax,
+                        **{"qdamp": QDAMP, **instrument}).cpu().numpy()
             model = np.stack([np.interp(r / f, grid, g) for f in SCALES])  # [F, n]
             scores += _rw(model, y)
         scores /= len(datasets)
@@ -85,7 +88,7 @@ def screen(candidates: list, datasets: dict, qmax: float | None) -> list[Screene
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         x, y = np.asarray(data.x, float), np.asarray(data.y, float)
         inside = (x >= max(RANGE[0], x[0])) & (x <= min(RANGE[1], x[-1]))
-        parts.append((x[inside], y[inside], q))
+        parts.append((x[inside], y[inside], q, calibrated({name: data})))
     out = []
     for c in candidates:
         try:

@@ -40,8 +40,10 @@ from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
+    CALIBRATED,
     Hypothesis,
     amorphous_hypothesis,
+    calibrated,
     check_gain,
     check_holdout,
     crystal_hypothesis,
@@ -325,12 +327,13 @@ def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, prog
 
 
 def fingerprint(datasets: dict, composition: str, cifs, qmax) -> str:
-    """A digest of what a solve depends on: the data, the composition, the CIFs and Qmax."""
+    """A digest of what a solve depends on: the data (and its calibrated instrument), the composition, the CIFs
+    and Qmax."""
     import hashlib
 
     import numpy as np
 
-    digest = hashlib.sha256(f"{composition}|{qmax}".encode())
+    digest = hashlib.sha256(f"{composition}|{qmax}|{sorted(calibrated(datasets).items())}".encode())
     for name, data in datasets.items():
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(data.x, dtype=float).tobytes())
@@ -408,14 +411,16 @@ def _check(ranked: list, potential, notes: list) -> None:
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
-          budget: float | None = None, progress=None, executor=None, potential="chgnet", checkpoint=None,
-          resume: bool = False) -> Solution:
+          instrument: dict | None = None, budget: float | None = None, progress=None, executor=None,
+          potential="chgnet", checkpoint=None, resume: bool = False) -> Solution:
     """Ranked structures for ``datasets`` ({name: Dataset}, G(r), S(Q) or F(Q) of one sample; see
     solve/inputs.py) of ``composition`` (a formula, "TiO2", or elements, "Ti O").
 
     Args:
         cifs: structure files of further crystal hypotheses (a folder's CIFs).
         qmax: Qmax of the data's Fourier transform, Å⁻¹, when the headers do not say.
+        instrument: the instrument's resolution from a calibration standard, {"qdamp": Å⁻¹, "qbroad": Å⁻¹}
+            (either or both): held at these values in every hypothesis of a PDF instead of refined.
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
         progress: called with an event dict after each hypothesis (its "line" is one line of text; see
             :func:`_refine_all`).
@@ -436,6 +441,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
     family = _family(datasets)
+    calibration = _checked_instrument(instrument or {}, family)
     bragg = family == "bragg"
     t0 = time.perf_counter()
     deadline = None if budget is None else time.time() + budget
@@ -459,7 +465,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         q = qmax or float(data.metadata.get("qmax", 0))
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
-        datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q})  # what every model reads
+        datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q, **calibration})  # what models read
         points[name] = independent_points(data, *fit_range(data), q)
 
     options = candidates(composition)
@@ -477,7 +483,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
     ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
-    notes = []
+    notes = [f"{name} = {value:g} Å⁻¹ (given: the instrument's calibration) held fixed in every hypothesis"
+             for name, value in calibration.items()]
     pool = make_executor(executor)
     try:
         simple = [h for h in hypotheses if structural_count(h) <= COMPLEX]
@@ -541,6 +548,20 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                     f"{sum(row.kept for row in screened)} and the elements' reference structures")
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, screened)
+
+
+def _checked_instrument(instrument: dict, family: str) -> dict:
+    """``instrument`` ({"qdamp", "qbroad": Å⁻¹}) checked: known names, finite values ≥ 0, and PDF data."""
+    unknown = sorted(set(instrument) - set(CALIBRATED))
+    if unknown:
+        raise ScatterfitError(f"instrument: unknown parameter '{unknown[0]}' (use {', '.join(CALIBRATED)})")
+    for name, value in instrument.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
+            raise ScatterfitError(f"instrument: {name} must be a number in [0, 1) Å⁻¹, got {value!r}")
+    if instrument and family != "total":
+        raise ScatterfitError(f"{', '.join(instrument)} (the instrument's PDF resolution) apply to G(r), S(Q) or F(Q) "
+                              f"data; these are {family} data")
+    return {k: float(v) for k, v in instrument.items()}
 
 
 def _solve_intensity(datasets: dict, composition: str, *, budget, progress, executor, potential, checkpoint,

@@ -165,3 +165,12 @@ class NeighbourCache:
         self._ref_positions, self._ref_cell = pos.clone(), cell.clone()
         self.builds += 1
         return self._pairs
+
+
+def reused_neighbours(structure: Structure, cutoff: float, cache: NeighbourCache) -> Neighbours:
+    """Half list of the pairs within ``cutoff`` Å: for a periodic structure from ``cache`` (reused across the
+    structures of an optimisation; it may then hold pairs up to ``cutoff`` + skin, which the caller must weigh
+    to zero), else built for this structure."""
+    if structure.periodic:
+        return cache.get(structure, cutoff)
+    return neighbours(structure, cutoff)
