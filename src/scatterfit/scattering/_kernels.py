@@ -86,7 +86,49 @@ def _row_chunks(n, n_chunks):
     return bounds
 
 
-COLUMN_BLOCK = 1024  # pairs per pass of a row: the row buffers (9 × 8 kB) stay in the L1/L2 cache
+COLUMN_BLOCK = 1024  # pairs per pass of a row: the row buffers (≤ 11 × 8 kB) stay in the L1/L2 cache
+
+
+@numba.njit(**_OPTS)
+def _spread_prepass(px, py, pz, occ, xi, yi, zi, oi, j0, m, inv_dr, inverse_r, rmax, ib, w0, w1, w2, w3):
+    """For the pairs of an atom at (xi, yi, zi) Å with occupancy oi and the atoms j0 + k, k < m, a loop LLVM
+    vectorises: the first node ib = ⌊r/dr⌋ of each pair's four (−1: no entry: beyond rmax, zero weight or
+    coincident atoms) and the amplitude-weighted spline weights w0…w3 on them, into row buffers [COLUMN_BLOCK]."""
+    for k in range(m):
+        j = j0 + k
+        dx = px[j] - xi
+        dy = py[j] - yi
+        dz = pz[j] - zi
+        r = math.sqrt(dx * dx + dy * dy + dz * dz)
+        x = r * inv_dr + 1.0
+        k0 = math.floor(x)
+        t = x - k0
+        w = oi * occ[j] if r >= R_COINCIDENT else 0.0  # coincident atoms: no histogram entry, no gradient
+        amp = w / max(r, R_COINCIDENT) if inverse_r else w
+        ib[k] = int(k0) - 1 if (amp != 0.0 and r < rmax) else -1
+        s = 1.0 - t
+        t2 = t * t
+        t3 = t2 * t
+        a6 = amp / 6.0
+        w0[k] = a6 * s * s * s
+        w1[k] = a6 * (3.0 * t3 - 6.0 * t2 + 4.0)
+        w2[k] = a6 * (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0)
+        w3[k] = a6 * t3
+
+
+@numba.njit(**_OPTS)
+def _spread_row(hist, ti, types, j0, m, n_types, n_nodes, ib, w0, w1, w2, w3):
+    """Adds the prepared spline weights of a row block onto the histogram (the scalar part)."""
+    for k in range(m):
+        b = ib[k]
+        if b < 0:
+            continue
+        if n_types > 1:
+            b += _pair_type(ti, types[j0 + k], n_types) * n_nodes
+        hist[b] += w0[k]
+        hist[b + 1] += w1[k]
+        hist[b + 2] += w2[k]
+        hist[b + 3] += w3[k]
 
 
 @numba.njit(**_OPTS)
@@ -125,20 +167,15 @@ def histogram_finite(px, py, pz, occ, types, n_types, dr, n_nodes, inverse_r, n_
     for c in numba.prange(n_chunks):
         hist = local[c]
         nb = COLUMN_BLOCK
-        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
-        kb, tb, ab = np.empty(nb), np.empty(nb), np.empty(nb)
+        ib = np.empty(nb, dtype=np.int64)
+        w0, w1, w2, w3 = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
         for i in range(rows[c], rows[c + 1]):
             ti = types[i]
             for j0 in range(i + 1, n, nb):
                 m = min(nb, n - j0)
-                _row_prepass(px, py, pz, occ, px[i], py[i], pz[i], occ[i], j0, m, inv_dr, inverse_r,
-                             dxb, dyb, dzb, rb, kb, tb, ab)
-                for k in range(m):
-                    r = rb[k]
-                    if ab[k] == 0.0 or r >= rmax or r == 0.0:
-                        continue
-                    pt = 0 if n_types == 1 else _pair_type(ti, types[j0 + k], n_types)
-                    _spread(hist, pt * n_nodes + int(kb[k]) - 1, tb[k], ab[k])
+                _spread_prepass(px, py, pz, occ, px[i], py[i], pz[i], occ[i], j0, m, inv_dr, inverse_r, rmax,
+                                ib, w0, w1, w2, w3)
+                _spread_row(hist, ti, types, j0, m, n_types, n_nodes, ib, w0, w1, w2, w3)
     return local.sum(axis=0)
 
 
@@ -468,8 +505,8 @@ def histogram_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, n_ch
     for c in numba.prange(n_chunks):
         hist = local[c]
         nb = COLUMN_BLOCK
-        dxb, dyb, dzb, rb = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
-        kb, tb, ab = np.empty(nb), np.empty(nb), np.empty(nb)
+        ib = np.empty(nb, dtype=np.int64)
+        w0, w1, w2, w3 = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
         for s in range(atoms[c], atoms[c + 1]):
             oi, ti = occs[s], typs[s]
             if oi == 0.0:
@@ -486,14 +523,9 @@ def histogram_cells(pos, cell, occ, types, n_types, dr, n_nodes, inverse_r, n_ch
                     zi = zs[s] - sz - m2 * cell[2, 2]
                     for j0 in range(j_lo, j_hi, nb):
                         m = min(nb, j_hi - j0)
-                        _row_prepass(xs, ys, zs, occs, xi, yi, zi, oi, j0, m, inv_dr, inverse_r,
-                                     dxb, dyb, dzb, rb, kb, tb, ab)
-                        for k in range(m):
-                            r = rb[k]
-                            if ab[k] == 0.0 or r >= rmax:
-                                continue
-                            pt = 0 if n_types == 1 else _pair_type(ti, typs[j0 + k], n_types)
-                            _spread(hist, pt * n_nodes + int(kb[k]) - 1, tb[k], ab[k])
+                        _spread_prepass(xs, ys, zs, occs, xi, yi, zi, oi, j0, m, inv_dr, inverse_r, rmax,
+                                        ib, w0, w1, w2, w3)
+                        _spread_row(hist, ti, typs, j0, m, n_types, n_nodes, ib, w0, w1, w2, w3)
     return local.sum(axis=0)
 
 
