@@ -145,8 +145,8 @@ def _files_left(server) -> list:
 
 @pytest.mark.parametrize("case", ["no-token", "wrong-token", "not-json", "unknown-kind", "unknown-key", "no-files",
                                   "binary", "wrong-type", "path-trick", "dotdot", "same-name", "bad-composition",
-                                  "bad-qmax", "bad-radiation", "unreadable-data", "config-path", "config-calculator",
-                                  "config-unknown-file", "config-invalid"])
+                                  "bad-qmax", "bad-qdamp", "bad-radiation", "unreadable-data", "config-path",
+                                  "config-calculator", "config-unknown-file", "config-invalid"])
 def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file, case):
     server = shared_server
     good = {"kind": "solve", "composition": "Ni"}
@@ -165,6 +165,7 @@ def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file,
         "same-name": (TOKEN, good, [("ni.gr", data), ("ni.gr", data)], 400),
         "bad-composition": (TOKEN, {"kind": "solve", "composition": "Xx2"}, [("ni.gr", data)], 422),
         "bad-qmax": (TOKEN, {**good, "qmax": -3}, [("ni.gr", data)], 422),
+        "bad-qdamp": (TOKEN, {**good, "qdamp": 2.5}, [("ni.gr", data)], 422),
         "bad-radiation": (TOKEN, {**good, "radiation": "gamma"}, [("ni.gr", data)], 422),
         "unreadable-data": (TOKEN, good, [("ni.gr", b"not numbers at all\n")], 422),
         "config-path": (TOKEN, {"kind": "refine", "config": NI_CONFIG.replace('"ni.gr"', '"/etc/passwd"')},
@@ -276,10 +277,12 @@ def test_the_job_command_lines():
 
     folder = __import__("pathlib").Path("/data/jobs/0123456789abcdef")
     job = SimpleNamespace(kind="solve", request={"data": ["a.gr"], "cifs": ["c.cif"], "composition": "Ti O",
-                                                 "qmax": 22.0, "budget": None, "radiation": "neutron"})
+                                                 "qmax": 22.0, "budget": None, "radiation": "neutron",
+                                                 "qdamp": 0.045})
     args = command(job, folder, "dask://scheduler:8786")
     assert args[3:] == ["solve", f"{folder}/inputs/a.gr", "--composition", "Ti O", "--cif", f"{folder}/inputs/c.cif",
-                        "--qmax", "22.0", "--radiation", "neutron", "--executor", "dask://scheduler:8786", "--out",
+                        "--qmax", "22.0", "--radiation", "neutron", "--qdamp", "0.045", "--executor",
+                        "dask://scheduler:8786", "--out",
                         f"{folder}/out", "--status-file", f"{folder}/status.json"]
     refine = command(SimpleNamespace(kind="refine", request={"files": ["a.gr"]}), folder, None)
     assert refine[3:5] == ["refine", f"{folder}/inputs/config.toml"] and "--executor" not in refine

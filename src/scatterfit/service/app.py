@@ -3,7 +3,7 @@
     GET    /v1/health                 no token: {"status": "ok", "version", "schema_version"}
     POST   /v1/jobs                   multipart: files (the data files; CIFs of candidate structures) and a JSON
                                       field `request`: {"kind": "solve", "composition", "qmax", "budget",
-                                      "radiation", "label"}
+                                      "radiation", "qdamp", "qbroad", "label"}
                                       or {"kind": "refine", "config": TOML text naming the uploaded files}
     GET    /v1/jobs                   ?state=&kind=&limit=&offset=: newest first
     GET    /v1/jobs/{id}              state (queued, running, done, failed, cancelled) and progress
@@ -227,7 +227,7 @@ def _check_request(raw: str) -> dict:
     kind = request.get("kind")
     if kind not in ("solve", "refine"):
         raise _bad(422, "request.kind: must be 'solve' or 'refine'")
-    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "label"},
+    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "qdamp", "qbroad", "label"},
                "refine": {"kind", "config", "label"}}
     unknown = set(request) - allowed[kind]
     if unknown:
@@ -239,6 +239,11 @@ def _check_request(raw: str) -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
                                   or value > 1e7):
             raise _bad(422, f"request.{key}: a positive number")
+    for key in ("qdamp", "qbroad"):  # the instrument's calibration (solve --qdamp/--qbroad), Å⁻¹
+        value = request.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value < 1):
+            raise _bad(422, f"request.{key}: a number in [0, 1) Å⁻¹ (the instrument's calibration)")
     if request.get("radiation") not in (None, "xray", "neutron"):
         raise _bad(422, "request.radiation: 'xray' or 'neutron'")
     if kind == "solve":
