@@ -63,3 +63,16 @@ def test_a_calibration_of_the_pdf_is_refused_for_a_powder_pattern():
     data = Dataset(x, np.exp(-((x - 44.5) / 0.1) ** 2) + 0.01, None, "xrd", "degrees", metadata={"wavelength": 1.54})
     with pytest.raises(ScatterfitError, match="apply to G\\(r\\), S\\(Q\\) or F\\(Q\\) data; these are bragg data"):
         solve({"xrd": data}, "Ni", instrument={"qdamp": 0.04}, potential=None)
+
+
+def test_a_qdamp_in_a_files_header_is_not_taken_for_a_calibration():
+    """A header's "qdamp = ..." (PDFgui writes one into its fits) lands in the metadata like any key = value line;
+    only an explicit calibration is held fixed, so without one qdamp is refined."""
+    from scatterfit.solve.hypotheses import calibrated
+
+    data, _ = _nickel()
+    data = data.with_(metadata={**data.metadata, "qdamp": 0.08, "qbroad": 0.02})
+    assert calibrated({"sim": data}) == {}
+    best = solve({"sim": data}, "Ni", potential=None).ranked[0]["hypothesis"]
+    assert "qdamp" in best.free
+    assert abs(best.result.parameters()["qdamp"] - 0.045) < 0.005  # refined to the truth, not the header's 0.08

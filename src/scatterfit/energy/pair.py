@@ -58,7 +58,7 @@ class PairPotential:
         if not 0 < self.r_on < self.cutoff:
             raise ScatterfitError(f"{self.name}: need 0 < r_on < cutoff, got r_on {self.r_on}, cutoff {self.cutoff}")
         self.cache = NeighbourCache()
-        self._selected: tuple | None = None  # (the list, its interacting pairs, their parameters)
+        self._selected: tuple | None = None  # (the list, its interacting pairs, their parameters, numbers)
 
     def phi(self, r: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pair energy φ(r), eV; r and every p[name] are [P]."""

@@ -467,17 +467,19 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
 
 CALIBRATED = ("qdamp", "qbroad")
 """The instrument's resolution parameters a calibration standard fixes (Å⁻¹): given with the data (solve's
-``instrument``, the command line's --qdamp/--qbroad; kept in each G(r) dataset's metadata), they are held at those
-values in every hypothesis instead of refined."""
+``instrument``, the command line's --qdamp/--qbroad; kept in each G(r) dataset's metadata["calibration"], never
+read from a file's header), they are held at those values in every hypothesis instead of refined."""
 
 
 def calibrated(datasets: dict) -> dict:
-    """{name: value} of the CALIBRATED parameters the datasets' metadata give (the first dataset that gives one)."""
+    """{name: value} of the CALIBRATED parameters the datasets' metadata["calibration"] give (the first dataset
+    that gives one)."""
     out = {}
     for data in datasets.values():
+        given = data.metadata.get("calibration") or {}
         for name in CALIBRATED:
-            if name not in out and data.metadata.get(name) is not None:
-                out[name] = float(data.metadata[name])
+            if name not in out and given.get(name) is not None:
+                out[name] = float(given[name])
     return out
 
 

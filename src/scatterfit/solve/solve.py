@@ -465,7 +465,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         q = qmax or float(data.metadata.get("qmax", 0))
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
-        datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q, **calibration})  # what models read
+        given = {"calibration": calibration} if calibration else {}
+        datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q, **given})  # what models read
         points[name] = independent_points(data, *fit_range(data), q)
 
     options = candidates(composition)
