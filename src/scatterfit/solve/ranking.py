@@ -88,8 +88,9 @@ def separating_measurement(first, second) -> str:
     """What measurement would tell two close hypotheses apart."""
     kinds = {first.kind, second.kind}
     if kinds == {"crystal", "nanoparticle"}:
-        return ("a PDF to higher r with a better-resolved instrument (smaller qdamp), or SAXS for the particle "
-                "size: the two differ in how the signal fades")
+        return ("the instrument's qdamp from a calibration standard measured on it (give --qdamp: a crystal's free "
+                "qdamp can mimic a particle's envelope), a PDF to higher r with a better-resolved instrument, or SAXS "
+                "for the particle size: the two differ in how the signal fades")
     if "mixture" in kinds:
         return ("a second probe with other contrast (neutron against X-ray) or a Bragg powder pattern: the phases' "
                 "fractions and peaks separate there")
