@@ -29,6 +29,8 @@ def test_bic_weights_and_verdict():
     # one more parameter must pay for itself: the same Rw with k + 1 ranks lower by ln N
     more = rank([_h("crystal", "A", 0.10, 5), _h("nanoparticle", "A particle", 0.10, 6)], points)
     assert more[1]["delta_bic"] == pytest.approx(math.log(points["d"]))
+    # a crystal and its particle the data cannot tell apart: the instrument's calibration separates them
+    assert "--qdamp" in verdict(more)["next_measurement"]
 
 
 def test_derived_hypotheses_must_improve_on_their_parents():
