@@ -97,8 +97,8 @@ def test_a_particle_must_also_predict_the_data_beyond_the_fit_range():
 def test_a_released_stage_frees_what_the_short_range_pressed_onto_a_bound():
     """The measured BaZn2As2 as the solve refines it (library ThCr2Si2 start, qdamp and delta2, the LM r-range
     ramp): the first stage (r ≤ 5 Å) drives Ba's Biso onto its 2.5 Å² bound, where it stays (Rw 0.163); with the
-    longer stages releasing it (StageBase.release) it refines to the book's value (1.4 Å², Rw 0.117). The ramp
-    of solve does not release by default (with it the measured Pt particles ranked the crystal first)."""
+    longer stages releasing it (StageBase.release, as the default ramp's later stages do) it refines to the
+    book's value (1.4 Å², Rw 0.117)."""
     import dataclasses
 
     import numba
@@ -132,6 +132,7 @@ def test_a_released_stage_frees_what_the_short_range_pressed_onto_a_bound():
         numba.set_num_threads(threads)
     assert out[False][0] == pytest.approx(2.5, abs=0.01) and out[False][1] > 0.15
     assert 1.0 < out[True][0] < 2.0 and out[True][1] < 0.125
+    assert [s.release for s in pdf_range_ramp(param.free, "lm", STEPS)] == [False, True, True]
     # the release itself: θ on a bound moves to RELEASED, only for the stage's groups; values inside stay
     param = Parametrisation(bza.structure(), free=["lattice", "biso"])
     problem = Problem(None, param)

@@ -116,15 +116,17 @@ def test_solve_measured_nickel_knowing_only_the_element(tmp_path):
     assert abs(replayed["terms"]["Ni"]["rw"] - first["rw"]["Ni"]) < 1e-4
 
 
-@pytest.mark.slow  # about 40 s and 6 min
+@pytest.mark.slow  # about 40 s, 6 min and 2 min
 @pytest.mark.parametrize("data, composition, qmax, kind, label, rw_example", [
     ("pdf/ch03NiModelling/data/Pt-nanoparticles.gr", "Pt", None, "nanoparticle", "fcc Pt particle", 0.104),
-    ("pdf/ch05Fit2Phase/data/sini.gr", "Si Ni", 25.0, "mixture", "diamond Si + fcc Ni", 0.0977)])
+    ("pdf/ch05Fit2Phase/data/sini.gr", "Si Ni", 25.0, "mixture", "diamond Si + fcc Ni", 0.0977),
+    ("pdf/ch06RefineCrystalStructureGen/data/BaZn2As2_K-Mn-doped_300K.gr", "BaZn2As2", None, "crystal",
+     "ThCr2Si2 BaZn2As2", 0.1197)])
 def test_solve_measured_particles_and_mixtures(data, composition, qmax, kind, label, rw_example):
-    """Measured Pt nanoparticles and the Si + Ni mixture of the diffpy.cmi book, given only the elements: the
-    right class and structures first, with an Rw within 10 % of the hand-written examples'
-    (examples/pt_nanoparticle.toml's particle-parameter stage, examples/sini_two_phase.toml), and for the
-    mixture the example's atom fractions."""
+    """Measured Pt nanoparticles, the Si + Ni mixture and the doped BaZn2As2 crystal of the diffpy.cmi book,
+    given only the elements (the formula for BaZn2As2): the right class and structures first, with an Rw within
+    10 % of the hand-written examples' (examples/pt_nanoparticle.toml's particle-parameter stage,
+    examples/sini_two_phase.toml, examples/bazn2as2.toml), and for the mixture the example's atom fractions."""
     from conftest import cmi_file
     from scatterfit.io import load_dataset
 

@@ -89,13 +89,17 @@ def pdf_range_ramp(free: list | None = None, optimizer: str = "lbfgs", steps: tu
     :func:`default_optimizer`). A wrong lattice still overlaps the short-range peaks, so those are fitted first
     (the cell or expansion, the ADPs and the phase fractions, without which a phase's ADP grows to hide a wrong
     amount of it: those of them in ``free``, the parametrisation's free groups, also a phase's such as
-    "Si.lattice"; all free groups when it has none of them), then everything on longer ranges. ``steps``: the
-    three stages' step limits (default (30, 30, 100) for lm, (60, 60, 200) for lbfgs)."""
+    "Si.lattice"; all free groups when it has none of them), then everything on longer ranges, releasing first
+    what the short range pressed onto a bound (StageBase.release: an ADP the first peaks drove to its limit, where
+    the bounded map passes no gradient). ``steps``: the three stages' step limits (default (30, 30, 100) for lm,
+    (60, 60, 200) for lbfgs)."""
     first = ["lattice", "biso"] if free is None else [g for g in free if g.rsplit(".", 1)[-1] in
                                                           ("lattice", "cell", "expansion", "biso", "fraction")]
     if optimizer == "lm":
         n = steps or (30, 30, 100)
         return [LevenbergMarquardt(free=first or None, steps=n[0], xmax=5.0, tol=1e-6),
-                LevenbergMarquardt(steps=n[1], xmax=12.0, tol=1e-6), LevenbergMarquardt(steps=n[2])]
+                LevenbergMarquardt(steps=n[1], xmax=12.0, tol=1e-6, release=True),
+                LevenbergMarquardt(steps=n[2], release=True)]
     n = steps or (60, 60, 200)
-    return [LBFGS(free=first or None, steps=n[0], xmax=5.0), LBFGS(steps=n[1], xmax=12.0), LBFGS(steps=n[2])]
+    return [LBFGS(free=first or None, steps=n[0], xmax=5.0), LBFGS(steps=n[1], xmax=12.0, release=True),
+            LBFGS(steps=n[2], release=True)]

@@ -192,6 +192,8 @@ def _refined(h: Hypothesis) -> tuple[dict, dict]:
 def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
     """The refined crystal inside a spherical envelope of starting ``diameter`` Å."""
     structures, values = _refined(crystal)
+    if "qdamp" in crystal.values:  # the crystal's refined qdamp has absorbed the finite size: the particle starts
+        values["qdamp"] = crystal.values["qdamp"]  # from the instrument's typical resolution, as the crystal did
     return Hypothesis("nanoparticle", f"{crystal.label} particle", crystal.formula, structures,
                       crystal.free + ["spdiameter"], {**values, "spdiameter": float(diameter)},
                       crystal.source + "; spherical envelope (PDFgui's spdiameter)", warm=True, parents=[crystal])
