@@ -526,7 +526,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
-            discrete = [p for c in crystals for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
+            # an fcc metal's closed-shell particles whatever its crystal's rank: a twinned particle's G(r) fits the
+            # fcc crystal worse than other types' (a 309-atom Au icosahedron: fcc fifth)
+            makers = crystals + [c for c in ranked_crystals if c not in crystals and c.label.startswith("fcc ")]
+            discrete = [p for c in makers for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
             derived += [check_holdout(check_gain(h), datasets, qmax)
                         for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress, ledger, t0)]
         workers = getattr(pool, "workers", 1)
