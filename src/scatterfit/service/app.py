@@ -239,11 +239,15 @@ def _check_request(raw: str) -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
                                   or value > 1e7):
             raise _bad(422, f"request.{key}: a positive number")
-    for key in ("qdamp", "qbroad"):  # the instrument's calibration (solve --qdamp/--qbroad), Å⁻¹
-        value = request.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0 <= value < 1):
-            raise _bad(422, f"request.{key}: a number in [0, 1) Å⁻¹ (the instrument's calibration)")
+    calibration = {k: request[k] for k in ("qdamp", "qbroad") if request.get(k) is not None}
+    if calibration:  # the instrument's calibration (solve --qdamp/--qbroad), checked where solve checks it
+        from scatterfit.errors import ScatterfitError
+        from scatterfit.solve.hypotheses import checked_calibration
+
+        try:
+            checked_calibration(calibration)
+        except ScatterfitError as exc:
+            raise _bad(422, f"request: {exc}") from None
     if request.get("radiation") not in (None, "xray", "neutron"):
         raise _bad(422, "request.radiation: 'xray' or 'neutron'")
     if kind == "solve":

@@ -473,6 +473,23 @@ CALIBRATED = ("qdamp", "qbroad")
 read from a file's header), they are held at those values in every hypothesis instead of refined."""
 
 
+def checked_calibration(instrument: dict) -> dict:
+    """``instrument`` ({"qdamp", "qbroad": Å⁻¹}) checked (known names, numbers in [0, 1)) as floats.
+
+    Raises:
+        ScatterfitError: naming the unknown parameter or the bad value."""
+    from scatterfit.errors import ScatterfitError
+
+    unknown = sorted(set(instrument) - set(CALIBRATED))
+    if unknown:
+        raise ScatterfitError(f"instrument: unknown parameter '{unknown[0]}' (use {', '.join(CALIBRATED)})")
+    for name, value in instrument.items():
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                           and 0 <= value < 1):
+            raise ScatterfitError(f"instrument: {name} must be a number in [0, 1) Å⁻¹, got {value!r}")
+    return {k: float(v) for k, v in instrument.items()}
+
+
 def calibrated(datasets: dict) -> dict:
     """{name: value} of the CALIBRATED parameters the datasets' metadata["calibration"] give (the first dataset
     that gives one)."""

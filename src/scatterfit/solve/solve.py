@@ -40,12 +40,12 @@ from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
-    CALIBRATED,
     Hypothesis,
     amorphous_hypothesis,
     calibrated,
     check_gain,
     check_holdout,
+    checked_calibration,
     crystal_hypothesis,
     discrete_particle_hypotheses,
     fit_range,
@@ -555,17 +555,12 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
 
 def _checked_instrument(instrument: dict, family: str) -> dict:
-    """``instrument`` ({"qdamp", "qbroad": Å⁻¹}) checked: known names, finite values ≥ 0, and PDF data."""
-    unknown = sorted(set(instrument) - set(CALIBRATED))
-    if unknown:
-        raise ScatterfitError(f"instrument: unknown parameter '{unknown[0]}' (use {', '.join(CALIBRATED)})")
-    for name, value in instrument.items():
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
-            raise ScatterfitError(f"instrument: {name} must be a number in [0, 1) Å⁻¹, got {value!r}")
-    if instrument and family != "total":
-        raise ScatterfitError(f"{', '.join(instrument)} (the instrument's PDF resolution) apply to G(r), S(Q) or F(Q) "
-                              f"data; these are {family} data")
-    return {k: float(v) for k, v in instrument.items()}
+    """``instrument`` ({"qdamp", "qbroad": Å⁻¹}) checked (hypotheses.checked_calibration), and for PDF data."""
+    calibration = checked_calibration(instrument)
+    if calibration and family != "total":
+        raise ScatterfitError(f"{', '.join(calibration)} (the instrument's PDF resolution) apply to G(r), S(Q) or "
+                              f"F(Q) data; these are {family} data")
+    return calibration
 
 
 def _solve_intensity(datasets: dict, composition: str, *, budget, progress, executor, potential, checkpoint,
