@@ -11,12 +11,20 @@ R_COINCIDENT = 1e-6
 Debye sum adds their exact contribution (sinc(0) = 1), see :func:`coincident_pairs`."""
 
 
+SORT_AXIS = (0.7265173981, 0.5484317579, 0.4139988855)
+"""A unit vector along which no two sites of a lattice cut project closer than R_COINCIDENT unless they are that
+close (irrational ratios: 1, 1/ρ, 1/ρ² of the plastic number ρ); sorting along x instead put a whole lattice plane
+in one run of candidates (0.4 s of a 20,000-atom particle's Debye sum)."""
+
+
 def coincident_pairs(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs (i < j) of atoms closer than R_COINCIDENT, [P] int64 each (usually empty): candidates from a sort
-    along x, confirmed by their full distance."""
+    along SORT_AXIS (|u·Δx| ≤ |Δx|, so every coincident pair is a run of the sort), confirmed by their full
+    distance."""
     x = positions.detach().cpu().numpy()
-    order = np.argsort(x[:, 0], kind="stable")
-    gaps = np.diff(x[order, 0]) < R_COINCIDENT
+    along = x @ np.asarray(SORT_AXIS)
+    order = np.argsort(along, kind="stable")
+    gaps = np.diff(along[order]) < R_COINCIDENT
     found = []
     k = 0
     while k < len(gaps):

@@ -170,9 +170,11 @@ def cluster_diameter(n_atoms: int) -> float:
 
 def cluster_counts(composition: str) -> dict | None:
     """{element: whole number of atoms} of a composition that names a finite formula (W12O40, C60) of at most
-    MAX_CLUSTER_ATOMS atoms, or None (elements only, fractions, or too large)."""
-    from scatterfit.structure.library import parse_composition
+    MAX_CLUSTER_ATOMS atoms, or None (elements only, fractions, a list of compounds, or too large)."""
+    from scatterfit.structure.library import compounds, parse_composition
 
+    if compounds(composition) is not None:
+        return None
     counts = parse_composition(composition)
     if any(abs(n - round(n)) > 1e-9 or round(n) < 1 for n in counts.values()):
         return None

@@ -49,9 +49,28 @@ def _rw(model: np.ndarray, y: np.ndarray) -> float:
     return np.sqrt(np.einsum("...i,...i->...", residual, residual) / float(y @ y))
 
 
+def _rw_beside(model: np.ndarray, fixed: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rw [F] of a·``fixed`` [n] + b·``model`` [F, n] against ``y`` [n], a, b ≥ 0 by least squares (unit
+    weights): the two-phase fit of a candidate beside a phase already found (the better one-phase fit where the
+    two-phase optimum has a negative part)."""
+    yy, g11, b1 = float(y @ y), float(fixed @ fixed), float(fixed @ y)
+    g12, g22, b2 = model @ fixed, np.einsum("fi,fi->f", model, model), model @ y
+    det = np.maximum(g11 * g22 - g12**2, 1e-300)
+    a, b = (g22 * b1 - g12 * b2) / det, (g11 * b2 - g12 * b1) / det
+
+    def squares(a, b):
+        return yy - 2 * (a * b1 + b * b2) + a * a * g11 + 2 * a * b * g12 + b * b * g22
+
+    both = np.where((a >= 0) & (b >= 0), squares(a, b), np.inf)
+    alone = np.clip(b2 / np.maximum(g22, 1e-300), 0.0, None)
+    one = np.minimum(squares(max(b1 / g11, 0.0), 0.0), squares(0.0, alone))
+    return np.sqrt(np.clip(np.minimum(both, one), 0.0, None) / yy)
+
+
 def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
     """(mean Rw over ``datasets``, cell factor, Uiso Å²) of the best uniform expansion of ``structure``;
-    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹, {"qdamp", "qbroad": Å⁻¹ of a calibrated instrument}) on RANGE."""
+    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹, {"qdamp", "qbroad": Å⁻¹ of a calibrated instrument}, the G(r) [n]
+    of a phase already found that the candidate joins, or None) on RANGE."""
     import torch
 
     from scatterfit.scattering.pdf import pdf
@@ -60,14 +79,14 @@ def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
     for uiso in UISO:
         s = structure.with_uiso(uiso)
         scores = np.zeros(len(SCALES))
-        for r, y, qmax, instrument in datasets:
+        for r, y, qmax, instrument, beside in datasets:
             lo, hi = r[0] / SCALES[-1], r[-1] / SCALES[0]
             grid = np.arange(lo - 0.05, hi + 0.05, min(0.01, float(np.median(np.diff(r)))))
             with torch.no_grad():
                 g = pdf(s, torch.as_tensor(grid, dtype=s.positions.dtype), qmax=qmax,
                         **{"qdamp": QDAMP, **instrument}).cpu().numpy()
             model = np.stack([np.interp(r / f, grid, g) for f in SCALES])  # [F, n]
-            scores += _rw(model, y)
+            scores += _rw(model, y) if beside is None else _rw_beside(model, beside, y)
         scores /= len(datasets)
         k = int(np.argmin(scores))
         if scores[k] < best[0]:
@@ -75,10 +94,12 @@ def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
     return best
 
 
-def screen(candidates: list, datasets: dict, qmax: float | None) -> list[Screened]:
+def screen(candidates: list, datasets: dict, qmax: float | None, beside: dict | None = None) -> list[Screened]:
     """Every candidate (structure/library.Candidate) screened against ``datasets`` ({name: G(r) Dataset}), best
     first; those worth a refinement are marked kept: the best MIN_KEEP to KEEP, as many as lie within RELATIVE of
-    the best Rw. A candidate whose structure cannot be built scores Rw 1."""
+    the best Rw. A candidate whose structure cannot be built scores Rw 1. With ``beside`` ({name: (r Å [m], G(r)
+    [m]) of a phase already found}) each candidate is scored as the second phase of a mixture with it
+    (:func:`_rw_beside`), as search–match looks for a second phase."""
     from scatterfit.errors import ScatterfitError
 
     parts = []
@@ -88,7 +109,8 @@ def screen(candidates: list, datasets: dict, qmax: float | None) -> list[Screene
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         x, y = np.asarray(data.x, float), np.asarray(data.y, float)
         inside = (x >= max(RANGE[0], x[0])) & (x <= min(RANGE[1], x[-1]))
-        parts.append((x[inside], y[inside], q, calibrated({name: data})))
+        found = None if beside is None else np.interp(x[inside], *beside[name])
+        parts.append((x[inside], y[inside], q, calibrated({name: data}), found))
     out = []
     for c in candidates:
         try:

@@ -77,15 +77,22 @@ STRUCTURAL = ("lattice", "biso", "fractional", "occupancy")  # what _structural_
 OCCAM = 0.8  # a complex type is refined when its screening Rw is below this × the best simpler type's
 
 
-def _partners(ranked: list, hypotheses: list, polymorphs: bool = False) -> list:
+def _partners(ranked: list, hypotheses: list, polymorphs: bool = False, each_formula: bool = False) -> list:
     """Second phases for the best crystal: the best refined crystal of another formula (of any formula with
-    ``polymorphs``: a Bragg pattern tells anatase + rutile from either alone, a PDF hardly), and for each element
-    the best crystal lacks, that element's reference structure (ASE's reference states: fcc Ni, diamond Si),
-    refined or not (a minority phase alone fails the short-range screen)."""
+    ``polymorphs``: a Bragg pattern tells anatase + rutile from either alone, a PDF hardly; of each other formula
+    with ``each_formula``, as for a list of candidate compounds), and for each element the best crystal lacks,
+    that element's reference structure (ASE's reference states: fcc Ni, diamond Si), refined or not (a minority
+    phase alone fails the short-range screen)."""
     if not ranked:
         return []
     best = ranked[0]
-    out = [h for h in ranked[1:] if polymorphs or h.formula != best.formula][:1]
+    out = []
+    for h in ranked[1:]:
+        if polymorphs or h.formula != best.formula:
+            if not each_formula or h.formula not in {o.formula for o in out}:
+                out.append(h)
+        if len(out) == 1 and not each_formula:
+            break
     present = set(re.findall(r"[A-Z][a-z]?", best.formula))
     elements = {e for h in hypotheses for e in re.findall(r"[A-Z][a-z]?", h.formula)}
     for element in sorted(elements - present):
@@ -96,6 +103,7 @@ def _partners(ranked: list, hypotheses: list, polymorphs: bool = False) -> list:
 
 
 RESIDUAL_PARTNERS = 1  # second phases taken from the screen of the best crystal's residual (Bragg patterns)
+RESIDUAL_PARTNERS_PDF = 2  # second phases taken from the screen beside the best crystal's fit (PDFs)
 AT_NOISE = 1.2  # an Rwp within this factor of the counting statistics' expected one leaves nothing to explain
 
 
@@ -113,29 +121,31 @@ def _at_noise(h: Hypothesis, datasets: dict) -> bool:
     return True
 
 
-def _residual_partners(best: list, options: list, datasets: dict, taken: set) -> list:
-    """Second phases found where the best refined crystal leaves signal: the library screened against its
-    residual (data − fit) pattern, as search–match programs look for a second phase; the best RESIDUAL_PARTNERS
-    types that are neither the best crystal nor already ``taken`` (labels), as unrefined crystal hypotheses at
-    their screened cells. A minority phase screens poorly against the whole pattern (anatase's strong peaks
-    outweigh 20 % rutile's), but its peaks are most of the residual."""
+def _residual_partners(best: list, options: list, datasets: dict, taken: set, qmax: float | None = None,
+                       bragg: bool = True) -> list:
+    """Second phases found where the best refined crystal leaves signal, as search–match programs look for a
+    second phase: the library screened against its residual (data − fit) for a Bragg pattern, or beside its fitted
+    G(r) for a PDF, where the phases overlap at every r (screen(..., beside=): data ≈ a·fit + b·candidate, a,
+    b ≥ 0); the best few types (RESIDUAL_PARTNERS, RESIDUAL_PARTNERS_PDF) that are neither the best crystal nor
+    already ``taken`` (labels), as unrefined crystal hypotheses at their screened cells. A minority phase screens
+    poorly against the whole pattern (anatase's strong peaks outweigh 20 % rutile's; hcp Ag's G(r) hides zinc
+    blende GaAs's), but it is most of what the best crystal leaves."""
     if not best or best[0].result is None or _at_noise(best[0], datasets):
         return []
-    residual = {}
-    for name, data in datasets.items():
-        curves = best[0].result.terms[name].curves
-        residual[name] = data.with_(x=curves["x"], y=curves["y_obs"] - curves["y_calc"], sigma=None)
-    out = []
-    by_label = {c.label: c for c in options}
-    for row in screen_powder(options, residual):
-        if row.label in taken or row.label == best[0].label:
-            continue
-        c = by_label[row.label]
-        out.append(crystal_hypothesis(scaled(c.structure(), row.factors), c.label, c.formula, c.prototype.source,
-                                      "powder", powder_free(datasets)))
-        if len(out) == RESIDUAL_PARTNERS:
-            break
-    return out
+    others = [c for c in options if c.label not in taken and c.label != best[0].label]
+    terms = best[0].result.terms
+    if bragg:
+        residual = {name: data.with_(x=terms[name].curves["x"], sigma=None,
+                                     y=terms[name].curves["y_obs"] - terms[name].curves["y_calc"])
+                    for name, data in datasets.items()}
+        rows, model, instrument = screen_powder(others, residual)[:RESIDUAL_PARTNERS], "powder", powder_free(datasets)
+    else:
+        beside = {name: (terms[name].curves["x"], terms[name].curves["y_calc"]) for name in datasets}
+        rows, model, instrument = screen(others, datasets, qmax, beside=beside)[:RESIDUAL_PARTNERS_PDF], "pdf", ()
+    by_label = {c.label: c for c in others}
+    return [crystal_hypothesis(scaled(by_label[row.label].structure(), row.factors), row.label,
+                               by_label[row.label].formula, by_label[row.label].prototype.source, model, instrument)
+            for row in rows]
 
 
 def _tied_leader(rows: list):
@@ -172,6 +182,21 @@ def _reference_labels(composition: str) -> set:
     from scatterfit.structure.library import parse_composition
 
     return {_reference_label(e) for e in parse_composition(composition)} - {None}
+
+
+def _compound_leaders(composition: str, screened: list) -> set:
+    """For a composition that lists candidate compounds ("ZnS + Ni"): the best-screened structure type of each
+    compound, always refined (a minority phase fails the screen alone, and each compound must be there to be a
+    phase of a mixture); empty otherwise."""
+    from scatterfit.structure.library import candidates, compounds
+
+    out = set()
+    for part in compounds(composition) or []:
+        labels = {c.label for c in candidates(part)}
+        best = next((row.label for row in screened if row.label in labels), None)  # screened: best first
+        if best is not None:
+            out.add(best)
+    return out
 
 
 def _family(datasets: dict) -> str:
@@ -436,7 +461,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     from scatterfit.optim.executor import make_executor
     from scatterfit.solve.inputs import as_pdf
     from scatterfit.structure import read_structure
-    from scatterfit.structure.library import candidates, formula_of
+    from scatterfit.structure.library import candidates, compounds, formula_of
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
@@ -471,7 +496,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     options = candidates(composition)
     screened = screen_powder(options, datasets) if bragg else screen(options, datasets, qmax)
-    chosen = {row.label: row for row in screened if row.kept or row.label in _reference_labels(composition)}
+    always = _reference_labels(composition) | _compound_leaders(composition, screened)
+    chosen = {row.label: row for row in screened if row.kept or row.label in always}
     order = {row.label: k for k, row in enumerate(screened)}
     model, instrument = ("powder", powder_free(datasets)) if bragg else ("pdf", ())
     hypotheses = [crystal_hypothesis(scaled(c.structure(), chosen[c.label].factors), c.label, c.formula,
@@ -508,16 +534,20 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             clusters = _clusters(composition, datasets, qmax, found, pool, checkpoint, resume, notes, deadline,
                                  progress, t0)
             derived += _refine_all(clusters, datasets, qmax, deadline, pool, progress, ledger, t0)
-        partners = _partners(ranked_crystals, hypotheses, polymorphs=bragg) if "mixture" in found.classes else []
-        if bragg:  # a Bragg pattern: crystals and their mixtures (particles and glasses are a PDF's)
-            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
+        listed = compounds(composition) is not None
+        partners = (_partners(ranked_crystals, hypotheses, polymorphs=bragg, each_formula=listed)
+                    if "mixture" in found.classes else [])
+        if "mixture" in found.classes:  # what the best crystal leaves: its second phase (search–match)
+            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners},
+                                           qmax, bragg)
         pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
         if "mixture" in found.classes:  # a tie the data cannot break gets its own mixtures (see _tied_leader)
             tied = _tied_leader(crystal_rows)
             if tied is not None:
                 order = [tied] + [h for h in ranked_crystals if h is not tied]
                 seen = {frozenset((m.parents[0].label, m.parents[1].label)) for m in pending}
-                pending += [mixture_hypothesis(tied, p) for p in _partners(order, hypotheses, polymorphs=bragg)
+                pending += [mixture_hypothesis(tied, p)
+                            for p in _partners(order, hypotheses, polymorphs=bragg, each_formula=listed)
                             if frozenset((tied.label, p.label)) not in seen]
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])

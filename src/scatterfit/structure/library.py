@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -313,10 +314,30 @@ def _bond_scale(atoms) -> float:
     return float(np.median(ratios))
 
 
+def compounds(composition: str) -> list[str] | None:
+    """The formulas of a composition that lists candidate compounds or phases ("ZnS + Ni", "Fe + Ni", "TiO2,
+    BaCO3": parts separated by "+" or ";", or by commas when one of them is a compound of two or more elements),
+    or None for a single formula or a list of elements ("Ti O", "Si,Ni")."""
+    parts = [p.strip() for p in re.split(r"[+,;]", composition)]
+    listed = any(sep in composition for sep in "+;") or any(len(parse_composition(p)) > 1 for p in parts if p)
+    if len(parts) < 2 or not listed:
+        return None
+    if any(not p for p in parts):
+        raise ScatterfitError(f"an empty compound in the composition '{composition}'")
+    return parts
+
+
 def candidates(composition: str) -> list[Candidate]:
     """Every prototype whose roles can hold the composition's elements: for a formula ("TiO2", "CdSe") the types
     of its stoichiometry, for elements only (separated by spaces or commas: "Ti O") every assignment of the
-    elements to the roles of the types with as many roles as elements, and each element's own structures."""
+    elements to the roles of the types with as many roles as elements, and each element's own structures; for a
+    list of candidate compounds ("ZnS + Ni", :func:`compounds`) the types of each compound."""
+    listed = compounds(composition)
+    if listed is not None:
+        unique = {}
+        for c in (c for part in listed for c in candidates(part)):
+            unique.setdefault(c.key(), c)
+        return list(unique.values())
     amounts = parse_composition(composition)
     explicit = len(amounts) == 1 or not any(sep in composition.strip() for sep in (" ", ","))
     shared = ()
