@@ -12,7 +12,8 @@ import torch
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.io import Dataset
-from scatterfit.solve.clusters import cluster_counts, cluster_restraints, oxidation_states, placeable_groups
+from scatterfit.solve.clusters import cluster_counts, cluster_restraints, placeable_groups
+from scatterfit.solve.ionic import oxidation_states
 
 
 def test_oxidation_states_from_the_formula():

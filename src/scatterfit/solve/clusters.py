@@ -4,7 +4,7 @@ PyXtal do.
 
 1. The restraints any chemist would impose without knowing the answer (:func:`cluster_restraints`): hard cores
    from the data's first peak (hypotheses.hard_cores) and, for an ionic formula, bond-valence sums at oxidation
-   states guessed from the formula (:func:`oxidation_states`).
+   states guessed from the formula (solve/ionic.oxidation_states).
 2. A particle swarm over the point group (the groups the formula's counts split into, :func:`placeable_groups`)
    and the random start (structure/symmetry.py places each element on the fewest orbits); every candidate's
    orbits are refined briefly against the Debye G(r) of the data (the same loss as the hypotheses'), and ranked
@@ -61,34 +61,10 @@ terminal, bridging and central O; at 0.01 five O and 24/12/4), but among random 
 search end in Oh at Rw 0.61 where at 0.01 it reached T's cage; and O'Keeffe and Brese's R0, fitted to solids,
 would pull a molecule's bonds off the data's lengths if they weighed as much in the final fit (SiCl4: four bonds
 of 2.025 Å sum to 4.52 v.u.; the sum is 4 at R0 = 2.071 Å)."""
-ANIONS = {"O": -2, "S": -2, "Se": -2, "Te": -2, "N": -3, "F": -1, "Cl": -1, "Br": -1, "I": -1}
-
-
-def oxidation_states(counts: dict) -> dict | None:
-    """{element: oxidation state} of an ionic formula ({element: count}), or None when it is not one: anions are
-    the ANIONS elements present (at their usual states); each cation takes its highest common oxidation state
-    (pymatgen's table) not above the charge the anions leave per cation, rounded up: W12O40 → W +6 (an
-    oxo-anion: the ion's charge is what the formula leaves over), Fe3O4 → Fe +3, TiO2 → Ti +4. A formula
-    without an anion, or of anions alone, is not ionic (C60, Au13)."""
-    from pymatgen.core import Element
-
-    anions = {e: ANIONS[e] for e in counts if e in ANIONS}
-    cations = [e for e in counts if e not in anions]
-    if not anions or not cations:
-        return None
-    share = -sum(anions[e] * counts[e] for e in anions) / sum(counts[e] for e in cations)
-    out = dict(anions)
-    for e in cations:
-        common = sorted(s for s in Element(e).common_oxidation_states if s > 0)
-        if not common:
-            return None
-        below = [s for s in common if s <= math.ceil(share - 1e-9)]
-        out[e] = below[-1] if below else common[0]
-    return out
-
-
 def cluster_restraints(counts: dict, first_peak: float) -> dict:
     """{restraint name: args} of a cluster hypothesis (see the module docstring)."""
+    from scatterfit.solve.ionic import oxidation_states
+
     out = {"min_distance": {"distances": hard_cores(list(counts), first_peak)}}
     oxidation = oxidation_states(counts)
     if oxidation is not None:

@@ -84,14 +84,16 @@ class Hypothesis:
         energy_above_best: eV/atom above the lowest refined hypothesis of the same formula.
         checks: the refined structure's chemistry (solve/checks.chemistry_checks).
         model: the forward model ("pdf", or "box": a periodic box's G(r) to half its length).
-        restraints: {restraint name: its args} refined with the data, each at RESTRAINT_WEIGHTS[name] (config
-            form: constraints.RESTRAINTS names, a [[terms]] table's args).
+        restraints: {restraint name: its args, or a list of args (one term each)} refined with the data, each at
+            RESTRAINT_WEIGHTS[name] (config form: constraints.RESTRAINTS names, a [[terms]] table's args).
         bounds: parameter bounds over BOUNDS (config form).
         steps: one L-BFGS stage of this many steps instead of the ramp (many parameters).
         time_limit: s, instead of TIME_LIMIT when set.
         search_seconds: s spent finding the starting structure (a cluster's symmetric search), counted once
             among the hypotheses made from it.
         options: the forward model's options (a [[terms]] table's keys: the shape model's "shape").
+        fit_scale: the data terms' scale solved analytically (False: held at 1, data on an absolute scale).
+        anneal: MD steps of a melt-and-quench on the restraints alone before the fit (:func:`network_stages`).
     """
 
     kind: str
@@ -118,6 +120,8 @@ class Hypothesis:
     time_limit: float = 0.0
     search_seconds: float = 0.0
     options: dict = field(default_factory=dict)
+    fit_scale: bool = True
+    anneal: int = 0
 
 
 def phase_name(label: str) -> str:
@@ -263,6 +267,11 @@ AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent wi
 AMORPHOUS_ATOMS = (150, 1500)  # the box's atoms: fewer do not sample the pairs, more cost too much on a CPU
 AMORPHOUS_STEPS = 250  # L-BFGS steps on every coordinate
 AMORPHOUS_TIME = 150.0  # s
+AMORPHOUS_ANNEAL = 3000  # MD steps of a network box's melt-and-quench (solve/ionic.network_restraints)
+AMORPHOUS_NETWORK_STEPS = 500  # L-BFGS steps of a network box after its quench
+ANNEAL_TEMPERATURES = (6000.0, 300.0)  # K, the melt and the quench (examples/silica_glass.toml's)
+ANNEAL_TIMESTEP = 1.5  # fs
+ANNEAL_COORDINATION = 1.0  # the coordination restraints' weight in the quench (RESTRAINT_WEIGHTS' with the data)
 DENSITY_RANGE = (0.9, 1.1)  # the box's refined length scale: its density within −25 % … +37 % of the start
 HARD_CORE = 0.85  # the hard core: this × the first peak's distance, for every pair
 LIKE_CORE = 1.3  # × the first peak's distance: two cations or two anions (octahedral X–X is 1.41, tetrahedral 1.63)
@@ -290,14 +299,20 @@ MAX_PACKING = 0.3  # of the hard spheres at the start, where random placement st
 
 
 def amorphous_hypothesis(composition: str, density: float, first_peak: float, extent: float, density_source: str,
-                         refine_density: bool = True, seed: int = 0) -> Hypothesis:
+                         refine_density: bool = True, seed: int = 0, absolute: bool = False,
+                         network: dict | None = None) -> Hypothesis:
     """A random periodic box of ``composition`` (a formula, or elements in equal amounts) at ``density``
     atoms/Å³ whose half length reaches the signal's ``extent`` (Å; within AMORPHOUS_HALF, its atoms within
     AMORPHOUS_ATOMS), no two atoms closer than HARD_CORE × ``first_peak`` (Å; less where MAX_PACKING requires);
     refined: every position (anywhere in the box), the ADPs and, with ``refine_density``, its length (the
     density, within DENSITY_RANGE), under the hard cores of :func:`hard_cores` as a restraint. A density measured
     on an absolute scale is kept, as reverse Monte Carlo keeps the experimental one (refined together with the
-    data's scale it drifts: liquid Ar's went from 0.0210 to 0.0187 atoms/Å³ at scale 1.18).
+    data's scale it drifts: liquid Ar's went from 0.0210 to 0.0187 atoms/Å³ at scale 1.18); with ``absolute``
+    data the scale is held at 1 too (solved analytically and held ≥ 0, a random box's G(r) that only correlates
+    negatively with silica's gets scale 0 and no gradient: Rw 1). ``network`` (solve/ionic.network_restraints:
+    the coordination the first peak shows, the cations' corner-sharing cores) adds those restraints and a
+    melt-and-quench on them before the fit (AMORPHOUS_ANNEAL MD steps, :func:`network_stages`), as the hand-written
+    silica example does with BKS: a fit from random positions leaves most Si two- or three-coordinated.
     ``density_source`` says where the starting density comes from (for the report)."""
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.library import parse_composition
@@ -311,14 +326,41 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
     box = box.with_(biso=torch.full((len(box),), 0.5, dtype=box.dtype))
     formula = "".join(f"{e}{'' if abs(n - 1) < 1e-9 else f'{n:g}'}" for e, n in counts.items())
     length = float(box.cell[0, 0])
+    restraints = {"min_distance": {"distances": {**hard_cores(list(counts), first_peak),
+                                                 **(network or {}).get("cation_cores", {})}}}
+    source = f"random box of {n_atoms} atoms, {length:.1f} Å, at {density:.4f} atoms/Å³ ({density_source})"
+    reach = length / 2
+    if network and network.get("coordination"):
+        restraints["coordination"] = network["coordination"]
+        from scatterfit.structure.parametrisation import EDGE
+
+        reach = length / 2 / (1 - 2 * EDGE) + 0.1  # an anneal folds positions anywhere in the cell
+        source += (f"; melt-and-quench on the coordination the first peak shows ({network.get('found', '?')} → "
+                   + ", ".join(f"{c['pair']} {c['target']}" for c in network["coordination"]) + ")")
     return Hypothesis("amorphous", f"amorphous {formula} box ({n_atoms} atoms)", formula,
                       {phase_name(f"amorphous {formula}"): box},
-                      (["lattice"] if refine_density else []) + ["positions", "biso"], {},
-                      f"random box of {n_atoms} atoms, {length:.1f} Å, at {density:.4f} atoms/Å³ ({density_source})",
-                      model="box", restraints={"min_distance": {"distances": hard_cores(list(counts), first_peak)}},
-                      bounds={"positions": round(length / 2, 3), **({"lattice": DENSITY_RANGE} if refine_density
-                                                                      else {})}, steps=AMORPHOUS_STEPS,
-                      time_limit=AMORPHOUS_TIME)
+                      (["lattice"] if refine_density else []) + ["positions", "biso"], {}, source, model="box",
+                      restraints=restraints,
+                      bounds={"positions": round(reach, 3), **({"lattice": DENSITY_RANGE} if refine_density else {})},
+                      steps=AMORPHOUS_NETWORK_STEPS if "coordination" in restraints else AMORPHOUS_STEPS,
+                      time_limit=AMORPHOUS_TIME, fit_scale=not absolute,
+                      anneal=AMORPHOUS_ANNEAL if "coordination" in restraints else 0)
+
+
+def network_stages(hypothesis: Hypothesis, data_names) -> list:
+    """The stages of a hypothesis with an ``anneal``: a melt-and-quench (Langevin MD on the loss, optim/anneal.py)
+    of the positions with the data off and the coordination restraints at ANNEAL_COORDINATION, the restraints'
+    penalty per atom in eV (energy_scale = the atoms), ANNEAL_TEMPERATURES K over ANNEAL_TIMESTEP fs steps; then
+    L-BFGS with the data on (``hypothesis.steps``)."""
+    from scatterfit.optim import Stage
+
+    (structure,) = hypothesis.structures.values()
+    coordination = hypothesis.restraints.get("coordination", [])
+    weights = {**{name: 0.0 for name in data_names},
+               **{f"coordination:{c['pair']}": ANNEAL_COORDINATION for c in coordination}}
+    return [Stage("anneal", steps=hypothesis.anneal, t_start=ANNEAL_TEMPERATURES[0], t_end=ANNEAL_TEMPERATURES[1],
+                  timestep=ANNEAL_TIMESTEP, energy_scale=float(len(structure)), weights=weights, free=["positions"]),
+            Stage("lbfgs", steps=hypothesis.steps)]
 
 
 MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05}
@@ -327,10 +369,38 @@ on measured data the misfit is mostly systematic, and any added phase or envelop
 a spurious hcp Ni lowers Ni.gr's Rw by 12 %, which an information criterion with the Nyquist count rewards)."""
 
 
+MIN_ENVELOPE_ATOMS = 100
+"""The fewest atoms a crystal's particle in a spherical envelope may hold: below (2 nm of CdSe holds 150, of a
+metal 400), most atoms are on its surface and a cut crystal is no model of it; so small an envelope describes
+short-range order (silica glass's measured G(r) as a 10 Å sphere of cristobalite, 39 atoms: the discarded
+crystallite model of glass), and finite objects that small are clusters (solve/clusters.py)."""
+
+
+def envelope_atoms(hypothesis: Hypothesis) -> float | None:
+    """The atoms inside a refined envelope particle: ρ0 π D³/6 with its crystal's ρ0 and refined spdiameter D;
+    None for other hypotheses."""
+    if hypothesis.result is None or "spdiameter" not in hypothesis.free:
+        return None
+    diameter = hypothesis.result.parameters().get("spdiameter")
+    structure = hypothesis.result.structure
+    if diameter is None or structure.cell is None:
+        return None
+    density = float(structure.occupancy.detach().sum() / structure.volume)
+    return density * math.pi * float(diameter) ** 3 / 6
+
+
 def check_gain(hypothesis: Hypothesis) -> Hypothesis:
-    """Mark a refined particle or mixture that does not improve on its parents by MIN_GAIN as unsupported."""
+    """Mark a refined particle or mixture that does not improve on its parents by MIN_GAIN, or an envelope particle
+    of fewer than MIN_ENVELOPE_ATOMS atoms, as unsupported."""
     need = MIN_GAIN.get(hypothesis.kind)
     if need is None or hypothesis.error or not hypothesis.parents:
+        return hypothesis
+    atoms = envelope_atoms(hypothesis)
+    if atoms is not None and atoms < MIN_ENVELOPE_ATOMS:
+        diameter = hypothesis.result.parameters()["spdiameter"]
+        hypothesis.error = (f"not supported: its {diameter:.1f} Å envelope holds about {atoms:.0f} atoms, most of "
+                            f"them on the surface: no crystal's particle (fewer than {MIN_ENVELOPE_ATOMS}; "
+                            "short-range order, a glass's or a cluster's)")
         return hypothesis
     mean = sum(hypothesis.rw.values()) / len(hypothesis.rw)
     parents = [sum(p.rw.values()) / len(p.rw) for p in hypothesis.parents if p.rw]
@@ -385,7 +455,7 @@ def check_holdout(particle: Hypothesis, datasets: dict, qmax: float | None = Non
     return particle
 
 
-RESTRAINT_WEIGHTS = {"min_distance": 10.0, "bond_valence": 0.01}
+RESTRAINT_WEIGHTS = {"min_distance": 10.0, "bond_valence": 0.01, "coordination": 0.1}
 """The weights of a hypothesis' restraints against the data's Rw²: the hard core's penalty is in Å² per atom (a
 violation of 0.1 Å costs as much as Rw 0.3); the bond-valence sums' in valence units² per ion (a deviation of 0.5
 v.u. on every ion costs as much as Rw 0.05), a nudge towards chemical bonding that the data can overrule."""
@@ -397,8 +467,8 @@ def restraint_terms(restraints: dict) -> list:
     from scatterfit.constraints import RESTRAINTS
     from scatterfit.loss import RestraintTerm
 
-    return [RestraintTerm(RESTRAINTS[name](**args, weight=RESTRAINT_WEIGHTS[name])) for name, args in
-            restraints.items()]
+    return [RestraintTerm(RESTRAINTS[name](**one, weight=RESTRAINT_WEIGHTS[name])) for name, args in
+            restraints.items() for one in (args if isinstance(args, list) else [args])]
 
 
 def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
@@ -463,7 +533,7 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         model = _gr_model(hypothesis, data, q)
         xmin, xmax = fit_range(data)
-        terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name))
+        terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name, fit_scale=hypothesis.fit_scale))
     return Loss(terms + restraint_terms(hypothesis.restraints))
 
 
@@ -542,7 +612,9 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
             param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds,
                                     instrument=instrument)
         optimizer = default_optimizer(loss, param)
-        if hypothesis.steps is not None:
+        if hypothesis.anneal:
+            stages = network_stages(hypothesis, datasets)  # what the replay config says (report/solution.py)
+        elif hypothesis.steps is not None:
             from scatterfit.optim import Stage
 
             stages = [Stage("lbfgs", steps=hypothesis.steps)]  # what the replay config says (report/solution.py)

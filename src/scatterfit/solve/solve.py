@@ -267,6 +267,25 @@ def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]
     return out or [(0.7 / found.first_peak**3, "ρ0 d1³ = 0.7 from the first peak")]
 
 
+def _network(composition: str, data, found: Triage, density: float) -> dict:
+    """The network restraints of a glass or melt (solve/ionic.network_restraints) from a G(r) ``data`` on an
+    absolute scale at ``density`` atoms/Å³: the first peak's area read with the radiation's weights (coherent
+    neutron lengths, or Z for X-rays: f at Q = 0)."""
+    from ase.data import atomic_numbers
+
+    from scatterfit.scattering.formfactors import neutron_length
+    from scatterfit.solve.ionic import network_restraints
+    from scatterfit.solve.triage import first_shell_area
+    from scatterfit.structure.library import compounds, parse_composition
+
+    if compounds(composition) is not None:
+        return {}
+    counts = parse_composition(composition)
+    neutron = data.radiation == "neutron"
+    lengths = {e: neutron_length(atomic_numbers[e]) if neutron else float(atomic_numbers[e]) for e in counts}
+    return network_restraints(counts, found.first_peak, first_shell_area(data, found.first_peak, density), lengths)
+
+
 @dataclass
 class Solution:
     """The outcome of a solve: the triage, every hypothesis ranked (best first; failed ones after, with their
@@ -527,7 +546,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
             measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
             boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
-                                          refine_density=not measured)
+                                          refine_density=not measured, absolute=measured,
+                                          network=_network(composition, first, found, density) if measured else None)
                      for density, how in box_densities(found, first, ranked_crystals)]
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
         if not bragg and found.classes[0] != "crystal":  # a finite formula may be a molecule or cluster

@@ -224,35 +224,36 @@ def powder_triage(dataset) -> Triage:
     return Triage("xrd", (rmin, rmax), size, d_max, None, ["crystal", "mixture"], sharpness=1.0, reasons=reasons)
 
 
-def expected_bond(counts: dict) -> float:
-    """The shortest bond a composition ({element: count}) is expected to have, Å: for an ionic formula
-    (solve/clusters.oxidation_states) the smallest bond-valence R0 of a cation–anion pair (a bond of one valence
-    unit), otherwise the smallest sum of two covalent radii (ASE's table) among its elements."""
-    from ase.data import atomic_numbers, covalent_radii
-
-    from scatterfit.constraints import BondValence
-    from scatterfit.solve.clusters import oxidation_states
-
-    oxidation = oxidation_states(counts)
-    if oxidation is not None:
-        bv = BondValence(oxidation)
-        return min(bv.r0(atomic_numbers[c], atomic_numbers[a]) for c, vc in oxidation.items() if vc > 0
-                   for a, va in oxidation.items() if va < 0)
-    radii = [float(covalent_radii[atomic_numbers[e]]) for e in counts]
-    return min(a + b for k, a in enumerate(radii) for b in radii[k:])
-
-
 def intensity_triage(dataset, counts: dict) -> Triage:
     """What an intensity I(Q) (kind "iq", arbitrary units) of a molecule's or cluster's formula ``counts`` says
     before any fit: it is scattering from finite objects, so the class is a cluster; the shortest distance is not
     read from the data (no transform without the normalisation) but expected from the formula
-    (:func:`expected_bond`)."""
+    (solve/ionic.expected_bond)."""
     from scatterfit.solve.clusters import cluster_diameter
 
     q = np.asarray(dataset.x, float)
+    from scatterfit.solve.ionic import expected_bond
+
     bond = expected_bond(counts)
     n = sum(counts.values())
     reasons = [f"an intensity I(Q) over {q[0]:.2f}–{q[-1]:.2f} Å⁻¹: scattering of finite objects (a molecule or "
                f"cluster of {n} atoms, about {cluster_diameter(n):.0f} Å across at condensed density)",
                f"the shortest bond is expected near {bond:.2f} Å (from the formula, not the data)"]
     return Triage("iq", (float(q[0]), float(q[-1])), cluster_diameter(n), bond, None, ["cluster"], reasons=reasons)
+
+
+def first_shell_area(dataset, first_peak: float, density: float) -> float:
+    """∫ R(r) dr over the first peak of a G(r) on an absolute scale, R(r) = r G(r) + 4πρ0 r² (``density`` ρ0 in
+    atoms/Å³): the scattering-weighted number of neighbours in the first shell, Σ_αβ c_α b_α b_β N_αβ / ⟨b⟩²
+    over the pairs there. The peak runs from where R(r) rises above 2 % of its height on the left to its first
+    minimum on the right of ``first_peak`` (Å)."""
+    r, g = np.asarray(dataset.x, float), np.asarray(dataset.y, float)
+    radial = r * g + 4 * np.pi * density * r**2
+    top = int(np.argmin(np.abs(r - first_peak)))
+    right = top
+    while right + 1 < len(r) and (radial[right + 1] <= radial[right] or r[right] < first_peak + 0.1):
+        right += 1
+    left = top
+    while left > 0 and radial[left - 1] < radial[left] and radial[left] > 0.02 * radial[top]:
+        left -= 1
+    return float(np.trapezoid(radial[left:right + 1], r[left:right + 1]))
