@@ -64,6 +64,8 @@ def check(seed: int) -> tuple[bool, str]:
 
     composition, truth, data = draw(seed)
     solution = solve({"sim": data}, composition, potential=None)
+    if not solution.ranked:
+        return False, f"seed {seed}: {composition}: no hypothesis refined"
     best = solution.ranked[0]["hypothesis"]
     labels = sorted(p.label for p in best.parents) if best.kind == "mixture" else [best.label]
     right = best.kind == "mixture" and labels == sorted(label for label, _ in truth)

@@ -43,13 +43,26 @@ def _inline(value) -> str:
     return json.dumps(value)
 
 
+def _stage_lines(stage) -> list[str]:
+    """A [[strategy]] table of ``stage``: its optimizer and every setting that differs from the default."""
+    import dataclasses
+
+    lines = ["[[strategy]]", f'optimizer = "{stage.optimizer}"']
+    for f in dataclasses.fields(stage):
+        value = getattr(stage, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if value is not None and value != default:
+            lines.append(f"{f.name} = {_inline(value)}")
+    return lines + [""]
+
+
 def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) -> str:
     """A refine config that replays hypothesis ``h``: its starting structures (CIFs beside it), the data, the fit
     range and its free parameters and starting values (the default r-range ramp; for a Bragg pattern the whole
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range, shape_stages
+    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range, network_stages, shape_stages
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
@@ -79,13 +92,15 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             continue
         xmin, xmax = fit_range(data)
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {xmin:g}", f"xmax = {xmax:g}"]
+        lines += [] if h.fit_scale else ["fit_scale = false  # G(r) on an absolute scale: scale 1"]
         if h.model in ("box", "debye"):  # the Q range the solve's model transformed over
             model = make_forward_model(h.model, data, qmax=float(data.metadata["qmax"]))
             lines += [f'model = "{h.model}"', f"qmin = {model.qmin:g}", f"qmax = {model.qmax:g}"]
         lines += [""]
     for restraint, args in h.restraints.items():
-        lines += ["[[terms]]", 'kind = "restraint"', f'restraint = "{restraint}"', f"args = {_inline(args)}",
-                  f"weight = {RESTRAINT_WEIGHTS[restraint]:g}", ""]
+        for one in args if isinstance(args, list) else [args]:
+            lines += ["[[terms]]", 'kind = "restraint"', f'restraint = "{restraint}"', f"args = {_inline(one)}",
+                      f"weight = {RESTRAINT_WEIGHTS[restraint]:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
     extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}
@@ -94,7 +109,10 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         lines += ["bounds = { " + ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}"
                                             for k, v in bounds.items()) + " }"]
     lines += [""]
-    if h.steps is not None:
+    if h.anneal:  # the melt-and-quench on the restraints, then the fit (solve/hypotheses.network_stages)
+        for stage in network_stages(h, datasets):
+            lines += _stage_lines(stage)
+    elif h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
     if h.model == "shape":  # LM stages over the whole curve (solve/hypotheses.shape_stages)
         for stage in shape_stages():

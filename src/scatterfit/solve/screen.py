@@ -121,6 +121,25 @@ def screen(candidates: list, datasets: dict, qmax: float | None, beside: dict | 
     return _keep(out)
 
 
+def screened_curves(structure, row: Screened, datasets: dict, qmax: float | None) -> dict:
+    """{name: (r Å [m], G(r) [m])} of a screened candidate at its screen's cell factor and Uiso over each
+    dataset's screen RANGE (the ``beside`` of :func:`screen`)."""
+    import torch
+
+    from scatterfit.scattering.pdf import pdf
+
+    s = scaled(structure, row.factors or (row.factor,)).with_uiso(row.uiso)
+    out = {}
+    for name, data in datasets.items():
+        x = np.asarray(data.x, float)
+        r = np.arange(max(RANGE[0], x[0]) - 0.05, min(RANGE[1], x[-1]) + 0.05, 0.01)
+        with torch.no_grad():
+            g = pdf(s, torch.as_tensor(r, dtype=s.positions.dtype), qmax=qmax or float(data.metadata["qmax"]),
+                    **{"qdamp": QDAMP, **calibrated({name: data})}).cpu().numpy()
+        out[name] = (r, g)
+    return out
+
+
 def _keep(out: list[Screened]) -> list[Screened]:
     """``out`` best first, the best MIN_KEEP to KEEP marked kept: as many as lie within RELATIVE of the best."""
     out.sort(key=lambda s: s.rw)

@@ -148,6 +148,46 @@ def _residual_partners(best: list, options: list, datasets: dict, taken: set, qm
             for row in rows]
 
 
+PAIR_LEADERS = 2  # of each listed compound, the best-screened types that the others are screened beside
+COMPOUND_MIXTURES = 2  # the best pairs of a two-phase screen refined as mixtures
+
+
+def _compound_mixtures(composition: str, options: list, screened: list, datasets: dict, qmax,
+                       refined: list) -> list:
+    """For a list of candidate compounds ("ZnS + Ni"; PDF data): mixtures found by a two-phase screen, whatever
+    the phases score alone (a mixture's short range may fail every single type: CsCl's G(r) beside corundum's
+    Al–O and O–O peaks). The best PAIR_LEADERS screened types of each compound are fixed in turn, every type of
+    each other compound is screened beside its G(r) (screen(..., beside=)), and the COMPOUND_MIXTURES best pairs
+    become mixtures of those crystals: the ``refined`` crystal hypothesis of that type where one succeeded, else
+    unrefined at its screened cell (the mixture is then refined with the r-range ramp)."""
+    from scatterfit.solve.screen import screened_curves
+    from scatterfit.structure.library import candidates, compounds
+
+    listed = compounds(composition)
+    if listed is None:
+        return []
+    by_label = {c.label: c for c in options}
+    labels = [{c.label for c in candidates(part)} for part in listed]
+    pairs = {}
+    for k, own in enumerate(labels):
+        leaders = [row for row in screened if row.label in own][:PAIR_LEADERS]
+        others = [c for m, other in enumerate(labels) if m != k for c in options if c.label in other]
+        for row in leaders:
+            beside = screened_curves(by_label[row.label].structure(), row, datasets, qmax)
+            for partner in screen(others, datasets, qmax, beside=beside)[:PAIR_LEADERS]:
+                key = frozenset((row.label, partner.label))
+                if key not in pairs or partner.rw < pairs[key][0]:
+                    pairs[key] = (partner.rw, row, partner)
+    out = []
+    for _, first, second in sorted(pairs.values(), key=lambda p: p[0])[:COMPOUND_MIXTURES]:
+        done = {h.label: h for h in refined if h.result is not None and not h.error}
+        phases = [done.get(r.label) or crystal_hypothesis(scaled(by_label[r.label].structure(), r.factors), r.label,
+                                                          by_label[r.label].formula, by_label[r.label].prototype.source)
+                  for r in (first, second)]
+        out.append(mixture_hypothesis(*phases))
+    return out
+
+
 def _tied_leader(rows: list):
     """The refined crystal of another formula that the data cannot tell from the best (ΔBIC < INDISTINCT), or None:
     its mixtures are tried too. On a one-element structure type the G(r) does not depend on the element, so "diamond
@@ -569,6 +609,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                 pending += [mixture_hypothesis(tied, p)
                             for p in _partners(order, hypotheses, polymorphs=bragg, each_formula=listed)
                             if frozenset((tied.label, p.label)) not in seen]
+        if not bragg and "mixture" in found.classes:
+            seen = {frozenset((m.parents[0].label, m.parents[1].label)) for m in pending}
+            pending += [m for m in _compound_mixtures(composition, options, screened, datasets, qmax, hypotheses)
+                        if frozenset((m.parents[0].label, m.parents[1].label)) not in seen]
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]

@@ -1,0 +1,153 @@
+"""What a solve reads before it refines: lists of candidate compounds, the two-phase screen, the coordination a
+glass's first peak shows and the restraints derived from it, the size below which an envelope is no particle;
+and a simulated two-phase mixture solved from the two compounds alone."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scatterfit.errors import ScatterfitError
+from scatterfit.io import Dataset
+from scatterfit.scattering.pdf import pdf
+from scatterfit.solve.ionic import network_restraints
+from scatterfit.solve.screen import _rw_beside
+from scatterfit.solve.triage import first_shell_area, triage
+from scatterfit.structure.library import candidates, compounds
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def test_a_list_of_compounds_is_told_from_a_formula_and_from_elements():
+    assert compounds("ZnS + Ni") == ["ZnS", "Ni"]
+    assert compounds("TiO2, BaCO3") == ["TiO2", "BaCO3"]  # commas between compounds
+    assert compounds("Fe + Ni") == ["Fe", "Ni"]  # "+" lists phases even of elements
+    assert compounds("Ti O") is None and compounds("Si,Ni") is None and compounds("TiO2") is None
+    with pytest.raises(ScatterfitError, match="empty compound"):
+        compounds("ZnS +")
+    listed = {c.label for c in candidates("ZnS + Ni")}
+    assert listed == {c.label for c in candidates("ZnS")} | {c.label for c in candidates("Ni")}
+    assert "zinc blende ZnS" in listed and "fcc Ni" in listed
+    assert not any(c.formula.count("Ni") and c.formula.count("Zn") for c in candidates("ZnS + Ni"))  # no ternaries
+
+
+def test_the_two_phase_screen_is_least_squares_with_both_parts_positive():
+    rng = np.random.default_rng(0)
+    fixed, model = rng.standard_normal(80), rng.standard_normal((4, 80))
+    y = 2.0 * fixed + 0.7 * model[2] + 0.01 * rng.standard_normal(80)
+    rw = _rw_beside(model, fixed, y)
+    for k in range(4):  # where both parts come out positive, the unconstrained least squares
+        coef, *_ = np.linalg.lstsq(np.stack([fixed, model[k]], 1), y, rcond=None)
+        if (coef >= 0).all():
+            expected = np.linalg.norm(y - np.stack([fixed, model[k]], 1) @ coef) / np.linalg.norm(y)
+            assert rw[k] == pytest.approx(expected, rel=1e-9)
+    assert int(np.argmin(rw)) == 2 and rw[2] < 0.01
+    upside_down = -fixed + model[0]  # the fixed phase would need a negative part: the candidate alone
+    alone = np.linalg.norm(upside_down - (model[0] @ upside_down) / (model[0] @ model[0]) * model[0])
+    assert _rw_beside(model[:1], fixed, upside_down)[0] == pytest.approx(alone / np.linalg.norm(upside_down))
+
+
+@pytest.mark.parametrize("label, radiation, cation_cn", [("fluorite CaF2", "neutron", 8), ("rutile TiO2", "xray", 6),
+                                                         ("zinc blende ZnS", "neutron", 4)])
+def test_the_first_peak_area_gives_the_cation_coordination(label, radiation, cation_cn):
+    """A crystal's G(r) (sharp peaks, high Qmax) on its absolute scale: the first peak's area, read with the
+    radiation's weights, gives the cation's coordination, and the anion's follows from the formula."""
+    from ase.data import atomic_numbers
+
+    from scatterfit.scattering.formfactors import neutron_length
+    from scatterfit.structure.library import parse_composition
+
+    (c,) = [c for c in candidates(label.split()[-1]) if c.label == label]
+    s = c.structure().with_uiso(0.002)
+    r = torch.arange(0.5, 8.0, 0.005, dtype=torch.float64)
+    g = pdf(s, r, radiation=radiation).numpy()
+    counts = parse_composition(c.formula)
+    rho = float(s.occupancy.sum() / s.volume)
+    data = Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 40.0})
+    first = triage(data).first_peak
+    area = first_shell_area(data, first, rho)
+    lengths = {e: neutron_length(atomic_numbers[e]) if radiation == "neutron" else float(atomic_numbers[e])
+               for e in counts}
+    found = network_restraints(counts, first, area, lengths)
+    cation = next(e for e in counts if e not in ("F", "O", "S"))
+    assert found["found"] == pytest.approx(cation_cn, rel=0.08)
+    (cat, an) = found["coordination"]
+    assert cat["target"] == cation_cn and cat["pair"].startswith(cation)
+    anion_cn = cation_cn * counts[cation] / (sum(counts.values()) - counts[cation])
+    assert an["target"] == anion_cn
+    assert bool(found["cation_cores"]) == (cation_cn <= 4)
+    if cation_cn <= 4:
+        assert found["cation_cores"][f"{cation}-{cation}"] == pytest.approx(math.sqrt(3) * first, abs=1e-3)
+
+
+def test_no_network_restraints_without_a_binary_ionic_formula():
+    assert network_restraints({"Ar": 1}, 3.7, 12.0, {"Ar": 1.9}) == {}
+    assert network_restraints({"Na": 2, "Si": 1, "O": 3}, 1.6, 2.0, {"Na": 3.6, "Si": 4.1, "O": 5.8}) == {}
+
+
+def test_an_envelope_of_a_few_dozen_atoms_is_no_particle():
+    """The envelope check of solve: a refined 10 Å particle of a crystal (about 40 atoms) is not supported; the
+    same crystal in a 30 Å envelope is judged by its gain only."""
+    from scatterfit.solve.hypotheses import check_gain, crystal_hypothesis, nanoparticle_hypothesis, refine_hypothesis
+
+    (c,) = [c for c in candidates("Ni") if c.label == "fcc Ni"]
+    s = c.structure().with_uiso(0.005)
+    r = torch.arange(1.0, 20.0, 0.02, dtype=torch.float64)
+    results = {}
+    for diameter in (10.0, 30.0):
+        data = Dataset(r.numpy(), pdf(s, r, qmax=25.0, qdamp=0.03, spdiameter=diameter).numpy(), None, "gr",
+                       "angstrom", metadata={"qmax": 25.0})
+        crystal = refine_hypothesis(crystal_hypothesis(s, c.label, c.formula, ""), {"d": data})
+        particle = check_gain(refine_hypothesis(nanoparticle_hypothesis(crystal, 20.0), {"d": data}))
+        results[diameter] = particle
+    assert "envelope holds about" in (results[10.0].error or "")
+    assert results[30.0].error is None, results[30.0].error
+
+
+def test_a_simulated_two_phase_mixture_is_found_from_its_two_compounds():
+    """Seed 3 of the blind mixture draws (tests/solve/test_blind_mixtures.py): CsCl-type NaCl and fcc Cu, given
+    as "NaCl + Cu": the mixture of the two true types first."""
+    from test_blind_mixtures import check
+
+    right, line = check(3)
+    assert right, line
+
+
+def test_a_network_box_replays_as_a_refine_config(tmp_path):
+    """The replay config of a glass box with network restraints (what write_solution writes): the scale held at
+    1, both coordination restraints at their weight, the melt-and-quench with the data off, then L-BFGS."""
+    from scatterfit.config.builders import build_datasets, build_loss, build_strategy
+    from scatterfit.config.schema import load_config
+    from scatterfit.loss import DataTerm
+    from scatterfit.report.solution import _config_text
+    from scatterfit.solve.hypotheses import (AMORPHOUS_ANNEAL, AMORPHOUS_NETWORK_STEPS, ANNEAL_COORDINATION,
+                                             RESTRAINT_WEIGHTS, amorphous_hypothesis)
+    from scatterfit.structure.files import write_structure
+
+    network = network_restraints({"Si": 1, "O": 2}, 1.61, 2.15, {"Si": 4.149, "O": 5.803})
+    h = amorphous_hypothesis("SiO2", 0.0664, 1.61, 10.0, "given", refine_density=False, absolute=True,
+                             network=network)
+    (phase, box) = next(iter(h.structures.items()))
+    write_structure(box, tmp_path / "box.xyz")
+    r = np.arange(0.5, 12.0, 0.01)
+    np.savetxt(tmp_path / "d.gr", np.stack([r, np.sin(r)], 1))
+    data = Dataset(r, np.sin(r), None, "gr", "angstrom", radiation="neutron",
+                   metadata={"qmax": 30.0, "absolute": True})
+    text = _config_text(h, {phase: "box.xyz"}, {"d": data}, {"d": tmp_path / "d.gr"}, "h01")
+    (tmp_path / "h01.toml").write_text(text.replace("[[datasets]]", "[[datasets]]\nqmax = 30.0", 1))
+    cfg = load_config(tmp_path / "h01.toml")
+    loss = build_loss(cfg, build_datasets(cfg))
+    (data_term,) = [t for t in loss.terms if isinstance(t, DataTerm)]
+    assert data_term.fit_scale is False
+    names = {t.name: t for t in loss.terms}
+    assert {"coordination:Si-O", "coordination:O-Si", "min_distance"} <= set(names)
+    assert names["coordination:Si-O"].weight == RESTRAINT_WEIGHTS["coordination"]
+    anneal, fit = build_strategy(cfg)
+    assert (anneal.optimizer, anneal.steps, fit.optimizer, fit.steps) == ("anneal", AMORPHOUS_ANNEAL, "lbfgs",
+                                                                           AMORPHOUS_NETWORK_STEPS)
+    assert anneal.weights == {"d": 0.0, "coordination:Si-O": ANNEAL_COORDINATION,
+                              "coordination:O-Si": ANNEAL_COORDINATION}
+    assert anneal.energy_scale == float(len(box)) and anneal.free == ["positions"]
