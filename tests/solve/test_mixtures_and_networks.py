@@ -123,8 +123,13 @@ def test_a_network_box_replays_as_a_refine_config(tmp_path):
     from scatterfit.config.schema import load_config
     from scatterfit.loss import DataTerm
     from scatterfit.report.solution import _config_text
-    from scatterfit.solve.hypotheses import (AMORPHOUS_ANNEAL, AMORPHOUS_NETWORK_STEPS, ANNEAL_COORDINATION,
-                                             RESTRAINT_WEIGHTS, amorphous_hypothesis)
+    from scatterfit.solve.hypotheses import (
+        AMORPHOUS_ANNEAL,
+        AMORPHOUS_NETWORK_STEPS,
+        ANNEAL_COORDINATION,
+        RESTRAINT_WEIGHTS,
+        amorphous_hypothesis,
+    )
     from scatterfit.structure.files import write_structure
 
     network = network_restraints({"Si": 1, "O": 2}, 1.61, 2.15, {"Si": 4.149, "O": 5.803})
