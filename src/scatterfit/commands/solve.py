@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
                                            "...), its Bragg powder patterns (.xy, .xye, .xrdml, ...: 2θ or Q), a "
                                            "molecule's I(Q), or small-angle curves (.dat: Q, I, σ; Q < 1 Å⁻¹)")
     p.add_argument("--composition", required=True,
-                   help='a formula ("TiO2", "La0.5Ba0.5CoO3") or the elements ("Ti O", "Si,Ni")')
+                   help='a formula ("TiO2", "La0.5Ba0.5CoO3"), the elements ("Ti O", "Si,Ni") or the compounds that '
+                        'went into the vial ("ZnS + Ni", "TiO2, BaCO3": their structure types and mixtures)')
     p.add_argument("--cif", action="append", default=[],
                    help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
