@@ -5,7 +5,10 @@ ranked structures, without a config.
 2. screen every library structure type the composition fits (structure/library.py; solve/screen.py) and refine
    a crystal hypothesis for the most promising and for every CIF the user gives (a Bragg pattern's by Rietveld);
 3. from the best crystals: when the triage lists a mixture among its classes, mixtures of the best with a
-   partner (the best crystal of another formula, and the reference structure of each element it lacks); the best
+   partner (the best crystal of another formula, and the reference structure of each element it lacks; for a list
+   of compounds the best pairs of a two-phase screen, :func:`_compound_mixtures`; for such a list, or when none of
+   these is supported, the partners a screen beside the best crystal's fit finds, :func:`_residual_partners`); the
+   best
    two inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does not
    put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
    (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the envelope's refined size; each kept
@@ -597,7 +600,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         listed = compounds(composition) is not None
         partners = (_partners(ranked_crystals, hypotheses, polymorphs=bragg, each_formula=listed)
                     if "mixture" in found.classes else [])
-        if "mixture" in found.classes:  # what the best crystal leaves: its second phase (search–match)
+        if bragg and "mixture" in found.classes:  # what the best crystal leaves: its second phase (search–match)
             partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners},
                                            qmax, bragg)
         pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
@@ -618,6 +621,16 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived += [check_holdout(check_gain(h), datasets, qmax)
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
+        if not bragg and "mixture" in found.classes and (listed or not any(h.kind == "mixture" and h.error is None
+                                                                           for h in derived)):
+            # search the library for what the best crystal leaves (PDFs): always among the types of a list of
+            # compounds; otherwise only when no known partner explains it (on Si + Ni, searching every compound of
+            # the elements let a Ni8Si type's extra parameters beat the fcc Ni of the reference partners)
+            taken = {p.label for m in pending if m.kind == "mixture" for p in m.parents}
+            searched = [mixture_hypothesis(crystals[0], partner)
+                        for partner in _residual_partners(ranked_crystals[:1], options, datasets, taken, qmax, bragg)]
+            derived += [check_gain(h) for h in _refine_all(searched, datasets, qmax, deadline, pool, progress, ledger,
+                                                            t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             # an fcc metal's closed-shell particles whatever its crystal's rank: a twinned particle's G(r) fits the
