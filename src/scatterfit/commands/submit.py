@@ -6,7 +6,8 @@ from __future__ import annotations
 
 def add_arguments(p) -> None:
     p.add_argument("data", nargs="+", help="data files (and candidate CIFs) of one sample")
-    p.add_argument("--composition", required=True, help='a formula ("TiO2"), the elements ("Ti O") or compounds ("ZnS + Ni")')
+    p.add_argument("--composition", required=True,
+                   help='a formula ("TiO2"), the elements ("Ti O") or compounds ("ZnS + Ni")')
     p.add_argument("--server", required=True, help="the server's URL, e.g. http://127.0.0.1:8765")
     p.add_argument("--token-file", default=None, help="file holding the API token (default: SCATTERFIT_API_TOKEN)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")

@@ -253,7 +253,8 @@ def _check_request(raw: str) -> dict:
     if kind == "solve":
         composition = request.get("composition")
         if not isinstance(composition, str) or not composition.strip() or len(composition) > 200:
-            raise _bad(422, "request.composition: a formula ('TiO2'), elements ('Ti O') or compounds ('ZnS + Ni') is required")
+            raise _bad(422, "request.composition: a formula ('TiO2'), elements ('Ti O') or compounds ('ZnS + Ni') "
+                            "is required")
         from scatterfit.errors import ScatterfitError
         from scatterfit.structure.library import candidates
 
