@@ -133,8 +133,7 @@ def test_a_network_box_replays_as_a_refine_config(tmp_path):
     from scatterfit.structure.files import write_structure
 
     network = network_restraints({"Si": 1, "O": 2}, 1.61, 2.15, {"Si": 4.149, "O": 5.803})
-    h = amorphous_hypothesis("SiO2", 0.0664, 1.61, 10.0, "given", refine_density=False, absolute=True,
-                             network=network)
+    h = amorphous_hypothesis("SiO2", 0.0664, 1.61, 10.0, "given", refine_density=False, network=network)
     (phase, box) = next(iter(h.structures.items()))
     write_structure(box, tmp_path / "box.xyz")
     r = np.arange(0.5, 12.0, 0.01)

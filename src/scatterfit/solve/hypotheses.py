@@ -299,8 +299,7 @@ MAX_PACKING = 0.3  # of the hard spheres at the start, where random placement st
 
 
 def amorphous_hypothesis(composition: str, density: float, first_peak: float, extent: float, density_source: str,
-                         refine_density: bool = True, seed: int = 0, absolute: bool = False,
-                         network: dict | None = None) -> Hypothesis:
+                         refine_density: bool = True, seed: int = 0, network: dict | None = None) -> Hypothesis:
     """A random periodic box of ``composition`` (a formula, or elements in equal amounts) at ``density``
     atoms/Å³ whose half length reaches the signal's ``extent`` (Å; within AMORPHOUS_HALF, its atoms within
     AMORPHOUS_ATOMS), no two atoms closer than HARD_CORE × ``first_peak`` (Å; less where MAX_PACKING requires);
@@ -308,7 +307,7 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
     density, within DENSITY_RANGE), under the hard cores of :func:`hard_cores` as a restraint. A density measured
     on an absolute scale is kept, as reverse Monte Carlo keeps the experimental one (refined together with the
     data's scale it drifts: liquid Ar's went from 0.0210 to 0.0187 atoms/Å³ at scale 1.18). ``network``
-    (solve/ionic.network_restraints: the coordination the first peak's area shows on the ``absolute`` scale, the
+    (solve/ionic.network_restraints: the coordination the first peak's area shows on an absolute scale, the
     cations' corner-sharing cores) adds those restraints and a melt-and-quench on them before the fit
     (AMORPHOUS_ANNEAL MD steps, :func:`network_stages`), as the hand-written silica example does with BKS (a fit
     from random positions leaves most Si two- or three-coordinated); the data's scale is then held at 1, the
@@ -345,7 +344,7 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
                       restraints=restraints,
                       bounds={"positions": round(reach, 3), **({"lattice": DENSITY_RANGE} if refine_density else {})},
                       steps=AMORPHOUS_NETWORK_STEPS if "coordination" in restraints else AMORPHOUS_STEPS,
-                      time_limit=AMORPHOUS_TIME, fit_scale=not (absolute and "coordination" in restraints),
+                      time_limit=AMORPHOUS_TIME, fit_scale="coordination" not in restraints,
                       anneal=AMORPHOUS_ANNEAL if "coordination" in restraints else 0)
 
 

@@ -67,14 +67,22 @@ def _rw_beside(model: np.ndarray, fixed: np.ndarray, y: np.ndarray) -> np.ndarra
     return np.sqrt(np.clip(np.minimum(both, one), 0.0, None) / yy)
 
 
-def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
-    """(mean Rw over ``datasets``, cell factor, Uiso Å²) of the best uniform expansion of ``structure``;
-    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹, {"qdamp", "qbroad": Å⁻¹ of a calibrated instrument}, the G(r) [n]
-    of a phase already found that the candidate joins, or None) on RANGE."""
+def _screen_pdf(structure, r: np.ndarray, qmax: float, instrument: dict) -> np.ndarray:
+    """G(r) [m] of ``structure`` on ``r`` (Å) as the screen computes it: qdamp QDAMP unless the calibrated
+    ``instrument`` ({"qdamp", "qbroad": Å⁻¹}) says otherwise, no gradient."""
     import torch
 
     from scatterfit.scattering.pdf import pdf
 
+    with torch.no_grad():
+        return pdf(structure, torch.as_tensor(r, dtype=structure.positions.dtype), qmax=qmax,
+                   **{"qdamp": QDAMP, **instrument}).cpu().numpy()
+
+
+def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
+    """(mean Rw over ``datasets``, cell factor, Uiso Å²) of the best uniform expansion of ``structure``;
+    ``datasets``: (r Å [n], G(r) [n], Qmax Å⁻¹, {"qdamp", "qbroad": Å⁻¹ of a calibrated instrument}, the G(r) [n]
+    of a phase already found that the candidate joins, or None) on RANGE."""
     best = (np.inf, 1.0, UISO[0])
     for uiso in UISO:
         s = structure.with_uiso(uiso)
@@ -82,9 +90,7 @@ def screen_one(structure, datasets: list[tuple]) -> tuple[float, float, float]:
         for r, y, qmax, instrument, beside in datasets:
             lo, hi = r[0] / SCALES[-1], r[-1] / SCALES[0]
             grid = np.arange(lo - 0.05, hi + 0.05, min(0.01, float(np.median(np.diff(r)))))
-            with torch.no_grad():
-                g = pdf(s, torch.as_tensor(grid, dtype=s.positions.dtype), qmax=qmax,
-                        **{"qdamp": QDAMP, **instrument}).cpu().numpy()
+            g = _screen_pdf(s, grid, qmax, instrument)
             model = np.stack([np.interp(r / f, grid, g) for f in SCALES])  # [F, n]
             scores += _rw(model, y) if beside is None else _rw_beside(model, beside, y)
         scores /= len(datasets)
@@ -124,19 +130,12 @@ def screen(candidates: list, datasets: dict, qmax: float | None, beside: dict | 
 def screened_curves(structure, row: Screened, datasets: dict, qmax: float | None) -> dict:
     """{name: (r Å [m], G(r) [m])} of a screened candidate at its screen's cell factor and Uiso over each
     dataset's screen RANGE (the ``beside`` of :func:`screen`)."""
-    import torch
-
-    from scatterfit.scattering.pdf import pdf
-
     s = scaled(structure, row.factors or (row.factor,)).with_uiso(row.uiso)
     out = {}
     for name, data in datasets.items():
         x = np.asarray(data.x, float)
         r = np.arange(max(RANGE[0], x[0]) - 0.05, min(RANGE[1], x[-1]) + 0.05, 0.01)
-        with torch.no_grad():
-            g = pdf(s, torch.as_tensor(r, dtype=s.positions.dtype), qmax=qmax or float(data.metadata["qmax"]),
-                    **{"qdamp": QDAMP, **calibrated({name: data})}).cpu().numpy()
-        out[name] = (r, g)
+        out[name] = (r, _screen_pdf(s, r, qmax or float(data.metadata["qmax"]), calibrated({name: data})))
     return out
 
 

@@ -155,7 +155,7 @@ PAIR_LEADERS = 2  # of each listed compound, the best-screened types that the ot
 COMPOUND_MIXTURES = 2  # the best pairs of a two-phase screen refined as mixtures
 
 
-def _compound_mixtures(composition: str, options: list, screened: list, datasets: dict, qmax,
+def _compound_mixtures(compound_labels: list[set] | None, options: list, screened: list, datasets: dict, qmax,
                        refined: list) -> list:
     """For a list of candidate compounds ("ZnS + Ni"; PDF data): mixtures found by a two-phase screen, whatever
     the phases score alone (a mixture's short range may fail every single type: CsCl's G(r) beside corundum's
@@ -164,17 +164,14 @@ def _compound_mixtures(composition: str, options: list, screened: list, datasets
     become mixtures of those crystals: the ``refined`` crystal hypothesis of that type where one succeeded, else
     unrefined at its screened cell (the mixture is then refined with the r-range ramp)."""
     from scatterfit.solve.screen import screened_curves
-    from scatterfit.structure.library import candidates, compounds
 
-    listed = compounds(composition)
-    if listed is None:
+    if compound_labels is None:
         return []
     by_label = {c.label: c for c in options}
-    labels = [{c.label for c in candidates(part)} for part in listed]
     pairs = {}
-    for k, own in enumerate(labels):
+    for k, own in enumerate(compound_labels):
         leaders = [row for row in screened if row.label in own][:PAIR_LEADERS]
-        others = [c for m, other in enumerate(labels) if m != k for c in options if c.label in other]
+        others = [c for m, other in enumerate(compound_labels) if m != k for c in options if c.label in other]
         for row in leaders:
             beside = screened_curves(by_label[row.label].structure(), row, datasets, qmax)
             for partner in screen(others, datasets, qmax, beside=beside)[:PAIR_LEADERS]:
@@ -227,15 +224,21 @@ def _reference_labels(composition: str) -> set:
     return {_reference_label(e) for e in parse_composition(composition)} - {None}
 
 
-def _compound_leaders(composition: str, screened: list) -> set:
-    """For a composition that lists candidate compounds ("ZnS + Ni"): the best-screened structure type of each
-    compound, always refined (a minority phase fails the screen alone, and each compound must be there to be a
-    phase of a mixture); empty otherwise."""
+def _compound_labels(composition: str) -> list[set] | None:
+    """For a composition that lists candidate compounds ("ZnS + Ni"): the library labels of each compound's
+    structure types, in the list's order; None otherwise."""
     from scatterfit.structure.library import candidates, compounds
 
+    listed = compounds(composition)
+    return None if listed is None else [{c.label for c in candidates(part)} for part in listed]
+
+
+def _compound_leaders(compound_labels: list[set] | None, screened: list) -> set:
+    """The best-screened structure type of each listed compound (``compound_labels``, :func:`_compound_labels`),
+    always refined (a minority phase fails the screen alone, and each compound must be there to be a phase of a
+    mixture); empty without a list."""
     out = set()
-    for part in compounds(composition) or []:
-        labels = {c.label for c in candidates(part)}
+    for labels in compound_labels or []:
         best = next((row.label for row in screened if row.label in labels), None)  # screened: best first
         if best is not None:
             out.add(best)
@@ -523,7 +526,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     from scatterfit.optim.executor import make_executor
     from scatterfit.solve.inputs import as_pdf
     from scatterfit.structure import read_structure
-    from scatterfit.structure.library import candidates, compounds, formula_of
+    from scatterfit.structure.library import candidates, formula_of
 
     if not datasets:
         raise ScatterfitError("solve needs at least one dataset")
@@ -558,7 +561,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
 
     options = candidates(composition)
     screened = screen_powder(options, datasets) if bragg else screen(options, datasets, qmax)
-    always = _reference_labels(composition) | _compound_leaders(composition, screened)
+    compound_labels = _compound_labels(composition)
+    always = _reference_labels(composition) | _compound_leaders(compound_labels, screened)
     chosen = {row.label: row for row in screened if row.kept or row.label in always}
     order = {row.label: k for k, row in enumerate(screened)}
     model, instrument = ("powder", powder_free(datasets)) if bragg else ("pdf", ())
@@ -589,7 +593,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
             measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
             boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
-                                          refine_density=not measured, absolute=measured,
+                                          refine_density=not measured,
                                           network=_network(composition, first, found, density) if measured else None)
                      for density, how in box_densities(found, first, ranked_crystals)]
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
@@ -597,7 +601,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             clusters = _clusters(composition, datasets, qmax, found, pool, checkpoint, resume, notes, deadline,
                                  progress, t0)
             derived += _refine_all(clusters, datasets, qmax, deadline, pool, progress, ledger, t0)
-        listed = compounds(composition) is not None
+        listed = compound_labels is not None
         partners = (_partners(ranked_crystals, hypotheses, polymorphs=bragg, each_formula=listed)
                     if "mixture" in found.classes else [])
         if bragg and "mixture" in found.classes:  # what the best crystal leaves: its second phase (search–match)
@@ -614,7 +618,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                             if frozenset((tied.label, p.label)) not in seen]
         if not bragg and "mixture" in found.classes:
             seen = {frozenset((m.parents[0].label, m.parents[1].label)) for m in pending}
-            pending += [m for m in _compound_mixtures(composition, options, screened, datasets, qmax, hypotheses)
+            pending += [m for m in _compound_mixtures(compound_labels, options, screened, datasets, qmax, hypotheses)
                         if frozenset((m.parents[0].label, m.parents[1].label)) not in seen]
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])
