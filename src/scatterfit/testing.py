@@ -170,6 +170,51 @@ def pdffit2_phases_reference(data, cifs: dict, *, qmax: float = 25.0, rmin: floa
     return out
 
 
+def pdffit2_envelope_reference(data, cif, *, qmax: float = 19.0, qdamp: float = 0.058, rmin: float = 1.5,
+                               rmax: float = 30.0) -> dict:
+    """PDFfit2 1.5.1 refining a hexagonal crystal inside a spherical envelope (examples/cdse_envelope.toml's model)
+    against ``data`` (a Dataset of G(r)): a (= b), c, one Uiso per element, delta2, the scale and spdiameter, qdamp
+    fixed; from the CIF's cell, Uiso 0.01 Å², delta2 5 Å², scale 0.1 and spdiameter 40 Å. Returns {"rw", name:
+    (value, esd)} for a, c, uiso_<element>, delta2, scale and spdiameter."""
+    import re
+
+    from diffpy.pdffit2 import PdfFit, redirect_stdout
+    from diffpy.structure import loadStructure
+
+    redirect_stdout(open(os.devnull, "w"))
+    data = data.select(1e-6, None)
+    st = loadStructure(str(cif))
+    for atom in st:  # "Cd2+" → "Cd": PDFfit2 knows neutral elements by symbol
+        atom.element = re.sub(r"[0-9+-]+$", "", atom.element)
+    pf = PdfFit()
+    pf.read_data_lists("X", qmax, qdamp, [float(v) for v in data.x], [float(v) for v in data.y])
+    pf.add_structure(st)
+    for k, par in ((1, "@1"), (2, "@1"), (3, "@2")):
+        pf.constrain(pf.lat(k), par)
+    pf.setpar(1, st.lattice.a)
+    pf.setpar(2, st.lattice.c)
+    elements = list(dict.fromkeys(atom.element for atom in st))
+    names = {1: "a", 2: "c"}
+    for i, atom in enumerate(st, start=1):
+        for u in (pf.u11(i), pf.u22(i), pf.u33(i)):
+            pf.constrain(u, f"@{3 + elements.index(atom.element)}")
+    index = 3
+    for element in elements:
+        pf.setpar(index, 0.01)
+        names[index] = f"uiso_{element}"
+        index += 1
+    for target, name, start in ((pf.delta2, "delta2", 5.0), (pf.pscale, "scale", 0.1),
+                                (pf.spdiameter, "spdiameter", 40.0)):
+        pf.constrain(target, f"@{index}")
+        pf.setpar(index, start)
+        names[index] = name
+        index += 1
+    pf.pdfrange(1, rmin, rmax)
+    pf.refine()
+    esd = pdffit2_esds(pf)
+    return {"rw": pf.getrw(), **{name: (pf.getpar(k), esd.get(k)) for k, name in names.items()}}
+
+
 def pdffit2_symmetric_refinement(data, structure: Structure, *, qmax: float, qdamp: float, qbroad: float = 0.0,
                                  rmin: float = 1.5, rmax: float = 30.0, delta1: float = 0.0,
                                  delta2: float | None = None) -> dict:
