@@ -349,3 +349,15 @@ def test_one_scale_per_data_term_in_the_summary(case):
     summary = json.loads((case / "results" / "summary.json").read_text())
     assert "scale" not in summary["parameters"]
     assert summary["terms"]["sim"]["scale"] > 0
+
+
+def test_the_parameter_line_summarises_a_per_site_parameter_of_many_sites():
+    """A box's every atom has its Biso: the printed line gives their range and mean, not 600 values."""
+    from scatterfit.commands.refine import LISTED, parameter_line
+
+    many = {f"Biso[Si{k}]": 0.5 + 0.001 * k for k in range(LISTED + 1)}
+    line = parameter_line({"a": 14.2, **many, "Biso[O1]": 2.0, "qdamp": 0.04}, {"esd": {"a": 0.001}})
+    assert line == (f"a = 14.2000(10), Biso ({LISTED + 2} sites) = 0.5 … 2, mean "
+                    f"{(sum(many.values()) + 2.0) / (LISTED + 2):.5g}, qdamp = 0.04")
+    few = {f"Biso[Si{k}]": 0.5 for k in range(2)}
+    assert parameter_line(few, {}) == "Biso[Si0] = 0.5, Biso[Si1] = 0.5"

@@ -224,6 +224,14 @@ def test_default_potential_matches_chgnet_own_ase_calculator(chgnet):
     np.testing.assert_allclose(forces(chgnet, s).numpy(), atoms.get_forces(), atol=2e-4)
 
 
+def test_default_potential_refuses_shared_sites(chgnet):
+    """A site shared by two elements (La0.5Ba0.5) is two half atoms on one spot: CHGNet gave NaN for it."""
+    s = Structure.from_ase(bulk("Si", "diamond", a=5.43))
+    shared = s.with_(occupancy=torch.tensor([0.5, 1.0], dtype=torch.float64))
+    with pytest.raises(ScatterfitError, match="partly occupied or shared sites"):
+        chgnet.energy(shared)
+
+
 def test_default_potential_gradients_by_finite_differences(chgnet):
     """CHGNet runs in float32: central differences with a 1e-3 Å step, checked to 2 % of the largest force."""
     s = _rattled(bulk("Si", "diamond", a=5.43, cubic=True), 0.08)

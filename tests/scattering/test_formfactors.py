@@ -70,3 +70,16 @@ def test_the_bundled_waasmaier_kirfel_table_is_xraydbs():
     bundled, reference = _waasmaier_rows(), waasmaier_rows_from_xraydb()
     assert len(reference) > 200
     assert bundled == reference
+
+
+@pytest.mark.parametrize("radiation", ["xray", "neutron"])
+def test_an_elements_length_at_zero_is_the_structures(radiation):
+    """One element's forward-scattering length (solve's network restraints) equals what the PDF's normalisation
+    uses for a structure of it (ScatteringTypes.factors(...).at_zero)."""
+    from scatterfit.scattering.formfactors import length_at_zero, scattering_types
+    from scatterfit.structure import Structure
+
+    for z in (8, 14, 26, 79):
+        s = Structure(torch.zeros(1, 3, dtype=torch.float64), torch.tensor([z]))
+        at_zero = float(scattering_types(s).factors(radiation).at_zero()[0])
+        assert length_at_zero(z, radiation) == pytest.approx(at_zero, rel=1e-12)

@@ -43,6 +43,35 @@ def test_energy_per_atom_equals_chgnets_ase_calculator(refined_rock_salt):
     assert -5.0 < h.energy_per_atom < -2.0  # NaCl: about −3.4 eV/atom in the Materials Project's GGA scale
 
 
+def test_energy_above_the_librarys_most_stable_type(refined_rock_salt):
+    """Rock salt is NaCl's most stable type: the refined crystal lies within the potential's margin of the
+    library's minimum, which is the lowest of the NaCl types at their estimated cells (recomputed here)."""
+    from scatterfit.energy.chgnet import CHGNetEnergy
+    from scatterfit.solve.checks import energetics, structure_energy
+    from scatterfit.solve.ranking import UNLIKELY_ABOVE
+
+    h = refined_rock_salt
+    potential = CHGNetEnergy()
+    energetics([h], potential, candidates("NaCl"))
+    energies = {c.label: structure_energy(c.structure(), potential) for c in candidates("NaCl")}
+    lowest = min((e, label) for label, e in energies.items() if e is not None)
+    assert h.library_reference == lowest[1]
+    assert h.energy_above_library == pytest.approx(h.energy_per_atom - lowest[0], abs=1e-9)
+    assert abs(h.energy_above_library) < UNLIKELY_ABOVE
+    assert "stability" not in verdict([{"hypothesis": h, "bic": 0.0, "delta_bic": 0.0, "weight": 1.0}])
+
+
+def test_verdict_warns_when_the_best_lies_far_above_the_librarys_most_stable_type():
+    from scatterfit.solve.ranking import UNLIKELY_ABOVE
+
+    h = Hypothesis("crystal", "Millerite CdSe", "CdSe", {}, [], rw={"d": 0.2})
+    h.energy_above_library, h.library_reference = UNLIKELY_ABOVE + 0.1, "wurtzite CdSe"
+    v = verdict([{"hypothesis": h, "bic": 0.0, "delta_bic": 0.0, "weight": 1.0}])
+    assert "wurtzite CdSe" in v["stability"] and f"{UNLIKELY_ABOVE + 0.1:.2f} eV/atom" in v["stability"]
+    h.energy_above_library = UNLIKELY_ABOVE - 0.01
+    assert "stability" not in verdict([{"hypothesis": h, "bic": 0.0, "delta_bic": 0.0, "weight": 1.0}])
+
+
 def test_chemistry_checks_of_rock_salt(refined_rock_salt):
     from scatterfit.solve.checks import chemistry_checks
 

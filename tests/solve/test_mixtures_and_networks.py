@@ -57,7 +57,7 @@ def test_the_first_peak_area_gives_the_cation_coordination(label, radiation, cat
     radiation's weights, gives the cation's coordination, and the anion's follows from the formula."""
     from ase.data import atomic_numbers
 
-    from scatterfit.scattering.formfactors import neutron_length
+    from scatterfit.scattering.formfactors import length_at_zero
     from scatterfit.structure.library import parse_composition
 
     (c,) = [c for c in candidates(label.split()[-1]) if c.label == label]
@@ -69,8 +69,7 @@ def test_the_first_peak_area_gives_the_cation_coordination(label, radiation, cat
     data = Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 40.0})
     first = triage(data).first_peak
     area = first_shell_area(data, first, rho)
-    lengths = {e: neutron_length(atomic_numbers[e]) if radiation == "neutron" else float(atomic_numbers[e])
-               for e in counts}
+    lengths = {e: length_at_zero(atomic_numbers[e], radiation) for e in counts}
     found = network_restraints(counts, first, area, lengths)
     cation = next(e for e in counts if e not in ("F", "O", "S"))
     assert found["found"] == pytest.approx(cation_cn, rel=0.08)

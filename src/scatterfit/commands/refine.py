@@ -18,14 +18,29 @@ from scatterfit.errors import ScatterfitError
 log = logging.getLogger(__name__)
 
 
+LISTED = 8  # sites of one indexed parameter ("Biso[Si1]", ...) printed one by one; more are summarised
+
+
 def parameter_line(params: dict, errors: dict) -> str:
-    """"a = 3.5250(3), Uiso_Ni = 0.00624(12), ..." with esds where they were computed."""
+    """"a = 3.5250(3), Uiso_Ni = 0.00624(12), ..." with esds where they were computed; a parameter given per site
+    for more than LISTED sites (a box's every atom) as its range and mean (every value is in summary.json)."""
     from scatterfit.structure.cif import with_esd
 
     esd = errors.get("esd", {})
-    shown = []
+    families: dict = {}
     for k, v in params.items():
-        if isinstance(v, float):
+        if isinstance(v, float) and k.endswith("]") and "[" in k:
+            families.setdefault(k.split("[", 1)[0], []).append(v)
+    shown, summarised = [], set()
+    for k, v in params.items():
+        family = k.split("[", 1)[0] if isinstance(v, float) and k.endswith("]") and "[" in k else None
+        if family is not None and len(families[family]) > LISTED:
+            if family not in summarised:
+                values = families[family]
+                summarised.add(family)
+                shown.append(f"{family} ({len(values)} sites) = {min(values):.5g} … {max(values):.5g}, mean "
+                             f"{sum(values) / len(values):.5g}")
+        elif isinstance(v, float):
             shown.append(f"{k} = {with_esd(v, esd[k]) if k in esd else f'{v:.5g}'}")
         elif v is not None:
             shown.append(f"{k} = {v}")

@@ -62,6 +62,9 @@ class CHGNetEnergy:
         from pymatgen.core import Lattice
         from pymatgen.core import Structure as PmgStructure
 
+        if bool((structure.occupancy.detach() < 1.0).any()):  # the sharing atoms would sit on top of each other
+            raise ScatterfitError("chgnet: the structure has partly occupied or shared sites (occupancy < 1), "
+                                  "which an interatomic potential cannot evaluate; order them in a supercell first")
         cell, pos = self._cell_and_positions(structure)
         frac = pos @ torch.linalg.inv(cell)
         pmg = PmgStructure(Lattice(cell.detach().cpu().numpy()), structure.numbers.cpu().tolist(),

@@ -4,14 +4,17 @@ solution.json last.
 
 solution.json, schema "scatterfit.solution/1":
     schema, composition, data ({name: path}), triage ({kind, r_range, extent, first_peak, slope, classes,
-    reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement}),
+    reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement, stability:
+    present when the best's phases lie over 0.1 eV/atom above the library's most stable type of their formula}),
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
     (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
     group the free one still has within 0.1 Å, null if none), phases (mixtures: [{name, formula, space_group,
     weight_fraction, atom_fraction}]), rw
     ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (eV/atom, the default potential; null:
-    not computed), energy_above_best (eV/atom above the best of the same formula), checks (the refined structure's
+    not computed), energy_above_best (eV/atom above the best of the same formula), energy_above_library (crystals,
+    mixtures, particles: eV/atom of the phases above the most stable library type of their formulas, each at its
+    estimated cell; null: not computed) and library_reference (those types), checks (the refined structure's
     chemistry: coordination, bonds, too_close; {phase: ...} for a mixture), decided_by ("energy" when the energy
     put it first), parameters, structure_files, config (the replayable refine config's file name), source,
     seconds}; notes (what was not computed, and why), workers (processes the hypotheses ran on), screen (every
@@ -138,7 +141,8 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
     record = {"rank": rank, "class": h.kind, "label": h.label, "formula": h.formula, "n_atoms": None,
               "space_group": None, "rw": h.rw, "bic": row["bic"], "delta_bic": row["delta_bic"],
               "weight": row["weight"], "n_parameters": h.n_parameters, "energy_per_atom": h.energy_per_atom,
-              "energy_above_best": h.energy_above_best, "checks": h.checks, "decided_by": row.get("decided_by"),
+              "energy_above_best": h.energy_above_best, "energy_above_library": h.energy_above_library,
+              "library_reference": h.library_reference, "checks": h.checks, "decided_by": row.get("decided_by"),
               "parameters": {k: v for k, v in params.items() if isinstance(v, (int, float, str)) or v is None},
               "source": h.source, "seconds": h.seconds}
     if h.kind == "mixture":
@@ -240,7 +244,10 @@ def _energy_cell(h: dict) -> str:
     if h.get("energy_per_atom") is None:
         return "–"
     above = h.get("energy_above_best") or 0.0
-    return f"{h['energy_per_atom']:.3f} (+{above:.3f})"
+    text = f"{h['energy_per_atom']:.3f} (+{above:.3f})"
+    if h.get("energy_above_library") is not None:
+        text += f"; {h['energy_above_library']:+.3f} over {html.escape(str(h['library_reference']))}"
+    return text
 
 
 def _checks_cell(h: dict) -> str:
@@ -274,6 +281,8 @@ def _page(out: dict, figures: list, views: list) -> str:
                      f"(evidence: {verdict['evidence']})")
     if verdict.get("decided_by"):
         lines.append(f"decided by {html.escape(verdict['decided_by'])}")
+    if verdict.get("stability"):
+        lines.append(f"<b>physically {html.escape(verdict['stability'])}</b>")
     if verdict.get("next_measurement"):
         lines.append(f"to tell them apart: {html.escape(verdict['next_measurement'])}")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in out["triage"]["reasons"] + out.get("notes", []))

@@ -82,6 +82,15 @@ def xray_coefficients(z: int, charge: float = 0.0) -> tuple[float, tuple[float, 
     return rows[key]
 
 
+def length_at_zero(z: int, radiation: str) -> float:
+    """An element's forward-scattering length: b_c in fm for ``radiation`` "neutron", otherwise the X-ray f(Q = 0)
+    in electrons (c + Σ a_k, what :meth:`FormFactors.at_zero` gives a neutral atom without f′)."""
+    if radiation == "neutron":
+        return neutron_length(z)
+    c, a, _ = xray_coefficients(z)
+    return float(c + sum(a))
+
+
 @lru_cache(maxsize=None)
 def neutron_length(z: int, isotope: int | None = None) -> float:
     """Coherent neutron scattering length b_c in fm for element z (natural abundance) or an isotope."""

@@ -3,7 +3,10 @@ chemistry of the refined structure (coordination, bond lengths, contacts that ar
 
 Energies of different compositions are not comparable, so a hypothesis is judged by its energy above the lowest
 refined hypothesis of the same formula (eV/atom), as a phase's energy above the hull. A mixture's energy is the
-atom-fraction-weighted mean of its phases'; a nanoparticle inside an envelope is its crystal's.
+atom-fraction-weighted mean of its phases'; a nanoparticle inside an envelope is its crystal's. A crystal's phases
+are also compared with the most stable structure type the library holds for their formula (each type at its
+estimated cell, one energy each): a phase far above it is a chemist's warning sign (Millerite-type CdSe, 0.2 eV/atom
+above wurtzite), whatever the fit says.
 """
 
 from __future__ import annotations
@@ -25,20 +28,63 @@ def _phase_structures(hypothesis) -> list[tuple]:
     return [(st.structure, float(params.get(f"fraction[{name}]", 1.0 / len(states)))) for name, st in states.items()]
 
 
+def structure_energy(structure, potential) -> float | None:
+    """The potential's energy per atom of one structure, eV/atom (None: the potential cannot evaluate it, e.g.
+    sites shared by several elements)."""
+    s = structure.with_(positions=structure.positions.detach(),
+                        cell=None if structure.cell is None else structure.cell.detach())
+    try:
+        return float(potential.energy(s)) / len(s)
+    except (ScatterfitError, RuntimeError, ValueError):
+        return None
+
+
+def phase_energies(hypothesis, potential) -> list[tuple] | None:
+    """[(formula, atom fraction, eV/atom)] of the refined hypothesis' phases (None: not refined, or a phase the
+    potential cannot evaluate)."""
+    from scatterfit.structure.library import formula_of
+
+    if hypothesis.result is None:
+        return None
+    out = []
+    for structure, fraction in _phase_structures(hypothesis):
+        energy = structure_energy(structure, potential)
+        if energy is None:
+            return None
+        out.append((formula_of(structure), fraction, energy))
+    return out
+
+
 def energy_per_atom(hypothesis, potential) -> float | None:
     """The potential's energy per atom of the refined hypothesis, eV/atom (None: not refined, or the potential
     cannot evaluate it)."""
-    if hypothesis.result is None:
-        return None
-    total = 0.0
-    try:
-        for structure, fraction in _phase_structures(hypothesis):
-            s = structure.with_(positions=structure.positions.detach(),
-                                cell=None if structure.cell is None else structure.cell.detach())
-            total += fraction * float(potential.energy(s)) / len(s)
-    except (ScatterfitError, RuntimeError, ValueError):
-        return None
-    return total
+    phases = phase_energies(hypothesis, potential)
+    return None if phases is None else sum(fraction * energy for _, fraction, energy in phases)
+
+
+LIBRARY_CLASSES = ("crystal", "mixture", "nanoparticle")
+"""The classes whose phases are compared with the library's types (a glass or liquid lies above its crystals by
+nature; a cluster's formula has no crystal types)."""
+
+
+def library_minima(candidates: list, formulas, potential) -> dict:
+    """{formula_key: (label, eV/atom)}: the lowest energy per atom among the library ``candidates`` (structure
+    types with elements on their sites, structure/library.py) of each of ``formulas``, each type at its
+    estimated cell (an upper bound of its relaxed energy)."""
+    wanted = {formula_key(f) for f in formulas}
+    out = {}
+    for candidate in candidates:
+        key = formula_key(candidate.formula)
+        if key not in wanted:
+            continue
+        try:
+            structure = candidate.structure()
+        except (ScatterfitError, ValueError):
+            continue
+        energy = structure_energy(structure, potential)
+        if energy is not None and (key not in out or energy < out[key][1]):
+            out[key] = (candidate.label, energy)
+    return out
 
 
 def first_shell_checks(structure) -> dict:
@@ -79,11 +125,23 @@ def chemistry_checks(hypothesis) -> dict:
     return out if len(states) > 1 else next(iter(out.values()))
 
 
-def energetics(hypotheses: list, potential) -> None:
+def energetics(hypotheses: list, potential, candidates: list = ()) -> None:
     """Fill ``energy_per_atom`` and ``energy_above_best`` (eV/atom, against the same formula) of each refined
-    hypothesis in ``hypotheses``."""
+    hypothesis in ``hypotheses``, and for crystals, mixtures and particles ``energy_above_library`` (the phases'
+    atom-fraction-weighted energy above the most stable of the library ``candidates`` of their formulas) with
+    ``library_reference`` (those types' labels)."""
+    phases = {id(h): phase_energies(h, potential) for h in hypotheses}
     for h in hypotheses:
-        h.energy_per_atom = energy_per_atom(h, potential)
+        found = phases[id(h)]
+        h.energy_per_atom = None if found is None else sum(fraction * energy for _, fraction, energy in found)
+    compared = [h for h in hypotheses if h.kind in LIBRARY_CLASSES and phases[id(h)] is not None]
+    minima = library_minima(candidates, {f for h in compared for f, _, _ in phases[id(h)]}, potential)
+    for h in compared:
+        rows = phases[id(h)]
+        if all(formula_key(f) in minima for f, _, _ in rows):
+            h.energy_above_library = sum(fraction * (energy - minima[formula_key(f)][1])
+                                         for f, fraction, energy in rows)
+            h.library_reference = " + ".join(dict.fromkeys(minima[formula_key(f)][0] for f, _, _ in rows))
     best = {}
     for h in hypotheses:
         if h.energy_per_atom is not None:

@@ -82,6 +82,8 @@ class Hypothesis:
         parents: the crystal hypotheses a particle or mixture was made from.
         energy_per_atom: the default potential's energy of the refined structure, eV/atom (solve/checks.py).
         energy_above_best: eV/atom above the lowest refined hypothesis of the same formula.
+        energy_above_library: eV/atom of the phases above the most stable library type of their formulas
+            (solve/checks.py: crystals, mixtures and particles), and library_reference those types' labels.
         checks: the refined structure's chemistry (solve/checks.chemistry_checks).
         model: the forward model ("pdf", or "box": a periodic box's G(r) to half its length).
         restraints: {restraint name: its args, or a list of args (one term each)} refined with the data, each at
@@ -112,6 +114,8 @@ class Hypothesis:
     parents: list = field(default_factory=list)
     energy_per_atom: float | None = None
     energy_above_best: float | None = None
+    energy_above_library: float | None = None
+    library_reference: str | None = None
     checks: dict = field(default_factory=dict)
     model: str = "pdf"
     restraints: dict = field(default_factory=dict)

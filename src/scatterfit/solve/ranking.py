@@ -20,6 +20,9 @@ import math
 INDISTINCT = 2.0  # ΔBIC below which two hypotheses are not told apart ("not worth more than a bare mention")
 STRONG = 6.0  # ΔBIC above which the evidence is strong (Kass & Raftery 1995)
 ENERGY_MARGIN = 0.05  # eV/atom: an energy difference the default potential resolves between polymorphs
+UNLIKELY_ABOVE = 0.1  # eV/atom above the library's most stable type of the formula: a phase rarely made (90 % of the
+#                       known metastable crystals lie within 0.067 eV/atom of the hull, Sun et al., Sci. Adv. 2,
+#                       e1600225, 2016; plus the potential's error)
 NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data (short-range rejection: 0.6)
 
 
@@ -104,23 +107,30 @@ def separating_measurement(first, second) -> str:
 
 
 def verdict(ranked: list[dict]) -> dict:
-    """{"best", "fits", "distinguishable", "evidence", "runner_up", "next_measurement"} of a ranking; "fits" is
-    False when even the best hypothesis leaves a mean Rw of NO_FIT or more (then "evidence" says so: the answer
-    is none of these)."""
+    """{"best", "fits", "distinguishable", "evidence", "runner_up", "next_measurement", "stability"} of a ranking;
+    "fits" is False when even the best hypothesis leaves a mean Rw of NO_FIT or more (then "evidence" says so: the
+    answer is none of these); "stability" is there when the best's phases lie more than UNLIKELY_ABOVE above the
+    library's most stable type of their formula (a warning: the ranking is the data's)."""
     if not ranked:
         return {"best": None, "fits": False, "distinguishable": False, "evidence": "no hypothesis refined"}
     best = ranked[0]["hypothesis"]
+    stability = {}
+    above = getattr(best, "energy_above_library", None)
+    if above is not None and above > UNLIKELY_ABOVE:
+        stability["stability"] = (f"unlikely: it lies {above:.2f} eV/atom above {best.library_reference}, the most "
+                                  "stable of the library's types of its formula (the default potential, each type at "
+                                  "its estimated cell)")
     mean_rw = sum(best.rw.values()) / max(len(best.rw), 1)
     if mean_rw >= NO_FIT:
-        return {"best": best.label, "fits": False, "distinguishable": False,
+        return {"best": best.label, "fits": False, "distinguishable": False, **stability,
                 "evidence": f"none: the best hypothesis leaves Rw {mean_rw:.2f}, none of them explains the data"}
     if len(ranked) == 1:
-        return {"best": best.label, "fits": True, "distinguishable": True, "evidence": "only hypothesis"}
+        return {"best": best.label, "fits": True, "distinguishable": True, "evidence": "only hypothesis", **stability}
     second = ranked[1]["hypothesis"]
     delta = abs(ranked[1]["bic"] - ranked[0]["bic"])
     evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
     out = {"best": best.label, "fits": True, "runner_up": second.label, "delta_bic": delta, "distinguishable":
-           delta >= INDISTINCT, "evidence": evidence}
+           delta >= INDISTINCT, "evidence": evidence, **stability}
     if ranked[0].get("decided_by") == "energy":
         out["decided_by"] = (f"energy: {best.energy_per_atom - second.energy_per_atom:+.3f} eV/atom against the "
                              "runner-up, which the data cannot tell apart")

@@ -316,10 +316,10 @@ def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]
 def _network(composition: str, data, found: Triage, density: float) -> dict:
     """The network restraints of a glass or melt (solve/ionic.network_restraints) from a G(r) ``data`` on an
     absolute scale at ``density`` atoms/Å³: the first peak's area read with the radiation's weights (coherent
-    neutron lengths, or Z for X-rays: f at Q = 0)."""
+    neutron lengths, or X-rays' f at Q = 0)."""
     from ase.data import atomic_numbers
 
-    from scatterfit.scattering.formfactors import neutron_length
+    from scatterfit.scattering.formfactors import length_at_zero
     from scatterfit.solve.ionic import network_restraints
     from scatterfit.solve.triage import first_shell_area
     from scatterfit.structure.library import compounds, parse_composition
@@ -327,8 +327,7 @@ def _network(composition: str, data, found: Triage, density: float) -> dict:
     if compounds(composition) is not None:
         return {}
     counts = parse_composition(composition)
-    neutron = data.radiation == "neutron"
-    lengths = {e: neutron_length(atomic_numbers[e]) if neutron else float(atomic_numbers[e]) for e in counts}
+    lengths = {e: length_at_zero(atomic_numbers[e], data.radiation) for e in counts}
     return network_restraints(counts, found.first_peak, first_shell_area(data, found.first_peak, density), lengths)
 
 
@@ -480,8 +479,9 @@ def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, check
     return out
 
 
-def _check(ranked: list, potential, notes: list) -> None:
-    """Energy per atom and chemistry of the CHECKED best hypotheses (notes say why energies are missing)."""
+def _check(ranked: list, potential, notes: list, candidates: list = ()) -> None:
+    """Energy per atom and chemistry of the CHECKED best hypotheses (notes say why energies are missing), and
+    their energies above the most stable of the library ``candidates`` of their formulas."""
     from scatterfit.solve.checks import chemistry_checks, energetics
 
     top = [row["hypothesis"] for row in ranked[:CHECKED]]
@@ -497,7 +497,7 @@ def _check(ranked: list, potential, notes: list) -> None:
     except ScatterfitError as exc:
         notes.append(f"energies not computed: {exc}")
         return
-    energetics(top, model)
+    energetics(top, model, candidates)
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
@@ -652,7 +652,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     notes += [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
              if data.metadata.get("derived_from")]
-    _check(ranked, potential, notes)
+    _check(ranked, potential, notes, options)
     ranked = prefer_stable(ranked)
     seconds = {}
     for h in everything:
