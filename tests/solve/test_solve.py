@@ -13,6 +13,7 @@ import torch
 
 from scatterfit.io import Dataset
 from scatterfit.scattering.pdf import pdf
+from scatterfit.solve.ranking import UNLIKELY_ABOVE
 from scatterfit.solve.solve import solve
 from scatterfit.structure.library import candidates
 
@@ -108,6 +109,8 @@ def test_solve_measured_nickel_knowing_only_the_element(tmp_path):
     for key in ("rank", "class", "formula", "n_atoms", "space_group", "rw", "weight", "energy_per_atom",
                 "structure_files", "config"):
         assert key in first
+    assert abs(first["energy_above_library"]) < UNLIKELY_ABOVE and first["library_reference"].endswith(" Ni")
+    assert "stability" not in solution["verdict"]  # fcc Ni is no unlikely phase
     assert "<table>" in (out / "report.html").read_text()
     replay = subprocess.run([sys.executable, "-m", "scatterfit", "refine", str(out / first["config"]), "--out",
                              str(tmp_path / "replay")], capture_output=True, text=True)
