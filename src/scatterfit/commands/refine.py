@@ -27,18 +27,22 @@ def parameter_line(params: dict, errors: dict) -> str:
     from scatterfit.structure.cif import with_esd
 
     esd = errors.get("esd", {})
+
+    def family(key: str, value) -> str | None:  # "Biso" of "Biso[Si1]"
+        return key.split("[", 1)[0] if isinstance(value, float) and key.endswith("]") and "[" in key else None
+
     families: dict = {}
     for k, v in params.items():
-        if isinstance(v, float) and k.endswith("]") and "[" in k:
-            families.setdefault(k.split("[", 1)[0], []).append(v)
-    shown, summarised = [], set()
+        if family(k, v) is not None:
+            families.setdefault(family(k, v), []).append(v)
+    many = {name for name, values in families.items() if len(values) > LISTED}
+    shown = []
     for k, v in params.items():
-        family = k.split("[", 1)[0] if isinstance(v, float) and k.endswith("]") and "[" in k else None
-        if family is not None and len(families[family]) > LISTED:
-            if family not in summarised:
-                values = families[family]
-                summarised.add(family)
-                shown.append(f"{family} ({len(values)} sites) = {min(values):.5g} … {max(values):.5g}, mean "
+        name = family(k, v)
+        if name in many:
+            values = families.pop(name, None)  # the family's one summary, where its first site is
+            if values is not None:
+                shown.append(f"{name} ({len(values)} sites) = {min(values):.5g} … {max(values):.5g}, mean "
                              f"{sum(values) / len(values):.5g}")
         elif isinstance(v, float):
             shown.append(f"{k} = {with_esd(v, esd[k]) if k in esd else f'{v:.5g}'}")

@@ -12,9 +12,10 @@ Debye sum adds their exact contribution (sinc(0) = 1), see :func:`coincident_pai
 
 
 SORT_AXIS = (0.7265173981, 0.5484317579, 0.4139988855)
-"""A unit vector along which no two sites of a lattice cut project closer than R_COINCIDENT unless they are that
-close (irrational ratios: 1, 1/ρ, 1/ρ² of the plastic number ρ); sorting along x instead put a whole lattice plane
-in one run of candidates (0.4 s of a 20,000-atom particle's Debye sum)."""
+"""A unit vector with irrational component ratios (1, 1/ρ, 1/ρ² of the plastic number ρ), along which distinct
+sites of a lattice cut do not fall into one run of candidates as a lattice plane does along x (there a whole plane
+was one run: 0.4 s of a 20,000-atom particle's Debye sum). Any axis finds every coincident pair; this one keeps
+the runs short."""
 
 
 def coincident_pairs(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,13 +55,6 @@ def phase_energies(hypothesis, potential) -> list[tuple] | None:
     return out
 
 
-def energy_per_atom(hypothesis, potential) -> float | None:
-    """The potential's energy per atom of the refined hypothesis, eV/atom (None: not refined, or the potential
-    cannot evaluate it)."""
-    phases = phase_energies(hypothesis, potential)
-    return None if phases is None else sum(fraction * energy for _, fraction, energy in phases)
-
-
 LIBRARY_CLASSES = ("crystal", "mixture", "nanoparticle")
 """The classes whose phases are compared with the library's types (a glass or liquid lies above its crystals by
 nature; a cluster's formula has no crystal types)."""

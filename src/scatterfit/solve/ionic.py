@@ -1,6 +1,6 @@
-"""What an ionic formula says before any data: the ions' oxidation states, the shortest bond, and the restraints
-a chemist would put on a glass or melt of it (cation coordination from the bond valence at the first peak,
-corner-sharing of small polyhedra) without knowing its structure."""
+"""What an ionic formula says before any data: the ions' oxidation states and the shortest bond; and, with the
+first peak of its G(r), the restraints a chemist would put on a glass or melt of it without knowing its structure
+(the cation's coordination from the peak's area, corner-sharing of small polyhedra)."""
 
 from __future__ import annotations
 

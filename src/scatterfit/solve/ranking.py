@@ -115,7 +115,7 @@ def verdict(ranked: list[dict]) -> dict:
         return {"best": None, "fits": False, "distinguishable": False, "evidence": "no hypothesis refined"}
     best = ranked[0]["hypothesis"]
     stability = {}
-    above = getattr(best, "energy_above_library", None)
+    above = getattr(best, "energy_above_library", None)  # any object with a label, rw, ... (tests: namespaces)
     if above is not None and above > UNLIKELY_ABOVE:
         stability["stability"] = (f"unlikely: it lies {above:.2f} eV/atom above {best.library_reference}, the most "
                                   "stable of the library's types of its formula (the default potential, each type at "

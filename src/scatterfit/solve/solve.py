@@ -7,7 +7,8 @@ ranked structures, without a config.
 3. from the best crystals: when the triage lists a mixture among its classes, mixtures of the best with a
    partner (the best crystal of another formula, and the reference structure of each element it lacks; for a list
    of compounds the best pairs of a two-phase screen, :func:`_compound_mixtures`; for such a list, or when none of
-   these is supported, the partners a screen beside the best crystal's fit finds, :func:`_residual_partners`); the
+   these is supported, the partners a screen beside the best crystal's fit finds, :func:`_beside_partners`; for a
+   Bragg pattern those of its residual, :func:`_residual_partners`); the
    best
    two inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does not
    put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
@@ -20,7 +21,8 @@ ranked structures, without a config.
    molecule or cluster of exactly those atoms, found by a symmetric random search (solve/clusters.py);
 6. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
    energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
-   formula that the data cannot tell apart.
+   formula that the data cannot tell apart; the verdict warns when the best lies far above the library's most
+   stable type of its formula.
 
 For Bragg patterns steps 3 to 5 are replaced by mixtures only: the best crystal with the next best of any
 formula, with each missing element's reference structure, and with the best type against its residual
@@ -124,31 +126,41 @@ def _at_noise(h: Hypothesis, datasets: dict) -> bool:
     return True
 
 
-def _residual_partners(best: list, options: list, datasets: dict, taken: set, qmax: float | None = None,
-                       bragg: bool = True) -> list:
-    """Second phases found where the best refined crystal leaves signal, as search–match programs look for a
-    second phase: the library screened against its residual (data − fit) for a Bragg pattern, or beside its fitted
-    G(r) for a PDF, where the phases overlap at every r (screen(..., beside=): data ≈ a·fit + b·candidate, a,
-    b ≥ 0); the best few types (RESIDUAL_PARTNERS, RESIDUAL_PARTNERS_PDF) that are neither the best crystal nor
-    already ``taken`` (labels), as unrefined crystal hypotheses at their screened cells. A minority phase screens
-    poorly against the whole pattern (anatase's strong peaks outweigh 20 % rutile's; hcp Ag's G(r) hides zinc
-    blende GaAs's), but it is most of what the best crystal leaves."""
+def _unrefined(rows: list, options: list, model: str, instrument: tuple = ()) -> list:
+    """Unrefined crystal hypotheses of the screened ``rows`` (solve/screen.Screened) at their screened cells."""
+    by_label = {c.label: c for c in options}
+    return [crystal_hypothesis(scaled(by_label[row.label].structure(), row.factors), row.label,
+                               by_label[row.label].formula, by_label[row.label].prototype.source, model, instrument)
+            for row in rows]
+
+
+def _residual_partners(best: list, options: list, datasets: dict, taken: set) -> list:
+    """Second phases of a Bragg pattern found where the best refined crystal leaves signal: the library screened
+    against its residual (data − fit), as search–match programs look for a second phase; the best
+    RESIDUAL_PARTNERS types that are neither the best crystal nor already ``taken`` (labels), as unrefined crystal
+    hypotheses at their screened cells. A minority phase screens poorly against the whole pattern (anatase's
+    strong peaks outweigh 20 % rutile's), but its peaks are most of the residual."""
     if not best or best[0].result is None or _at_noise(best[0], datasets):
         return []
     others = [c for c in options if c.label not in taken and c.label != best[0].label]
     terms = best[0].result.terms
-    if bragg:
-        residual = {name: data.with_(x=terms[name].curves["x"], sigma=None,
-                                     y=terms[name].curves["y_obs"] - terms[name].curves["y_calc"])
-                    for name, data in datasets.items()}
-        rows, model, instrument = screen_powder(others, residual)[:RESIDUAL_PARTNERS], "powder", powder_free(datasets)
-    else:
-        beside = {name: (terms[name].curves["x"], terms[name].curves["y_calc"]) for name in datasets}
-        rows, model, instrument = screen(others, datasets, qmax, beside=beside)[:RESIDUAL_PARTNERS_PDF], "pdf", ()
-    by_label = {c.label: c for c in others}
-    return [crystal_hypothesis(scaled(by_label[row.label].structure(), row.factors), row.label,
-                               by_label[row.label].formula, by_label[row.label].prototype.source, model, instrument)
-            for row in rows]
+    residual = {name: data.with_(x=terms[name].curves["x"], sigma=None,
+                                 y=terms[name].curves["y_obs"] - terms[name].curves["y_calc"])
+                for name, data in datasets.items()}
+    return _unrefined(screen_powder(others, residual)[:RESIDUAL_PARTNERS], others, "powder", powder_free(datasets))
+
+
+def _beside_partners(best: list, options: list, datasets: dict, taken: set, qmax: float | None) -> list:
+    """Second phases of a PDF: the library screened beside the best refined crystal's fitted G(r), where the
+    phases overlap at every r (screen(..., beside=): data ≈ a·fit + b·candidate, a, b ≥ 0); the best
+    RESIDUAL_PARTNERS_PDF types that are neither the best crystal nor already ``taken`` (labels), unrefined at
+    their screened cells. hcp Ag's G(r) hides zinc blende GaAs's, but GaAs is most of what hcp Ag leaves."""
+    if not best or best[0].result is None or _at_noise(best[0], datasets):
+        return []
+    others = [c for c in options if c.label not in taken and c.label != best[0].label]
+    terms = best[0].result.terms
+    beside = {name: (terms[name].curves["x"], terms[name].curves["y_calc"]) for name in datasets}
+    return _unrefined(screen(others, datasets, qmax, beside=beside)[:RESIDUAL_PARTNERS_PDF], others, "pdf")
 
 
 PAIR_LEADERS = 2  # of each listed compound, the best-screened types that the others are screened beside
@@ -178,12 +190,10 @@ def _compound_mixtures(compound_labels: list[set] | None, options: list, screene
                 key = frozenset((row.label, partner.label))
                 if key not in pairs or partner.rw < pairs[key][0]:
                     pairs[key] = (partner.rw, row, partner)
+    done = {h.label: h for h in refined if h.result is not None and not h.error}
     out = []
     for _, first, second in sorted(pairs.values(), key=lambda p: p[0])[:COMPOUND_MIXTURES]:
-        done = {h.label: h for h in refined if h.result is not None and not h.error}
-        phases = [done.get(r.label) or crystal_hypothesis(scaled(by_label[r.label].structure(), r.factors), r.label,
-                                                          by_label[r.label].formula, by_label[r.label].prototype.source)
-                  for r in (first, second)]
+        phases = [done.get(r.label) or _unrefined([r], options, "pdf")[0] for r in (first, second)]
         out.append(mixture_hypothesis(*phases))
     return out
 
@@ -605,8 +615,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         partners = (_partners(ranked_crystals, hypotheses, polymorphs=bragg, each_formula=listed)
                     if "mixture" in found.classes else [])
         if bragg and "mixture" in found.classes:  # what the best crystal leaves: its second phase (search–match)
-            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners},
-                                           qmax, bragg)
+            partners += _residual_partners(ranked_crystals[:1], options, datasets, {h.label for h in partners})
         pending = [mixture_hypothesis(crystals[0], partner) for partner in partners]
         if "mixture" in found.classes:  # a tie the data cannot break gets its own mixtures (see _tied_leader)
             tied = _tied_leader(crystal_rows)
@@ -632,7 +641,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             # the elements let a Ni8Si type's extra parameters beat the fcc Ni of the reference partners)
             taken = {p.label for m in pending if m.kind == "mixture" for p in m.parents}
             searched = [mixture_hypothesis(crystals[0], partner)
-                        for partner in _residual_partners(ranked_crystals[:1], options, datasets, taken, qmax, bragg)]
+                        for partner in _beside_partners(ranked_crystals[:1], options, datasets, taken, qmax)]
             derived += [check_gain(h) for h in _refine_all(searched, datasets, qmax, deadline, pool, progress, ledger,
                                                             t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size

@@ -230,10 +230,9 @@ def intensity_triage(dataset, counts: dict) -> Triage:
     read from the data (no transform without the normalisation) but expected from the formula
     (solve/ionic.expected_bond)."""
     from scatterfit.solve.clusters import cluster_diameter
-
-    q = np.asarray(dataset.x, float)
     from scatterfit.solve.ionic import expected_bond
 
+    q = np.asarray(dataset.x, float)
     bond = expected_bond(counts)
     n = sum(counts.values())
     reasons = [f"an intensity I(Q) over {q[0]:.2f}–{q[-1]:.2f} Å⁻¹: scattering of finite objects (a molecule or "
