@@ -90,3 +90,53 @@ def test_blind_mixtures_rank_the_two_true_types_first():
     results = [check(seed) for seed in range(10)]
     misses = [line for right, line in results if not right]
     assert len(misses) <= 1, "\n".join(misses)
+
+
+def three_phase_draw(seed: int = 0):
+    """(composition, {label: atom fraction}, Dataset): zinc blende ZnS, rock salt MgO and CsCl-type CsCl making
+    55 %, 20 % and 25 % of the G(r)'s phase weights (as in :func:`draw`; CsCl 6 % of the atoms), lattices scaled
+    by ±2 %, Uiso 0.006 Å², X-ray G(r) (Qmax 25 Å⁻¹, qdamp 0.03 Å⁻¹, delta2 1.5 Å²) over 0.5–30 Å with noise of 1 %
+    of its largest value."""
+    from scatterfit.scattering.mixture import phase_weights
+    from scatterfit.scattering.pdf import pdf
+    from scatterfit.structure.library import candidates
+
+    rng = np.random.default_rng(seed)
+    picks = (("ZnS", "zinc blende ZnS", 0.55), ("MgO", "rock salt MgO", 0.2), ("CsCl", "cesium chloride CsCl", 0.25))
+    structures = []
+    for formula, label, _ in picks:
+        (c,) = [c for c in candidates(formula) if c.label == label]
+        s = c.structure().with_uiso(0.006)
+        k = 1 + rng.uniform(-0.02, 0.02)
+        structures.append(s.with_(positions=s.positions * k, cell=s.cell * k))
+    per_atom = phase_weights(structures, torch.full((3,), 1 / 3, dtype=torch.float64), "pdf")
+    c = torch.tensor([share / float(p) for (_, _, share), p in zip(picks, per_atom)], dtype=torch.float64)
+    c = c / c.sum()
+    weights = phase_weights(structures, c, "pdf")
+    r = torch.arange(0.5, 30.0, 0.02, dtype=torch.float64)
+    g = sum(w * pdf(s, r, qdamp=0.03, qmax=25.0, delta2=1.5) for w, s in zip(weights, structures)).numpy()
+    g = g + 0.01 * np.abs(g).max() * rng.standard_normal(len(g))
+    data = Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0})
+    return "ZnS + MgO + CsCl", {label: float(x) for (_, label, _), x in zip(picks, c)}, data
+
+
+@pytest.mark.slow  # about 3 minutes
+def test_a_third_phase_is_found_beside_the_best_two_phase_mixture():
+    """Three compounds in the vial, each in its common type: the two-phase screen and refinements find two of
+    them (with the types of the two swapped as well: zinc blende MgO + rock salt ZnS fits as well, ΔBIC < 2), the
+    screen beside each of those mixtures' fits finds the third, and the three-phase mixture of the true types is
+    ranked first with the true atom fractions."""
+    from scatterfit.solve.hypotheses import phase_name
+    from scatterfit.solve.solve import solve
+
+    composition, truth, data = three_phase_draw()
+    solution = solve({"sim": data}, composition, potential=None)
+    best = solution.ranked[0]["hypothesis"]
+    phases = best.result.state.phase_states()
+    assert best.kind == "mixture" and len(phases) == 3
+    assert sorted(best.label.split(" + ")) == sorted(truth)
+    assert best.rw["sim"] < 0.05
+    fractions = best.result.parameters()
+    for label, fraction in truth.items():
+        assert fractions[f"fraction[{phase_name(label)}]"] == pytest.approx(fraction, abs=0.02)
+    assert solution.ranked[1]["delta_bic"] > 6  # told apart from the swapped types, strongly

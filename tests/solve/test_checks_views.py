@@ -170,3 +170,75 @@ def test_discrete_particles_come_in_the_triaged_and_the_envelopes_sizes_up_to_a_
     assert {h.label.split("(")[1] for h in discrete_particle_hypotheses(crystal, edge, 2 * 4.4 * nn)} >= \
         {"6525 atoms)"}  # 12 shells: (10·12³ + 15·12² + 11·12 + 3)/3
     assert discrete_particle_hypotheses(refined("rock salt NaCl"), None, 30.0) == []
+
+
+def test_energy_prior_penalty_grows_with_the_energy_above_and_is_capped():
+    from scatterfit.solve.ranking import LEAST_PRIOR, METASTABLE_SCALE, energy_penalty
+
+    h = Hypothesis("crystal", "x", "X", {}, [])
+    assert energy_penalty(h) == 0.0  # no energy: no prior
+    h.energy_above_library = -0.02  # below the library's unrelaxed type: as stable as it
+    assert energy_penalty(h) == 0.0
+    h.energy_above_library = 0.1
+    assert energy_penalty(h) == pytest.approx(2 * 0.1 / METASTABLE_SCALE)
+    h.energy_above_library = 5.0
+    assert energy_penalty(h) == pytest.approx(2 * np.log(1 / LEAST_PRIOR))
+
+
+def test_the_energy_prior_reorders_only_what_the_data_leave_close():
+    """A crystal far above the library's most stable type loses its first place to a stable one whose BIC is
+    worse by less than the penalty, and keeps it when the data favour it by more."""
+    import math
+
+    from scatterfit.solve.ranking import energy_penalty, rank
+
+    points = {"d": 100.0}
+    stable = Hypothesis("crystal", "wurtzite X", "X", {}, [], rw={"d": 0.30}, n_parameters=5)
+    stable.energy_above_library = 0.0
+    unstable = Hypothesis("crystal", "Millerite X", "X", {}, [], rw={"d": 0.29}, n_parameters=5)
+    unstable.energy_above_library = 0.6
+    gap = 100 * math.log(0.30**2 / 0.29**2)  # ΔBIC in favour of the unstable one: 6.8 < its penalty 13.8
+    ranked = rank([unstable, stable], points)
+    assert [row["hypothesis"].label for row in ranked] == ["wurtzite X", "Millerite X"]
+    assert ranked[1]["delta_bic"] == pytest.approx(energy_penalty(unstable) - gap)
+    assert ranked[0]["weight"] == pytest.approx(1 / (1 + math.exp(-0.5 * ranked[1]["delta_bic"])))
+    unstable.rw = {"d": 0.2}  # the data decide: ΔBIC 81
+    assert rank([unstable, stable], points)[0]["hypothesis"].label == "Millerite X"
+
+
+def test_a_discrete_particles_surface_energy_is_not_compared_with_the_library():
+    """Energies above the library are for periodic phases: a crystal gets one, a finite cluster of its atoms
+    (whose surface raises its energy per atom) gets none; both get their energy per atom."""
+    from types import SimpleNamespace
+
+    from scatterfit.solve.checks import energetics
+    from scatterfit.structure.builders import nanoparticle
+
+    class PerAtom:  # a potential of −1 eV per atom (the structures' energies are not what is tested)
+        def energy(self, s):
+            return torch.tensor(-1.0 * len(s))
+
+    def refined(kind, structure):
+        state = SimpleNamespace(structure=structure)
+        result = SimpleNamespace(state=SimpleNamespace(phase_states=lambda: {"p": state}))
+        return Hypothesis(kind, kind, "Cu", {}, [], result=result)
+
+    (fcc,) = [c for c in candidates("Cu") if c.label == "fcc Cu"]
+    crystal = refined("crystal", fcc.structure())
+    particle = refined("nanoparticle", nanoparticle("Cu", "icosahedron", 3, nn_distance=2.55))
+    energetics([crystal, particle], PerAtom(), candidates("Cu"))
+    assert crystal.energy_above_library == pytest.approx(0.0) and crystal.library_reference is not None
+    assert particle.energy_per_atom == pytest.approx(-1.0)
+    assert particle.energy_above_library is None
+
+
+def test_a_checkpointed_hypothesis_of_an_earlier_version_unpickles_with_the_new_fields_defaulted():
+    import pickle
+
+    h = Hypothesis("crystal", "fcc X", "X", {}, ["lattice"], rw={"d": 0.1})
+    state = dict(h.__dict__)
+    del state["anneal"], state["options"]  # fields a later version added
+    old = Hypothesis.__new__(Hypothesis)
+    old.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.anneal == 0 and again.options == {} and again.rw == {"d": 0.1} and again.label == "fcc X"

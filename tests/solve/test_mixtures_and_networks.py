@@ -154,3 +154,40 @@ def test_a_network_box_replays_as_a_refine_config(tmp_path):
     assert anneal.weights == {"d": 0.0, "coordination:Si-O": ANNEAL_COORDINATION,
                               "coordination:O-Si": ANNEAL_COORDINATION}
     assert anneal.energy_scale == float(len(box)) and anneal.free == ["positions"]
+
+
+def test_a_refined_mixture_takes_a_third_phase():
+    """mixture_with: the refined two-phase mixture's phases and values (qdamp, each phase's delta2) with the third
+    phase's own, the free groups of all three and their fractions; refined, it must improve on the mixture
+    (check_gain: its parent is the mixture) and finds the third phase's share."""
+    from test_blind_mixtures import three_phase_draw
+
+    from scatterfit.solve.hypotheses import (
+        check_gain,
+        crystal_hypothesis,
+        mixture_hypothesis,
+        mixture_with,
+        refine_hypothesis,
+    )
+
+    _, truth, data = three_phase_draw()
+    short = data.x <= 15.0  # a shorter G(r) refines faster and tells the three apart as well
+    data = data.with_(x=data.x[short], y=data.y[short])
+    types = {c.label: c for f in ("ZnS", "MgO", "CsCl") for c in candidates(f)}
+
+    def crystal(label):
+        c = types[label]
+        return crystal_hypothesis(c.structure(), label, c.formula, "test")
+
+    two = refine_hypothesis(mixture_hypothesis(crystal("zinc blende ZnS"), crystal("rock salt MgO")), {"d": data})
+    assert two.error is None
+    three = mixture_with(two, crystal("cesium chloride CsCl"))
+    p = two.result.parameters()
+    assert list(three.structures) == ["zinc_blende_ZnS", "rock_salt_MgO", "cesium_chloride_CsCl"]
+    assert three.values["qdamp"] == p["qdamp"] and three.values["rock_salt_MgO.delta2"] == p["rock_salt_MgO.delta2"]
+    assert three.values["cesium_chloride_CsCl.delta2"] == 2.0 and three.free[-1] == "fraction"
+    assert three.parents == [two] and not three.warm and three.formula == "ZnS + MgO + CsCl"
+    refined = check_gain(refine_hypothesis(three, {"d": data}))
+    assert refined.error is None and refined.rw["d"] < 0.5 * two.rw["d"]
+    share = refined.result.parameters()["fraction[cesium_chloride_CsCl]"]
+    assert share == pytest.approx(truth["cesium chloride CsCl"], abs=0.02)

@@ -38,6 +38,24 @@ def test_triage_tells_crystal_particle_and_cluster_apart():
     assert all(isinstance(reason, str) for reason in crystal.reasons) and len(crystal.reasons) == 4
 
 
+def test_small_particles_may_refine_the_large_adps_of_their_disorder():
+    """A particle under SMALL_PARTICLE Å lets every hypothesis refine Biso to DISORDERED_BISO (set on the data by
+    the solve, read by each refinement, a hypothesis' own bounds first); a crystal or a larger particle keeps
+    BOUNDS."""
+    from scatterfit.solve.hypotheses import BOUNDS, DISORDERED_BISO, SMALL_PARTICLE, sample_bounds, with_sample_bounds
+
+    ni = Structure.from_ase(bulk("Ni", "fcc", a=3.524, cubic=True))
+    small = triage(_gr(ni, qdamp=0.02, spdiameter=20.0))
+    assert small.particle_diameter < SMALL_PARTICLE
+    assert sample_bounds(small) == {"biso": (BOUNDS["biso"][0], DISORDERED_BISO)}
+    assert sample_bounds(triage(_gr(ni, qdamp=0.02, spdiameter=45.0))) == {}
+    assert sample_bounds(triage(_gr(ni, qdamp=0.02))) == {}
+    data = {"d": Dataset(np.arange(3.0), np.zeros(3), None, "gr", "angstrom",
+                         metadata={"bounds": sample_bounds(small)})}
+    assert with_sample_bounds({}, data)["biso"][1] == DISORDERED_BISO
+    assert with_sample_bounds({"biso": (0.1, 1.0), "positions": 0.3}, data) == {"biso": (0.1, 1.0), "positions": 0.3}
+
+
 def _amorphous_si_gr(repeats: int = 2) -> Dataset:
     """The G(r) of the bundled amorphous Si model (216 atoms, a continuous random network) repeated ``repeats``³
     times, as a box describes it: pairs to half its length, through Q 0.5–25 Å⁻¹."""

@@ -97,13 +97,13 @@ def run(args) -> None:
         for reason in solution.triage.reasons:
             print(f"triage: {reason}")
         record = write_solution(solution, out, paths)
-    print(f"{'rank':>4}  {'class':<12} {'hypothesis':<34} {'Rw':>8} {'k':>3} {'ΔBIC':>7} {'weight':>7} "
+    print(f"{'rank':>4}  {'class':<12} {'hypothesis':<34} {'Rw':>8} {'k':>3} {'ΔBIC':>7} {'E-prior':>7} {'weight':>7} "
           f"{'E-E_best':>9}")
     for h in record["hypotheses"]:
         rw = ", ".join(f"{v:.4f}" for v in h["rw"].values())
         above = "" if h["energy_above_best"] is None else f"{h['energy_above_best']:.3f} eV"
         print(f"{h['rank']:>4}  {h['class']:<12} {h['label'][:34]:<34} {rw:>8} {h['n_parameters']:>3} "
-              f"{h['delta_bic']:>7.1f} {h['weight']:>7.3f} {above:>9}")
+              f"{h['delta_bic']:>7.1f} {h.get('energy_penalty', 0.0):>7.1f} {h['weight']:>7.3f} {above:>9}")
     v = record["verdict"]
     if not v.get("fits", True):
         print(f"NO FIT: {v['evidence']}")

@@ -11,15 +11,16 @@ solution.json, schema "scatterfit.solution/1":
     (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
     group the free one still has within 0.1 Å, null if none), phases (mixtures: [{name, formula, space_group,
     weight_fraction, atom_fraction}]), rw
-    ({dataset: Rw}), bic, delta_bic, weight, n_parameters, energy_per_atom (eV/atom, the default potential; null:
-    not computed), energy_above_best (eV/atom above the best of the same formula), energy_above_library (crystals,
-    mixtures, particles: eV/atom of the phases above the most stable library type of their formulas, each at its
-    estimated cell; null: not computed) and library_reference (those types), checks (the refined structure's
-    chemistry: coordination, bonds, too_close; {phase: ...} for a mixture), decided_by ("energy" when the energy
-    put it first), parameters, structure_files, config (the replayable refine config's file name), source,
-    seconds}; notes (what was not computed, and why), workers (processes the hypotheses ran on), screen (every
-    library structure type the composition fits, best first: {label, rw on the short range, cell_factor, uiso,
-    kept: refined}).
+    ({dataset: Rw}), bic, energy_penalty (−2 ln of the energy's prior, solve/ranking.energy_penalty: 0 without an
+    energy above the library), delta_bic (bic + energy_penalty, less the first's), weight, n_parameters,
+    energy_per_atom (eV/atom, the default potential; null: not computed), energy_above_best (eV/atom above the best
+    of the same formula), energy_above_library (crystals, mixtures, particles in envelopes: eV/atom of the phases
+    above the most stable library type of their formulas, each at its estimated cell; null: not computed) and
+    library_reference (those types), checks (the refined structure's chemistry: coordination, bonds, too_close;
+    {phase: ...} for a mixture), decided_by ("energy" when the energy put it first), parameters, structure_files,
+    config (the replayable refine config's file name), source, seconds}; notes (what was not computed, and why),
+    workers (processes the hypotheses ran on), screen (every library structure type the composition fits, best
+    first: {label, rw on the short range, cell_factor, uiso, kept: refined}).
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
     params = result.parameters() if result is not None else {}
     phases = result.state.phase_states() if result is not None else {}
     record = {"rank": rank, "class": h.kind, "label": h.label, "formula": h.formula, "n_atoms": None,
-              "space_group": None, "rw": h.rw, "bic": row["bic"], "delta_bic": row["delta_bic"],
+              "space_group": None, "rw": h.rw, "bic": row["bic"], "energy_penalty": row.get("energy_penalty", 0.0),
+              "delta_bic": row["delta_bic"],
               "weight": row["weight"], "n_parameters": h.n_parameters, "energy_per_atom": h.energy_per_atom,
               "energy_above_best": h.energy_above_best, "energy_above_library": h.energy_above_library,
               "library_reference": h.library_reference, "checks": h.checks, "decided_by": row.get("decided_by"),
@@ -270,7 +272,8 @@ def _page(out: dict, figures: list, views: list) -> str:
     rows = "".join(
         f"<tr><td>{h['rank']}</td><td>{html.escape(h['class'])}</td><td>{html.escape(h['label'])}</td>"
         f"<td>{', '.join(f'{v:.4f}' for v in h['rw'].values())}</td><td>{h['n_parameters']}</td>"
-        f"<td>{h['delta_bic']:.1f}</td><td>{h['weight']:.3f}</td><td>{_energy_cell(h)}</td>"
+        f"<td>{h['delta_bic']:.1f}</td><td>{h.get('energy_penalty', 0.0):.1f}</td><td>{h['weight']:.3f}</td>"
+        f"<td>{_energy_cell(h)}</td>"
         f"<td>{_checks_cell(h)}</td></tr>" for h in out["hypotheses"])
     verdict = out["verdict"]
     lines = [f"Best: <b>{html.escape(str(verdict.get('best')))}</b>"]
@@ -313,6 +316,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}i
 <body><h1>scatterfit solve: {html.escape(out['composition'])}</h1>
 <h2>Triage</h2><ul>{reasons}</ul><h2>Verdict</h2><p>{'<br>'.join(lines)}</p>
 <h2>Hypotheses</h2><table><tr><th>rank</th><th>class</th><th>hypothesis</th><th>Rw</th><th>parameters</th>
-<th>ΔBIC</th><th>weight</th><th>energy, eV/atom (above best of formula)</th><th>chemistry</th></tr>{rows}</table>
+<th>ΔBIC (with the energy's prior)</th><th>energy's prior, −2 ln</th>
+<th>weight</th><th>energy, eV/atom (above best of formula)</th><th>chemistry</th></tr>{rows}</table>
 {failed}{screen}<h2>Best fits</h2>{images}<h2>Top structures</h2>{structure_views(views)}</body></html>
 """

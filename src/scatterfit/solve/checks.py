@@ -120,14 +120,16 @@ def chemistry_checks(hypothesis) -> dict:
 
 def energetics(hypotheses: list, potential, candidates: list = ()) -> None:
     """Fill ``energy_per_atom`` and ``energy_above_best`` (eV/atom, against the same formula) of each refined
-    hypothesis in ``hypotheses``, and for crystals, mixtures and particles ``energy_above_library`` (the phases'
-    atom-fraction-weighted energy above the most stable of the library ``candidates`` of their formulas) with
-    ``library_reference`` (those types' labels)."""
+    hypothesis in ``hypotheses``, and for crystals, mixtures and particles inside envelopes (periodic phases)
+    ``energy_above_library`` (the phases' atom-fraction-weighted energy above the most stable of the library
+    ``candidates`` of their formulas) with ``library_reference`` (those types' labels); a discrete particle's
+    energy holds its surface's, which says nothing of its phase."""
     phases = {id(h): phase_energies(h, potential) for h in hypotheses}
     for h in hypotheses:
         found = phases[id(h)]
         h.energy_per_atom = None if found is None else sum(fraction * energy for _, fraction, energy in found)
-    compared = [h for h in hypotheses if h.kind in LIBRARY_CLASSES and phases[id(h)] is not None]
+    compared = [h for h in hypotheses if h.kind in LIBRARY_CLASSES and phases[id(h)] is not None
+                and all(s.cell is not None for s, _ in _phase_structures(h))]
     minima = library_minima(candidates, {f for h in compared for f, _, _ in phases[id(h)]}, potential)
     for h in compared:
         rows = phases[id(h)]

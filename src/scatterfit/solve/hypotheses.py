@@ -38,6 +38,9 @@ SHAPE_STEPS = 50  # the LM steps of each stage of a small-angle shape hypothesis
 SHAPE_STAGES = 3
 SHORT_RANGE_RW = 0.6  # a crystal hypothesis whose Rw stays above this on r ≤ 5 Å is rejected there
 TIME_LIMIT = 90.0  # s: a hypothesis still refining after this is stopped and left out
+SMALL_PARTICLE = 30.0  # Å: a triaged particle diameter below which the ADPs may be those of a disordered particle
+DISORDERED_BISO = 10.0  # Å²: their upper bound there (Uiso 0.127 Å²: examples/cdse_envelope.toml refines 8–9 Å² for
+#                         2 nm CdSe, as PDFfit2 does: the static displacements of a particle that is mostly surface)
 
 
 class _Stop(Exception):
@@ -126,6 +129,15 @@ class Hypothesis:
     options: dict = field(default_factory=dict)
     fit_scale: bool = True
     anneal: int = 0
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled from a checkpoint an earlier version wrote: the fields added since take their defaults."""
+        from dataclasses import MISSING, fields
+
+        for f in fields(self):
+            if f.name not in state:
+                state[f.name] = f.default_factory() if f.default_factory is not MISSING else f.default
+        self.__dict__.update(state)
 
 
 def phase_name(label: str) -> str:
@@ -265,6 +277,30 @@ def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
                       {**s1, **s2}, free, values, f"{first.source} | {second.source}",
                       warm=first.result is not None and second.result is not None, parents=[first, second],
                       model=first.model)
+
+
+def mixture_with(mixture: Hypothesis, third: Hypothesis) -> Hypothesis:
+    """The refined ``mixture`` with one more phase, the crystal hypothesis ``third`` (refined, or unrefined at
+    its screened cell): the mixture's refined phases and values (qdamp and each phase's delta2, or a Bragg
+    pattern's instrument), the third's own, equal fractions to start; one full-range stage when the third was
+    refined, else the r-range ramp (a PDF) or the powder stages. Its parent is the mixture (check_gain: it must
+    improve on that)."""
+    params = mixture.result.parameters()
+    structures = {name: state.structure.with_(operations=mixture.structures[name].operations)
+                  for name, state in mixture.result.state.phase_states().items()}
+    added, own = _refined(third)
+    if mixture.model == "powder":
+        values = {k: float(params[k]) for k in instrument_groups(mixture) if params.get(k) is not None}
+        values["background_order"] = mixture.values.get("background_order", POWDER_BACKGROUND)
+    else:
+        values = {k: float(params[k]) for k in ("qdamp",) if params.get(k) is not None}
+        values.update({f"{name}.delta2": float(params.get(f"{name}.delta2") or 2.0) for name in structures})
+        values.update({f"{name}.delta2": own.get("delta2", 2.0) for name in added})
+    free = [g for g in mixture.free if g != "fraction"]
+    free += [g for g in third.free if g not in free] + ["fraction"]
+    return Hypothesis("mixture", f"{mixture.label} + {third.label}", f"{mixture.formula} + {third.formula}",
+                      {**structures, **added}, free, values, f"{mixture.source} | {third.source}",
+                      warm=third.result is not None, parents=[mixture], model=mixture.model)
 
 
 AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent within these bounds
@@ -414,7 +450,7 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     gain = 1 - mean / min(parents)
     if gain < need:
         compared = (f"is only {100 * gain:.0f} % below" if gain >= 0 else "is above")
-        hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best crystal's {min(parents):.4f} (a "
+        hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best parent's {min(parents):.4f} (a "
                             f"{hypothesis.kind} needs {100 * need:.0f} % less)")
     return hypothesis
 
@@ -579,6 +615,24 @@ def calibrated(datasets: dict) -> dict:
     return out
 
 
+def sample_bounds(found) -> dict:
+    """Bounds over BOUNDS that the triage ``found`` (solve/triage.Triage) calls for: Biso up to DISORDERED_BISO when
+    the PDF's signal ends as that of particles under SMALL_PARTICLE Å (more than a third of their atoms on the
+    surface, whose relaxations a crystal model sees as large ADPs); otherwise none."""
+    if found.kind == "gr" and found.classes[0] == "nanoparticle" and found.particle_diameter < SMALL_PARTICLE:
+        return {"biso": (BOUNDS["biso"][0], DISORDERED_BISO)}
+    return {}
+
+
+def with_sample_bounds(bounds: dict, datasets: dict) -> dict:
+    """``bounds`` over the datasets' metadata["bounds"] (:func:`sample_bounds`, set by the solve): the
+    hypothesis' own bounds win."""
+    out = {}
+    for data in datasets.values():
+        out.update(data.metadata.get("bounds") or {})
+    return {**out, **bounds}
+
+
 def with_calibration(free: list, values: dict, datasets: dict) -> tuple[list, dict]:
     """(free groups, values) with the datasets' calibrated instrument parameters taken out of ``free`` and set."""
     fixed = calibrated(datasets)
@@ -601,6 +655,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     if hypothesis.model == "powder":
         return _refine_powder(hypothesis, datasets, time_limit, t0)
     hypothesis.free, hypothesis.values = with_calibration(hypothesis.free, hypothesis.values, datasets)
+    hypothesis.bounds = with_sample_bounds(hypothesis.bounds, datasets)
     try:
         loss = hypothesis_loss(hypothesis, datasets, qmax)
         bounds = {**BOUNDS, **hypothesis.bounds}

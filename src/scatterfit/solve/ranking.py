@@ -7,10 +7,14 @@ to the signal) and k refined parameters,
 
     BIC = Σ_datasets N_d ln(Rw_d²) + k ln(Σ N_d),
 
-and the weight of hypothesis i is exp(−ΔBIC_i/2) normalised over the hypotheses (a probability-like weight under
-equal priors). Two hypotheses whose BIC differ by less than INDISTINCT cannot be told apart by these data; then
-the energy decides (:func:`prefer_stable`): of two such hypotheses of one formula, the one more than ENERGY_MARGIN
-eV/atom lower in energy (the default potential) is put first.
+and the weight of hypothesis i is exp(−ΔBIC_i/2) normalised over the hypotheses (a probability-like weight).
+
+The prior is the chemistry's: a crystal, particle or mixture whose phases lie E eV/atom above the most stable of
+the library's types of their formulas (``energy_above_library``, solve/checks.py) gets the prior exp(−E /
+METASTABLE_SCALE), no less than LEAST_PRIOR, i.e. the penalty −2 ln(prior) (:func:`energy_penalty`) added to its
+BIC; the rest have none. Two hypotheses whose scores differ by less than INDISTINCT cannot be told apart by these
+data; then the energy decides (:func:`prefer_stable`): of two such hypotheses of one formula, the one more than
+ENERGY_MARGIN eV/atom lower in energy (the default potential) is put first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ ENERGY_MARGIN = 0.05  # eV/atom: an energy difference the default potential reso
 UNLIKELY_ABOVE = 0.1  # eV/atom above the library's most stable type of the formula: a phase rarely made (90 % of the
 #                       known metastable crystals lie within 0.067 eV/atom of the hull, Sun et al., Sci. Adv. 2,
 #                       e1600225, 2016; plus the potential's error)
+METASTABLE_SCALE = 0.05  # eV/atom: the decay of the prior above the most stable type (the known metastable crystals'
+#                          energies above the hull fall off as an exponential of mean 0.03 eV/atom: median 15 meV,
+#                          90 % within 67 meV, Sun et al. 2016; widened for the potential and the unrelaxed types)
+LEAST_PRIOR = 1e-3  # the prior of a phase far above: made at high pressure, or the potential wrong (a cap on the
+#                     penalty: 2 ln 1000 = 13.8, reached 0.35 eV/atom above)
 NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data (short-range rejection: 0.6)
 
 
@@ -50,17 +59,31 @@ def bic(rw: dict, points: dict, n_parameters: int) -> float:
     return sum(points[d] * math.log(max(rw[d], 1e-12) ** 2) for d in rw) + n_parameters * math.log(total)
 
 
+def energy_penalty(hypothesis) -> float:
+    """−2 ln(prior) of a hypothesis' energy above the library's most stable types of its formulas (see the module
+    docstring): 2 min(E / METASTABLE_SCALE, ln(1 / LEAST_PRIOR)) for E > 0; 0 without that energy."""
+    above = getattr(hypothesis, "energy_above_library", None)  # tests rank namespaces without it
+    if above is None or above <= 0:
+        return 0.0
+    return 2 * min(above / METASTABLE_SCALE, math.log(1 / LEAST_PRIOR))
+
+
 def rank(hypotheses: list, points: dict) -> list[dict]:
-    """The refined hypotheses best first: [{"hypothesis", "bic", "delta_bic", "weight"}], failed ones left out."""
-    scored = [{"hypothesis": h, "bic": bic(h.rw, points, h.n_parameters)} for h in hypotheses if h.error is None]
-    scored.sort(key=lambda row: row["bic"])
+    """The refined hypotheses best first by BIC plus :func:`energy_penalty`: [{"hypothesis", "bic",
+    "energy_penalty", "delta_bic" (the score's difference from the first's), "weight"}], failed ones left out."""
+    scored = []
+    for h in hypotheses:
+        if h.error is None:
+            row = {"hypothesis": h, "bic": bic(h.rw, points, h.n_parameters), "energy_penalty": energy_penalty(h)}
+            scored.append(row)
+    scored.sort(key=lambda row: row["bic"] + row["energy_penalty"])
     if not scored:
         return []
-    best = scored[0]["bic"]
-    weights = [math.exp(-0.5 * (row["bic"] - best)) for row in scored]
+    best = scored[0]["bic"] + scored[0]["energy_penalty"]
+    weights = [math.exp(-0.5 * (row["bic"] + row["energy_penalty"] - best)) for row in scored]
     total = sum(weights)
     for row, w in zip(scored, weights):
-        row["delta_bic"] = row["bic"] - best
+        row["delta_bic"] = row["bic"] + row["energy_penalty"] - best
         row["weight"] = w / total
     return scored
 
@@ -127,7 +150,7 @@ def verdict(ranked: list[dict]) -> dict:
     if len(ranked) == 1:
         return {"best": best.label, "fits": True, "distinguishable": True, "evidence": "only hypothesis", **stability}
     second = ranked[1]["hypothesis"]
-    delta = abs(ranked[1]["bic"] - ranked[0]["bic"])
+    delta = abs(ranked[1]["delta_bic"] - ranked[0]["delta_bic"])
     evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
     out = {"best": best.label, "fits": True, "runner_up": second.label, "delta_bic": delta, "distinguishable":
            delta >= INDISTINCT, "evidence": evidence, **stability}

@@ -8,10 +8,10 @@ ranked structures, without a config.
    partner (the best crystal of another formula, and the reference structure of each element it lacks; for a list
    of compounds the best pairs of a two-phase screen, :func:`_compound_mixtures`; for such a list, or when none of
    these is supported, the partners a screen beside the best crystal's fit finds, :func:`_beside_partners`; for a
-   Bragg pattern those of its residual, :func:`_residual_partners`); the
-   best
-   two inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does not
-   put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
+   Bragg pattern those of its residual, :func:`_residual_partners`); when a two-phase mixture is then the best
+   hypothesis, that mixture with a third phase found the same way (:func:`_third_phases`); the best two
+   crystals inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does
+   not put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
    (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the envelope's refined size; each kept
    only when it improves on its crystal (hypotheses.MIN_GAIN) and, for a particle, predicts the G(r) beyond the
    fit range no worse than its crystal (hypotheses.check_holdout);
@@ -20,13 +20,13 @@ ranked structures, without a config.
 5. when the triage does not put a crystal first and the composition names a finite formula (W12O40, C60): a
    molecule or cluster of exactly those atoms, found by a symmetric random search (solve/clusters.py);
 6. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
-   energy per atom and their chemistry (solve/checks.py), and the energy decides between hypotheses of one
-   formula that the data cannot tell apart; the verdict warns when the best lies far above the library's most
-   stable type of its formula.
+   energy per atom and their chemistry (solve/checks.py); the energy above the library's most stable type of
+   the formula is the ranking's prior, and the energy decides between hypotheses of one formula that the data
+   cannot tell apart; the verdict warns when the best lies far above that type.
 
 For Bragg patterns steps 3 to 5 are replaced by mixtures only: the best crystal with the next best of any
 formula, with each missing element's reference structure, and with the best type against its residual
-(:func:`_residual_partners`).
+(:func:`_residual_partners`), and the best two-phase mixture with the best type against its residual.
 
 The hypotheses of each step are independent: they run on the executor given (a local process pool or a Dask
 cluster, optim/executor.py), in this process by default.
@@ -45,6 +45,7 @@ from pathlib import Path
 
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
+    BOUNDS,
     Hypothesis,
     amorphous_hypothesis,
     calibrated,
@@ -55,12 +56,15 @@ from scatterfit.solve.hypotheses import (
     discrete_particle_hypotheses,
     fit_range,
     mixture_hypothesis,
+    mixture_with,
     nanoparticle_hypothesis,
     powder_free,
     refine_hypothesis,
+    sample_bounds,
 )
 from scatterfit.solve.ranking import (
     INDISTINCT,
+    LEAST_PRIOR,
     independent_points,
     prefer_stable,
     rank,
@@ -161,6 +165,30 @@ def _beside_partners(best: list, options: list, datasets: dict, taken: set, qmax
     terms = best[0].result.terms
     beside = {name: (terms[name].curves["x"], terms[name].curves["y_calc"]) for name in datasets}
     return _unrefined(screen(others, datasets, qmax, beside=beside)[:RESIDUAL_PARTNERS_PDF], others, "pdf")
+
+
+def _third_phases(refined: list, points: dict, options: list, datasets: dict, qmax, bragg: bool) -> list:
+    """Three-phase mixtures (hypotheses.mixture_with): when the best of the ``refined`` hypotheses (by BIC) is a
+    supported two-phase mixture, it (and another two-phase mixture the data cannot tell from it, ΔBIC below
+    INDISTINCT: zinc blende MgO + rock salt ZnS fits as well as the reverse) with each third phase found as its
+    second was: the library screened against its residual (a Bragg pattern: :func:`_residual_partners`) or beside
+    its fit (a PDF: :func:`_beside_partners`), of types that are neither of its phases; a refined crystal of that
+    type where there is one."""
+    def two_phase(h) -> bool:
+        return h.kind == "mixture" and len(h.structures) == 2 and h.result is not None
+
+    rows = rank(refined, points)
+    if not rows or not two_phase(rows[0]["hypothesis"]):
+        return []
+    tied = [row["hypothesis"] for row in rows[1:] if row["delta_bic"] < INDISTINCT and two_phase(row["hypothesis"])]
+    done = {h.label: h for h in refined if h.kind == "crystal" and h.result is not None and not h.error}
+    out = []
+    for best in [rows[0]["hypothesis"], *tied[:1]]:
+        taken = {p.label for p in best.parents}
+        thirds = (_residual_partners([best], options, datasets, taken) if bragg
+                  else _beside_partners([best], options, datasets, taken, qmax))
+        out += [mixture_with(best, done.get(t.label, t)) for t in thirds]
+    return out
 
 
 PAIR_LEADERS = 2  # of each listed compound, the best-screened types that the others are screened beside
@@ -273,7 +301,6 @@ def _family(datasets: dict) -> str:
 def structural_count(h: Hypothesis) -> int:
     """The structural parameters a crystal hypothesis refines (the STRUCTURAL groups of its Parametrisation: cell,
     ADPs, coordinates; not the instrument's or the background's, which every hypothesis of the data shares)."""
-    from scatterfit.solve.hypotheses import BOUNDS
     from scatterfit.structure.parametrisation import Parametrisation
 
     (structure,) = h.structures.values()
@@ -489,12 +516,16 @@ def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, check
     return out
 
 
+PRIOR_REACH = 2 * math.log(1 / LEAST_PRIOR)  # ΔBIC within which the energy's prior can change the order
+
+
 def _check(ranked: list, potential, notes: list, candidates: list = ()) -> None:
-    """Energy per atom and chemistry of the CHECKED best hypotheses (notes say why energies are missing), and
-    their energies above the most stable of the library ``candidates`` of their formulas."""
+    """Energy per atom and chemistry of the CHECKED best hypotheses and of any other the energy prior could put
+    ahead of the best (ΔBIC within PRIOR_REACH; notes say why energies are missing), and their energies above the
+    most stable of the library ``candidates`` of their formulas (ranking.energy_penalty reads them)."""
     from scatterfit.solve.checks import chemistry_checks, energetics
 
-    top = [row["hypothesis"] for row in ranked[:CHECKED]]
+    top = [row["hypothesis"] for k, row in enumerate(ranked) if k < CHECKED or row["delta_bic"] < PRIOR_REACH]
     for h in top:
         h.checks = chemistry_checks(h)
     if potential is None:
@@ -558,6 +589,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         raise ScatterfitError(f"{first.path or 'dataset'}: {found.reasons[0]}; solve its total scattering (S(Q) "
                               "to high Q, or the PDF) instead")
     points = {}
+    wide = {} if bragg else sample_bounds(found)  # a small particle's ADPs (hypotheses.refine_hypothesis reads them)
     for name, data in datasets.items():
         if bragg:
             points[name] = resolution_elements(data)
@@ -566,6 +598,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not q:
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         given = {"calibration": calibration} if calibration else {}
+        if wide:
+            given["bounds"] = wide
         datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q, **given})  # what models read
         points[name] = independent_points(data, *fit_range(data), q)
 
@@ -588,6 +622,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
     notes = [f"{name} = {value:g} Å⁻¹ (given: the instrument's calibration) held fixed in every hypothesis"
              for name, value in calibration.items()]
+    if wide:
+        notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): particles of about "
+                     f"{found.particle_diameter:.0f} Å, mostly surface, whose static displacements look like large "
+                     "ADPs")
     pool = make_executor(executor)
     try:
         simple = [h for h in hypotheses if structural_count(h) <= COMPLEX]
@@ -644,6 +682,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                         for partner in _beside_partners(ranked_crystals[:1], options, datasets, taken, qmax)]
             derived += [check_gain(h) for h in _refine_all(searched, datasets, qmax, deadline, pool, progress, ledger,
                                                             t0)]
+        if "mixture" in found.classes:  # a third phase beside the best two-phase mixture, found as its second was
+            thirds = _third_phases(hypotheses + derived, points, options, datasets, qmax, bragg)
+            derived += [check_gain(h) for h in _refine_all(thirds, datasets, qmax, deadline, pool, progress, ledger,
+                                                            t0)]
         if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             # an fcc metal's closed-shell particles whatever its crystal's rank: a twinned particle's G(r) fits the
@@ -662,7 +704,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
              if data.metadata.get("derived_from")]
     _check(ranked, potential, notes, options)
-    ranked = prefer_stable(ranked)
+    ranked = prefer_stable(rank(everything, points))  # with the energies' priors
     seconds = {}
     for h in everything:
         seconds[h.kind] = seconds.get(h.kind, 0.0) + h.seconds + h.search_seconds
@@ -721,7 +763,7 @@ def _solve_intensity(datasets: dict, composition: str, *, budget, progress, exec
             pool.close()
     ranked = rank(hypotheses, points)
     _check(ranked, potential, notes)
-    ranked = prefer_stable(ranked)
+    ranked = prefer_stable(ranked)  # clusters: no library energies, no priors
     seconds = {"cluster": sum(h.seconds + h.search_seconds for h in hypotheses)}
     return Solution(composition, datasets, found, ranked, [h for h in hypotheses if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, [])
