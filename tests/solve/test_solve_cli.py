@@ -43,6 +43,15 @@ def test_solve_command_on_a_simulated_rock_salt(tmp_path):
     assert len(screen) > 40 and screen[0]["label"] == "rock salt NaCl" and screen[0]["kept"]
     assert [row["rw"] for row in screen] == sorted(row["rw"] for row in screen)
     assert "Library screen" in (out / "report.html").read_text()
+    # the ranking's score is the BIC plus the energy's prior (CHGNet, the default): listed and summed
+    from types import SimpleNamespace
+
+    from scatterfit.solve.ranking import energy_penalty
+
+    assert "E-prior" in done.stdout and first["energy_above_library"] is not None
+    assert first["energy_penalty"] == pytest.approx(energy_penalty(SimpleNamespace(**first)))
+    score = [h["bic"] + h["energy_penalty"] for h in solution["hypotheses"]]
+    assert [h["delta_bic"] for h in solution["hypotheses"]] == pytest.approx([v - score[0] for v in score])
 
 
 def test_solve_errors_are_one_line(tmp_path):
