@@ -142,3 +142,15 @@ def test_a_released_stage_frees_what_the_short_range_pressed_onto_a_bound():
     assert torch.all(released[a:b] == RELEASED) and torch.all(released[:a] == 30.0)
     inside = torch.full_like(theta, 3.0)
     assert torch.equal(Stage("lm", release=True).released(problem, inside), inside)
+
+
+def test_the_verdict_cautions_when_the_best_misfit_is_mostly_the_models():
+    """From a mean Rw of SYSTEMATIC the misfit is mostly systematic: the BIC, which counts it as noise, overstates
+    the evidence, and the verdict says so (CdSe-1: "strong" evidence at Rw 0.49)."""
+    from scatterfit.solve.ranking import SYSTEMATIC
+
+    points = {"d": 170.0}
+    good = verdict(rank([_h("crystal", "A", 0.10, 5), _h("crystal", "B", 0.15, 5)], points))
+    assert "caution" not in good
+    poor = verdict(rank([_h("crystal", "A", SYSTEMATIC + 0.1, 5), _h("crystal", "B", SYSTEMATIC + 0.2, 5)], points))
+    assert poor["evidence"] == "strong" and f"Rw {SYSTEMATIC + 0.1:.2f}" in poor["caution"]

@@ -113,6 +113,8 @@ def run(args) -> None:
               f"{v['evidence']})")
     if v.get("decided_by"):
         print(f"decided by {v['decided_by']}")
+    if v.get("caution"):
+        print(f"caution: {v['caution']}")
     if v.get("stability"):
         print(f"physically {v['stability']}")
     for note in record["notes"]:

@@ -4,8 +4,9 @@ solution.json last.
 
 solution.json, schema "scatterfit.solution/1":
     schema, composition, data ({name: path}), triage ({kind, r_range, extent, first_peak, slope, classes,
-    reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement, stability:
-    present when the best's phases lie over 0.1 eV/atom above the library's most stable type of their formula}),
+    reasons}), verdict ({best, fits, runner_up, delta_bic, distinguishable, evidence, next_measurement, caution:
+    present from a best mean Rw of 0.3, whose misfit is mostly systematic, stability: present when the best's
+    phases lie over 0.1 eV/atom above the library's most stable type of their formula}),
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
     (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
@@ -284,6 +285,8 @@ def _page(out: dict, figures: list, views: list) -> str:
                      f"(evidence: {verdict['evidence']})")
     if verdict.get("decided_by"):
         lines.append(f"decided by {html.escape(verdict['decided_by'])}")
+    if verdict.get("caution"):
+        lines.append(f"caution: {html.escape(verdict['caution'])}")
     if verdict.get("stability"):
         lines.append(f"<b>physically {html.escape(verdict['stability'])}</b>")
     if verdict.get("next_measurement"):

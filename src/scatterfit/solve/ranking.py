@@ -32,6 +32,7 @@ METASTABLE_SCALE = 0.05  # eV/atom: the decay of the prior above the most stable
 #                          90 % within 67 meV, Sun et al. 2016; widened for the potential and the unrelaxed types)
 LEAST_PRIOR = 1e-3  # the prior of a phase far above: made at high pressure, or the potential wrong (a cap on the
 #                     penalty: 2 ln 1000 = 13.8, reached 0.35 eV/atom above)
+SYSTEMATIC = 0.3  # mean Rw of the best from which its misfit is mostly the model's: the BIC overstates the evidence
 NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data (short-range rejection: 0.6)
 
 
@@ -130,10 +131,11 @@ def separating_measurement(first, second) -> str:
 
 
 def verdict(ranked: list[dict]) -> dict:
-    """{"best", "fits", "distinguishable", "evidence", "runner_up", "next_measurement", "stability"} of a ranking;
-    "fits" is False when even the best hypothesis leaves a mean Rw of NO_FIT or more (then "evidence" says so: the
-    answer is none of these); "stability" is there when the best's phases lie more than UNLIKELY_ABOVE above the
-    library's most stable type of their formula (a warning: the ranking is the data's)."""
+    """{"best", "fits", "distinguishable", "evidence", "runner_up", "next_measurement", "stability", "caution"}
+    of a ranking; "fits" is False when even the best hypothesis leaves a mean Rw of NO_FIT or more (then
+    "evidence" says so: the answer is none of these); "caution" is there from a mean Rw of SYSTEMATIC (the
+    evidence is overstated); "stability" is there when the best's phases lie more than UNLIKELY_ABOVE above the
+    library's most stable type of their formula (a warning beside the energy's capped prior in the ranking)."""
     if not ranked:
         return {"best": None, "fits": False, "distinguishable": False, "evidence": "no hypothesis refined"}
     best = ranked[0]["hypothesis"]
@@ -154,6 +156,9 @@ def verdict(ranked: list[dict]) -> dict:
     evidence = "strong" if delta >= STRONG else "positive" if delta >= INDISTINCT else "none"
     out = {"best": best.label, "fits": True, "runner_up": second.label, "delta_bic": delta, "distinguishable":
            delta >= INDISTINCT, "evidence": evidence, **stability}
+    if mean_rw >= SYSTEMATIC:  # the BIC counts the misfit as noise of N independent points
+        out["caution"] = (f"the best leaves Rw {mean_rw:.2f}: most of its misfit is the model's, not noise, and the "
+                          "information criterion, which counts it as noise, overstates the evidence")
     if ranked[0].get("decided_by") == "energy":
         out["decided_by"] = (f"energy: {best.energy_per_atom - second.energy_per_atom:+.3f} eV/atom against the "
                              "runner-up, which the data cannot tell apart")
