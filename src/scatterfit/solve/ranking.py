@@ -33,6 +33,7 @@ METASTABLE_SCALE = 0.05  # eV/atom: the decay of the prior above the most stable
 LEAST_PRIOR = 1e-3  # the prior of a phase far above: made at high pressure, or the potential wrong (a cap on the
 #                     penalty: 2 ln 1000 = 13.8, reached 0.35 eV/atom above)
 SYSTEMATIC = 0.3  # mean Rw of the best from which its misfit is mostly the model's: the BIC overstates the evidence
+MAX_PENALTY = 2 * math.log(1 / LEAST_PRIOR)  # the energy penalty's cap: the ΔBIC within which it can reorder
 NO_FIT = 0.5  # mean Rw from which the best hypothesis does not explain the data (short-range rejection: 0.6)
 
 
@@ -66,7 +67,7 @@ def energy_penalty(hypothesis) -> float:
     above = getattr(hypothesis, "energy_above_library", None)  # tests rank namespaces without it
     if above is None or above <= 0:
         return 0.0
-    return 2 * min(above / METASTABLE_SCALE, math.log(1 / LEAST_PRIOR))
+    return min(2 * above / METASTABLE_SCALE, MAX_PENALTY)
 
 
 def rank(hypotheses: list, points: dict) -> list[dict]:

@@ -64,7 +64,7 @@ from scatterfit.solve.hypotheses import (
 )
 from scatterfit.solve.ranking import (
     INDISTINCT,
-    LEAST_PRIOR,
+    MAX_PENALTY,
     independent_points,
     prefer_stable,
     rank,
@@ -516,16 +516,13 @@ def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, check
     return out
 
 
-PRIOR_REACH = 2 * math.log(1 / LEAST_PRIOR)  # ΔBIC within which the energy's prior can change the order
-
-
 def _check(ranked: list, potential, notes: list, candidates: list = ()) -> None:
     """Energy per atom and chemistry of the CHECKED best hypotheses and of any other the energy prior could put
-    ahead of the best (ΔBIC within PRIOR_REACH; notes say why energies are missing), and their energies above the
+    ahead of the best (ΔBIC within MAX_PENALTY; notes say why energies are missing), and their energies above the
     most stable of the library ``candidates`` of their formulas (ranking.energy_penalty reads them)."""
     from scatterfit.solve.checks import chemistry_checks, energetics
 
-    top = [row["hypothesis"] for k, row in enumerate(ranked) if k < CHECKED or row["delta_bic"] < PRIOR_REACH]
+    top = [row["hypothesis"] for k, row in enumerate(ranked) if k < CHECKED or row["delta_bic"] < MAX_PENALTY]
     for h in top:
         h.checks = chemistry_checks(h)
     if potential is None:
