@@ -156,6 +156,56 @@ def test_a_network_box_replays_as_a_refine_config(tmp_path):
     assert anneal.energy_scale == float(len(box)) and anneal.free == ["positions"]
 
 
+def test_a_silica_box_melts_on_bks_and_replays_with_it(tmp_path):
+    """SiO2's elements are exactly BKS's (energy/registry.classical_potential; an element set no classical
+    potential covers gets none): the box's loss has the BKS energy at BOX_ENERGY_WEIGHT; it melts and quenches on
+    BKS alone (physical temperatures: weight 1, eV), relaxes with the coordination restraints on, then fits; the
+    replay config builds the same energy term and stages."""
+    from scatterfit.config.builders import build_datasets, build_loss, build_strategy
+    from scatterfit.config.schema import load_config
+    from scatterfit.energy.registry import classical_potential
+    from scatterfit.loss import EnergyTerm
+    from scatterfit.optim.anneal import energy_scale
+    from scatterfit.report.solution import _config_text
+    from scatterfit.solve.hypotheses import (
+        AMORPHOUS_ANNEAL,
+        AMORPHOUS_NETWORK_STEPS,
+        BOX_ENERGY_WEIGHT,
+        NETWORK_RELAX,
+        amorphous_hypothesis,
+        hypothesis_loss,
+    )
+    from scatterfit.structure.files import write_structure
+
+    assert classical_potential(["O", "Si"]) == ("bks", {}) and classical_potential(["Si", "O", "Al"]) is None
+    assert classical_potential(["C"]) == ("tersoff", {"element": "C"}) and classical_potential(["Ge"]) is None
+    network = network_restraints({"Si": 1, "O": 2}, 1.61, 2.15, {"Si": 4.149, "O": 5.803})
+    h = amorphous_hypothesis("SiO2", 0.0664, 1.61, 10.0, "given", refine_density=False, network=network,
+                             energy=classical_potential(["Si", "O"]))
+    (phase, box) = next(iter(h.structures.items()))
+    r = np.arange(0.5, 12.0, 0.01)
+    data = Dataset(r, np.sin(r), None, "gr", "angstrom", radiation="neutron",
+                   metadata={"qmax": 30.0, "absolute": True})
+    (energy,) = [t for t in hypothesis_loss(h, {"d": data}).terms if isinstance(t, EnergyTerm)]
+    assert (energy.model.name, energy.weight) == ("bks", BOX_ENERGY_WEIGHT)
+
+    write_structure(box, tmp_path / "box.xyz")
+    np.savetxt(tmp_path / "d.gr", np.stack([r, np.sin(r)], 1))
+    text = _config_text(h, {phase: "box.xyz"}, {"d": data}, {"d": tmp_path / "d.gr"}, "h01")
+    (tmp_path / "h01.toml").write_text(text.replace("[[datasets]]", "[[datasets]]\nqmax = 30.0", 1))
+    cfg = load_config(tmp_path / "h01.toml")
+    loss = build_loss(cfg, build_datasets(cfg))
+    (replayed,) = [t for t in loss.terms if isinstance(t, EnergyTerm)]
+    assert (replayed.model.name, replayed.weight) == ("bks", BOX_ENERGY_WEIGHT)
+    melt, relax, fit = build_strategy(cfg)
+    off = {"coordination:Si-O": 0.0, "coordination:O-Si": 0.0}
+    assert (melt.optimizer, melt.steps, melt.weights) == ("anneal", AMORPHOUS_ANNEAL, {"d": 0.0, "energy": 1.0, **off})
+    assert energy_scale(loss, len(box), melt.weights, melt.energy_scale) == len(box)  # the energy in eV
+    on = {k: NETWORK_RELAX[1] for k in off}
+    assert (relax.optimizer, relax.steps, relax.weights) == ("lbfgs", NETWORK_RELAX[0], {"d": 0.0, "energy": 1.0, **on})
+    assert (fit.optimizer, fit.steps, fit.weights) == ("lbfgs", AMORPHOUS_NETWORK_STEPS, None)
+
+
 def test_a_refined_mixture_takes_a_third_phase():
     """mixture_with: the refined two-phase mixture's phases and values (qdamp, each phase's delta2) with the third
     phase's own, the free groups of all three and their fractions; refined, it must improve on the mixture

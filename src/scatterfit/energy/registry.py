@@ -57,6 +57,22 @@ POTENTIALS = ("chgnet", "lennard-jones", "morse", "buckingham", "coulomb", "bks"
               "tersoff", "gfn2-xtb", "emt", "ase")
 
 
+CLASSICAL = {
+    ("O", "Si"): ("bks", {}),
+    ("Si",): ("stillinger-weber", {}),
+    ("C",): ("tersoff", {"element": "C"}),
+    ("Ar",): ("lj-argon", {}),
+}
+"""The classical potentials whose parameters cover exactly these elements (sorted symbols) → (name, arguments):
+BKS silica, Stillinger–Weber silicon, Tersoff carbon, Lennard-Jones argon. Cheap enough for a box of a thousand
+atoms at every step of a melt-and-quench, where the machine-learning default is not (CHGNet on this CPU)."""
+
+
+def classical_potential(elements) -> tuple[str, dict] | None:
+    """(name, arguments) of the CLASSICAL potential made for exactly ``elements`` (symbols, any order), or None."""
+    return CLASSICAL.get(tuple(sorted(set(elements))))
+
+
 REGISTERED: dict = {}
 """Energy models registered at run time: name -> factory(**args)."""
 

@@ -67,7 +67,14 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     pattern and the powder ramp)."""
     from scatterfit.optim.stages import powder_ramp
     from scatterfit.scattering.models import make_forward_model
-    from scatterfit.solve.hypotheses import BOUNDS, RESTRAINT_WEIGHTS, fit_range, network_stages, shape_stages
+    from scatterfit.solve.hypotheses import (
+        BOUNDS,
+        BOX_ENERGY_WEIGHT,
+        RESTRAINT_WEIGHTS,
+        fit_range,
+        network_stages,
+        shape_stages,
+    )
     from scatterfit.structure.parametrisation import background_bounds
 
     lines = [f"# {h.kind}: {h.label} (written by scatterfit solve; replay: scatterfit refine {prefix}.toml)"]
@@ -106,6 +113,10 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         for one in args if isinstance(args, list) else [args]:
             lines += ["[[terms]]", 'kind = "restraint"', f'restraint = "{restraint}"', f"args = {_inline(one)}",
                       f"weight = {RESTRAINT_WEIGHTS[restraint]:g}", ""]
+    if h.energy:  # a box's classical potential (solve/hypotheses.energy_terms)
+        lines += ["[[terms]]", 'kind = "energy"', f'potential = "{h.energy["potential"]}"',
+                  *([f"args = {_inline(h.energy['args'])}"] if h.energy["args"] else []),
+                  f"weight = {BOX_ENERGY_WEIGHT:g}", ""]
     values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
     extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}

@@ -99,6 +99,8 @@ class Hypothesis:
         options: the forward model's options (a [[terms]] table's keys: the shape model's "shape").
         fit_scale: the data terms' scale solved analytically (False: held at 1, data on an absolute scale).
         anneal: MD steps of a melt-and-quench on the restraints alone before the fit (:func:`network_stages`).
+        energy: {"potential": name, "args": {...}} of an energy term refined with the data at BOX_ENERGY_WEIGHT
+            (a box's classical potential, energy/registry.CLASSICAL), or empty.
     """
 
     kind: str
@@ -129,6 +131,7 @@ class Hypothesis:
     options: dict = field(default_factory=dict)
     fit_scale: bool = True
     anneal: int = 0
+    energy: dict = field(default_factory=dict)
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled from a checkpoint an earlier version wrote: the fields added since take their defaults."""
@@ -307,6 +310,11 @@ AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent wi
 AMORPHOUS_ATOMS = (150, 1500)  # the box's atoms: fewer do not sample the pairs, more cost too much on a CPU
 AMORPHOUS_STEPS = 250  # L-BFGS steps on every coordinate
 AMORPHOUS_TIME = 150.0  # s
+ENERGY_BOX_TIME = 600.0  # s: a network box melted and quenched on its classical potential (3000 MD steps of BKS on
+#                          643 atoms: about 200 s on this CPU, one thread)
+BOX_ENERGY_WEIGHT = 0.005  # eV⁻¹: a box's classical energy per atom against the data's Rw² (examples/silica_glass.toml:
+#                            0.1 eV/atom weighs as much as Rw 0.1 → 0.1025)
+NETWORK_RELAX = (300, 5.0)  # L-BFGS steps and coordination weight of the relaxation after a quench on the energy
 AMORPHOUS_ANNEAL = 3000  # MD steps of a network box's melt-and-quench (solve/ionic.network_restraints)
 AMORPHOUS_NETWORK_STEPS = 500  # L-BFGS steps of a network box after its quench
 ANNEAL_TEMPERATURES = (6000.0, 300.0)  # K, the melt and the quench (examples/silica_glass.toml's)
@@ -339,7 +347,8 @@ MAX_PACKING = 0.3  # of the hard spheres at the start, where random placement st
 
 
 def amorphous_hypothesis(composition: str, density: float, first_peak: float, extent: float, density_source: str,
-                         refine_density: bool = True, seed: int = 0, network: dict | None = None) -> Hypothesis:
+                         refine_density: bool = True, seed: int = 0, network: dict | None = None,
+                         energy: tuple | None = None) -> Hypothesis:
     """A random periodic box of ``composition`` (a formula, or elements in equal amounts) at ``density``
     atoms/Å³ whose half length reaches the signal's ``extent`` (Å; within AMORPHOUS_HALF, its atoms within
     AMORPHOUS_ATOMS), no two atoms closer than HARD_CORE × ``first_peak`` (Å; less where MAX_PACKING requires);
@@ -354,6 +363,9 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
     scale the coordination was read on (solved analytically and held ≥ 0, a random box's G(r) that correlates
     negatively with silica's got scale 0 and no gradient: Rw 1; liquid Ar's box, without a network, keeps the
     analytic scale: held at 1 its first peak moved from 3.71 to 3.79 Å, the experiment's being 3.68 Å).
+    ``energy`` ((name, arguments) of a classical potential for exactly these elements, energy/registry.
+    classical_potential) is refined with the data at BOX_ENERGY_WEIGHT, and a network box is melted and quenched on
+    it instead of on the restraints (:func:`network_stages`; silica's NIMROD G(r): Rw 0.138 → 0.108 with BKS).
     ``density_source`` says where the starting density comes from (for the report)."""
     from scatterfit.structure.builders import amorphous_box
     from scatterfit.structure.library import parse_composition
@@ -376,31 +388,47 @@ def amorphous_hypothesis(composition: str, density: float, first_peak: float, ex
         from scatterfit.structure.parametrisation import EDGE
 
         reach = length / 2 / (1 - 2 * EDGE) + 0.1  # an anneal folds positions anywhere in the cell
-        source += (f"; melt-and-quench on the coordination the first peak shows ({network.get('found', '?')} → "
+        source += (f"; melt-and-quench on {'the ' + energy[0] + ' energy, then a relaxation on ' if energy else ''}"
+                   f"the coordination the first peak shows ({network.get('found', '?')} → "
                    + ", ".join(f"{c['pair']} {c['target']}" for c in network["coordination"]) + ")")
+    if energy:
+        source += f"; {energy[0]} energy refined with the data (weight {BOX_ENERGY_WEIGHT:g} per eV/atom)"
+    annealed = "coordination" in restraints
     return Hypothesis("amorphous", f"amorphous {formula} box ({n_atoms} atoms)", formula,
                       {phase_name(f"amorphous {formula}"): box},
                       (["lattice"] if refine_density else []) + ["positions", "biso"], {}, source, model="box",
                       restraints=restraints,
                       bounds={"positions": round(reach, 3), **({"lattice": DENSITY_RANGE} if refine_density else {})},
-                      steps=AMORPHOUS_NETWORK_STEPS if "coordination" in restraints else AMORPHOUS_STEPS,
-                      time_limit=AMORPHOUS_TIME, fit_scale="coordination" not in restraints,
-                      anneal=AMORPHOUS_ANNEAL if "coordination" in restraints else 0)
+                      steps=AMORPHOUS_NETWORK_STEPS if annealed else AMORPHOUS_STEPS,
+                      time_limit=ENERGY_BOX_TIME if annealed and energy else AMORPHOUS_TIME, fit_scale=not annealed,
+                      anneal=AMORPHOUS_ANNEAL if annealed else 0,
+                      energy={"potential": energy[0], "args": dict(energy[1])} if energy else {})
 
 
 def network_stages(hypothesis: Hypothesis, data_names) -> list:
     """The stages of a hypothesis with an ``anneal``: a melt-and-quench (Langevin MD on the loss, optim/anneal.py)
-    of the positions with the data off and the coordination restraints at ANNEAL_COORDINATION, the restraints'
-    penalty per atom in eV (energy_scale = the atoms), ANNEAL_TEMPERATURES K over ANNEAL_TIMESTEP fs steps; then
-    L-BFGS with the data on (``hypothesis.steps``)."""
+    of the positions with the data off, ANNEAL_TEMPERATURES K over ANNEAL_TIMESTEP fs steps, then L-BFGS with the
+    data on (``hypothesis.steps``). The quench runs on the hypothesis' ``energy`` (weight 1: the potential's energy
+    in eV, physical temperatures) with the coordination restraints off, and is followed by a relaxation with them
+    at NETWORK_RELAX's weight (examples/silica_glass.toml's protocol); without an energy it runs on the
+    coordination restraints at ANNEAL_COORDINATION, their penalty per atom in eV (energy_scale = the atoms)."""
     from scatterfit.optim import Stage
 
     (structure,) = hypothesis.structures.values()
     coordination = hypothesis.restraints.get("coordination", [])
-    weights = {**{name: 0.0 for name in data_names},
-               **{f"coordination:{c['pair']}": ANNEAL_COORDINATION for c in coordination}}
-    return [Stage("anneal", steps=hypothesis.anneal, t_start=ANNEAL_TEMPERATURES[0], t_end=ANNEAL_TEMPERATURES[1],
-                  timestep=ANNEAL_TIMESTEP, energy_scale=float(len(structure)), weights=weights, free=["positions"]),
+    data_off = {name: 0.0 for name in data_names}
+    melt = {"steps": hypothesis.anneal, "t_start": ANNEAL_TEMPERATURES[0], "t_end": ANNEAL_TEMPERATURES[1],
+            "timestep": ANNEAL_TIMESTEP, "free": ["positions"]}
+    if hypothesis.energy:
+        steps, weight = NETWORK_RELAX
+        return [Stage("anneal", **melt, weights={**data_off, "energy": 1.0,
+                                                 **{f"coordination:{c['pair']}": 0.0 for c in coordination}}),
+                Stage("lbfgs", steps=steps, free=["positions"],
+                      weights={**data_off, "energy": 1.0,
+                               **{f"coordination:{c['pair']}": weight for c in coordination}}),
+                Stage("lbfgs", steps=hypothesis.steps)]
+    weights = {**data_off, **{f"coordination:{c['pair']}": ANNEAL_COORDINATION for c in coordination}}
+    return [Stage("anneal", **melt, energy_scale=float(len(structure)), weights=weights),
             Stage("lbfgs", steps=hypothesis.steps)]
 
 
@@ -514,6 +542,17 @@ def restraint_terms(restraints: dict) -> list:
             restraints.items() for one in (args if isinstance(args, list) else [args])]
 
 
+def energy_terms(energy: dict) -> list:
+    """[the EnergyTerm of a hypothesis' ``energy``] ({"potential", "args"}; see :class:`Hypothesis`) at
+    BOX_ENERGY_WEIGHT, or []."""
+    if not energy:
+        return []
+    from scatterfit.energy.registry import make_potential
+    from scatterfit.loss import EnergyTerm
+
+    return [EnergyTerm(make_potential(energy["potential"], **energy["args"]), weight=BOX_ENERGY_WEIGHT)]
+
+
 def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: float | None) -> int:
     """The refined parameters the ranking counts: all of them (of a symmetric cluster's orbits the free
     dimensions), except for a box (amorphous), whose thousands of
@@ -577,7 +616,7 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
         model = _gr_model(hypothesis, data, q)
         xmin, xmax = fit_range(data)
         terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name, fit_scale=hypothesis.fit_scale))
-    return Loss(terms + restraint_terms(hypothesis.restraints))
+    return Loss(terms + restraint_terms(hypothesis.restraints) + energy_terms(hypothesis.energy))
 
 
 CALIBRATED = ("qdamp", "qbroad")

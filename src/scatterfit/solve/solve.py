@@ -637,10 +637,19 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         derived = []
         if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
             measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
+            from scatterfit.energy.registry import classical_potential
+            from scatterfit.structure.library import parse_composition
+
+            classical = classical_potential(parse_composition(composition))  # a box's energy, where one covers it
             boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
                                           refine_density=not measured,
-                                          network=_network(composition, first, found, density) if measured else None)
+                                          network=_network(composition, first, found, density) if measured else None,
+                                          energy=classical)
                      for density, how in box_densities(found, first, ranked_crystals)]
+            if classical:
+                notes.append(f"the glass or liquid boxes are refined with the {classical[0]} energy (a classical "
+                             f"potential made for {composition}'s elements; the default potential is too slow for a "
+                             "box at every step)")
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
         if not bragg and found.classes[0] != "crystal":  # a finite formula may be a molecule or cluster
             clusters = _clusters(composition, datasets, qmax, found, pool, checkpoint, resume, notes, deadline,
