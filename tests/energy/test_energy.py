@@ -142,9 +142,45 @@ def test_ase_adapter_without_stress_refuses_a_cell_gradient():
 ], ids=["lj", "morse", "buckingham", "coulomb"])
 def test_pair_potential_gradients_finite_and_periodic(make):
     model = make()
-    assert check_structure_gradients(model.energy, random_cluster(12, min_dist=2.4, seed=1))
+    assert check_structure_gradients(model.energy, random_cluster(12, min_dist=2.4, seed=1), occupancy=True)
     box = random_box(16, 0.05, numbers=(79,), min_dist=2.3, seed=2)
-    assert check_structure_gradients(model.energy, box)
+    assert check_structure_gradients(model.energy, box, occupancy=True)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LennardJones({"*": {"epsilon": 0.01, "sigma": 2.6}}, cutoff=6.0),
+    lambda: Morse({"Si-O": {"D": 0.4, "alpha": 1.6, "r0": 1.7}, "O-O": {"D": 0.1, "alpha": 1.2, "r0": 2.6}},
+                  cutoff=6.0),
+    lambda: bks_silica(cutoff=6.0, coulomb_cutoff=7.0),
+], ids=["lj", "morse", "bks"])
+def test_compiled_pair_energies_equal_the_torch_expressions(make, monkeypatch):
+    """The compiled kernel (energy/_pair_kernels.py, float64 on the CPU) gives the torch expressions' energy and
+    gradients (positions, cell, occupancies) to 1e-12, in a periodic box (pairs across the cell, a reused list's
+    pairs beyond the cutoff after a move) and in a cluster."""
+    import scatterfit.energy._pair_kernels as kernels
+
+    box = random_box(60, 0.066, numbers=(14, 8, 8), min_dist=1.5, seed=3)
+    box = box.with_(occupancy=torch.linspace(0.7, 1.0, len(box), dtype=torch.float64))
+    moved = box.positions + 0.2 * torch.tensor(np.random.default_rng(1).uniform(-1, 1, box.positions.shape))
+    cluster = Structure(box.positions[:30].clone(), box.numbers[:30].clone())
+    for structures in ((box, box.with_(positions=moved)), (cluster,)):
+        results = []
+        for use in (True, False):
+            monkeypatch.setattr(kernels, "compiled", lambda s, use=use: use)
+            model = make()
+            for s in structures:
+                leaves = {"positions": s.positions.clone().requires_grad_(), "occupancy":
+                          s.occupancy.clone().requires_grad_()}
+                if s.cell is not None:
+                    leaves["cell"] = s.cell.clone().requires_grad_()
+                energy = model.energy(s.with_(**leaves))
+                energy.backward()
+                results.append([float(energy.detach())] + [leaves[k].grad for k in sorted(leaves)])
+        half = len(results) // 2
+        for fast, slow in zip(results[:half], results[half:]):
+            assert fast[0] == pytest.approx(slow[0], rel=1e-12, abs=1e-12)
+            for a, b in zip(fast[1:], slow[1:]):
+                assert float((a - b).abs().max()) <= 1e-12 * max(float(b.abs().max()), 1.0)
 
 
 def test_bks_reuses_its_pair_lists_and_gives_a_fresh_lists_energy_and_forces():

@@ -37,6 +37,7 @@ class DSFCoulomb:
         if self.cutoff <= 0 or self.alpha < 0:
             raise ScatterfitError("coulomb: cutoff must be positive and alpha non-negative")
         self.cache = NeighbourCache()
+        self._arrays: tuple | None = None  # (the list, its compiled pair arrays, params): made once per list
 
     def atom_charges(self, structure: Structure) -> torch.Tensor:
         """[N] charges, e."""
@@ -55,10 +56,20 @@ class DSFCoulomb:
         erfc_rc = math.erfc(a * rc)
         shift_f = erfc_rc / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
         nb = reused_neighbours(structure, rc, self.cache)
+        e_self = -(q * q).sum() * (erfc_rc / (2 * rc) + a / math.sqrt(math.pi))
+        from scatterfit.energy._pair_kernels import DSF, compiled, pair_arrays, radial_energy
+
+        if compiled(structure):  # one compiled pass: value and analytic gradients (energy/_pair_kernels.py)
+            if self._arrays is None or self._arrays[0] is not nb:
+                import numpy as np
+
+                self._arrays = (nb, pair_arrays(nb), np.zeros((len(nb), 5)))
+            _, pairs, params = self._arrays
+            e_pair = radial_energy(structure, q, pairs, DSF, params, rc, rc, alpha=a, switch=False)
+            return COULOMB_EV_ANGSTROM * (e_pair + e_self)
         r = pair_distances(structure, nb)
         pair = torch.special.erfc(a * r) / r - erfc_rc / rc + shift_f * (r - rc)
         pair = torch.where(r < rc, pair, torch.zeros_like(pair))  # a reused list's pairs beyond R (value and force
         # of the shifted sum vanish at R)
         e_pair = (q[nb.i] * q[nb.j] * pair).sum()
-        e_self = -(q * q).sum() * (erfc_rc / (2 * rc) + a / math.sqrt(math.pi))
         return COULOMB_EV_ANGSTROM * (e_pair + e_self)

@@ -42,6 +42,7 @@ class PairPotential:
 
     name = "pair"
     parameter_names: tuple[str, ...] = ()
+    form: int | None = None  # the compiled kernel's functional form (energy/_pair_kernels.py), None: torch only
 
     def __init__(self, parameters: dict, cutoff: float, r_on: float | None = None):
         if not parameters:
@@ -91,14 +92,34 @@ class PairPotential:
             z = structure.numbers
             active, p = self._pair_parameters(z[nb.i], z[nb.j])
             sel = active.nonzero().squeeze(1)
-            self._selected = (nb, nb.subset(sel), {k: v[sel] for k, v in p.items()}, z.clone())
+            self._selected = (nb, nb.subset(sel), {k: v[sel] for k, v in p.items()}, z.clone(), None)
         return None if len(self._selected[1]) == 0 else self._selected[1:3]
+
+    def _compiled_arrays(self) -> tuple:
+        """(pair arrays, params [P, 5]) of the selected pairs for the compiled kernel, made once per selection."""
+        import numpy as np
+
+        from scatterfit.energy._pair_kernels import pair_arrays
+
+        nb, sub, p, z, arrays = self._selected
+        if arrays is None:
+            params = np.zeros((len(sub), 5))
+            for k, name in enumerate(self.parameter_names):
+                params[:, k] = p[name].cpu().numpy()
+            arrays = (pair_arrays(sub), params)
+            self._selected = (nb, sub, p, z, arrays)
+        return arrays
 
     def energy(self, structure: Structure) -> torch.Tensor:
         interacting = self._interacting(structure)
         if interacting is None:
             return structure.positions.sum() * 0.0
         nb, p = interacting
+        from scatterfit.energy._pair_kernels import compiled, radial_energy
+
+        if self.form is not None and compiled(structure):  # one compiled pass: value and analytic gradients
+            pairs, params = self._compiled_arrays()
+            return radial_energy(structure, structure.occupancy, pairs, self.form, params, self.r_on, self.cutoff)
         r = pair_distances(structure, nb)
         p = {k: v.to(r.dtype) for k, v in p.items()}
         occ = structure.occupancy[nb.i] * structure.occupancy[nb.j]
@@ -110,6 +131,7 @@ class LennardJones(PairPotential):
 
     name = "lennard-jones"
     parameter_names = ("epsilon", "sigma")
+    form = 0  # _pair_kernels.LENNARD_JONES
 
     def __init__(self, parameters: dict, cutoff: float | None = None, r_on: float | None = None):
         sigma_max = max(float(v["sigma"]) for v in parameters.values()) if parameters else 1.0
@@ -125,6 +147,7 @@ class Morse(PairPotential):
 
     name = "morse"
     parameter_names = ("D", "alpha", "r0")
+    form = 1  # _pair_kernels.MORSE
 
     def phi(self, r, p):
         e = torch.exp(-p["alpha"] * (r - p["r0"]))
@@ -137,6 +160,7 @@ class Buckingham(PairPotential):
 
     name = "buckingham"
     parameter_names = ("A", "rho", "C", "W", "sigma_w")
+    form = 2  # _pair_kernels.BUCKINGHAM
 
     def __init__(self, parameters: dict, cutoff: float = 10.0, r_on: float | None = None):
         filled = {k: {"W": 0.0, "sigma_w": 1.0, **v} for k, v in parameters.items()}

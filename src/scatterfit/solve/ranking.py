@@ -77,17 +77,16 @@ def rank(hypotheses: list, points: dict) -> list[dict]:
     for h in hypotheses:
         if h.error is None:
             row = {"hypothesis": h, "bic": bic(h.rw, points, h.n_parameters), "energy_penalty": energy_penalty(h)}
-            scored.append(row)
-    scored.sort(key=lambda row: row["bic"] + row["energy_penalty"])
+            scored.append((row["bic"] + row["energy_penalty"], row))
     if not scored:
         return []
-    best = scored[0]["bic"] + scored[0]["energy_penalty"]
-    weights = [math.exp(-0.5 * (row["bic"] + row["energy_penalty"] - best)) for row in scored]
-    total = sum(weights)
-    for row, w in zip(scored, weights):
-        row["delta_bic"] = row["bic"] + row["energy_penalty"] - best
-        row["weight"] = w / total
-    return scored
+    scored.sort(key=lambda pair: pair[0])
+    best = scored[0][0]
+    total = sum(math.exp(-0.5 * (score - best)) for score, _ in scored)
+    for score, row in scored:
+        row["delta_bic"] = score - best
+        row["weight"] = math.exp(-0.5 * (score - best)) / total
+    return [row for _, row in scored]
 
 
 def prefer_stable(ranked: list[dict]) -> list[dict]:
