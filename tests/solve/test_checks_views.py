@@ -170,6 +170,8 @@ def test_discrete_particles_come_in_the_triaged_and_the_envelopes_sizes_up_to_a_
     assert {h.label.split("(")[1] for h in discrete_particle_hypotheses(crystal, edge, 2 * 4.4 * nn)} >= \
         {"6525 atoms)"}  # 12 shells: (10·12³ + 15·12² + 11·12 + 3)/3
     assert discrete_particle_hypotheses(refined("rock salt NaCl"), None, 30.0) == []
+    small = {h.label.split("(")[1].split()[0] for h in discrete_particle_hypotheses(crystal, None, 2 * 3.2 * nn)}
+    assert small == {"147"}  # 2 and 3 shells triaged: the 55-atom particles (under MIN_ENVELOPE_ATOMS) not made
 
 
 def test_energy_prior_penalty_grows_with_the_energy_above_and_is_capped():

@@ -235,7 +235,9 @@ def discrete_particle_hypotheses(crystal: Hypothesis, envelope: Hypothesis | Non
     shell less: the triage's estimate runs large) and of the envelope particle's refined diameter; refined by
     isotropic expansion, ADPs, delta2, qdamp and the diameter of the baseline −4πρ0 r γ0(r) (spdiameter),
     started from the envelope particle's values when it has them (a crystal's qdamp has absorbed the finite
-    size). Only for a one-element fcc crystal (label "fcc X"); otherwise none."""
+    size). Only for a one-element fcc crystal (label "fcc X"), and only particles of MIN_ENVELOPE_ATOMS or more
+    (a 55-atom icosahedron ranked first on three of ten blind Lennard-Jones glasses: the icosahedral short-range
+    order of a glass, which a box describes; finite objects that small are the cluster search's); otherwise none."""
     from scatterfit.structure.builders import nanoparticle
 
     if crystal.result is None or not crystal.label.startswith("fcc ") or len(crystal.label.split()) != 2:
@@ -253,6 +255,8 @@ def discrete_particle_hypotheses(crystal: Hypothesis, envelope: Hypothesis | Non
     for n in sorted(k for k in shells if 2 <= k <= MAX_SHELLS):
         for shape in DISCRETE_SHAPES:
             s = nanoparticle(element, shape, n, nn_distance=nn)
+            if len(s) < MIN_ENVELOPE_ATOMS:  # mostly surface: a glass's short-range order, or a cluster's
+                continue
             s = s.with_(biso=torch.full((len(s),), biso, dtype=s.dtype))
             label = f"{crystal.label} {shape} ({len(s)} atoms)"
             size = 2 * float(s.positions.norm(dim=1).max()) + nn  # the baseline's particle diameter
