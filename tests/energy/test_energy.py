@@ -183,6 +183,24 @@ def test_compiled_pair_energies_equal_the_torch_expressions(make, monkeypatch):
                 assert float((a - b).abs().max()) <= 1e-12 * max(float(b.abs().max()), 1.0)
 
 
+def test_compiled_pair_energies_differentiate_twice_through_the_torch_expressions(monkeypatch):
+    """A force inside a loss (create_graph) differentiates the compiled energy's gradient again: through the torch
+    expressions, so the second derivatives (here of Σ|F|² with respect to positions and cell) equal the torch
+    path's."""
+    import scatterfit.energy._pair_kernels as kernels
+
+    box = random_box(45, 0.066, numbers=(14, 8, 8), min_dist=1.5, seed=7)
+    out = []
+    for use in (True, False):
+        monkeypatch.setattr(kernels, "compiled", lambda s, use=use: use)
+        pos, cell = box.positions.clone().requires_grad_(), box.cell.clone().requires_grad_()
+        energy = bks_silica(cutoff=5.0, coulomb_cutoff=6.0).energy(box.with_(positions=pos, cell=cell))
+        (force,) = torch.autograd.grad(energy, pos, create_graph=True)
+        out.append(torch.autograd.grad((force**2).sum(), (pos, cell)))
+    for a, b in zip(*out):
+        assert float((a - b).abs().max()) <= 1e-10 * float(b.abs().max())
+
+
 def test_bks_reuses_its_pair_lists_and_gives_a_fresh_lists_energy_and_forces():
     """A periodic box's pair lists (cutoff + 1 Å skin) are kept across the structures of an optimisation: after
     moves under half the skin the energy and forces equal those of a new potential (fresh lists within the

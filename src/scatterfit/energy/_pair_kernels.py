@@ -104,22 +104,31 @@ def pair_energy(form, pos, cell, c, i, j, s, params, r_on, r_cut, alpha, switch)
 
 class PairEnergy(torch.autograd.Function):
     """E = Σ_p c_i c_j φ(r_p) S(r_p) by :func:`pair_energy`, differentiable in positions [N, 3], cell [3, 3] (None
-    for a finite structure) and c [N]; the pair list and the form's settings are constants."""
+    for a finite structure) and c [N]; the pair list and the form's settings are constants. A backward that must
+    itself be differentiable (create_graph: a Hessian, a force in a loss) recomputes the energy by ``reference``
+    (positions, cell, c) → E, the torch expressions, and differentiates those."""
 
     @staticmethod
-    def forward(ctx, positions, cell, c, pairs, form, params, r_on, r_cut, alpha, switch):
+    def forward(ctx, positions, cell, c, pairs, form, params, r_on, r_cut, alpha, switch, reference):
         i, j, s = pairs
         box = np.zeros((3, 3)) if cell is None else cell.detach().numpy()
         energy, gpos, gcell, gc = pair_energy(form, positions.detach().numpy(), box, c.detach().numpy(), i, j, s,
                                               params, r_on, r_cut, alpha, switch)
         ctx.gradients = (torch.from_numpy(gpos), torch.from_numpy(gcell), torch.from_numpy(gc))
-        ctx.finite = cell is None
+        ctx.save_for_backward(positions, cell, c)
+        ctx.reference = reference
         return torch.tensor(energy, dtype=positions.dtype)
 
     @staticmethod
     def backward(ctx, grad):
+        positions, cell, c = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a differentiable backward: through the torch expressions
+            inputs = [x for x in (positions, cell, c) if x is not None and x.requires_grad]
+            found = iter(torch.autograd.grad(ctx.reference(positions, cell, c), inputs, grad, create_graph=True))
+            return tuple(next(found) if x is not None and x.requires_grad else None
+                         for x in (positions, cell, c)) + (None,) * 8
         gpos, gcell, gc = ctx.gradients
-        return (grad * gpos, None if ctx.finite else grad * gcell, grad * gc) + (None,) * 7
+        return (grad * gpos, None if cell is None else grad * gcell, grad * gc) + (None,) * 8
 
 
 def compiled(structure) -> bool:
@@ -134,8 +143,9 @@ def pair_arrays(nb) -> tuple:
 
 
 def radial_energy(structure, c: torch.Tensor, pairs: tuple, form: int, params: np.ndarray, r_on: float,
-                  r_cut: float, alpha: float = 0.0, switch: bool = True) -> torch.Tensor:
+                  r_cut: float, reference, alpha: float = 0.0, switch: bool = True) -> torch.Tensor:
     """Σ_p c_i c_j φ(r_p) S(r_p), eV (a 0-d tensor differentiable in the structure's positions and cell and in
-    ``c`` [N]); ``pairs`` from :func:`pair_arrays`, ``params`` [P, 5] of the ``form``."""
+    ``c`` [N]); ``pairs`` from :func:`pair_arrays`, ``params`` [P, 5] of the ``form``; ``reference``: the same sum by
+    torch expressions, (positions, cell, c) → E, for a differentiable backward."""
     return PairEnergy.apply(structure.positions, structure.cell, c, pairs, form, params, float(r_on),
-                            float(r_cut), float(alpha), bool(switch))
+                            float(r_cut), float(alpha), bool(switch), reference)

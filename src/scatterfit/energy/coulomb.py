@@ -57,6 +57,14 @@ class DSFCoulomb:
         shift_f = erfc_rc / rc**2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
         nb = reused_neighbours(structure, rc, self.cache)
         e_self = -(q * q).sum() * (erfc_rc / (2 * rc) + a / math.sqrt(math.pi))
+
+        def expressions(positions, cell, charges):  # Σ_pairs q_i q_j f(r) by torch expressions
+            r = pair_distances(structure.with_(positions=positions, cell=cell), nb)
+            pair = torch.special.erfc(a * r) / r - erfc_rc / rc + shift_f * (r - rc)
+            pair = torch.where(r < rc, pair, torch.zeros_like(pair))  # a reused list's pairs beyond R (value and
+            # force of the shifted sum vanish at R)
+            return (charges[nb.i] * charges[nb.j] * pair).sum()
+
         from scatterfit.energy._pair_kernels import DSF, compiled, pair_arrays, radial_energy
 
         if compiled(structure):  # one compiled pass: value and analytic gradients (energy/_pair_kernels.py)
@@ -65,11 +73,7 @@ class DSFCoulomb:
 
                 self._arrays = (nb, pair_arrays(nb), np.zeros((len(nb), 5)))
             _, pairs, params = self._arrays
-            e_pair = radial_energy(structure, q, pairs, DSF, params, rc, rc, alpha=a, switch=False)
-            return COULOMB_EV_ANGSTROM * (e_pair + e_self)
-        r = pair_distances(structure, nb)
-        pair = torch.special.erfc(a * r) / r - erfc_rc / rc + shift_f * (r - rc)
-        pair = torch.where(r < rc, pair, torch.zeros_like(pair))  # a reused list's pairs beyond R (value and force
-        # of the shifted sum vanish at R)
-        e_pair = (q[nb.i] * q[nb.j] * pair).sum()
+            e_pair = radial_energy(structure, q, pairs, DSF, params, rc, rc, expressions, alpha=a, switch=False)
+        else:
+            e_pair = expressions(structure.positions, structure.cell, q)
         return COULOMB_EV_ANGSTROM * (e_pair + e_self)

@@ -117,13 +117,17 @@ class PairPotential:
         nb, p = interacting
         from scatterfit.energy._pair_kernels import compiled, radial_energy
 
+        def expressions(positions, cell, occupancy):  # the sum by torch expressions
+            r = pair_distances(structure.with_(positions=positions, cell=cell), nb)
+            values = {k: v.to(r.dtype) for k, v in p.items()}
+            return (occupancy[nb.i] * occupancy[nb.j] * self.phi(r, values)
+                    * smooth_switch(r, self.r_on, self.cutoff)).sum()
+
         if self.form is not None and compiled(structure):  # one compiled pass: value and analytic gradients
             pairs, params = self._compiled_arrays()
-            return radial_energy(structure, structure.occupancy, pairs, self.form, params, self.r_on, self.cutoff)
-        r = pair_distances(structure, nb)
-        p = {k: v.to(r.dtype) for k, v in p.items()}
-        occ = structure.occupancy[nb.i] * structure.occupancy[nb.j]
-        return (occ * self.phi(r, p) * smooth_switch(r, self.r_on, self.cutoff)).sum()
+            return radial_energy(structure, structure.occupancy, pairs, self.form, params, self.r_on, self.cutoff,
+                                 expressions)
+        return expressions(structure.positions, structure.cell, structure.occupancy)
 
 
 class LennardJones(PairPotential):
