@@ -692,7 +692,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             thirds = _third_phases(hypotheses + derived, points, options, datasets, qmax, bragg)
             derived += [check_gain(h) for h in _refine_all(thirds, datasets, qmax, deadline, pool, progress, ledger,
                                                             t0)]
-        if not bragg and found.classes[0] != "crystal":  # a finite coherence length: discrete particles of its size
+        if not bragg and found.classes[0] in ("nanoparticle", "cluster"):  # discrete particles of the triaged size
+            # (not when a glass comes first: a Lennard-Jones glass's icosahedral short-range order made a 147-atom
+            # icosahedron at Rw 0.29 outrank the glass's box at 0.086, whose coordinates count as parameters)
             envelope = {h.parents[0].label: h for h in derived if h.kind == "nanoparticle" and h.result is not None}
             # an fcc metal's closed-shell particles whatever its crystal's rank: a twinned particle's G(r) fits the
             # fcc crystal worse than other types' (a 309-atom Au icosahedron: fcc fifth)
