@@ -10,13 +10,15 @@ ranked structures, without a config.
    these is supported, the partners a screen beside the best crystal's fit finds, :func:`_beside_partners`; for a
    Bragg pattern those of its residual, :func:`_residual_partners`); when a two-phase mixture is then the best
    hypothesis, that mixture with a third phase found the same way (:func:`_third_phases`); the best two
-   crystals inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage does
-   not put a crystal first (the signal ends well inside the data), also discrete closed-shell particles
-   (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the envelope's refined size; each kept
+   crystals inside a spherical envelope (a nanoparticle), started from the refined crystals; when the triage puts
+   particles or clusters first (the signal ends well inside the data, and not as a glass's), also discrete
+   closed-shell particles (icosahedra, decahedra, cuboctahedra) of a one-element fcc crystal at the triaged and the
+   envelope's refined sizes; each kept
    only when it improves on its crystal (hypotheses.MIN_GAIN) and, for a particle, predicts the G(r) beyond the
    fit range no worse than its crystal (hypotheses.check_holdout);
 4. when the triage puts a glass or liquid among its first two classes: an amorphous box of the composition at
-   the density the data give (:func:`box_densities`: one or two boxes), every position refined;
+   the density the data give (:func:`box_densities`: one or two boxes), every position refined, with the
+   classical potential made for exactly its elements where there is one (energy/registry.classical_potential);
 5. when the triage does not put a crystal first and the composition names a finite formula (W12O40, C60): a
    molecule or cluster of exactly those atoms, found by a symmetric random search (solve/clusters.py);
 6. rank everything by the information criterion (solve/ranking.py); the best few get the default potential's
