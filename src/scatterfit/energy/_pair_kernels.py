@@ -5,8 +5,9 @@ what the torch expressions of pair.py and coulomb.py compute (tested against the
 on other devices and dtypes.
 
 Arrays: pos [N, 3] float64 Å, cell [3, 3] float64 Å (rows are the cell vectors; zeros for a finite structure),
-c [N] float64, pairs i, j [P] int64 with integer cell shifts s [P, 3] float64 (r_ij = x_j − x_i + s·cell),
-params [P, 5] float64 per pair (the functional form's own, see the forms below).
+c [N] float64, pairs i, j [P] int32 with integer cell shifts s [P, 3] int8 (r_ij = x_j − x_i + s·cell; the
+Neighbours list's own arrays, not copied), params [P, k] float64 per pair (the functional form's own, see the forms
+below; k = 0 for DSF).
 """
 
 from __future__ import annotations
@@ -137,15 +138,14 @@ def compiled(structure) -> bool:
 
 
 def pair_arrays(nb) -> tuple:
-    """(i, j [P] int64, shifts [P, 3] float64) of a Neighbours list, for :func:`radial_energy`."""
-    return (nb.i.numpy().astype(np.int64), nb.j.numpy().astype(np.int64),
-            nb.shifts.numpy().astype(np.float64).reshape(-1, 3))
+    """(i, j [P], shifts [P, 3]) of a Neighbours list as numpy views (no copies), for :func:`radial_energy`."""
+    return nb.i.numpy(), nb.j.numpy(), nb.shifts.numpy().reshape(-1, 3)
 
 
 def radial_energy(structure, c: torch.Tensor, pairs: tuple, form: int, params: np.ndarray, r_on: float,
                   r_cut: float, reference, alpha: float = 0.0, switch: bool = True) -> torch.Tensor:
     """Σ_p c_i c_j φ(r_p) S(r_p), eV (a 0-d tensor differentiable in the structure's positions and cell and in
-    ``c`` [N]); ``pairs`` from :func:`pair_arrays`, ``params`` [P, 5] of the ``form``; ``reference``: the same sum by
+    ``c`` [N]); ``pairs`` from :func:`pair_arrays`, ``params`` [P, k] of the ``form``; ``reference``: the same sum by
     torch expressions, (positions, cell, c) → E, for a differentiable backward."""
     return PairEnergy.apply(structure.positions, structure.cell, c, pairs, form, params, float(r_on),
                             float(r_cut), float(alpha), bool(switch), reference)

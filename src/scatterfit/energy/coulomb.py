@@ -71,7 +71,7 @@ class DSFCoulomb:
             if self._arrays is None or self._arrays[0] is not nb:
                 import numpy as np
 
-                self._arrays = (nb, pair_arrays(nb), np.zeros((len(nb), 5)))
+                self._arrays = (nb, pair_arrays(nb), np.zeros((len(nb), 0)))  # DSF has no per-pair parameters
             _, pairs, params = self._arrays
             e_pair = radial_energy(structure, q, pairs, DSF, params, rc, rc, expressions, alpha=a, switch=False)
         else:
