@@ -26,6 +26,8 @@ LENNARD_JONES (ε, σ): 4ε[(σ/r)¹² − (σ/r)⁶];  MORSE (D, α, r0): D[(1 
 BUCKINGHAM (A, ρ, C, W, σ_w): A e^{−r/ρ} − C/r⁶ + W (σ_w/r)²⁴ — each times the C² switch from r_on to r_cut;
 DSF (no params; α and R = r_cut given): erfc(αr)/r − erfc(αR)/R + F_R (r − R) for r < R, else 0, with
 F_R = erfc(αR)/R² + 2α/√π e^{−α²R²}/R (Fennell & Gezelter 2006, without the Coulomb constant)."""
+FORMS = {"lennard-jones": LENNARD_JONES, "morse": MORSE, "buckingham": BUCKINGHAM, "dsf": DSF}
+"""The forms by name (a PairPotential's ``form``)."""
 
 
 @numba.njit(**_OPTS)

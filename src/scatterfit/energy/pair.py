@@ -42,7 +42,7 @@ class PairPotential:
 
     name = "pair"
     parameter_names: tuple[str, ...] = ()
-    form: int | None = None  # the compiled kernel's functional form (energy/_pair_kernels.py), None: torch only
+    form: str | None = None  # the compiled kernel's functional form (energy/_pair_kernels.FORMS), None: torch only
 
     def __init__(self, parameters: dict, cutoff: float, r_on: float | None = None):
         if not parameters:
@@ -115,7 +115,7 @@ class PairPotential:
         if interacting is None:
             return structure.positions.sum() * 0.0
         nb, p = interacting
-        from scatterfit.energy._pair_kernels import compiled, radial_energy
+        from scatterfit.energy._pair_kernels import FORMS, compiled, radial_energy
 
         def expressions(positions, cell, occupancy):  # the sum by torch expressions
             r = pair_distances(structure.with_(positions=positions, cell=cell), nb)
@@ -125,8 +125,8 @@ class PairPotential:
 
         if self.form is not None and compiled(structure):  # one compiled pass: value and analytic gradients
             pairs, params = self._compiled_arrays()
-            return radial_energy(structure, structure.occupancy, pairs, self.form, params, self.r_on, self.cutoff,
-                                 expressions)
+            return radial_energy(structure, structure.occupancy, pairs, FORMS[self.form], params, self.r_on,
+                                 self.cutoff, expressions)
         return expressions(structure.positions, structure.cell, structure.occupancy)
 
 
@@ -135,7 +135,7 @@ class LennardJones(PairPotential):
 
     name = "lennard-jones"
     parameter_names = ("epsilon", "sigma")
-    form = 0  # _pair_kernels.LENNARD_JONES
+    form = "lennard-jones"
 
     def __init__(self, parameters: dict, cutoff: float | None = None, r_on: float | None = None):
         sigma_max = max(float(v["sigma"]) for v in parameters.values()) if parameters else 1.0
@@ -151,7 +151,7 @@ class Morse(PairPotential):
 
     name = "morse"
     parameter_names = ("D", "alpha", "r0")
-    form = 1  # _pair_kernels.MORSE
+    form = "morse"
 
     def phi(self, r, p):
         e = torch.exp(-p["alpha"] * (r - p["r0"]))
@@ -164,7 +164,7 @@ class Buckingham(PairPotential):
 
     name = "buckingham"
     parameter_names = ("A", "rho", "C", "W", "sigma_w")
-    form = 2  # _pair_kernels.BUCKINGHAM
+    form = "buckingham"
 
     def __init__(self, parameters: dict, cutoff: float = 10.0, r_on: float | None = None):
         filled = {k: {"W": 0.0, "sigma_w": 1.0, **v} for k, v in parameters.items()}
