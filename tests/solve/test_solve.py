@@ -305,17 +305,40 @@ def test_measured_liquid_and_glass_are_triaged_as_such():
         assert found.density == pytest.approx(density, rel=0.03)
 
 
+def _fit_under_example(example: str, structure) -> dict:
+    """{"rw", "rw_derived_gr"} of ``structure`` under the data term of a hand-written example (its data, model,
+    range and scale rule), nothing refined: what `scatterfit refine EXAMPLE --evaluate` reports for a config whose
+    [structure] is this one."""
+    from scatterfit.config import load_config
+    from scatterfit.config.builders import build_datasets, build_loss
+    from scatterfit.loss import DataTerm
+    from scatterfit.optim.runner import evaluate
+    from scatterfit.report.results import derived_grs
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    cfg = load_config(Path(__file__).parents[2] / "examples" / example)
+    loss = build_loss(cfg, build_datasets(cfg))
+    (term,) = [t for t in loss.terms if isinstance(t, DataTerm)]
+    result = evaluate(loss, Parametrisation(structure))
+    derived = derived_grs(result).get(term.name, {})
+    return {"rw": result.terms[term.name].breakdown["rw"], "rw_derived_gr": derived.get("rw")}
+
+
 @pytest.mark.slow  # about 2 + 6 minutes
-@pytest.mark.parametrize("name, composition, density, pair, peak, count, rw", [
-    ("argon_liquid_85K_yarnell1973_SQ.sq", "Ar", 0.02125, ("Ar", "Ar", 3.0, 5.3), 3.68, 12.8, 0.08),
-    ("SiO2_glass_NIMROD_neutron_FQ.mint01", "SiO2", 0.0664, ("Si", "O", 1.3, 2.0), 1.61, 4.0, 0.115)])
-def test_solve_measured_liquid_and_glass(name, composition, density, pair, peak, count, rw):
+@pytest.mark.parametrize("name, composition, density, pair, peak, count, rw, example, example_rw", [
+    ("argon_liquid_85K_yarnell1973_SQ.sq", "Ar", 0.02125, ("Ar", "Ar", 3.0, 5.3), 3.68, 12.8, 0.08,
+     "argon_liquid.toml", {"rw": 0.032}),
+    ("SiO2_glass_NIMROD_neutron_FQ.mint01", "SiO2", 0.0664, ("Si", "O", 1.3, 2.0), 1.61, 4.0, 0.115,
+     "silica_glass.toml", {"rw_derived_gr": 0.0912})])
+def test_solve_measured_liquid_and_glass(name, composition, density, pair, peak, count, rw, example, example_rw):
     """Measured liquid Ar (neutron S(Q)) and silica glass (NIMROD F(Q)), given only the formula: a liquid or glass
     ranked first, its box at the measured density (within 3 %) with the literature's first peak and coordination
     (Ar: 3.68 Å, 12.8 to the first minimum at 5.3 Å, Yarnell et al. 1973; silica: Si–O 1.61 Å, four O around
     each Si, which the box gets from the first peak's area and a melt-and-quench on BKS, solve/ionic.py), at an Rw
-    below ``rw`` (measured: 0.065 and 0.100; silica's hand-written example, examples/silica_glass.toml, reaches
-    0.091 on the same G(r); without BKS the solve's box stopped at 0.138)."""
+    below ``rw`` on the G(r) the solve derives (measured: 0.065 and 0.100; without BKS silica's box stopped at
+    0.138). Scored under the hand-written example's own data term, the box is within 10 % of the example's result
+    (``example_rw``, README: Ar's Rw on S(Q); silica's on the G(r) derived from its F(Q) fit; measured 0.0275 and
+    0.054; silica's Rw on F(Q) itself, 0.126 against 0.099–0.106, is not within it and not asserted)."""
     from conftest import shared_file
     from scatterfit.io import load_dataset
 
@@ -328,6 +351,9 @@ def test_solve_measured_liquid_and_glass(name, composition, density, pair, peak,
     assert found_peak == pytest.approx(peak, abs=0.05)
     assert found_count == pytest.approx(count, rel=0.1)
     assert best.rw["d"] < rw
+    scored = _fit_under_example(example, refined)
+    for key, value in example_rw.items():
+        assert scored[key] < 1.1 * value, (key, scored)
 
 
 @pytest.mark.slow  # about 2 minutes

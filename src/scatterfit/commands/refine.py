@@ -3,7 +3,9 @@ section), write the results.
 
 Paths in the config (data, structure, [output].dir) are resolved against the config file's folder; --out is
 taken as given on the command line. The output folder is checked before anything is computed and locked while
-the run writes to it; --resume refuses a checkpoint written for another config or other data.
+the run writes to it; --resume refuses a checkpoint written for another config or other data. --evaluate refines
+nothing: it writes the fits, summary and structure of the config's starting model with every parameter as given
+(a structure from another refinement or a solve, scored under this config's data and terms).
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ def add_arguments(p) -> None:
                    help="write the progress as JSON to this file while refining (for schedulers)")
     p.add_argument("--qmax", type=float, default=None,
                    help="Qmax (Å⁻¹) of PDF data whose file and config give none (0: no termination ripples)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="refine nothing: score the starting model as given (every parameter at its start, the data "
+                        "terms' analytic scales solved) and write its fits and summary")
 
 
 def run(args) -> None:
     run_refine(args.config, out=args.out, resume=args.resume, device=args.device, qmax=args.qmax,
-               status_file=args.status_file)
+               status_file=args.status_file, evaluate=args.evaluate)
 
 
 def output_dir(cfg, out=None) -> Path:
@@ -85,7 +90,7 @@ def output_dir(cfg, out=None) -> Path:
 
 
 def run_refine(config_path, out=None, resume: bool = False, device: str | None = None, qmax: float | None = None,
-               status_file=None):
+               status_file=None, evaluate: bool = False):
     from scatterfit.config.builders import (
         build_datasets,
         build_loss,
@@ -97,6 +102,7 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
         resolve_device,
     )
     from scatterfit.optim import refine
+    from scatterfit.optim.runner import evaluate as evaluate_start
     from scatterfit.optim.uncertainty import uncertainties
     from scatterfit.report.files import OutputLock, check_output_dir
     from scatterfit.report.progress import RefineProgress, StatusFile
@@ -106,6 +112,9 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     dev = resolve_device(device)
     out_dir = check_output_dir(output_dir(cfg, out))
     digest = fingerprint(cfg, qmax)
+    if evaluate and (cfg.search or resume):
+        raise ScatterfitError(f"{config_path}: --evaluate scores one starting model: not with "
+                              f"{'a [search] section' if cfg.search else '--resume'}")
     if cfg.search:
         from scatterfit.commands.search import run_search
 
@@ -116,20 +125,29 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
     structure = build_model_structure(cfg, dev)
     datasets = build_datasets(cfg)
     loss = build_loss(cfg, datasets, qmax)
+    if evaluate:  # nothing free: every value as given (a free group's start would be moved off its bounds)
+        from dataclasses import replace
+
+        cfg = replace(cfg, parameters={**cfg.parameters, "free": []})
     param = build_parametrisation(cfg, structure, loss)
-    stages = build_strategy(cfg, loss, param)
+    stages = [] if evaluate else build_strategy(cfg, loss, param)
     progress = RefineProgress(stages, StatusFile(status_file) if status_file else None)
     t0 = time.perf_counter()
     with OutputLock(out_dir):
         try:
-            result = refine(loss, param, stages, seed=cfg.output.get("seed", 0), checkpoint=out_dir / "checkpoint.pt",
-                            checkpoint_every=cfg.output.get("checkpoint_every", 10), resume=resume,
-                            observers=[progress], fingerprint=digest)
+            if evaluate:
+                result = evaluate_start(loss, param)
+            else:
+                result = refine(loss, param, stages, seed=cfg.output.get("seed", 0),
+                                checkpoint=out_dir / "checkpoint.pt",
+                                checkpoint_every=cfg.output.get("checkpoint_every", 10), resume=resume,
+                                observers=[progress], fingerprint=digest)
         finally:
             progress.close()
         if progress.status is not None:
             progress.status.write("done", progress.total, progress.total, "refined", progress.best_rw, final=True)
-        errors = uncertainties(loss, param, result.theta)
+        errors = ({"skipped": "nothing refined (--evaluate)"} if evaluate
+                  else uncertainties(loss, param, result.theta))
         written = write_refinement(result, out_dir, chemistry_options(cfg, loss), errors)
     for name, tv in result.terms.items():
         if "rw" in tv.breakdown:
@@ -149,5 +167,6 @@ def run_refine(config_path, out=None, resume: bool = False, device: str | None =
                     "a symmetric start the refinement cannot leave); their uncertainties are not given")
     for a, b, r in errors.get("high_correlations", []):
         log.warning(f"{a} and {b} are correlated by {r:+.3f}: the data do not tell them apart")
-    print(f"refinement time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")
+    what = "evaluation (nothing refined)" if evaluate else "refinement"
+    print(f"{what} time {time.perf_counter() - t0:.1f} s; results in {out_dir}/")
     return result

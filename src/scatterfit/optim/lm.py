@@ -8,8 +8,11 @@ c_k = weight_k / (Σ w y² · Rw_k) at the step's start, for chi2 and mse terms 
 Jᵀr is the gradient of the loss Σ weight_k metric_k and the stationary points are the loss's, with several
 terms too. The Jacobian is built column by column from forward differences of the forward model: P forward
 evaluations per step, one more for the trial, and no backward pass (the forward models' own kernels need no
-forward-mode rules). Energy and restraint terms are not least squares: a stage where one of them is switched on is
-refused.
+forward-mode rules). A column under SMALL_COLUMN of the largest is taken again by central differences: at a
+symmetric point (the angles of a cubic cell refined as triclinic, from a P1 file) the misfit changes only at second
+order, a forward difference then reads h·∂²/2 as a slope and the step sends the parameter off by 1/h; parameters
+whose central column is nil (BLIND) are held in that step, as the data do not move them. Energy and restraint
+terms are not least squares: a stage where one of them is switched on is refused.
 
 The stage ends on its own when a step no longer lowers the loss by a relative ``tol`` at small damping (or no
 damping finds a lower loss), instead of waiting out a patience.
@@ -28,6 +31,8 @@ from scatterfit.optim.stage import setting
 
 MAX_RETRIES = 12  # damping increases per step before it gives up
 FD_STEP = 1e-6  # forward-difference step, relative to max(1, |θ_j|)
+SMALL_COLUMN = 1e-4  # a Jacobian column this small (relative to the largest) is checked by central differences
+BLIND = 1e-9  # a central column this small: a parameter the data do not move at first order, held in the step
 
 
 @dataclass
@@ -97,18 +102,38 @@ class LMRun:
     def _evaluate(self, theta: torch.Tensor) -> tuple[float, dict]:
         return self.problem.stage_loss(theta, self.stage)
 
+    def _jacobian(self, r0: torch.Tensor, factors: dict) -> torch.Tensor:
+        """J [N, free] of the residuals: forward differences, and central ones for columns under SMALL_COLUMN."""
+        jac = torch.empty((r0.numel(), self.free.numel()), dtype=r0.dtype, device=r0.device)
+        steps = []
+        for col, j in enumerate(self.free.tolist()):
+            h = FD_STEP * max(1.0, abs(float(self._theta[j])))
+            moved = self._theta.clone()
+            moved[j] += h
+            jac[:, col] = (self._residuals(self._evaluate(moved)[1], factors) - r0) / h
+            steps.append(h)
+        norms = jac.norm(dim=0)
+        for col in torch.nonzero(norms <= SMALL_COLUMN * float(norms.max()), as_tuple=True)[0].tolist():
+            j, h = int(self.free[col]), steps[col]
+            moved = self._theta.clone()
+            moved[j] -= h
+            plus = r0 + h * jac[:, col]
+            jac[:, col] = (plus - self._residuals(self._evaluate(moved)[1], factors)) / (2 * h)
+        return jac
+
     def step(self) -> tuple[float, dict]:
         """One Levenberg–Marquardt step; returns the loss at the (possibly unchanged) θ and its terms."""
         if self.converged:
             return self.value, self.last_terms
         factors = self._factors(self.last_terms)
         r0 = self._residuals(self.last_terms, factors)
-        jac = torch.empty((r0.numel(), self.free.numel()), dtype=r0.dtype, device=r0.device)
-        for col, j in enumerate(self.free.tolist()):
-            h = FD_STEP * max(1.0, abs(float(self._theta[j])))
-            moved = self._theta.clone()
-            moved[j] += h
-            jac[:, col] = (self._residuals(self._evaluate(moved)[1], factors) - r0) / h
+        jac = self._jacobian(r0, factors)
+        norms = jac.norm(dim=0)
+        moving = norms > BLIND * float(norms.max())
+        if not bool(moving.any()):
+            self.converged = True  # the data move none of the parameters here
+            return self.value, self.last_terms
+        jac = jac[:, moving]
         a, g = jac.T @ jac, jac.T @ r0
         diagonal = torch.diagonal(a).clamp(min=1e-12 * float(torch.diagonal(a).max().clamp(min=1e-300)))
         s0 = float(r0 @ r0)
@@ -116,7 +141,7 @@ class LMRun:
             delta = torch.linalg.solve(a + self.damping * torch.diag(diagonal), -g)
             predicted = -float(2 * delta @ g + delta @ a @ delta)
             trial = self._theta.clone()
-            trial[self.free] += delta
+            trial[self.free[moving]] += delta
             value, terms = self._evaluate(trial)
             r1 = self._residuals(terms, factors)
             s1 = float(r1 @ r1)

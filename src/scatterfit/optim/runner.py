@@ -138,6 +138,19 @@ def drive(run, stage: StageBase, history: list, *, step0: int = 0, stage_index: 
     return run.theta
 
 
+def evaluate(loss: Loss, parametrisation: Parametrisation) -> Result:
+    """The loss and its terms at the parametrisation's start, nothing refined (PDFgui's "calculation"): the Result
+    a refinement with no steps would return. Build ``parametrisation`` with no free group to evaluate the values
+    as given (a free group's start is moved off its bounds, see to_unbounded)."""
+    t0 = time.perf_counter()
+    theta = parametrisation.initial_vector().clone()
+    loss = loss.to(parametrisation.structure.device)
+    with torch.no_grad():
+        state = parametrisation.state(theta)
+        value, terms = loss.evaluate(state, report_all=True)
+    return Result(theta, state, parametrisation, float(value), terms, [float(value)], time.perf_counter() - t0)
+
+
 def refine(loss: Loss, parametrisation: Parametrisation, strategy: list[StageBase] | StageBase, *, seed: int = 0,
            checkpoint: str | Path | None = None, checkpoint_every: int = 10, resume: bool = False,
            observers: list | None = None, every: int = 1, fingerprint: str | None = None) -> Result:
