@@ -106,6 +106,61 @@ def test_an_envelope_of_a_few_dozen_atoms_is_no_particle():
     assert results[30.0].error is None, results[30.0].error
 
 
+def test_a_particle_whose_crystal_damps_its_signal_at_the_qdamp_bound_need_only_match_it():
+    """A 20 Å Ni particle's G(r) with 1 % noise to 50 Å (the signal ends at 20 Å, the rest is noise): the crystal
+    refines qdamp onto its bound to damp the peaks as the envelope does (damped_as_particle), so the particle
+    needs no MIN_GAIN over it; and beyond the 30 Å fit range both predict nothing (held-out Rw about 1, where
+    the particle's exact zero used to lose to the crystal's 1e-5 tail), so the held-out check does not judge.
+    A bulk crystal's qdamp stays inside its bound."""
+    from scatterfit.solve.hypotheses import (
+        BOUNDS,
+        HOLDOUT_SILENT,
+        check_gain,
+        check_holdout,
+        crystal_hypothesis,
+        damped_as_particle,
+        holdout_rw,
+        nanoparticle_hypothesis,
+        refine_hypothesis,
+        supersede_damped_crystals,
+    )
+
+    (c,) = [c for c in candidates("Ni") if c.label == "fcc Ni"]
+    s = c.structure().with_uiso(0.005)
+    r = torch.arange(1.0, 50.0, 0.02, dtype=torch.float64)
+    g = pdf(s, r, qmax=25.0, qdamp=0.03, spdiameter=20.0).numpy()
+    g = g + 0.01 * np.abs(g).max() * np.random.default_rng(0).standard_normal(len(g))
+    data = {"d": Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0})}
+    crystal = refine_hypothesis(crystal_hypothesis(s, c.label, c.formula, ""), data)
+    assert crystal.result.parameters()["qdamp"] == pytest.approx(BOUNDS["qdamp"][1], rel=1e-3)
+    assert damped_as_particle(crystal)
+    assert holdout_rw(crystal, data) >= HOLDOUT_SILENT
+    particle = check_holdout(check_gain(refine_hypothesis(nanoparticle_hypothesis(crystal, 20.0), data)), data)
+    assert particle.error is None, particle.error
+    assert particle.rw["d"] <= crystal.rw["d"]
+    assert particle.result.parameters()["spdiameter"] < 40.0  # 28 Å: qdamp (free) and the diameter trade off
+    supersede_damped_crystals([crystal, particle])
+    assert crystal.error.startswith("superseded by fcc Ni particle") and particle.error is None
+    bulk = {"d": Dataset(r.numpy(), pdf(s, r, qmax=25.0, qdamp=0.03).numpy(), None, "gr", "angstrom",
+                         metadata={"qmax": 25.0})}
+    assert not damped_as_particle(refine_hypothesis(crystal_hypothesis(s, c.label, c.formula, ""), bulk))
+
+
+@pytest.mark.parametrize("crystal_rw, particle_rw, judged", [(0.99995, 1.0, False), (0.6, 0.7, True),
+                                                              (0.7, 0.6, False)])
+def test_the_held_out_check_judges_only_where_the_crystal_predicts_something(monkeypatch, crystal_rw, particle_rw,
+                                                                           judged):
+    """check_holdout: a particle that predicts the G(r) beyond the fit range worse than its crystal is unsupported,
+    unless the crystal predicts nothing there either (held-out Rw ≥ HOLDOUT_SILENT: measured CdSe-1, whose signal
+    ends at 14 Å, gave the wurtzite crystal 0.99995 and its particle's exact zeros 1.000)."""
+    import scatterfit.solve.hypotheses as hypotheses
+
+    crystal = hypotheses.Hypothesis("crystal", "c", "Ni", {}, [], {}, "")
+    particle = hypotheses.Hypothesis("nanoparticle", "p", "Ni", {}, [], {}, "", parents=[crystal])
+    monkeypatch.setattr(hypotheses, "holdout_rw", lambda h, *_: crystal_rw if h is crystal else particle_rw)
+    assert (hypotheses.check_holdout(particle, {}).error is not None) == judged
+
+
 def test_a_simulated_two_phase_mixture_is_found_from_its_two_compounds():
     """Seed 3 of the blind mixture draws (tests/solve/test_blind_mixtures.py): CsCl-type NaCl and fcc Cu, given
     as "NaCl + Cu": the mixture of the two true types first."""

@@ -70,8 +70,13 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     from scatterfit.solve.hypotheses import (
         BOUNDS,
         BOX_ENERGY_WEIGHT,
+        MEASURED_SHARE,
         RESTRAINT_WEIGHTS,
+        box_qmin,
+        data_term_names,
         fit_range,
+        measured_curve,
+        measured_name,
         network_stages,
         shape_stages,
     )
@@ -89,6 +94,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
     powder = h.model == "powder"
     for name, path in data_paths.items():
+        if name not in datasets:  # a measured curve's file: written with its term (below)
+            continue
         lines += ["[[datasets]]", f'name = "{name}"', f'file = "{Path(path).resolve()}"',
                   f'radiation = "{datasets[name].radiation}"']
         if powder and datasets[name].metadata.get("wavelength") is not None:
@@ -104,11 +111,21 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             continue
         xmin, xmax = fit_range(data)
         lines += ["[[terms]]", f'dataset = "{name}"', f"xmin = {xmin:g}", f"xmax = {xmax:g}"]
+        if measured_curve(h, data) is not None:
+            lines += [f"weight = {MEASURED_SHARE:g}  # the measured S(Q) − 1 below has the rest"]
         lines += [] if h.fit_scale else ["fit_scale = false  # G(r) on an absolute scale: scale 1"]
         if h.model in ("box", "debye"):  # the Q range the solve's model transformed over
             model = make_forward_model(h.model, data, qmax=float(data.metadata["qmax"]))
             lines += [f'model = "{h.model}"', f"qmin = {model.qmin:g}", f"qmax = {model.qmax:g}"]
         lines += [""]
+        if measured_curve(h, data) is not None:  # a box fits the measured S(Q) − 1 too (written beside the G(r))
+            measured = measured_name(name)
+            lines += ["[[datasets]]", f'name = "{measured}"', f'file = "{Path(data_paths[measured]).resolve()}"',
+                      'kind = "fq"', f'radiation = "{data.radiation}"', "",
+                      "[[terms]]", f'dataset = "{measured}"', 'model = "box-interference"  # S(Q) − 1',
+                      f"xmin = {box_qmin(h):.6g}", f"weight = {1 - MEASURED_SHARE:g}"]
+            lines += [] if h.fit_scale else ["fit_scale = false"]
+            lines += [""]
     for restraint, args in h.restraints.items():
         for one in args if isinstance(args, list) else [args]:
             lines += ["[[terms]]", 'kind = "restraint"', f'restraint = "{restraint}"', f"args = {_inline(one)}",
@@ -126,7 +143,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
                                             for k, v in bounds.items()) + " }"]
     lines += [""]
     if h.anneal:  # the melt-and-quench on the restraints, then the fit (solve/hypotheses.network_stages)
-        for stage in network_stages(h, datasets):
+        for stage in network_stages(h, data_term_names(h, datasets)):
             lines += _stage_lines(stage)
     elif h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
@@ -187,7 +204,7 @@ def _png_tag(path: Path) -> str:
 def write_solution(solution, out_dir, data_paths: dict) -> dict:
     """Write ``solution`` (solve.Solution) into ``out_dir`` atomically; returns the solution.json record."""
     from scatterfit.report.plots import axis_labels, plot_fit
-    from scatterfit.solve.hypotheses import phase_name
+    from scatterfit.solve.hypotheses import measured_name, phase_name
     from scatterfit.structure.files import structure_suffix, write_structure
 
     files = ResultSet(out_dir)
@@ -200,6 +217,13 @@ def write_solution(solution, out_dir, data_paths: dict) -> dict:
                 np.savetxt(files.stage(derived), np.column_stack([data.x, data.y]), comments="",
                            header=f"qmax = {data.metadata['qmax']:.6g}\n#### start data\n#L r G")
                 data_paths[name] = Path(out_dir) / derived
+                reciprocal = data.metadata.get("reciprocal")
+                if reciprocal is not None:  # the measured curve as S(Q) − 1 on the G(r)'s scale (a box fits it)
+                    measured = f"{phase_name(name)}_measured.fq"
+                    np.savetxt(files.stage(measured), np.column_stack([reciprocal["q"], reciprocal["s_minus_1"]]),
+                               comments="# ", header=f"Q (1/A), S(Q) - 1 of {data.path or name}, on the scale of "
+                                                     "its derived G(r) (written by scatterfit solve)")
+                    data_paths[measured_name(name)] = Path(out_dir) / measured
             elif data.metadata.get("weights") == "relative":  # σ assigned by the solve: written with them
                 weighted = f"{phase_name(name)}_weighted.dat"
                 np.savetxt(files.stage(weighted), np.column_stack([data.x, data.y, data.sigma]), comments="# ",

@@ -41,6 +41,7 @@ TIME_LIMIT = 90.0  # s: a hypothesis still refining after this is stopped and le
 SMALL_PARTICLE = 30.0  # Å: a triaged particle diameter below which the ADPs may be those of a disordered particle
 DISORDERED_BISO = 10.0  # Å²: their upper bound there (Uiso 0.127 Å²: examples/cdse_envelope.toml refines 8–9 Å² for
 #                         2 nm CdSe, as PDFfit2 does: the static displacements of a particle that is mostly surface)
+DISORDERED_DELTA2 = 5.0  # Å²: delta2's start there (examples/cdse_envelope.toml refines 6, the bound, for 2 nm CdSe)
 
 
 class _Stop(Exception):
@@ -462,9 +463,34 @@ def envelope_atoms(hypothesis: Hypothesis) -> float | None:
     return density * math.pi * float(diameter) ** 3 / 6
 
 
+def damped_as_particle(crystal: Hypothesis) -> bool:
+    """Whether a refined PDF crystal's free qdamp ended on its upper bound (BOUNDS: a resolution no PDF instrument
+    has): the Gaussian damping then stands in for a particle's envelope (measured CdSe-1, 2 nm particles: the
+    wurtzite crystal at qdamp 0.1, Rw 0.569, its particle 0.561 at the example's 0.562)."""
+    if crystal.result is None or "qdamp" not in crystal.free:
+        return False
+    qdamp = crystal.result.parameters().get("qdamp")
+    return qdamp is not None and float(qdamp) >= 0.999 * BOUNDS["qdamp"][1]
+
+
+def supersede_damped_crystals(hypotheses: list) -> None:
+    """Mark a crystal whose qdamp stands in for a particle's envelope (:func:`damped_as_particle`) as superseded
+    when its particle is supported: the same structure, with the finite size modelled as a size instead of as a
+    resolution no instrument has (CdSe-1: crystal 0.569 and particle 0.561 were otherwise tied by the BIC)."""
+    for particle in hypotheses:
+        if particle.kind != "nanoparticle" or particle.error or particle.result is None:
+            continue
+        for crystal in particle.parents:
+            if crystal.kind == "crystal" and not crystal.error and damped_as_particle(crystal):
+                crystal.error = (f"superseded by {particle.label}: its qdamp reached the bound "
+                                 f"({BOUNDS['qdamp'][1]:g} Å⁻¹, a resolution no instrument has) to damp the signal "
+                                 "as the particle's envelope does")
+
+
 def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     """Mark a refined particle or mixture that does not improve on its parents by MIN_GAIN, or an envelope particle
-    of fewer than MIN_ENVELOPE_ATOMS atoms, as unsupported."""
+    of fewer than MIN_ENVELOPE_ATOMS atoms, as unsupported. A particle whose crystal's qdamp stands in for its
+    envelope (:func:`damped_as_particle`) needs only to fit as well as that crystal."""
     need = MIN_GAIN.get(hypothesis.kind)
     if need is None or hypothesis.error or not hypothesis.parents:
         return hypothesis
@@ -480,6 +506,8 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     if not parents:  # made from unrefined crystals (a two-phase screen's pair whose phases fail alone)
         return hypothesis
     gain = 1 - mean / min(parents)
+    if hypothesis.kind == "nanoparticle" and any(damped_as_particle(p) for p in hypothesis.parents):
+        need = 0.0  # the crystal's resolution damping stands in for the envelope: the particle need only match it
     if gain < need:
         compared = (f"is only {100 * gain:.0f} % below" if gain >= 0 else "is above")
         hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best parent's {min(parents):.4f} (a "
@@ -488,6 +516,8 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
 
 
 HOLDOUT = (5.0, 20.0)  # Å beyond the fit range: the least data a held-out check needs, and the most it uses
+HOLDOUT_SILENT = 0.98  # a crystal's held-out Rw from which it predicts no more there than zero does (the data
+#                        beyond are noise: CdSe-1's 2 nm particles, where crystal and particle both gave 1.000)
 
 
 def holdout_rw(hypothesis: Hypothesis, datasets: dict, qmax: float | None = None) -> float | None:
@@ -519,12 +549,13 @@ def check_holdout(particle: Hypothesis, datasets: dict, qmax: float | None = Non
     (:func:`holdout_rw`) as unsupported: an envelope refined on r ≤ 30 Å also absorbs any slow decay of the
     peaks (a resolution or disorder the crystal's qdamp and delta2 do not describe exactly; the measured
     bulk BaZn2As2 took a 128 Å "particle" at 29 % lower Rw), but a particle that is really there must also
-    explain where the signal goes beyond it."""
+    explain where the signal goes beyond it. Where the crystal predicts nothing there either (its held-out Rw
+    HOLDOUT_SILENT or more: the signal has ended, the data beyond are noise) the check tells nothing."""
     if particle.kind != "nanoparticle" or particle.error or not particle.parents:
         return particle
     mine = holdout_rw(particle, datasets, qmax)
     theirs = [v for v in (holdout_rw(p, datasets, qmax) for p in particle.parents) if v is not None]
-    if mine is not None and theirs and mine > min(theirs):
+    if mine is not None and theirs and mine > min(theirs) and min(theirs) < HOLDOUT_SILENT:
         particle.error = (f"not supported: beyond the fit range it predicts the data worse than its crystal (Rw "
                           f"{mine:.3f} against {min(theirs):.3f} over the next {HOLDOUT[1]:g} Å)")
     return particle
@@ -619,8 +650,61 @@ def hypothesis_loss(hypothesis: Hypothesis, datasets: dict, qmax: float | None =
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         model = _gr_model(hypothesis, data, q)
         xmin, xmax = fit_range(data)
-        terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name, fit_scale=hypothesis.fit_scale))
+        measured = measured_curve(hypothesis, data)
+        share = 1.0 if measured is None else MEASURED_SHARE
+        terms.append(DataTerm(model, data, xmin=xmin, xmax=xmax, name=name, fit_scale=hypothesis.fit_scale,
+                              weight=share))
+        if measured is not None:
+            from scatterfit.scattering.models import BoxScatteringModel
+
+            terms.append(DataTerm(BoxScatteringModel(kind="fq", radiation=data.radiation, q_weighted=False),
+                                  measured, xmin=box_qmin(hypothesis), name=measured_name(name),
+                                  fit_scale=hypothesis.fit_scale, weight=1.0 - share))
     return Loss(terms + restraint_terms(hypothesis.restraints) + energy_terms(hypothesis.energy))
+
+
+MEASURED_SHARE = 0.5
+"""The G(r)'s share of a measurement's weight in a box's loss when the measured S(Q) − 1 is fitted beside it (the
+curve gets the rest): one measurement weighs as one dataset against the restraints and the energy (at weight 1
+each, silica's box kept 93 % of its Si four-fold instead of 96 %)."""
+
+
+def measured_name(name: str) -> str:
+    """The data term of a G(r) dataset's measured reciprocal-space curve (a box hypothesis fits both)."""
+    return f"{name}_measured"
+
+
+def measured_curve(hypothesis: Hypothesis, data):
+    """The measured S(Q) − 1 behind a G(r) that solve derived from S(Q) or F(Q) (solve/inputs.as_pdf's metadata
+    "reciprocal", on the G(r)'s scale), as a Dataset of kind "fq" (an interference function) when
+    ``hypothesis`` is a box, else None. A box is fitted to the curve that was measured as well as to its G(r), as
+    reverse Monte Carlo does: the G(r), transformed without a window up to the data's last Q, carries the noise
+    of the highest Q to every r, and alone it left the silica glass's box 19–27 % above the hand-written
+    example's Rw on the measured F(Q) (README)."""
+    import numpy as np
+
+    from scatterfit.io import Dataset
+
+    reciprocal = data.metadata.get("reciprocal")
+    if hypothesis.model != "box" or reciprocal is None:
+        return None
+    return Dataset(np.asarray(reciprocal["q"], float), np.asarray(reciprocal["s_minus_1"], float), None, "fq",
+                   "inv_angstrom", radiation=data.radiation, metadata={"form": "interference"}, path=data.path)
+
+
+def box_qmin(hypothesis: Hypothesis) -> float:
+    """The lowest Q (Å⁻¹) a box's S(Q) is fitted from: 2π over half its shortest edge, the longest distance its
+    pair distribution holds (examples/silica_glass.toml fits its 21.4 Å box from 0.8 Å⁻¹)."""
+    (structure,) = hypothesis.structures.values()
+    return 4 * math.pi / float(structure.cell.detach().norm(dim=1).min())
+
+
+def data_term_names(hypothesis: Hypothesis, datasets: dict) -> list:
+    """The names of the data terms :func:`hypothesis_loss` builds: one per dataset, and one per measured curve
+    behind a derived G(r) for a box."""
+    names = list(datasets)
+    names += [measured_name(n) for n, d in datasets.items() if measured_curve(hypothesis, d) is not None]
+    return names
 
 
 CALIBRATED = ("qdamp", "qbroad")
@@ -667,6 +751,23 @@ def sample_bounds(found) -> dict:
     return {}
 
 
+def sample_starts(found) -> dict:
+    """Starting values that the triage ``found`` calls for: delta2 at DISORDERED_DELTA2 Å² for the particles under
+    SMALL_PARTICLE Å of :func:`sample_bounds`; otherwise none."""
+    return {"delta2": DISORDERED_DELTA2} if sample_bounds(found) else {}
+
+
+def with_sample_starts(hypothesis: Hypothesis, datasets: dict) -> dict:
+    """The values of a hypothesis refined from its library start (not from a refined parent) with the datasets'
+    metadata["starts"] (:func:`sample_starts`, set by the solve) over the values it has."""
+    if hypothesis.warm or hypothesis.parents:
+        return hypothesis.values
+    out = dict(hypothesis.values)
+    for data in datasets.values():
+        out.update({k: v for k, v in (data.metadata.get("starts") or {}).items() if k in out})
+    return out
+
+
 def with_sample_bounds(bounds: dict, datasets: dict) -> dict:
     """``bounds`` over the datasets' metadata["bounds"] (:func:`sample_bounds`, set by the solve): the
     hypothesis' own bounds win."""
@@ -699,6 +800,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         return _refine_powder(hypothesis, datasets, time_limit, t0)
     hypothesis.free, hypothesis.values = with_calibration(hypothesis.free, hypothesis.values, datasets)
     hypothesis.bounds = with_sample_bounds(hypothesis.bounds, datasets)
+    hypothesis.values = with_sample_starts(hypothesis, datasets)
     try:
         loss = hypothesis_loss(hypothesis, datasets, qmax)
         bounds = {**BOUNDS, **hypothesis.bounds}
@@ -718,7 +820,8 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
                                     instrument=instrument)
         optimizer = default_optimizer(loss, param)
         if hypothesis.anneal:
-            stages = network_stages(hypothesis, datasets)  # what the replay config says (report/solution.py)
+            # what the replay config says (report/solution.py)
+            stages = network_stages(hypothesis, data_term_names(hypothesis, datasets))
         elif hypothesis.steps is not None:
             from scatterfit.optim import Stage
 

@@ -3,8 +3,10 @@
 termination describes the result), with Qmax the data's last Q. An interference function (metadata "form":
 "interference", as Gudrun's .mint01 files hold: Σ c_i c_j b_i b_j [S(Q) − 1] in barns/sr/atom) is first divided
 by ⟨b⟩² of the composition (neutrons), so that its G(r) is on an absolute scale and its low-r slope gives the
-number density. Other kinds reaching as_pdf are refused with one line (Bragg powder patterns, intensities I(Q)
-and small-angle curves have their own paths in solve/solve.py).
+number density. The measured curve itself is kept, as S(Q) − 1 on the G(r)'s scale (metadata "reciprocal"): a
+box (an amorphous or liquid model) is fitted to it beside the G(r), as reverse Monte Carlo fits the measured
+S(Q) or F(Q) (solve/hypotheses.hypothesis_loss). Other kinds reaching as_pdf are refused with one line (Bragg
+powder patterns, intensities I(Q) and small-angle curves have their own paths in solve/solve.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def mean_length_squared(composition: str) -> float:
 def as_pdf(dataset, composition: str | None = None):
     """``dataset`` as a G(r) Dataset ("gr", r in Å; metadata qmax, qmin (the data's Q range, Å⁻¹), "absolute"
     (the G(r) is on an absolute scale: from S(Q), or from a neutron interference function normalised by the
-    ``composition``'s ⟨b⟩²), and "derived_from": the original kind).
+    ``composition``'s ⟨b⟩²), "derived_from": the original kind, and "reciprocal": {"q": [nQ] Å⁻¹, "s_minus_1":
+    [nQ]} the measured curve as S(Q) − 1 on the same scale as the G(r)).
 
     Raises:
         ScatterfitError: a kind solve does not read, too short a Q range, or an interference function of X-rays
@@ -65,5 +68,5 @@ def as_pdf(dataset, composition: str | None = None):
     r = np.arange(R_MIN, R_MAX + 1e-9, R_STEP)
     g = pdf_from_fq(torch.as_tensor(f), torch.as_tensor(q), torch.as_tensor(r), lorch=False).numpy()
     metadata = {**dataset.metadata, "qmax": float(q[-1]), "qmin": float(q[0]), "derived_from": dataset.kind,
-                "absolute": absolute}
+                "absolute": absolute, "reciprocal": {"q": q, "s_minus_1": f / q}}
     return dataset.with_(x=r, y=g, sigma=None, kind="gr", x_unit="angstrom", metadata=metadata)

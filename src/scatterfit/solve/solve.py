@@ -63,6 +63,8 @@ from scatterfit.solve.hypotheses import (
     powder_free,
     refine_hypothesis,
     sample_bounds,
+    sample_starts,
+    supersede_damped_crystals,
 )
 from scatterfit.solve.ranking import (
     INDISTINCT,
@@ -598,7 +600,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             raise ScatterfitError(f"{data.path or name}: no Qmax in the header; give --qmax")
         given = {"calibration": calibration} if calibration else {}
         if wide:
-            given["bounds"] = wide
+            given["bounds"], given["starts"] = wide, sample_starts(found)
         datasets[name] = data = data.with_(metadata={**data.metadata, "qmax": q, **given})  # what models read
         points[name] = independent_points(data, *fit_range(data), q)
 
@@ -709,6 +711,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if pool is not executor:
             pool.close()
     everything = hypotheses + derived
+    supersede_damped_crystals(everything)
     ranked = rank(everything, points)
     notes += [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
