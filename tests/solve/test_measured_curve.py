@@ -96,3 +96,20 @@ def test_the_replay_config_of_a_box_fits_the_same_curve(tmp_path):
         b = replayed.evaluate(p_replay.state(p_replay.initial_vector()))[1]
     name = measured_name("d")
     assert b[name].breakdown["rw"] == pytest.approx(a[name].breakdown["rw"], rel=1e-5)
+
+
+def test_solution_json_reports_the_box_rw_on_the_measured_curve():
+    """solution.json's record of a box on S(Q) data has rw_measured beside rw (the derived G(r)'s)."""
+    from scatterfit.optim.runner import evaluate
+    from scatterfit.report.solution import _hypothesis_record
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    q, s = _liquid_sq()
+    d = as_pdf(Dataset(q, s, None, "sq", "inv_angstrom", radiation="neutron"), "Ar")
+    h = amorphous_hypothesis("Ar", 0.021, 3.7, 10.0, "given")
+    loss = hypothesis_loss(h, {"d": d})
+    h.result = evaluate(loss, Parametrisation(next(iter(h.structures.values()))))
+    h.rw = {"d": h.result.terms["d"].breakdown["rw"]}
+    record = _hypothesis_record({"hypothesis": h, "bic": 0.0, "delta_bic": 0.0, "weight": 1.0}, 1)
+    assert record["rw_measured"] == {"d": h.result.terms[measured_name("d")].breakdown["rw"]}
+    assert 0 < record["rw_measured"]["d"] != record["rw"]["d"]

@@ -12,8 +12,9 @@ solution.json, schema "scatterfit.solution/1":
     (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
     group the free one still has within 0.1 Å, null if none), phases (mixtures: [{name, formula, space_group,
     weight_fraction, atom_fraction}]), rw
-    ({dataset: Rw}), bic, energy_penalty (−2 ln of the energy's prior, solve/ranking.energy_penalty: 0 without an
-    energy above the library), delta_bic (bic + energy_penalty, less the first's), weight, n_parameters,
+    ({dataset: Rw}), rw_measured (boxes on S(Q)/F(Q) data: {dataset: Rw on the measured S(Q) − 1 fitted beside the
+    derived G(r)}, else absent), bic, energy_penalty (−2 ln of the energy's prior, solve/ranking.energy_penalty: 0
+    without an energy above the library), delta_bic (bic + energy_penalty, less the first's), weight, n_parameters,
     energy_per_atom (eV/atom, the default potential; null: not computed), energy_above_best (eV/atom above the best
     of the same formula), energy_above_library (crystals, mixtures, particles in envelopes: eV/atom of the phases
     above the most stable library type of their formulas, each at its estimated cell; null: not computed) and
@@ -176,6 +177,13 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
               "library_reference": h.library_reference, "checks": h.checks, "decided_by": row.get("decided_by"),
               "parameters": {k: v for k, v in params.items() if isinstance(v, (int, float, str)) or v is None},
               "source": h.source, "seconds": h.seconds}
+    if result is not None:  # a box fitted to the measured S(Q) − 1 beside the derived G(r)
+        from scatterfit.solve.hypotheses import measured_name
+
+        measured = {name: result.terms[measured_name(name)].breakdown["rw"] for name in h.rw
+                    if measured_name(name) in result.terms}
+        if measured:
+            record["rw_measured"] = measured
     if h.kind == "mixture":
         record["phases"] = [{"name": name, "formula": formula_of(st.structure),
                              "space_group": (detect_space_group(st.structure) or {}).get("number"),
