@@ -145,7 +145,9 @@ def _files_left(server) -> list:
 
 @pytest.mark.parametrize("case", ["no-token", "wrong-token", "not-json", "unknown-kind", "unknown-key", "no-files",
                                   "binary", "wrong-type", "path-trick", "dotdot", "same-name", "bad-composition",
-                                  "bad-qmax", "bad-qdamp", "bad-radiation", "unreadable-data", "config-path",
+                                  "bad-qmax", "bad-qdamp", "bad-radiation", "bad-density-unit", "bad-density",
+                                  "bad-in-solution",
+                                  "unreadable-data", "config-path",
                                   "config-calculator", "config-unknown-file", "config-invalid"])
 def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file, case):
     server = shared_server
@@ -167,6 +169,9 @@ def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file,
         "bad-qmax": (TOKEN, {**good, "qmax": -3}, [("ni.gr", data)], 422),
         "bad-qdamp": (TOKEN, {**good, "qdamp": 2.5}, [("ni.gr", data)], 422),
         "bad-radiation": (TOKEN, {**good, "radiation": "gamma"}, [("ni.gr", data)], 422),
+        "bad-density-unit": (TOKEN, {**good, "density": "8.9 kg/m3"}, [("ni.gr", data)], 422),
+        "bad-density": (TOKEN, {**good, "density": [8.9]}, [("ni.gr", data)], 422),
+        "bad-in-solution": (TOKEN, {**good, "in_solution": "yes"}, [("ni.gr", data)], 422),
         "unreadable-data": (TOKEN, good, [("ni.gr", b"not numbers at all\n")], 422),
         "config-path": (TOKEN, {"kind": "refine", "config": NI_CONFIG.replace('"ni.gr"', '"/etc/passwd"')},
                         [("ni.gr", data)], 422),
@@ -278,10 +283,11 @@ def test_the_job_command_lines():
     folder = __import__("pathlib").Path("/data/jobs/0123456789abcdef")
     job = SimpleNamespace(kind="solve", request={"data": ["a.gr"], "cifs": ["c.cif"], "composition": "Ti O",
                                                  "qmax": 22.0, "budget": None, "radiation": "neutron",
-                                                 "qdamp": 0.045})
+                                                 "qdamp": 0.045, "density": "4.2 g/cm3", "in_solution": True})
     args = command(job, folder, "dask://scheduler:8786")
     assert args[3:] == ["solve", f"{folder}/inputs/a.gr", "--composition", "Ti O", "--cif", f"{folder}/inputs/c.cif",
-                        "--qmax", "22.0", "--radiation", "neutron", "--qdamp", "0.045", "--executor",
+                        "--qmax", "22.0", "--radiation", "neutron", "--qdamp", "0.045", "--density", "4.2 g/cm3",
+                        "--in-solution", "--executor",
                         "dask://scheduler:8786", "--out",
                         f"{folder}/out", "--status-file", f"{folder}/status.json"]
     refine = command(SimpleNamespace(kind="refine", request={"files": ["a.gr"]}), folder, None)

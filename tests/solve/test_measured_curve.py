@@ -13,6 +13,7 @@ from scatterfit.io import Dataset
 from scatterfit.loss import DataTerm
 from scatterfit.solve.hypotheses import (
     amorphous_hypothesis,
+    analytic_scales,
     box_qmin,
     crystal_hypothesis,
     hypothesis_loss,
@@ -58,6 +59,9 @@ def test_a_box_fits_the_measured_curve_and_a_crystal_does_not():
     ni = Structure.from_ase(bulk("Ar", "fcc", a=5.26, cubic=True))
     crystal = crystal_hypothesis(ni, "fcc Ar", "Ar", "")
     assert [t.name for t in hypothesis_loss(crystal, {"d": d}).terms if isinstance(t, DataTerm)] == ["d"]
+    # the ranking counts each scale solved in closed form as a refined parameter: the box's two, the crystal's one
+    assert analytic_scales(hypothesis_loss(box, {"d": d})) == 2
+    assert analytic_scales(hypothesis_loss(crystal, {"d": d})) == 1
 
 
 def test_the_replay_config_of_a_box_fits_the_same_curve(tmp_path):

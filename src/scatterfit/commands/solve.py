@@ -32,6 +32,12 @@ def add_arguments(p) -> None:
                         "form factors of 1, as a Debye simulation without them)")
     p.add_argument("--wavelength", type=float, default=None,
                    help="the wavelength of 2θ powder patterns, Å, when the files do not say (Cu Kα1: 1.5406)")
+    p.add_argument("--density", default=None,
+                   help="the sample's measured density, g/cm³ (\"2.20\", \"2.20 g/cm3\") or atoms/Å³ (\"0.0664 "
+                        "atoms/A3\"): a glass's or liquid's box is built at it and keeps it (total scattering)")
+    p.add_argument("--in-solution", action="store_true",
+                   help="the sample is dissolved or dispersed in a solvent whose scattering was subtracted: only "
+                        "clusters, molecules and particles are ranked, no bulk crystal, mixture or glass")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds after which no new hypothesis is started (default: no limit)")
     p.add_argument("--executor", default=None,
@@ -63,6 +69,7 @@ def run(args) -> None:
     from scatterfit.report.files import OutputLock, check_output_dir
     from scatterfit.report.progress import StatusFile
     from scatterfit.report.solution import write_solution
+    from scatterfit.solve.inputs import number_density
     from scatterfit.solve.solve import solve
 
     out = check_output_dir(args.out)
@@ -77,6 +84,7 @@ def run(args) -> None:
         if datasets[name].x_unit == "degrees" and datasets[name].metadata.get("wavelength") is None:
             raise ScatterfitError(f"{path}: a 2θ powder pattern needs its wavelength: give --wavelength (Å)")
     cifs = _cifs(args.cif)
+    density = None if args.density is None else number_density(args.density, args.composition)
     with OutputLock(out):
         potential = None if args.potential.lower() == "none" else args.potential
         status = StatusFile(args.status_file) if args.status_file else None
@@ -88,7 +96,7 @@ def run(args) -> None:
 
         instrument = {k: v for k, v in (("qdamp", args.qdamp), ("qbroad", args.qbroad)) if v is not None}
         solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, instrument=instrument,
-                         budget=args.budget,
+                         density=density, in_solution=args.in_solution, budget=args.budget,
                          progress=progress, executor=args.executor, potential=potential,
                          checkpoint=out / CHECKPOINT, resume=args.resume)
         if status is not None:

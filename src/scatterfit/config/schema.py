@@ -76,8 +76,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "file": Key(str, "structure file ASE reads (CIF, XYZ, extxyz, POSCAR, PDB), relative to the config"),
         "cmi": Key(str, "a structure file inside the diffpy.cmi wheel's examples (e.g. pdf/.../Ni.cif)"),
         "bulk": Key(dict, "arguments of ase.build.bulk: {name, crystalstructure, a, cubic}"),
-        "amorphous": Key(dict, "random box: {composition, n_atoms, density (g/cm³), min_dist (Å), seed}"),
-        "molecule": Key(dict, "atoms at random in a sphere: {formula, min_dist (Å), density, seed}"),
+        "amorphous": Key(dict, "random box: {composition, n_atoms, density (atoms/Å³), min_dist (Å), seed}"),
+        "molecule": Key(dict, "atoms at random in a sphere: {formula, min_dist (Å), density (atoms/Å³), seed}"),
         "uiso": Key(NUMBER, "starting Uiso of every atom, Å² (default: the file's, else 0.005)", low=0.0),
         "subgroup": Key(SPACE_GROUP, "refine in this subgroup of the structure's space group (number or symbol, "
                         "e.g. \"Fmmm\" for I4/mmm, \"Pnma\" for Pm-3m): its cell and free coordinates"),

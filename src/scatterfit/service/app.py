@@ -3,7 +3,8 @@
     GET    /v1/health                 no token: {"status": "ok", "version", "schema_version"}
     POST   /v1/jobs                   multipart: files (the data files; CIFs of candidate structures) and a JSON
                                       field `request`: {"kind": "solve", "composition", "qmax", "budget",
-                                      "radiation", "qdamp", "qbroad", "label"}
+                                      "radiation", "qdamp", "qbroad", "density" ("2.2 g/cm3"),
+                                      "in_solution" (true/false), "label"}
                                       or {"kind": "refine", "config": TOML text naming the uploaded files}
     GET    /v1/jobs                   ?state=&kind=&limit=&offset=: newest first
     GET    /v1/jobs/{id}              state (queued, running, done, failed, cancelled) and progress
@@ -227,7 +228,8 @@ def _check_request(raw: str) -> dict:
     kind = request.get("kind")
     if kind not in ("solve", "refine"):
         raise _bad(422, "request.kind: must be 'solve' or 'refine'")
-    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "qdamp", "qbroad", "label"},
+    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "qdamp", "qbroad", "density",
+                         "in_solution", "label"},
                "refine": {"kind", "config", "label"}}
     unknown = set(request) - allowed[kind]
     if unknown:
@@ -248,6 +250,8 @@ def _check_request(raw: str) -> dict:
             checked_calibration(calibration)
         except ScatterfitError as exc:
             raise _bad(422, f"request: {exc}") from None
+    if not isinstance(request.get("in_solution", False), bool):
+        raise _bad(422, "request.in_solution: true or false")
     if request.get("radiation") not in (None, "xray", "neutron"):
         raise _bad(422, "request.radiation: 'xray' or 'neutron'")
     if kind == "solve":
@@ -262,6 +266,16 @@ def _check_request(raw: str) -> dict:
             candidates(composition)
         except ScatterfitError as exc:
             raise _bad(422, f"request.composition: {exc}") from None
+        density = request.get("density")
+        if density is not None:  # a string with its unit or a number in g/cm³ (solve --density)
+            from scatterfit.solve.inputs import number_density
+
+            if isinstance(density, bool) or not isinstance(density, (str, int, float)) or len(str(density)) > 50:
+                raise _bad(422, "request.density: a number (g/cm³) or a string such as '2.2 g/cm3'")
+            try:
+                number_density(density, composition)
+            except ScatterfitError as exc:
+                raise _bad(422, f"request.density: {exc}") from None
     elif not isinstance(request.get("config"), str) or len(request["config"]) > 2**20:
         raise _bad(422, "request.config: the refine config's TOML text is required")
     return request

@@ -59,9 +59,11 @@ def command(job, folder: Path, executor: str | None) -> list[str]:
     if job.kind == "solve":
         args += ["solve", *[str(inputs / name) for name in request["data"]], "--composition", request["composition"]]
         args += [a for name in request.get("cifs", []) for a in ("--cif", str(inputs / name))]
-        for key in ("qmax", "budget", "radiation", "qdamp", "qbroad"):
+        for key in ("qmax", "budget", "radiation", "qdamp", "qbroad", "density"):
             if request.get(key) is not None:
                 args += [f"--{key}", str(request[key])]
+        if request.get("in_solution"):
+            args.append("--in-solution")
         if executor:
             args += ["--executor", executor]
     else:

@@ -487,10 +487,11 @@ def supersede_damped_crystals(hypotheses: list) -> None:
                                  "as the particle's envelope does")
 
 
-def check_gain(hypothesis: Hypothesis) -> Hypothesis:
+def check_gain(hypothesis: Hypothesis, finite: bool = False) -> Hypothesis:
     """Mark a refined particle or mixture that does not improve on its parents by MIN_GAIN, or an envelope particle
     of fewer than MIN_ENVELOPE_ATOMS atoms, as unsupported. A particle whose crystal's qdamp stands in for its
-    envelope (:func:`damped_as_particle`) needs only to fit as well as that crystal."""
+    envelope (:func:`damped_as_particle`) needs only to fit as well as that crystal, and with ``finite`` (a sample
+    in solution, where the crystal is no candidate) needs no gain at all."""
     need = MIN_GAIN.get(hypothesis.kind)
     if need is None or hypothesis.error or not hypothesis.parents:
         return hypothesis
@@ -508,6 +509,8 @@ def check_gain(hypothesis: Hypothesis) -> Hypothesis:
     gain = 1 - mean / min(parents)
     if hypothesis.kind == "nanoparticle" and any(damped_as_particle(p) for p in hypothesis.parents):
         need = 0.0  # the crystal's resolution damping stands in for the envelope: the particle need only match it
+    if hypothesis.kind == "nanoparticle" and finite:
+        return hypothesis  # in solution the crystal is no rival: the particle is what remains of it
     if gain < need:
         compared = (f"is only {100 * gain:.0f} % below" if gain >= 0 else "is above")
         hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best parent's {min(parents):.4f} (a "
@@ -607,6 +610,12 @@ def effective_parameters(hypothesis: Hypothesis, result, datasets: dict, qmax: f
     points = sum(independent_points(d, max(1.5, float(d.x[0])), min(half, XMAX, float(d.x[-1])),
                                     qmax or float(d.metadata["qmax"])) for d in datasets.values())  # checked
     return n - coordinates + min(coordinates, int(math.ceil(points)))
+
+
+def analytic_scales(loss) -> int:
+    """The scales ``loss`` solves in closed form, one per data term that fits its scale (a box fitted to its
+    G(r) and to the measured S(Q) − 1 has two; an annealed box none): refined parameters that are not in θ."""
+    return sum(1 for term in loss.terms if getattr(term, "fit_scale", False))
 
 
 def fit_range(data) -> tuple[float, float]:
@@ -843,7 +852,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         return hypothesis
     hypothesis.result = result
     hypothesis.rw = {name: result.terms[name].breakdown["rw"] for name in datasets}
-    hypothesis.n_parameters = effective_parameters(hypothesis, result, datasets, qmax) + len(datasets)
+    hypothesis.n_parameters = effective_parameters(hypothesis, result, datasets, qmax) + analytic_scales(loss)
     hypothesis.seconds = time.perf_counter() - t0
     return hypothesis
 
@@ -906,6 +915,6 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
         return hypothesis
     hypothesis.result = result
     hypothesis.rw = {name: result.terms[name].breakdown["rw"] for name in datasets}
-    hypothesis.n_parameters = int(result.theta.numel()) + len(datasets)
+    hypothesis.n_parameters = int(result.theta.numel()) + analytic_scales(loss)
     hypothesis.seconds = time.perf_counter() - t0
     return hypothesis

@@ -70,3 +70,41 @@ def as_pdf(dataset, composition: str | None = None):
     metadata = {**dataset.metadata, "qmax": float(q[-1]), "qmin": float(q[0]), "derived_from": dataset.kind,
                 "absolute": absolute, "reciprocal": {"q": q, "s_minus_1": f / q}}
     return dataset.with_(x=r, y=g, sigma=None, kind="gr", x_unit="angstrom", metadata=metadata)
+
+
+DENSITY_UNITS = {"g/cm3": "mass", "g/cc": "mass", "g/ml": "mass", "atoms/a3": "number", "/a3": "number"}
+"""The units a density hint may be written in (case and spaces ignored, Å for A, ³ for 3); a bare number is
+g/cm³, what a balance and a pycnometer give."""
+
+
+def number_density(text: str | float, composition: str) -> float:
+    """A density hint as a number density, atoms/Å³: ``text`` such as "2.20 g/cm3", "2.2" (g/cm³) or
+    "0.0664 atoms/A3", converted with the ``composition``'s mean atomic mass (ρ_n = ρ N_A / ⟨m⟩, 1 g/cm³ =
+    0.6022 u/Å³).
+
+    Raises:
+        ScatterfitError: not a positive number, a unit not in DENSITY_UNITS, or a composition without elements.
+    """
+    import re
+
+    from ase.data import atomic_masses, atomic_numbers
+
+    from scatterfit.structure.library import parse_composition
+
+    raw = str(text).strip()
+    match = re.fullmatch(r"([-+0-9.eE]+)\s*(.*)", raw)
+    unit = "" if match is None else match.group(2).lower().replace(" ", "").replace("å", "a").replace("³", "3")
+    try:
+        value = float(match.group(1)) if match else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and np.isfinite(value)):
+        raise ScatterfitError(f"density '{raw}': not a positive number (write e.g. '2.20 g/cm3' or '0.0664 atoms/A3')")
+    kind = "mass" if unit == "" else DENSITY_UNITS.get(unit)
+    if kind is None:
+        raise ScatterfitError(f"density '{raw}': unknown unit '{match.group(2)}' (use g/cm3 or atoms/A3)")
+    if kind == "number":
+        return value
+    counts = parse_composition(composition)
+    mass = sum(n * float(atomic_masses[atomic_numbers[e]]) for e, n in counts.items()) / sum(counts.values())
+    return value * 0.602214076 / mass  # g/cm³ × (N_A × 1e-24 cm³/Å³) / (g/mol per atom)

@@ -79,6 +79,7 @@ from scatterfit.solve.screen import RANGE as SCREEN_RANGE
 from scatterfit.solve.screen import scaled, screen, screen_powder
 from scatterfit.solve.small_angle import MAX_CUT_ATOMS
 from scatterfit.solve.triage import Triage, powder_triage, triage
+from scatterfit.solve.triage import in_solution as triage_in_solution
 
 PARTICLES_OF = 2  # the best crystals put into particles
 PACKING = (0.15, 1.6)  # plausible ρ0 d1³ of condensed matter (silica glass 0.27, liquid Ar 1.09, fcc 1.41)
@@ -354,6 +355,46 @@ def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]
     return out or [(0.7 / found.first_peak**3, "ρ0 d1³ = 0.7 from the first peak")]
 
 
+def box_hypotheses(composition: str, data, found: Triage, crystals: list, density: float | None = None
+                   ) -> tuple[list, list]:
+    """(the amorphous boxes of a glass or liquid, notes): at a given ``density`` (atoms/Å³), kept, else at the
+    densities :func:`box_densities` reads from ``data`` (a G(r)) and the refined ``crystals``, kept when the data
+    are on an absolute scale (the low-r slope is then the density) and refined otherwise. On an absolute scale
+    a box also gets the network restraints its first peak shows (:func:`_network`), and where a classical
+    potential covers the composition's elements it is refined with that energy."""
+    from scatterfit.energy.registry import classical_potential
+    from scatterfit.structure.library import parse_composition
+
+    measured = bool(data.metadata.get("absolute"))
+    classical = classical_potential(parse_composition(composition))  # a box's energy, where one covers it
+    densities = [(density, "given")] if density is not None else box_densities(found, data, crystals)
+    boxes = [amorphous_hypothesis(composition, rho, found.first_peak, found.extent, how,
+                                  refine_density=not measured and density is None,
+                                  network=_network(composition, data, found, rho) if measured else None,
+                                  energy=classical)
+             for rho, how in densities]
+    notes = []
+    if classical:
+        notes.append(f"the glass or liquid boxes are refined with the {classical[0]} energy (a classical potential "
+                     f"made for {composition}'s elements; the default potential is too slow for a box at every "
+                     "step)")
+    return boxes, notes
+
+
+def _check_density(density: float, found: Triage) -> None:
+    """Refuse a given ``density`` (atoms/Å³) that is not positive or that, with the first peak of G(r), packs
+    atoms outside PACKING (ρ0 d1³): a unit mistaken (0.0664 read as g/cm³ is 0.002 atoms/Å³) would otherwise
+    build a box of vacuum or of overlapping atoms."""
+    if not (density > 0 and math.isfinite(density)):
+        raise ScatterfitError(f"density {density}: not a positive number of atoms/Å³")
+    packing = density * found.first_peak**3
+    if not PACKING[0] <= packing <= PACKING[1]:
+        raise ScatterfitError(f"density {density:.4g} atoms/Å³ with the first peak of G(r) at "
+                              f"{found.first_peak:.2f} Å gives ρ0 d1³ = {packing:.3g}, outside condensed "
+                              f"matter's {PACKING[0]:g}–{PACKING[1]:g}: check the value and its unit (g/cm3 or "
+                              "atoms/A3)")
+
+
 def _network(composition: str, data, found: Triage, density: float) -> dict:
     """The network restraints of a glass or melt (solve/ionic.network_restraints) from a G(r) ``data`` on an
     absolute scale at ``density`` atoms/Å³: the first peak's area read with the radiation's weights (coherent
@@ -456,14 +497,16 @@ def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, prog
     return out
 
 
-def fingerprint(datasets: dict, composition: str, cifs, qmax) -> str:
-    """A digest of what a solve depends on: the data (and its calibrated instrument), the composition, the CIFs
-    and Qmax."""
+def fingerprint(datasets: dict, composition: str, cifs, qmax, density: float | None = None,
+                in_solution: bool = False) -> str:
+    """A digest of what a solve depends on: the data (and its calibrated instrument), the composition, the CIFs,
+    Qmax and the hints (a given density, in solution)."""
     import hashlib
 
     import numpy as np
 
-    digest = hashlib.sha256(f"{composition}|{qmax}|{sorted(calibrated(datasets).items())}".encode())
+    given = ("" if density is None else f"|density {density!r}") + ("|in solution" if in_solution else "")
+    digest = hashlib.sha256(f"{composition}|{qmax}|{sorted(calibrated(datasets).items())}{given}".encode())
     for name, data in datasets.items():
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(data.x, dtype=float).tobytes())
@@ -543,8 +586,9 @@ def _check(ranked: list, potential, notes: list, candidates: list = ()) -> None:
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
-          instrument: dict | None = None, budget: float | None = None, progress=None, executor=None,
-          potential="chgnet", checkpoint=None, resume: bool = False) -> Solution:
+          instrument: dict | None = None, density: float | None = None, in_solution: bool = False,
+          budget: float | None = None, progress=None, executor=None, potential="chgnet", checkpoint=None,
+          resume: bool = False) -> Solution:
     """Ranked structures for ``datasets`` ({name: Dataset}, G(r), S(Q) or F(Q) of one sample; see
     solve/inputs.py) of ``composition`` (a formula, "TiO2", or elements, "Ti O").
 
@@ -553,6 +597,12 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         qmax: Qmax of the data's Fourier transform, Å⁻¹, when the headers do not say.
         instrument: the instrument's resolution from a calibration standard, {"qdamp": Å⁻¹, "qbroad": Å⁻¹}
             (either or both): held at these values in every hypothesis of a PDF instead of refined.
+        density: the sample's number density, atoms/Å³, when it was measured (solve/inputs.number_density reads
+            g/cm³): a glass's or liquid's box is built at it and keeps it, instead of the density the low-r slope
+            of G(r) suggests (total scattering only; other data do not use it).
+        in_solution: the sample is dissolved or dispersed in a solvent whose scattering was subtracted: only
+            finite objects (clusters, molecules, particles) are ranked (triage.in_solution); the crystals are
+            refined only as the particles' parents, and a particle needs no gain over its crystal.
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
         progress: called with an event dict after each hypothesis (its "line" is one line of text; see
             :func:`_refine_all`).
@@ -563,7 +613,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         resume: take the hypotheses already in ``checkpoint`` instead of refining them again.
     Raises:
         ScatterfitError: no dataset, a dataset without Qmax (header or ``qmax``), or a composition no hypothesis
-            fits.
+            fits, a density that is not positive or, with the first peak of G(r), not that of condensed matter.
     """
     from scatterfit.optim.executor import make_executor
     from scatterfit.solve.inputs import as_pdf
@@ -586,6 +636,14 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     datasets = {name: data if bragg else as_pdf(data, composition) for name, data in datasets.items()}
     first = next(iter(datasets.values()))
     found = powder_triage(first) if bragg else triage(first)
+    if in_solution:
+        if bragg:
+            raise ScatterfitError(f"{first.path or 'dataset'}: a Bragg powder pattern is of a crystalline powder, not "
+                                  "of a sample in solution (give its total scattering or PDF, or leave out the "
+                                  "in-solution hint)")
+        found = triage_in_solution(found)
+    if density is not None and not bragg:
+        _check_density(density, found)
     if bragg and found.classes[0] == "amorphous":
         raise ScatterfitError(f"{first.path or 'dataset'}: {found.reasons[0]}; solve its total scattering (S(Q) "
                               "to high Q, or the PDF) instead")
@@ -620,9 +678,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
-    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax), resume)
+    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax, density, in_solution), resume)
     notes = [f"{name} = {value:g} Å⁻¹ (given: the instrument's calibration) held fixed in every hypothesis"
              for name, value in calibration.items()]
+    if density is not None and not bragg:
+        slope = "" if found.density is None else f"; the low-r slope of G(r) gives {found.density:.4f}"
+        notes.append(f"density given: {density:.4f} atoms/Å³, a glass's or liquid's box is built at it and keeps "
+                     f"it{slope}")
     if wide:
         notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): particles of about "
                      f"{found.particle_diameter:.0f} Å, mostly surface, whose static displacements look like large "
@@ -640,20 +702,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         crystals = ranked_crystals[:PARTICLES_OF]
         derived = []
         if not bragg and "amorphous" in found.classes[:2]:  # a glass or liquid: a box at the data's density
-            measured = bool(first.metadata.get("absolute"))  # the slope is the density: kept
-            from scatterfit.energy.registry import classical_potential
-            from scatterfit.structure.library import parse_composition
-
-            classical = classical_potential(parse_composition(composition))  # a box's energy, where one covers it
-            boxes = [amorphous_hypothesis(composition, density, found.first_peak, found.extent, how,
-                                          refine_density=not measured,
-                                          network=_network(composition, first, found, density) if measured else None,
-                                          energy=classical)
-                     for density, how in box_densities(found, first, ranked_crystals)]
-            if classical:
-                notes.append(f"the glass or liquid boxes are refined with the {classical[0]} energy (a classical "
-                             f"potential made for {composition}'s elements; the default potential is too slow for a "
-                             "box at every step)")
+            boxes, note = box_hypotheses(composition, first, found, ranked_crystals, density)
+            notes += note
             derived += _refine_all(boxes, datasets, qmax, deadline, pool, progress, ledger, t0)
         if not bragg and found.classes[0] != "crystal":  # a finite formula may be a molecule or cluster
             clusters = _clusters(composition, datasets, qmax, found, pool, checkpoint, resume, notes, deadline,
@@ -680,7 +730,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if not bragg:
             diameter = min(found.particle_diameter, found.r_range[1])
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
-        derived += [check_holdout(check_gain(h), datasets, qmax)
+        derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
         if not bragg and "mixture" in found.classes and (listed or not any(h.kind == "mixture" and h.error is None
                                                                            for h in derived)):
@@ -704,7 +754,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             # fcc crystal worse than other types' (a 309-atom Au icosahedron: fcc fifth)
             makers = crystals + [c for c in ranked_crystals if c not in crystals and c.label.startswith("fcc ")]
             discrete = [p for c in makers for p in discrete_particle_hypotheses(c, envelope.get(c.label), diameter)]
-            derived += [check_holdout(check_gain(h), datasets, qmax)
+            derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                         for h in _refine_all(discrete, datasets, qmax, deadline, pool, progress, ledger, t0)]
         workers = getattr(pool, "workers", 1)
     finally:
@@ -712,6 +762,11 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pool.close()
     everything = hypotheses + derived
     supersede_damped_crystals(everything)
+    if in_solution:
+        for h in hypotheses:
+            if h.error is None:
+                h.error = ("not a candidate: the sample is in solution (given), and a bulk crystal is no finite "
+                           "object (refined as its particles' parent only)")
     ranked = rank(everything, points)
     notes += [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()

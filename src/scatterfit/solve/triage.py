@@ -256,3 +256,21 @@ def first_shell_area(dataset, first_peak: float, density: float) -> float:
     while left > 0 and radial[left - 1] < radial[left] and radial[left] > 0.02 * radial[top]:
         left -= 1
     return float(np.trapezoid(radial[left:right + 1], r[left:right + 1]))
+
+
+FINITE = ("nanoparticle", "cluster")
+"""The classes of a sample in solution: a dissolved molecule or cluster, or a colloid's particles."""
+
+
+def in_solution(found: Triage) -> Triage:
+    """``found`` for a sample the user says is in solution (its solvent's scattering subtracted): only finite
+    objects are tried — clusters and particles, in the order the data suggest (a crystal-like signal: particles
+    first) — never a bulk crystal, a mixture of crystals or a glass's periodic box."""
+    import dataclasses
+
+    order = [c for c in found.classes if c in FINITE]
+    order += [c for c in FINITE if c not in order]
+    reason = (f"in solution (given): only finite objects are tried, {' and '.join(order)}s; the triage's "
+              f"'{found.classes[0]}' is not one" if found.classes[0] not in FINITE else
+              f"in solution (given): only finite objects are tried, {' and '.join(order)}s")
+    return dataclasses.replace(found, classes=order, reasons=[*found.reasons, reason])
