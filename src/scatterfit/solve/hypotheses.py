@@ -37,7 +37,7 @@ WARM_STEPS = 25  # one full-range LM stage for hypotheses that start from refine
 SHAPE_STEPS = 50  # the LM steps of each stage of a small-angle shape hypothesis (the whole curve)
 SHAPE_STAGES = 3
 SHORT_RANGE_RW = 0.6  # a crystal hypothesis whose Rw stays above this on r ≤ 5 Å is rejected there
-TIME_LIMIT = 90.0  # s: a hypothesis still refining after this is stopped and left out
+TIME_LIMIT = 90.0  # CPU s of the refining process: a hypothesis still refining after this is stopped and left out
 SMALL_PARTICLE = 30.0  # Å: a triaged particle diameter below which the ADPs may be those of a disordered particle
 DISORDERED_BISO = 10.0  # Å²: their upper bound there (Uiso 0.127 Å²: examples/cdse_envelope.toml refines 8–9 Å² for
 #                         2 nm CdSe, as PDFfit2 does: the static displacements of a particle that is mostly surface)
@@ -48,9 +48,10 @@ class _Stop(Exception):
     """Raised by the refinement's observer to end a hypothesis early (the message says why)."""
 
 
-def _screen(limit: float, t0: float):
+def _screen(limit: float, cpu0: float):
     """An observer that stops a ramp whose first (short-range) stage ended above SHORT_RANGE_RW, or a refinement
-    past ``limit`` seconds."""
+    past ``limit`` CPU seconds of this process since ``cpu0`` (time.process_time(): the work done, which other jobs
+    sharing the cores do not inflate as they do the wall time)."""
     last = {}
 
     def observe(stage: int, step: int, value: float, terms: dict) -> None:
@@ -58,8 +59,8 @@ def _screen(limit: float, t0: float):
             last["value"] = value
         elif "value" in last and last.pop("value") > SHORT_RANGE_RW:
             raise _Stop(f"rejected at short range: Rw above {SHORT_RANGE_RW} on r ≤ 5 Å after its refinement")
-        if time.perf_counter() - t0 > limit:
-            raise _Stop(f"stopped: not converged within {limit:.0f} s")
+        if time.process_time() - cpu0 > limit:
+            raise _Stop(f"stopped: not converged within {limit:.0f} CPU seconds")
 
     return observe
 
@@ -94,7 +95,7 @@ class Hypothesis:
             RESTRAINT_WEIGHTS[name] (config form: constraints.RESTRAINTS names, a [[terms]] table's args).
         bounds: parameter bounds over BOUNDS (config form).
         steps: one L-BFGS stage of this many steps instead of the ramp (many parameters).
-        time_limit: s, instead of TIME_LIMIT when set.
+        time_limit: CPU s, instead of TIME_LIMIT when set.
         search_seconds: s spent finding the starting structure (a cluster's symmetric search), counted once
             among the hypotheses made from it.
         options: the forward model's options (a [[terms]] table's keys: the shape model's "shape").
@@ -314,8 +315,8 @@ def mixture_with(mixture: Hypothesis, third: Hypothesis) -> Hypothesis:
 AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent within these bounds
 AMORPHOUS_ATOMS = (150, 1500)  # the box's atoms: fewer do not sample the pairs, more cost too much on a CPU
 AMORPHOUS_STEPS = 250  # L-BFGS steps on every coordinate
-AMORPHOUS_TIME = 150.0  # s
-ENERGY_BOX_TIME = 600.0  # s: a network box melted and quenched on its classical potential (3000 MD steps of BKS on
+AMORPHOUS_TIME = 150.0  # CPU s
+ENERGY_BOX_TIME = 600.0  # CPU s: a network box melted and quenched on its classical potential (3000 MD steps of BKS on
 #                          643 atoms: about 200 s on this CPU, one thread)
 BOX_ENERGY_WEIGHT = 0.005  # eV⁻¹: a box's classical energy per atom against the data's Rw² (examples/silica_glass.toml:
 #                            0.1 eV/atom weighs as much as Rw 0.1 → 0.1025)
@@ -797,16 +798,17 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
     """Refine ``hypothesis`` against ``datasets`` ({name: G(r) Dataset}) with the default r-range ramp (LM);
     fills its result, rw, n_parameters and seconds, or its error when the refinement fails, when the
     short-range screen rejects it (a ramp whose first stage ends above SHORT_RANGE_RW) or when it runs past
-    ``time_limit`` seconds."""
+    ``time_limit`` CPU seconds of this process (so that other jobs on the same cores do not change what is
+    refined)."""
     from scatterfit.errors import ScatterfitError
     from scatterfit.optim import pdf_range_ramp, refine
     from scatterfit.optim.stages import default_optimizer
     from scatterfit.structure.parametrisation import Parametrisation, background_bounds
     from scatterfit.structure.phases import MixtureParametrisation
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if hypothesis.model == "powder":
-        return _refine_powder(hypothesis, datasets, time_limit, t0)
+        return _refine_powder(hypothesis, datasets, time_limit, t0, cpu0)
     hypothesis.free, hypothesis.values = with_calibration(hypothesis.free, hypothesis.values, datasets)
     hypothesis.bounds = with_sample_bounds(hypothesis.bounds, datasets)
     hypothesis.values = with_sample_starts(hypothesis, datasets)
@@ -845,7 +847,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
             stages = [Stage(optimizer, steps=WARM_STEPS)]
         else:
             stages = pdf_range_ramp(param.free, optimizer, STEPS)
-        result = refine(loss, param, stages, observers=[_screen(hypothesis.time_limit or time_limit, t0)])
+        result = refine(loss, param, stages, observers=[_screen(hypothesis.time_limit or time_limit, cpu0)])
     except (ScatterfitError, RuntimeError, ValueError, _Stop) as exc:
         hypothesis.error = str(exc).splitlines()[0]
         hypothesis.seconds = time.perf_counter() - t0
@@ -866,17 +868,18 @@ def shape_stages() -> list:
     return [Stage("lm", steps=SHAPE_STEPS, release=k > 0) for k in range(SHAPE_STAGES)]
 
 
-def _time_limit(limit: float, t0: float):
-    """An observer that stops a refinement past ``limit`` seconds."""
+def _time_limit(limit: float, cpu0: float):
+    """An observer that stops a refinement past ``limit`` CPU seconds of this process since ``cpu0``."""
 
     def observe(stage: int, step: int, value: float, terms: dict) -> None:
-        if time.perf_counter() - t0 > limit:
-            raise _Stop(f"stopped: not converged within {limit:.0f} s")
+        if time.process_time() - cpu0 > limit:
+            raise _Stop(f"stopped: not converged within {limit:.0f} CPU seconds")
 
     return observe
 
 
-def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0: float) -> Hypothesis:
+def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0: float, cpu0: float
+                   ) -> Hypothesis:
     """Refine a Bragg (Rietveld) hypothesis over the whole of each pattern with the powder ramp (optim/stages.py:
     positions, a common width and the background first, then everything), Levenberg–Marquardt."""
     from scatterfit.errors import ScatterfitError
@@ -908,7 +911,7 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
             param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds,
                                     instrument=instrument)
         result = refine(loss, param, powder_ramp(param.free),
-                        observers=[_time_limit(hypothesis.time_limit or time_limit, t0)])
+                        observers=[_time_limit(hypothesis.time_limit or time_limit, cpu0)])
     except (ScatterfitError, RuntimeError, ValueError, _Stop) as exc:
         hypothesis.error = str(exc).splitlines()[0]
         hypothesis.seconds = time.perf_counter() - t0
