@@ -160,3 +160,42 @@ def test_decimal_commas(tmp_path):
     csv = tmp_path / "plain.csv"  # commas as column separators stay columns
     csv.write_text("1,5\n2,6\n")
     np.testing.assert_allclose(load_dataset(csv).y, [5, 6])
+
+
+TTH = np.round(np.linspace(10.0, 80.0, 351), 3)
+INTENSITY = np.round(100 + 1000 * np.exp(-0.5 * ((TTH - 44.5) / 0.2) ** 2), 2)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("scan.csv", "2theta,intensity\n" + "".join(f"{a},{b}\n" for a, b in zip(TTH, INTENSITY))),
+    ("scan.chi", "scan.chi\n2-Theta Angle (Degrees)\nIntensity\n       351\n"  # Fit2D's four header lines
+     + "".join(f"  {a:.6e}  {b:.6e}\n" for a, b in zip(TTH, INTENSITY))),
+    ("scan.dat", "Two_Theta  Counts\n" + "".join(f"{a} {b}\n" for a, b in zip(TTH, INTENSITY))),
+])
+def test_a_scan_whose_column_title_says_2theta_is_a_powder_pattern_in_degrees(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    d = load_dataset(path)
+    assert (d.kind, d.x_unit, len(d)) == ("xrd", "degrees", 351) and "warnings" not in d.metadata
+    np.testing.assert_allclose(d.x, TTH)
+    np.testing.assert_allclose(d.y, INTENSITY)
+
+
+def test_a_q_column_in_inverse_nanometres_is_converted_to_inverse_angstroms(tmp_path):
+    q = np.linspace(0.1, 5.0, 100)
+    path = tmp_path / "saxs.dat"
+    path.write_text("q (nm-1)   I   sigma\n" + "".join(f"{a} {1 / a} 0.01\n" for a in q))
+    d = load_dataset(path)
+    assert (d.kind, d.x_unit) == ("iq", "inv_angstrom") and d.metadata["x_converted"] == "Q from nm⁻¹ to Å⁻¹"
+    np.testing.assert_allclose(d.x, q / 10)
+
+
+def test_a_generic_scan_from_10_to_80_without_a_unit_is_read_as_2theta_and_says_so(tmp_path):
+    path = tmp_path / "scan.txt"
+    path.write_text("".join(f"{a}\t{b}\r\n" for a, b in zip(TTH, INTENSITY)))
+    d = load_dataset(path)
+    assert (d.kind, d.x_unit) == ("xrd", "degrees")
+    assert "read as 2θ in degrees" in d.metadata["warnings"][0] and "scan.txt" in d.metadata["warnings"][0]
+    q = np.linspace(0.5, 25.0, 500)  # a total-scattering intensity in Q stays one
+    path.write_text("".join(f"{a} {1 + np.sin(a) / a}\n" for a in q))
+    assert (load_dataset(path).kind, load_dataset(path).x_unit) == ("iq", "inv_angstrom")

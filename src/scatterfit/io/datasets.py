@@ -194,6 +194,51 @@ def _parse_numeric(lines: list[tuple[int, str]], path: Path, notes: list) -> np.
     return np.asarray(rows, dtype=float)
 
 
+_GENERIC = (".xy", ".xye", ".chi", ".dat", ".csv", ".txt")  # columns of x and intensity, x in any unit
+_TITLE_UNITS = ((re.compile(r"2[\s_-]*th(eta)?\b|two[\s_-]*theta|2θ|\btth\b|\bdeg(rees?)?\b"), "degrees", 1.0),
+                (re.compile(r"\bq\b.*(\bnm\b|nm⁻¹)"), "inv_angstrom", 0.1),
+                (re.compile(r"\bq\b.*(å|angstrom|\ba\^?-1|1/a\b|a⁻¹)"), "inv_angstrom", 1.0))
+"""Units named in the column titles of a generic two-column file (a CSV's first line "2theta,intensity", Fit2D's
+.chi "2-Theta Angle (Degrees)", "Q (1/nm)"): (pattern, x unit, factor to it)."""
+MAX_TITLE_LINES = 10  # lines at the top of a file's data that are not data rows and are read as titles
+TWO_THETA_START = 2.0  # degrees: a generic scan starting here or above and running past 40 is 2θ, not Q in Å⁻¹
+
+
+def _is_data_row(text: str) -> bool:
+    """Whether a line holds at least two numbers (a data row rather than a title, a label or a point count)."""
+    parts = _split_number_tokens(text)
+    if len(parts) < 2:
+        return False
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return True
+
+
+def _is_title(lines: list[tuple[int, str]]) -> bool:
+    """Whether the first of the (line number, text) ``lines`` is a title above the data: not a data row, and either
+    not a number or a single number (a point count) right above a data row."""
+    text = lines[0][1]
+    if _is_data_row(text):
+        return False
+    try:
+        float(text.strip())
+    except ValueError:
+        return True
+    return len(lines) > 1 and _is_data_row(lines[1][1])
+
+
+def _title_unit(titles: list[str]) -> tuple[str, float] | None:
+    """(x unit, factor to it) from the column titles of a generic file (:data:`_TITLE_UNITS`), or None."""
+    for title in titles:
+        first = re.split(r"[,;\t]|\s{2,}", title.strip().lstrip("#!%; ").lower())[0]  # the x column's title
+        for pattern, unit, factor in _TITLE_UNITS:
+            if pattern.search(first):
+                return unit, factor
+    return None
+
+
 _UNIT_NAMES = ((re.compile(r"\b2th_deg\b"), "degrees", 1.0), (re.compile(r"\bq_a\^-1\b"), "inv_angstrom", 1.0),
                (re.compile(r"\bq_nm\^-1\b"), "inv_angstrom", 0.1))
 
@@ -283,6 +328,13 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
         data_lines.append((k + 1, lines[k]))
     if in_block and not data_lines:
         raise ScatterfitError(f"{path}: header never ends ('#### start data' missing) and no data found")
+    titles = comments[-1:]  # the last comment line before the data names the columns, if any line does
+    skipped = 0
+    while data_lines and skipped < MAX_TITLE_LINES and _is_title(data_lines):
+        titles.append(data_lines.pop(0)[1])  # a title, a column header ("2theta,intensity"), a point count
+        skipped += 1
+    if skipped:
+        meta.setdefault("titles", [t.strip() for t in titles[-skipped:]])
     header_text = "\n".join(header)
     composition = _composition(header)
     if composition and "composition" not in meta:
@@ -314,8 +366,18 @@ def load_dataset(path: str | Path, *, kind: str | None = None, x_unit: str | Non
     if (d < 0).all():
         x, y = x[::-1].copy(), y[::-1].copy()
         sigma = None if sigma is None else sigma[::-1].copy()
+    generic = ext in _GENERIC or ext not in _EXT_KIND
+    declared = _declared_unit(header + comments) or (_title_unit(titles) if generic else None)
+    if kind is None and generic and x_unit is None:
+        if declared is not None and declared[0] == "degrees":
+            kind = "xrd"  # a 2θ scan, whatever the extension
+        elif declared is None and ext not in (".xy", ".xye", ".chi") and float(x.min()) >= TWO_THETA_START \
+                and float(x.max()) > 40:
+            kind, x_unit = "xrd", "degrees"
+            notes.append(f"{path}: x runs from {x.min():g} to {x.max():g} with no unit named: read as 2θ in degrees "
+                         "(an intensity in Q would start below 2 Å⁻¹); name the column (2theta or Q) or give the "
+                         "unit if not")
     kind = kind or _EXT_KIND.get(ext, "iq")
-    declared = _declared_unit(header + comments)
     if x_unit is None and declared is not None:  # pyFAI's column names say what x is
         x_unit, factor = declared
         if factor != 1.0:

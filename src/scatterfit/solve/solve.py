@@ -771,6 +771,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     notes += [f"{name}: G(r) derived from its {data.metadata['derived_from'].upper()} (sine transform to Qmax = "
              f"{data.metadata['qmax']:.2f} Å⁻¹, no window)" for name, data in datasets.items()
              if data.metadata.get("derived_from")]
+    notes += [warning for data in datasets.values() for warning in data.metadata.get("warnings", [])]  # how read
     _check(ranked, potential, notes, options)
     ranked = prefer_stable(rank(everything, points))  # with the energies' priors
     seconds = {}
