@@ -296,3 +296,40 @@ def test_a_refined_mixture_takes_a_third_phase():
     assert refined.error is None and refined.rw["d"] < 0.5 * two.rw["d"]
     share = refined.result.parameters()["fraction[cesium_chloride_CsCl]"]
     assert share == pytest.approx(truth["cesium chloride CsCl"], abs=0.02)
+
+
+def test_a_particle_whose_envelope_grows_to_its_bound_is_no_particle_but_may_mend_its_crystal():
+    """Bulk Ni's G(r) (to 30 Å): the envelope particle refines its diameter onto the 2000 Å bound — the data show
+    no size, so it is not supported. When its crystal had stopped in a worse minimum (measured CdSe-bulk: 0.384
+    against the particle's 0.156), the crystal is refined again from the particle's values, without the envelope,
+    and reaches the particle's Rw."""
+    import copy
+
+    from scatterfit.solve.hypotheses import (
+        check_bulk,
+        crystal_hypothesis,
+        nanoparticle_hypothesis,
+        refine_hypothesis,
+    )
+
+    (c,) = [c for c in candidates("Ni") if c.label == "fcc Ni"]
+    s = c.structure().with_uiso(0.005)
+    r = torch.arange(1.0, 30.0, 0.02, dtype=torch.float64)
+    g = pdf(s, r, qmax=25.0, qdamp=0.03).numpy()
+    g = g + 0.01 * np.abs(g).max() * np.random.default_rng(0).standard_normal(len(g))
+    data = {"d": Dataset(r.numpy(), g, None, "gr", "angstrom", metadata={"qmax": 25.0})}
+    crystal = refine_hypothesis(crystal_hypothesis(s, c.label, c.formula, ""), data)
+    particle = refine_hypothesis(nanoparticle_hypothesis(crystal, 100.0), data)
+    assert particle.result.parameters()["spdiameter"] == pytest.approx(2000.0)
+    assert check_bulk(copy.copy(particle)) is None  # as good as its crystal: nothing to mend
+    marked = copy.copy(particle)
+    check_bulk(marked)
+    assert marked.error.startswith("not supported: its envelope grew to the bound")
+    stuck = copy.copy(crystal)
+    stuck.rw = {"d": 3 * crystal.rw["d"]}  # as if the crystal had stopped in a worse minimum
+    particle.parents = [stuck]
+    again = check_bulk(particle)
+    assert (again.kind, again.label, again.warm) == ("crystal", "fcc Ni (refined again)", True)
+    assert "spdiameter" not in again.free and "spdiameter" not in again.values
+    again = refine_hypothesis(again, data)
+    assert again.error is None and again.rw["d"] == pytest.approx(particle.rw["d"], rel=0.02)

@@ -224,6 +224,38 @@ def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
                       crystal.source + "; spherical envelope (PDFgui's spdiameter)", warm=True, parents=[crystal])
 
 
+def bulk_particle(particle: Hypothesis) -> bool:
+    """Whether a refined envelope particle's diameter ended on its upper bound (structure/parametrisation's
+    SCALAR_BOUNDS: 2000 Å): the data show no finite size, and the particle is its crystal in another minimum
+    (measured CdSe-bulk: the wurtzite crystal stopped at Rw 0.384 with qdamp on its bound, its "particle", restarted
+    from the instrument's qdamp, reached 0.156 with a 2000 Å envelope)."""
+    from scatterfit.structure.parametrisation import SCALAR_BOUNDS
+
+    if particle.kind != "nanoparticle" or particle.result is None or "spdiameter" not in particle.free:
+        return False
+    diameter = particle.result.parameters().get("spdiameter")
+    return diameter is not None and float(diameter) >= 0.999 * SCALAR_BOUNDS["spdiameter"][1]
+
+
+def check_bulk(particle: Hypothesis) -> Hypothesis | None:
+    """Mark a :func:`bulk_particle` unsupported (it shows no finite size), and return its crystal to be refined
+    again from the particle's refined structure and values (without the envelope) when the particle fitted better
+    than the crystal by MIN_GAIN — the crystal's refinement stopped in a worse minimum; else None."""
+    if not bulk_particle(particle):
+        return None
+    (crystal,) = particle.parents
+    mean = sum(particle.rw.values()) / len(particle.rw)
+    better = bool(crystal.rw) and mean < (1 - MIN_GAIN["nanoparticle"]) * sum(crystal.rw.values()) / len(crystal.rw)
+    particle.error = ("not supported: its envelope grew to the bound (2000 Å), the data show no finite size"
+                      + ("; the crystal was refined again from its values" if better else ""))
+    if not better:
+        return None
+    structures, values = _refined(particle)
+    return Hypothesis("crystal", f"{crystal.label} (refined again)", crystal.formula, structures, list(crystal.free),
+                      values, crystal.source + "; refined again from the minimum its particle found", warm=True,
+                      model=crystal.model)
+
+
 MAX_SHELLS = 12  # the largest discrete particle tried: 6,525 atoms, about 7 nm of a metal
 DISCRETE_SHAPES = ("icosahedron", "decahedron", "cuboctahedron")
 """The closed-shell clusters of an fcc metal tried as discrete particles: the multiply twinned ones (which no

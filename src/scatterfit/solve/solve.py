@@ -51,6 +51,7 @@ from scatterfit.solve.hypotheses import (
     Hypothesis,
     amorphous_hypothesis,
     calibrated,
+    check_bulk,
     check_gain,
     check_holdout,
     checked_calibration,
@@ -353,6 +354,17 @@ def box_densities(found: Triage, data, crystals: list) -> list[tuple[float, str]
                 return out
             return out + [(GLASS_DENSITY * rho, f"{GLASS_DENSITY:g} × the refined {h.label}'s")]
     return out or [(0.7 / found.first_peak**3, "ρ0 d1³ = 0.7 from the first peak")]
+
+
+def _supersede_by(again: Hypothesis, crystals: list) -> None:
+    """Mark the crystal that ``again`` (a crystal refined again from its bulk particle's minimum) refined anew as
+    superseded, when the new refinement is the better."""
+    label = again.label.removesuffix(" (refined again)")
+    for h in crystals:
+        if h.label == label and h.error is None and again.error is None and h.rw and again.rw \
+                and sum(again.rw.values()) < sum(h.rw.values()):
+            h.error = f"superseded by {again.label}: the minimum its particle found is better (Rw " \
+                      f"{sum(again.rw.values()) / len(again.rw):.4f})"
 
 
 def box_hypotheses(composition: str, data, found: Triage, crystals: list, density: float | None = None
@@ -732,6 +744,12 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
+        again = [c for c in map(check_bulk, derived) if c is not None]  # a crystal's better minimum, found by its
+        if again:  # particle
+            again = _refine_all(again, datasets, qmax, deadline, pool, progress, ledger, t0)
+            for h in again:
+                _supersede_by(h, hypotheses)
+            hypotheses += again
         if not bragg and "mixture" in found.classes and (listed or not any(h.kind == "mixture" and h.error is None
                                                                            for h in derived)):
             # search the library for what the best crystal leaves (PDFs): always among the types of a list of
