@@ -146,14 +146,17 @@ def test_a_particle_whose_crystal_damps_its_signal_at_the_qdamp_bound_need_only_
     assert not damped_as_particle(refine_hypothesis(crystal_hypothesis(s, c.label, c.formula, ""), bulk))
 
 
-@pytest.mark.parametrize("crystal_rw, particle_rw, judged", [(0.99995, 1.0, False), (0.6, 0.7, True),
-                                                              (0.7, 0.6, False)])
+@pytest.mark.parametrize("crystal_rw, particle_rw, damped, judged", [
+    (0.99995, 1.0, False, False), (0.6, 0.7, False, True), (0.7, 0.6, False, False), (0.874, 0.902, True, False)])
 def test_the_held_out_check_judges_only_where_the_crystal_predicts_something(monkeypatch, crystal_rw, particle_rw,
-                                                                           judged):
+                                                                           damped, judged):
     """check_holdout: a particle that predicts the G(r) beyond the fit range worse than its crystal is unsupported,
     unless the crystal predicts nothing there either (held-out Rw ≥ HOLDOUT_SILENT: measured CdSe-1, whose signal
-    ends at 14 Å, gave the wurtzite crystal 0.99995 and its particle's exact zeros 1.000)."""
+    ends at 14 Å, gave the wurtzite crystal 0.99995 and its particle's exact zeros 1.000), or the crystal's qdamp is
+    on its bound (measured CdSe-4: the crystal's tail is that of a resolution no instrument has)."""
     import scatterfit.solve.hypotheses as hypotheses
+
+    monkeypatch.setattr(hypotheses, "damped_as_particle", lambda h: damped)
 
     crystal = hypotheses.Hypothesis("crystal", "c", "Ni", {}, [], {}, "")
     particle = hypotheses.Hypothesis("nanoparticle", "p", "Ni", {}, [], {}, "", parents=[crystal])
