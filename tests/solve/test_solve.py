@@ -381,3 +381,25 @@ def test_multiply_twinned_gold_particles_are_found_with_their_size(shape, shells
     best = solution.ranked[0]["hypothesis"]
     assert (best.kind, best.label) == ("nanoparticle", f"fcc Au {shape} ({len(s)} atoms)")
     assert solution.ranked[1]["delta_bic"] > 6  # strong evidence against the runner-up
+
+
+@pytest.mark.slow  # about 5 and 9 minutes
+@pytest.mark.parametrize("name, kind, labels, rw_below", [
+    ("CdSe-bulk.gr", "crystal", ("wurtzite CdSe",), 0.17),
+    ("CdSe-4.gr", "nanoparticle", ("wurtzite CdSe particle", "Moissanite-4H AB_hP8_186_ab_ab CdSe particle"), 0.2637)])
+def test_bulk_cdse_is_a_wurtzite_crystal_and_cdse4_a_particle(name, kind, labels, rw_below):
+    """The diffpy.cmi book's bulk CdSe and its largest particles (ch. 8), not used to tune the solve: bulk CdSe
+    is the wurtzite crystal (a = 4.30, c = 7.01 Å; its first refinement stops in a worse minimum with qdamp on its
+    bound, and the crystal is refined again from its particle's values), CdSe-4 a particle of a hexagonal CdSe
+    stacking (wurtzite or its 4H polytype) with an Rw below the wurtzite envelope model's PDFfit2 refinement
+    (0.2637, benchmarks/cdse_envelope_pdffit2.py)."""
+    from conftest import cmi_file
+    from scatterfit.io import load_dataset
+
+    solution = solve({"d": load_dataset(cmi_file("pdf/ch08NPRefinement/data/" + name))}, "CdSe")
+    best = solution.ranked[0]["hypothesis"]
+    assert best.kind == kind and best.label.startswith(labels), best.label
+    assert best.rw["d"] < rw_below
+    if kind == "crystal":
+        p = best.result.parameters()
+        assert p["a"] == pytest.approx(4.30, abs=0.02) and p["c"] == pytest.approx(7.01, abs=0.03)
