@@ -747,8 +747,6 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         again = [c for c in map(check_bulk, derived) if c is not None]  # a crystal's better minimum, found by its
         if again:  # particle
             again = _refine_all(again, datasets, qmax, deadline, pool, progress, ledger, t0)
-            for h in again:
-                _supersede_by(h, hypotheses)
             hypotheses += again
         if not bragg and "mixture" in found.classes and (listed or not any(h.kind == "mixture" and h.error is None
                                                                            for h in derived)):
@@ -780,6 +778,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pool.close()
     everything = hypotheses + derived
     supersede_damped_crystals(everything)
+    for h in hypotheses:  # marked once everything is refined: the checkpoint keeps each hypothesis as it is
+        if h.label.endswith(" (refined again)"):  # when saved, and a crystal saved as superseded would, on resume,
+            _supersede_by(h, hypotheses)  # make no particle and so no crystal refined again
     if in_solution:
         for h in hypotheses:
             if h.error is None:
