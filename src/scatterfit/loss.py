@@ -252,6 +252,17 @@ class Loss:
             raise ScatterfitError(f"loss term names must be unique, got {names}")
         self.terms = terms
 
+    def declared_parameters(self, values: dict) -> dict:
+        """{name: (start, low, high)} of the instrument parameters the data terms' forward models declare (a
+        powder model's zero, U, V, W, ...; a Debye G(r)'s qmin), starting from ``values`` where they give one: what
+        a Parametrisation's ``instrument`` takes."""
+        out = {}
+        for term in self.terms:
+            declare = getattr(getattr(term, "model", None), "parameters", None)
+            if declare is not None:
+                out.update(declare(values))
+        return out
+
     def evaluate(self, state, xmax: float | None = None, weights: dict | None = None, report_all: bool = False
                  ) -> tuple[torch.Tensor, dict[str, TermValue]]:
         """Total and per-term values; ``weights`` ({term name: weight}) overrides the terms' own weights (a

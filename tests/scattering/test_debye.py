@@ -121,3 +121,46 @@ def test_sq_tends_to_one_at_high_q():
     q = torch.linspace(30, 40, 11, dtype=torch.float64)
     sq = structure_factor(debye_intensity(s, q), s, q)
     assert float((sq - 1).abs().max()) < 0.02
+
+
+def test_a_refined_qmin_equals_the_plain_transform_at_grid_points_and_has_the_finite_difference_gradient():
+    """A Debye G(r) whose transform's qmin is a refined parameter (models.DebyeModel.parameters): the extended
+    grid with transforms.qmin_window (a smoothed step, so that no grid point is a kink) converges to the plain
+    transform on [qmin, qmax] at second order in the grid step (whatever the model's own qmin; about 1e-3 of the
+    largest value at the default 0.02 Å⁻¹ for this small cluster, whose F(Q) is large at low Q), and d G / d qmin
+    matches central differences on and between grid points."""
+    from scatterfit.scattering.models import DebyeModel
+    from scatterfit.structure.parametrisation import State
+
+    s = random_cluster(13, seed=3)
+    r = torch.arange(1.5, 12.0, 0.05, dtype=torch.float64)
+    errors = {}
+    for step in (0.02, 0.01):
+        plain = DebyeModel(kind="gr", qmin=0.7, qmax=20.0, qstep=step)
+        g_plain = plain(State(s, {}), r)
+        for start in (0.5, 0.7, 1.0):  # the model's own qmin, from which the grid is extended
+            model = DebyeModel(kind="gr", qmin=start, qmax=20.0, qstep=step)
+            qmin = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+            g = model(State(s, {"qmin": qmin}), r).detach()
+            errors[step, start] = float((g - g_plain).abs().max() / g_plain.abs().max())
+    assert max(errors[0.02, start] for start in (0.5, 0.7, 1.0)) < 2e-3, errors
+    for start in (0.5, 0.7, 1.0):
+        assert 3.0 < errors[0.02, start] / errors[0.01, start] < 5.0, errors
+    assert plain.parameters({}) == {"qmin": (0.7, 0.0, 2.0)}
+    assert DebyeModel(kind="iq").parameters({}) == {}
+
+    model = DebyeModel(kind="gr", qmin=0.5, qmax=20.0)
+    weights = torch.linspace(0.5, 1.5, len(r), dtype=torch.float64)
+
+    def loss(value, grad=False):
+        qmin = torch.tensor(value, dtype=torch.float64, requires_grad=grad)
+        out = (weights * model(State(s, {"qmin": qmin}), r) ** 2).sum()
+        if grad:
+            out.backward()
+            return float(qmin.grad)
+        return float(out)
+
+    for value in (0.2, 0.557, 0.72, 0.731, 1.349):
+        h = 1e-6
+        numeric = (loss(value + h) - loss(value - h)) / (2 * h)
+        assert loss(value, grad=True) == pytest.approx(numeric, rel=1e-6, abs=1e-9)

@@ -146,7 +146,7 @@ def _files_left(server) -> list:
 @pytest.mark.parametrize("case", ["no-token", "wrong-token", "not-json", "unknown-kind", "unknown-key", "no-files",
                                   "binary", "wrong-type", "path-trick", "dotdot", "same-name", "bad-composition",
                                   "bad-qmax", "bad-qdamp", "bad-radiation", "bad-density-unit", "bad-density",
-                                  "bad-in-solution",
+                                  "bad-in-solution", "bad-qmin", "bad-temperature",
                                   "unreadable-data", "config-path",
                                   "config-calculator", "config-unknown-file", "config-invalid"])
 def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file, case):
@@ -172,6 +172,8 @@ def test_bad_requests_get_a_4xx_and_leave_nothing_behind(shared_server, ni_file,
         "bad-density-unit": (TOKEN, {**good, "density": "8.9 kg/m3"}, [("ni.gr", data)], 422),
         "bad-density": (TOKEN, {**good, "density": [8.9]}, [("ni.gr", data)], 422),
         "bad-in-solution": (TOKEN, {**good, "in_solution": "yes"}, [("ni.gr", data)], 422),
+        "bad-qmin": (TOKEN, {**good, "qmax": 20, "qmin": 25}, [("ni.gr", data)], 422),
+        "bad-temperature": (TOKEN, {**good, "temperature": -20}, [("ni.gr", data)], 422),
         "unreadable-data": (TOKEN, good, [("ni.gr", b"not numbers at all\n")], 422),
         "config-path": (TOKEN, {"kind": "refine", "config": NI_CONFIG.replace('"ni.gr"', '"/etc/passwd"')},
                         [("ni.gr", data)], 422),
@@ -283,10 +285,12 @@ def test_the_job_command_lines():
     folder = __import__("pathlib").Path("/data/jobs/0123456789abcdef")
     job = SimpleNamespace(kind="solve", request={"data": ["a.gr"], "cifs": ["c.cif"], "composition": "Ti O",
                                                  "qmax": 22.0, "budget": None, "radiation": "neutron",
-                                                 "qdamp": 0.045, "density": "4.2 g/cm3", "in_solution": True})
+                                                 "qdamp": 0.045, "density": "4.2 g/cm3", "in_solution": True,
+                                                 "qmin": 0.7, "temperature": 85.0})
     args = command(job, folder, "dask://scheduler:8786")
     assert args[3:] == ["solve", f"{folder}/inputs/a.gr", "--composition", "Ti O", "--cif", f"{folder}/inputs/c.cif",
-                        "--qmax", "22.0", "--radiation", "neutron", "--qdamp", "0.045", "--density", "4.2 g/cm3",
+                        "--qmax", "22.0", "--qmin", "0.7", "--radiation", "neutron", "--qdamp", "0.045",
+                        "--density", "4.2 g/cm3", "--temperature", "85.0",
                         "--in-solution", "--executor",
                         "dask://scheduler:8786", "--out",
                         f"{folder}/out", "--status-file", f"{folder}/status.json"]

@@ -64,6 +64,9 @@ def test_solve_errors_are_one_line(tmp_path):
     assert done.returncode == 2 and "no Qmax in the header; give --qmax" in done.stderr
     done = _scatterfit(path, "--composition", "Qq2", "--qmax", 25, "--out", tmp_path / "out")
     assert done.returncode == 2 and "unknown element 'Qq'" in done.stderr
+    done = _scatterfit(path, "--composition", "Ni", "--qmax", 25, "--qmin", 30, "--out", tmp_path / "out")
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        "flat.gr: qmin must be a number from 0 to below Qmax (25 Å⁻¹), got 30.0") and "Traceback" not in done.stderr
     pattern = tmp_path / "scan.xy"  # a 2θ scan (it runs past 40°) whose file gives no wavelength
     np.savetxt(pattern, np.column_stack([np.linspace(10, 90, 400), np.ones(400)]))
     done = _scatterfit(pattern, "--composition", "Ni", "--out", tmp_path / "out")

@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cif", action="append", default=[],
                    help="a CIF, or a folder of CIFs, of further crystal hypotheses (repeatable)")
     p.add_argument("--qmax", type=float, default=None, help="Qmax of the data, Å⁻¹, when the header has none")
+    p.add_argument("--qmin", type=float, default=None,
+                   help="Qmin of a G(r) file's transform, Å⁻¹, when the header has none (PDFgetX3's qmin): held in a "
+                        "cluster's Debye model, which otherwise refines it")
     p.add_argument("--qdamp", type=float, default=None,
                    help="the instrument's Q resolution (PDFgui's Qdamp), Å⁻¹, from a calibration standard such as Ni: "
                         "held fixed in every hypothesis instead of refined (PDF data)")
@@ -35,6 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--density", default=None,
                    help="the sample's measured density, g/cm³ (\"2.20\", \"2.20 g/cm3\") or atoms/Å³ (\"0.0664 "
                         "atoms/A3\"): a glass's or liquid's box is built at it and keeps it (total scattering)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="the sample's temperature during the measurement, K: an element above its melting point is "
+                        "tried as a liquid first; above room temperature the ADPs may grow with it")
     p.add_argument("--in-solution", action="store_true",
                    help="the sample is dissolved or dispersed in a solvent whose scattering was subtracted: only "
                         "clusters, molecules and particles are ranked, no bulk crystal, mixture or glass")
@@ -95,8 +101,9 @@ def run(args) -> None:
                 status.write(event["step"], event["index"], event["total"], event["line"], event["best_rw"])
 
         instrument = {k: v for k, v in (("qdamp", args.qdamp), ("qbroad", args.qbroad)) if v is not None}
-        solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, instrument=instrument,
-                         density=density, in_solution=args.in_solution, budget=args.budget,
+        solution = solve(datasets, args.composition, cifs=cifs, qmax=args.qmax, qmin=args.qmin, instrument=instrument,
+                         density=density, in_solution=args.in_solution, temperature=args.temperature,
+                         budget=args.budget,
                          progress=progress, executor=args.executor, potential=potential,
                          checkpoint=out / CHECKPOINT, resume=args.resume)
         if status is not None:

@@ -188,14 +188,10 @@ def build_parametrisation(cfg: Config, structure, loss=None):
     from scatterfit.structure.phases import MixtureParametrisation
 
     p = cfg.parameters
-    instrument = {}
-    for term in getattr(loss, "terms", []):
-        declare = getattr(getattr(term, "model", None), "parameters", None)
-        if declare is not None:
-            try:
-                instrument.update(declare(p.get("values", {})))
-            except ScatterfitError as exc:
-                raise ScatterfitError(f"{cfg.path}: [parameters].values: {exc}") from None
+    try:
+        instrument = loss.declared_parameters(p.get("values", {})) if hasattr(loss, "declared_parameters") else {}
+    except ScatterfitError as exc:
+        raise ScatterfitError(f"{cfg.path}: [parameters].values: {exc}") from None
     bounds = {}
     for key, value in p.get("bounds", {}).items():
         if key in ("positions", "orbits") and isinstance(value, (int, float)):

@@ -67,7 +67,8 @@ class CandidateEvaluator:
 
         structure = self.builder(candidate, candidate_seed(self.seed, key))
         free = [g for g in self.free if not (g in ("lattice", "cell", "fractional") and structure.cell is None)]
-        param = Parametrisation(structure, free=free, values=self.values, bounds=self.bounds)
+        param = Parametrisation(structure, free=free, values=self.values, bounds=self.bounds,
+                                instrument=self.loss.declared_parameters(self.values))
         if not stages:
             theta = param.initial_vector()
             with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -10,7 +11,13 @@ from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.debye import debye_intensity
 from scatterfit.scattering.instrument import gaussian_resolution
 from scatterfit.scattering.pdf import pdf
-from scatterfit.scattering.transforms import pdf_from_fq, reduced_structure_factor, sine_table, structure_factor
+from scatterfit.scattering.transforms import (
+    pdf_from_fq,
+    qmin_window,
+    reduced_structure_factor,
+    sine_table,
+    structure_factor,
+)
 from scatterfit.structure.neighbours import NeighbourCache
 
 
@@ -35,13 +42,23 @@ class PDFModel:
                    neighbour_cache=self.cache if s.periodic else None)
 
 
+QMIN_HIGH = 2.0  # Å⁻¹: the largest qmin a G(r)'s transform is refined to (a reduction rarely starts higher)
+
+
 @dataclass
 class DebyeModel:
     """Debye-equation patterns of a finite structure: kind "iq", "sq", "fq" on the data's Q grid, or "gr"
     through the sine transform of F(Q) on [qmin, qmax] (with optional Lorch window and qdamp).
 
     The state's qdamp (Å⁻¹) is the instrument's Gaussian Q resolution: the iq, sq and fq patterns are
-    convolved with it (scattering/instrument.gaussian_resolution), and G(r) gets its exp(−(qdamp r)²/2)."""
+    convolved with it (scattering/instrument.gaussian_resolution), and G(r) gets its exp(−(qdamp r)²/2).
+
+    A G(r) model declares ``qmin`` as a refinable parameter (:meth:`parameters`): the Q where the data's
+    transform started, which a file without a header does not say and which shapes a cluster's G(r) strongly
+    (its F(Q) is large at low Q). While the state's qmin is this model's ``qmin`` and not refined, the
+    transform runs on [qmin, qmax] as before; otherwise on a grid extended below it to Q > 0, weighted by
+    transforms.qmin_window (continuous and differentiable in qmin, equal to the plain transform at grid
+    points)."""
 
     kind: str = "iq"
     radiation: str = "xray"
@@ -56,6 +73,14 @@ class DebyeModel:
         if self.kind not in ("iq", "sq", "fq", "gr", "saxs"):
             raise ScatterfitError(f"Debye model cannot produce kind '{self.kind}'")
 
+    def parameters(self, values: dict) -> dict:
+        """{"qmin": (start, low, high)} of a G(r) model (start: ``values``' qmin, else this model's; bounds 0 to
+        QMIN_HIGH Å⁻¹, or up to half qmax); {} for the other kinds."""
+        if self.kind != "gr":
+            return {}
+        high = min(QMIN_HIGH, 0.5 * self.qmax)
+        return {"qmin": (float(values.get("qmin", self.qmin)), 0.0, high)}
+
     @property
     def mixture_weighting(self) -> str | None:
         """I(Q) of a whole structure adds over phases (scattering/mixture.py); the normalised kinds do not."""
@@ -69,8 +94,20 @@ class DebyeModel:
         if self.kind in ("iq", "saxs"):
             i = debye_intensity(s, x, radiation=self.radiation, method=self.method)
             return scale * (gaussian_resolution(i, x, qdamp) if self.kind == "iq" else i)
-        q = x if self.kind != "gr" else torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype,
-                                                     device=x.device)
+        window = None
+        if self.kind != "gr":
+            q = x
+        else:
+            qmin = state.params.get("qmin")
+            qmin = None if qmin is None else torch.as_tensor(qmin, dtype=x.dtype)
+            if qmin is None or (not qmin.requires_grad and abs(float(qmin) - self.qmin) < 1e-12):
+                q = torch.arange(self.qmin, self.qmax + 1e-9, self.qstep, dtype=x.dtype, device=x.device)
+            else:  # qmin refined: the grid reaches down to Q > 0, weighted from qmin on
+                below = math.ceil(self.qmin / self.qstep - 1e-9)
+                q = self.qmin + self.qstep * torch.arange(-below, round((self.qmax - self.qmin) / self.qstep) + 1,
+                                                          dtype=x.dtype, device=x.device)
+                q = q[(q > 1e-9) & (q <= self.qmax + 1e-9)]
+                window = qmin_window(q, qmin.to(x.device), self.qstep)
         i = debye_intensity(s, q, radiation=self.radiation, method=self.method)
         sq = structure_factor(i, s, q, radiation=self.radiation)
         if self.kind == "sq":
@@ -78,7 +115,8 @@ class DebyeModel:
         f = reduced_structure_factor(sq, q)
         if self.kind == "fq":
             return scale * gaussian_resolution(f, q, qdamp)
-        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp, sin_table=self._sine_table(x, q))
+        return scale * pdf_from_fq(f, q, x, lorch=self.lorch, qdamp=qdamp, sin_table=self._sine_table(x, q),
+                                   window=window)
 
     def __getstate__(self) -> dict:  # the sine tables are rebuilt where the model runs, not pickled with it
         return {**self.__dict__, "_tables": {}}

@@ -61,12 +61,13 @@ def sine_table(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def pdf_from_fq(f: torch.Tensor, q: torch.Tensor, r: torch.Tensor, *, qmin: float | None = None,
                 qmax: float | None = None, lorch: bool = False, qdamp=0.0,
-                sin_table: torch.Tensor | None = None) -> torch.Tensor:
-    """G(r) = (2/π) Σ_Q F(Q) L(Q) sin(Qr) ΔQ on [qmin, qmax], times exp(−(qdamp r)²/2).
+                sin_table: torch.Tensor | None = None, window: torch.Tensor | None = None) -> torch.Tensor:
+    """G(r) = (2/π) Σ_Q F(Q) L(Q) W(Q) sin(Qr) ΔQ on [qmin, qmax], times exp(−(qdamp r)²/2).
 
     Args:
         f: [nQ] F(Q); q: [nQ] Å⁻¹; r: [nR] Å.
         sin_table: [nR, nQ] sine_table(r, q), when the caller keeps it between calls (q and r fixed).
+        window: [nQ] W(Q), a further weight of each Q (e.g. :func:`qmin_window`); None: 1.
     Returns:
         [nR] G(r), Å⁻².
     """
@@ -78,12 +79,24 @@ def pdf_from_fq(f: torch.Tensor, q: torch.Tensor, r: torch.Tensor, *, qmin: floa
     w = _weights(q) * mask
     if lorch:
         w = w * lorch_window(q, qmax)
+    if window is not None:
+        w = w * window
     table = sine_table(r, q) if sin_table is None else sin_table
     if table.shape != (r.numel(), q.numel()):
         raise ScatterfitError(f"sin_table has shape {tuple(table.shape)}, expected {(r.numel(), q.numel())}")
     g = (2.0 / math.pi) * (table.to(f.dtype) @ (f * w))
     qdamp_t = qdamp if isinstance(qdamp, torch.Tensor) else torch.tensor(float(qdamp), dtype=g.dtype)
     return g * torch.exp(-0.5 * (qdamp_t * r) ** 2)
+
+
+def qmin_window(q: torch.Tensor, qmin: torch.Tensor, qstep: float) -> torch.Tensor:
+    """The weight of each point of a uniform grid ``q`` [nQ] (step ``qstep``, Å⁻¹) in a rectangle-rule integral
+    that starts at ``qmin`` (Å⁻¹, a 0-d tensor, may require grad): a Gaussian-smoothed step
+    Φ((Q − qmin + qstep/2) / qstep), so that the integral is smooth in qmin (no kinks where qmin crosses a grid
+    point, where a gradient optimiser would stall; the ripple its sampling leaves is of order exp(−2π²), 3e-9) and
+    matches, to second order in qstep, the rectangle rule over the grid's points ≥ qmin (which integrates from
+    qmin − qstep/2). Returns [nQ]."""
+    return 0.5 * (1.0 + torch.erf((q - qmin + 0.5 * qstep) / (math.sqrt(2.0) * qstep)))
 
 
 def fq_from_pdf(g: torch.Tensor, r: torch.Tensor, q: torch.Tensor, *, window: bool = False) -> torch.Tensor:

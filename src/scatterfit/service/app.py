@@ -2,9 +2,9 @@
 
     GET    /v1/health                 no token: {"status": "ok", "version", "schema_version"}
     POST   /v1/jobs                   multipart: files (the data files; CIFs of candidate structures) and a JSON
-                                      field `request`: {"kind": "solve", "composition", "qmax", "budget",
+                                      field `request`: {"kind": "solve", "composition", "qmax", "qmin", "budget",
                                       "radiation", "qdamp", "qbroad", "density" ("2.2 g/cm3"),
-                                      "in_solution" (true/false), "label"}
+                                      "in_solution" (true/false), "temperature" (K), "label"}
                                       or {"kind": "refine", "config": TOML text naming the uploaded files}
     GET    /v1/jobs                   ?state=&kind=&limit=&offset=: newest first
     GET    /v1/jobs/{id}              state (queued, running, done, failed, cancelled) and progress
@@ -228,8 +228,8 @@ def _check_request(raw: str) -> dict:
     kind = request.get("kind")
     if kind not in ("solve", "refine"):
         raise _bad(422, "request.kind: must be 'solve' or 'refine'")
-    allowed = {"solve": {"kind", "composition", "qmax", "budget", "radiation", "qdamp", "qbroad", "density",
-                         "in_solution", "label"},
+    allowed = {"solve": {"kind", "composition", "qmax", "qmin", "budget", "radiation", "qdamp", "qbroad", "density",
+                         "in_solution", "temperature", "label"},
                "refine": {"kind", "config", "label"}}
     unknown = set(request) - allowed[kind]
     if unknown:
@@ -241,6 +241,19 @@ def _check_request(raw: str) -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
                                   or value > 1e7):
             raise _bad(422, f"request.{key}: a positive number")
+    qmin = request.get("qmin")
+    if qmin is not None and (isinstance(qmin, bool) or not isinstance(qmin, (int, float)) or not 0 <= qmin < 100
+                             or (request.get("qmax") is not None and not qmin < request["qmax"])):
+        raise _bad(422, "request.qmin: a number from 0 to below qmax (Å⁻¹)")
+    temperature = request.get("temperature")
+    if temperature is not None:  # checked where solve checks it
+        from scatterfit.errors import ScatterfitError
+        from scatterfit.solve.solve import _check_temperature
+
+        try:
+            _check_temperature(temperature)
+        except ScatterfitError as exc:
+            raise _bad(422, f"request.{exc}") from None
     calibration = {k: request[k] for k in ("qdamp", "qbroad") if request.get(k) is not None}
     if calibration:  # the instrument's calibration (solve --qdamp/--qbroad), checked where solve checks it
         from scatterfit.errors import ScatterfitError

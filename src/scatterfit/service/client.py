@@ -53,8 +53,8 @@ class Client:
     def submit(self, files, composition: str | None = None, *, kind: str = "solve", config: str | None = None,
                label: str = "", **hints) -> str:
         """Queue a job; returns its id. ``files``: data files (and candidate CIFs); a solve needs
-        ``composition`` (hints: qmax, budget, radiation, qdamp, qbroad, density, in_solution), a refine the
-        ``config`` TOML text naming the files."""
+        ``composition`` (hints: qmax, qmin, budget, radiation, qdamp, qbroad, density, in_solution,
+        temperature), a refine the ``config`` TOML text naming the files."""
         request = {"kind": kind, "label": label, **hints}
         if kind == "solve":
             request["composition"] = composition

@@ -59,7 +59,7 @@ def command(job, folder: Path, executor: str | None) -> list[str]:
     if job.kind == "solve":
         args += ["solve", *[str(inputs / name) for name in request["data"]], "--composition", request["composition"]]
         args += [a for name in request.get("cifs", []) for a in ("--cif", str(inputs / name))]
-        for key in ("qmax", "budget", "radiation", "qdamp", "qbroad", "density"):
+        for key in ("qmax", "qmin", "budget", "radiation", "qdamp", "qbroad", "density", "temperature"):
             if request.get(key) is not None:
                 args += [f"--{key}", str(request[key])]
         if request.get("in_solution"):

@@ -797,6 +797,18 @@ def sample_bounds(found) -> dict:
     return {}
 
 
+ROOM_TEMPERATURE = 300.0  # K: the temperature BOUNDS' Biso range is meant for
+
+
+def thermal_bounds(temperature: float | None) -> dict:
+    """Bounds over BOUNDS for a sample measured at ``temperature`` K (given): above room temperature the Biso bound
+    grows as T / ROOM_TEMPERATURE (in the harmonic high-temperature limit the mean-square displacement is
+    proportional to T); at or below it, or without a temperature, none."""
+    if temperature is None or temperature <= ROOM_TEMPERATURE:
+        return {}
+    return {"biso": (BOUNDS["biso"][0], BOUNDS["biso"][1] * temperature / ROOM_TEMPERATURE)}
+
+
 def sample_starts(found) -> dict:
     """Starting values that the triage ``found`` calls for: delta2 at DISORDERED_DELTA2 Å² for the particles under
     SMALL_PARTICLE Å of :func:`sample_bounds`; otherwise none."""
@@ -853,11 +865,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         bounds = {**BOUNDS, **hypothesis.bounds}
         if "background" in hypothesis.free:  # an intensity's background: the bounds a refine config gets
             bounds["background"] = background_bounds(d.y for d in datasets.values())
-        instrument = {}  # the parameters a forward model declares (the shape model's radius, aspect, ...)
-        for term in loss.terms:
-            declare = getattr(getattr(term, "model", None), "parameters", None)
-            if declare is not None:
-                instrument.update(declare(hypothesis.values))
+        instrument = loss.declared_parameters(hypothesis.values)  # the shape model's radius, a G(r)'s qmin, ...
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
                                            bounds=bounds, instrument=instrument)

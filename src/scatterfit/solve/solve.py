@@ -48,6 +48,7 @@ from pathlib import Path
 from scatterfit.errors import ScatterfitError
 from scatterfit.solve.hypotheses import (
     BOUNDS,
+    ROOM_TEMPERATURE,
     Hypothesis,
     amorphous_hypothesis,
     calibrated,
@@ -66,6 +67,7 @@ from scatterfit.solve.hypotheses import (
     sample_bounds,
     sample_starts,
     supersede_damped_crystals,
+    thermal_bounds,
 )
 from scatterfit.solve.ranking import (
     INDISTINCT,
@@ -80,6 +82,7 @@ from scatterfit.solve.screen import RANGE as SCREEN_RANGE
 from scatterfit.solve.screen import scaled, screen, screen_powder
 from scatterfit.solve.small_angle import MAX_CUT_ATOMS
 from scatterfit.solve.triage import Triage, powder_triage, triage
+from scatterfit.solve.triage import at_temperature as triage_at_temperature
 from scatterfit.solve.triage import in_solution as triage_in_solution
 
 PARTICLES_OF = 2  # the best crystals put into particles
@@ -510,14 +513,16 @@ def _refine_all(hypotheses: list, datasets: dict, qmax, deadline, executor, prog
 
 
 def fingerprint(datasets: dict, composition: str, cifs, qmax, density: float | None = None,
-                in_solution: bool = False) -> str:
+                in_solution: bool = False, qmin: float | None = None, temperature: float | None = None) -> str:
     """A digest of what a solve depends on: the data (and its calibrated instrument), the composition, the CIFs,
-    Qmax and the hints (a given density, in solution)."""
+    Qmax and the hints (a given density, in solution, Qmin, temperature)."""
     import hashlib
 
     import numpy as np
 
     given = ("" if density is None else f"|density {density!r}") + ("|in solution" if in_solution else "")
+    given += "" if qmin is None else f"|qmin {qmin!r}"
+    given += "" if temperature is None else f"|temperature {temperature!r}"
     digest = hashlib.sha256(f"{composition}|{qmax}|{sorted(calibrated(datasets).items())}{given}".encode())
     for name, data in datasets.items():
         digest.update(name.encode())
@@ -526,6 +531,42 @@ def fingerprint(datasets: dict, composition: str, cifs, qmax, density: float | N
     for path in cifs or []:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:16]
+
+
+TEMPERATURE_RANGE = (0.0, 10000.0)  # K: a sample's temperature the hint accepts
+
+
+def _check_temperature(temperature) -> None:
+    """Refuse a temperature that is not a number in TEMPERATURE_RANGE K (a Celsius value below zero, a typo)."""
+    low, high = TEMPERATURE_RANGE
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low < temperature < high:
+        raise ScatterfitError(f"temperature: a number of kelvin between {low:g} and {high:g}, got {temperature!r}")
+
+
+def _widest(*bounds: dict) -> dict:
+    """The union of bound dicts {group: (lo, hi)}: each group's lowest lo and highest hi."""
+    out = {}
+    for given in bounds:
+        for key, (lo, hi) in given.items():
+            out[key] = (min(lo, out[key][0]), max(hi, out[key][1])) if key in out else (lo, hi)
+    return out
+
+
+def _with_qmin(datasets: dict, qmin: float, qmax: float | None) -> dict:
+    """``datasets`` with the given Qmin (Å⁻¹) in the metadata of the G(r) files (not of a G(r) derived from S(Q),
+    whose transform starts where its data do).
+
+    Raises:
+        ScatterfitError: Qmin negative, not a number, or not below the dataset's Qmax."""
+    out = {}
+    for name, data in datasets.items():
+        q = qmax or float(data.metadata.get("qmax", 0) or 0)
+        if not (isinstance(qmin, (int, float)) and math.isfinite(qmin) and 0 <= qmin and (not q or qmin < q)):
+            raise ScatterfitError(f"{data.path or name}: qmin must be a number from 0 to below Qmax ({q:g} Å⁻¹), "
+                                  f"got {qmin!r}")
+        given = data.kind == "gr" and "derived_from" not in data.metadata
+        out[name] = data.with_(metadata={**data.metadata, "qmin": float(qmin)}) if given else data
+    return out
 
 
 def _clusters(composition: str, datasets: dict, qmax, found: Triage, pool, checkpoint, resume: bool, notes: list,
@@ -598,15 +639,18 @@ def _check(ranked: list, potential, notes: list, candidates: list = ()) -> None:
 
 
 def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: float | None = None,
-          instrument: dict | None = None, density: float | None = None, in_solution: bool = False,
-          budget: float | None = None, progress=None, executor=None, potential="chgnet", checkpoint=None,
-          resume: bool = False) -> Solution:
+          qmin: float | None = None, instrument: dict | None = None, density: float | None = None,
+          in_solution: bool = False, temperature: float | None = None, budget: float | None = None, progress=None,
+          executor=None, potential="chgnet", checkpoint=None, resume: bool = False) -> Solution:
     """Ranked structures for ``datasets`` ({name: Dataset}, G(r), S(Q) or F(Q) of one sample; see
     solve/inputs.py) of ``composition`` (a formula, "TiO2", or elements, "Ti O").
 
     Args:
         cifs: structure files of further crystal hypotheses (a folder's CIFs).
         qmax: Qmax of the data's Fourier transform, Å⁻¹, when the headers do not say.
+        qmin: Qmin of the data's Fourier transform, Å⁻¹ (a G(r) file's; a G(r) derived here from S(Q) starts
+            where its data do): held in the Debye models of clusters, which otherwise refine it (it shapes a
+            finite object's G(r): solve/clusters.py), and taken off the low-r slope of the triage.
         instrument: the instrument's resolution from a calibration standard, {"qdamp": Å⁻¹, "qbroad": Å⁻¹}
             (either or both): held at these values in every hypothesis of a PDF instead of refined.
         density: the sample's number density, atoms/Å³, when it was measured (solve/inputs.number_density reads
@@ -615,6 +659,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         in_solution: the sample is dissolved or dispersed in a solvent whose scattering was subtracted: only
             finite objects (clusters, molecules, particles) are ranked (triage.in_solution); the crystals are
             refined only as the particles' parents, and a particle needs no gain over its crystal.
+        temperature: the sample's temperature during the measurement, K: an element above its melting point is
+            tried as a liquid first (triage.at_temperature), and above room temperature the Biso bound grows with
+            it (hypotheses.thermal_bounds).
         budget: seconds: no new hypothesis is started after this (those refined so far are ranked).
         progress: called with an event dict after each hypothesis (its "line" is one line of text; see
             :func:`_refine_all`).
@@ -646,6 +693,8 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         return _solve_intensity(datasets, composition, budget=budget, progress=progress, executor=executor,
                                 potential=potential, checkpoint=checkpoint, resume=resume, t0=t0)
     datasets = {name: data if bragg else as_pdf(data, composition) for name, data in datasets.items()}
+    if qmin is not None and not bragg:
+        datasets = _with_qmin(datasets, qmin, qmax)
     first = next(iter(datasets.values()))
     found = powder_triage(first) if bragg else triage(first)
     if in_solution:
@@ -654,13 +703,18 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                                   "of a sample in solution (give its total scattering or PDF, or leave out the "
                                   "in-solution hint)")
         found = triage_in_solution(found)
+    if temperature is not None:
+        _check_temperature(temperature)
+        if not bragg:
+            found = triage_at_temperature(found, composition, temperature)
     if density is not None and not bragg:
         _check_density(density, found)
     if bragg and found.classes[0] == "amorphous":
         raise ScatterfitError(f"{first.path or 'dataset'}: {found.reasons[0]}; solve its total scattering (S(Q) "
                               "to high Q, or the PDF) instead")
     points = {}
-    wide = {} if bragg else sample_bounds(found)  # a small particle's ADPs (hypotheses.refine_hypothesis reads them)
+    wide = {} if bragg else _widest(sample_bounds(found), thermal_bounds(temperature))  # Biso bounds (of a small
+    # particle's surface, of a hot sample), which hypotheses.refine_hypothesis reads
     for name, data in datasets.items():
         if bragg:
             points[name] = resolution_elements(data)
@@ -690,17 +744,24 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
     if not hypotheses:
         raise ScatterfitError(f"no library structure type fits the composition '{composition}' (give CIFs with "
                               "--cif)")
-    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax, density, in_solution), resume)
+    ledger = _Ledger(checkpoint, fingerprint(datasets, composition, cifs, qmax, density, in_solution, qmin,
+                                             temperature), resume)
     notes = [f"{name} = {value:g} Å⁻¹ (given: the instrument's calibration) held fixed in every hypothesis"
              for name, value in calibration.items()]
     if density is not None and not bragg:
         slope = "" if found.density is None else f"; the low-r slope of G(r) gives {found.density:.4f}"
         notes.append(f"density given: {density:.4f} atoms/Å³, a glass's or liquid's box is built at it and keeps "
                      f"it{slope}")
-    if wide:
+    if sample_bounds(found):
         notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): particles of about "
                      f"{found.particle_diameter:.0f} Å, mostly surface, whose static displacements look like large "
                      "ADPs")
+    if temperature is not None and bragg:
+        notes.append(f"temperature {temperature:g} K (given): not used for Bragg patterns (their ADPs keep the "
+                     "default bounds)")
+    if thermal_bounds(temperature) and not bragg:
+        notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): measured at {temperature:g} K "
+                     f"(given), where displacements grow as T / {ROOM_TEMPERATURE:g} K")
     pool = make_executor(executor)
     try:
         simple = [h for h in hypotheses if structural_count(h) <= COMPLEX]

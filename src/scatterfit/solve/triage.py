@@ -274,3 +274,43 @@ def in_solution(found: Triage) -> Triage:
               f"'{found.classes[0]}' is not one" if found.classes[0] not in FINITE else
               f"in solution (given): only finite objects are tried, {' and '.join(order)}s")
     return dataclasses.replace(found, classes=order, reasons=[*found.reasons, reason])
+
+
+def melting_point(composition: str) -> tuple[str, float] | None:
+    """(element, its melting point in K at ambient pressure, pymatgen's table) of a one-element composition; None
+    for compounds (whose melting points no table here gives: NaCl melts at 1074 K, above both its elements) or an
+    element without a known melting point."""
+    from scatterfit.structure.library import parse_composition
+
+    elements = list(parse_composition(composition))
+    if len(elements) != 1:
+        return None
+    from pymatgen.core import Element
+
+    value = Element(elements[0]).melting_point
+    return None if value is None else (elements[0], float(value))
+
+
+def at_temperature(found: Triage, composition: str, temperature: float) -> Triage:
+    """``found`` for a sample measured at ``temperature`` K (given): an element above its melting point is a liquid,
+    so a liquid's box is tried first (and added where the triage left it out: the ranking, not the hint, decides
+    between it and the others); below it, or for a compound, the classes stay as the data suggest and the reason
+    says so."""
+    import dataclasses
+
+    melting = melting_point(composition)
+    if melting is None:
+        return dataclasses.replace(found, reasons=[*found.reasons, (
+            f"temperature {temperature:g} K (given): no melting point is known for '{composition}' (tables give "
+            "elements only), so it changes only the bound on the ADPs")])
+    element, tm = melting
+    if temperature <= tm:
+        return dataclasses.replace(found, reasons=[*found.reasons, (
+            f"temperature {temperature:g} K (given) is below {element}'s melting point ({tm:g} K): a crystal, a glass "
+            "or a supercooled liquid, as the data say")])
+    order = ["amorphous", *[c for c in found.classes if c != "amorphous"]]
+    reason = (f"temperature {temperature:g} K (given) is above {element}'s melting point ({tm:g} K): a liquid, "
+              "tried first")
+    if found.classes[0] == "crystal":
+        reason += "; but the data look crystalline (is the temperature in kelvin?)"
+    return dataclasses.replace(found, classes=order, reasons=[*found.reasons, reason])
