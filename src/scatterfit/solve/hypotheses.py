@@ -184,6 +184,19 @@ def crystal_free(structure: Structure, model: str = "pdf", instrument: tuple = (
     return free + (list(instrument) if model == "powder" else ["qdamp", "delta2"])
 
 
+STRUCTURAL = ("lattice", "biso", "fractional", "occupancy")  # what :func:`structural_count` counts
+
+
+def structural_count(h: Hypothesis) -> int:
+    """The structural parameters a crystal hypothesis refines (the STRUCTURAL groups of its Parametrisation: cell,
+    ADPs, coordinates; not the instrument's or the background's, which every hypothesis of the data shares)."""
+    from scatterfit.structure.parametrisation import Parametrisation
+
+    (structure,) = h.structures.values()
+    free = [g for g in h.free if g in STRUCTURAL]
+    return int(Parametrisation(structure, free=free, bounds=BOUNDS).initial_vector().numel())
+
+
 def crystal_hypothesis(structure: Structure, label: str, formula: str, source: str, model: str = "pdf",
                        instrument: tuple = ()) -> Hypothesis:
     """A crystal hypothesis of ``structure`` refined against PDFs (``model`` "pdf") or Bragg patterns ("powder",
@@ -470,10 +483,13 @@ def network_stages(hypothesis: Hypothesis, data_names) -> list:
             Stage("lbfgs", steps=hypothesis.steps)]
 
 
-MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05}
-"""How much lower (relative) a mixture's or a particle's mean Rw must be than its best parent crystal's to count:
-on measured data the misfit is mostly systematic, and any added phase or envelope absorbs some of it (fcc Ni +
-a spurious hcp Ni lowers Ni.gr's Rw by 12 %, which an information criterion with the Nyquist count rewards)."""
+MIN_GAIN = {"mixture": 0.25, "nanoparticle": 0.05, "crystal": 0.05}
+"""How much lower (relative) a mixture's or a particle's mean Rw must be than its best parent crystal's to count,
+and a crystal's made from another (its subgroup, solve/subgroups.py) than that crystal's, per structural
+parameter it frees: on measured data the misfit is mostly systematic, and any added phase, envelope or freed
+coordinate absorbs some of it (fcc Ni + a spurious hcp Ni lowers Ni.gr's Rw by 12 %, which an information
+criterion with the Nyquist count rewards; the tetragonal K/Mn-doped BaZn2As2 gains 6.5 % in the polar I4mm with
+four more parameters, where SrFe2As2 below its transition gains 16 % in Fmmm with one)."""
 
 
 MIN_ENVELOPE_ATOMS = 100
@@ -521,7 +537,8 @@ def supersede_damped_crystals(hypotheses: list) -> None:
 
 
 def check_gain(hypothesis: Hypothesis, finite: bool = False) -> Hypothesis:
-    """Mark a refined particle or mixture that does not improve on its parents by MIN_GAIN, or an envelope particle
+    """Mark a refined particle, mixture or subgroup crystal that does not improve on its parents by MIN_GAIN (a
+    subgroup: per structural parameter it frees), or an envelope particle
     of fewer than MIN_ENVELOPE_ATOMS atoms, as unsupported. A particle whose crystal's qdamp stands in for its
     envelope (:func:`damped_as_particle`) needs only to fit as well as that crystal, and with ``finite`` (a sample
     in solution, where the crystal is no candidate) needs no gain at all."""
@@ -540,14 +557,18 @@ def check_gain(hypothesis: Hypothesis, finite: bool = False) -> Hypothesis:
     if not parents:  # made from unrefined crystals (a two-phase screen's pair whose phases fail alone)
         return hypothesis
     gain = 1 - mean / min(parents)
+    if hypothesis.kind == "crystal":  # a subgroup: per parameter it frees
+        need *= max(1, structural_count(hypothesis) - min(structural_count(p) for p in hypothesis.parents))
     if hypothesis.kind == "nanoparticle" and any(damped_as_particle(p) for p in hypothesis.parents):
         need = 0.0  # the crystal's resolution damping stands in for the envelope: the particle need only match it
     if hypothesis.kind == "nanoparticle" and finite:
         return hypothesis  # in solution the crystal is no rival: the particle is what remains of it
     if gain < need:
         compared = (f"is only {100 * gain:.0f} % below" if gain >= 0 else "is above")
-        hypothesis.error = (f"not supported: Rw {mean:.4f} {compared} its best parent's {min(parents):.4f} (a "
-                            f"{hypothesis.kind} needs {100 * need:.0f} % less)")
+        needed = (f"a subgroup needs {100 * MIN_GAIN['crystal']:.0f} % less per parameter it frees: "
+                  f"{100 * need:.0f} %" if hypothesis.kind == "crystal" else
+                  f"a {hypothesis.kind} needs {100 * need:.0f} % less")
+        hypothesis.error = f"not supported: Rw {mean:.4f} {compared} its best parent's {min(parents):.4f} ({needed})"
     return hypothesis
 
 

@@ -66,6 +66,7 @@ from scatterfit.solve.hypotheses import (
     refine_hypothesis,
     sample_bounds,
     sample_starts,
+    structural_count,
     supersede_damped_crystals,
     thermal_bounds,
 )
@@ -91,7 +92,6 @@ GLASS_DENSITY = 0.92  # a glass or liquid against its crystal (typically 5–15 
 SLOPE_AGREES = 0.25  # a slope density this close to the best crystal's: the data's scale is about 1, take it
 CHECKED = 8  # the best hypotheses given an energy and chemistry checks
 COMPLEX = 10  # crystal hypotheses with more structural parameters wait for the simpler ones (see _occam)
-STRUCTURAL = ("lattice", "biso", "fractional", "occupancy")  # what _structural_count counts
 OCCAM = 0.8  # a complex type is refined when its screening Rw is below this × the best simpler type's
 
 
@@ -307,14 +307,21 @@ def _family(datasets: dict) -> str:
     return families.pop()
 
 
-def structural_count(h: Hypothesis) -> int:
-    """The structural parameters a crystal hypothesis refines (the STRUCTURAL groups of its Parametrisation: cell,
-    ADPs, coordinates; not the instrument's or the background's, which every hypothesis of the data shares)."""
-    from scatterfit.structure.parametrisation import Parametrisation
+def _subgroups(crystals: list, points: dict, notes: list) -> list:
+    """The unrefined subgroup hypotheses (solve/subgroups.py) of the best refined crystal among ``crystals`` when
+    it is worth lowering (subgroups.worth_lowering), with a note of what was tried; [] otherwise."""
+    from scatterfit.solve.subgroups import SUBGROUP_FROM, subgroup_hypotheses, worth_lowering
 
-    (structure,) = h.structures.values()
-    free = [g for g in h.free if g in STRUCTURAL]
-    return int(Parametrisation(structure, free=free, bounds=BOUNDS).initial_vector().numel())
+    rows = [row for row in rank(crystals, points) if row["hypothesis"].kind == "crystal"]
+    if not rows or not worth_lowering(rows[0]["hypothesis"]):
+        return []
+    best = rows[0]["hypothesis"]
+    lowered, skipped = subgroup_hypotheses(best)
+    tried = ", ".join(h.label.split(" in ")[-1].removesuffix(" (subgroup)") for h in lowered) or "none"
+    notes.append(f"{best.label} leaves a mean Rw of {sum(best.rw.values()) / len(best.rw):.3f} (at least "
+                 f"{SUBGROUP_FROM:g}): its maximal translationengleiche subgroups were tried ({tried})"
+                 + (f"; left out: {'; '.join(skipped)}" if skipped else ""))
+    return lowered
 
 
 def _occam(simple: list, complex_: list, screened: dict) -> list:
@@ -822,6 +829,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         if "mixture" in found.classes:  # a third phase beside the best two-phase mixture, found as its second was
             thirds = _third_phases(hypotheses + derived, points, options, datasets, qmax, bragg)
             derived += [check_gain(h) for h in _refine_all(thirds, datasets, qmax, deadline, pool, progress, ledger,
+                                                            t0)]
+        if not bragg and not in_solution and found.classes[0] == "crystal":  # the best crystal's subgroups
+            lowered = _subgroups(hypotheses, points, notes)
+            derived += [check_gain(h) for h in _refine_all(lowered, datasets, qmax, deadline, pool, progress, ledger,
                                                             t0)]
         if not bragg and found.classes[0] in ("nanoparticle", "cluster"):  # discrete particles of the triaged size
             # (not when a glass comes first: a Lennard-Jones glass's icosahedral short-range order made a 147-atom

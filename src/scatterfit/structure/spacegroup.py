@@ -42,7 +42,7 @@ def _site_symmetry(structure: Structure, symprec: float, declared: bool = True):
         rotations, translations = structure.operations
         equivalent = _equivalent_sites(sites, kinds, rotations, translations, cell, symprec)
         if equivalent is not None:
-            return DeclaredSymmetry(structure.space_group, _symbol(structure.space_group), rotations,
+            return DeclaredSymmetry(structure.space_group, space_group_symbol(structure.space_group), rotations,
                                     translations, equivalent), sites, site_of
     with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -80,7 +80,7 @@ def hall_table() -> tuple:
     return tuple(rows)
 
 
-def _symbol(number: int | None) -> str:
+def space_group_symbol(number: int | None) -> str:
     """The short Hermann–Mauguin symbol of space group ``number`` (its first setting in spglib's table)."""
     if number is None:
         return "?"
