@@ -1,5 +1,5 @@
 """Subgroup hypotheses (solve/subgroups.py): the best crystal with its symmetry lowered to each maximal
-translationengleiche subgroup that frees parameters, supported only when it improves on its parent by 5 % per
+translationengleiche subgroup that frees parameters, supported only when it improves on its parent by 10 % per
 freed parameter (hypotheses.check_gain)."""
 
 import numpy as np
@@ -61,5 +61,5 @@ def test_an_orthorhombic_distortion_is_found_in_its_subgroup_and_noise_is_not(sp
             found.add(h.label.split(" in ")[1].removesuffix(" (subgroup)"))
             assert h.rw["d"] < 1.1 * noise_rw < parent.rw["d"], (h.rw, noise_rw, parent.rw)
         else:
-            assert "a subgroup needs 5 % less per parameter it frees" in h.error
+            assert "a subgroup needs 10 % less per parameter it frees" in h.error
     assert found == supported, [(h.label, h.rw, h.error) for h in lowered]

@@ -72,6 +72,22 @@ def test_tetragonal_to_fmmm_is_the_same_crystal_with_orthorhombic_freedom(srfe2a
     assert int(_site_symmetry(lowered, 1e-3, declared=False)[0].number) == 139
 
 
+@pytest.mark.parametrize("target, number", [("I4_1/amd", 141), ("R-3m", 166), ("F-43m", 216), ("F4_132", 210)])
+def test_diamond_with_its_atoms_at_the_origin_lowers_to_its_subgroups(target, number):
+    """Diamond Si as the library writes it (atoms at 0,0,0: Fd-3m's origin choice 1, spglib's default) lowers to
+    its maximal subgroups, whose Bilbao transformations are for origin choice 2 (before, every one but Fd-3 was
+    refused: no subgroup setting held), as the same crystal."""
+    from scatterfit.structure.library import candidates
+
+    (c,) = [c for c in candidates("Si") if c.label == "diamond Si"]
+    si = c.structure()
+    lowered = lower_symmetry(si, target, nudge=0.0)
+    assert lowered.space_group == number
+    assert float((lowered.number_density() - si.number_density()).abs()) < 1e-12
+    g0, g1 = _gr(si), _gr(lowered)
+    assert float((g1 - g0).abs().max()) < 1e-9 * float(g0.abs().max())
+
+
 def test_cubic_perovskite_to_pnma_frees_the_tilt_coordinates(perovskite):
     lowered = lower_symmetry(perovskite, "Pnma", nudge=0.0)
     assert len(lowered) == 4 * len(perovskite)  # √2a × 2a × √2a

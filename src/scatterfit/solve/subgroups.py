@@ -7,8 +7,8 @@ point group: where most displacive phase transitions go; pyxtal's Bilbao tables 
 structure/subgroup.lower_symmetry) are each a new crystal hypothesis, started from the refined crystal nudged off
 its symmetry inside the subgroup, and refined as warm hypotheses. Those whose lower symmetry frees no parameter
 are not tried. A subgroup has more parameters and fits at least as well: it must improve on its parent by
-hypotheses.MIN_GAIN["crystal"] to count (hypotheses.check_gain), and the ranking's information criterion weighs
-the rest.
+hypotheses.MIN_GAIN["crystal"] (10 %) per parameter it frees to count (hypotheses.check_gain), and the
+ranking's information criterion weighs the rest.
 """
 
 from __future__ import annotations

@@ -26,10 +26,11 @@ def detect_space_group(structure: Structure, symprec: float = 1e-3) -> dict | No
             "operations": int(len(dataset.rotations))}
 
 
-def _site_symmetry(structure: Structure, symprec: float, declared: bool = True):
+def _site_symmetry(structure: Structure, symprec: float, declared: bool = True, hall_number: int = 0):
     """The symmetry of a periodic structure's sites (atoms on one place, the species of a shared site, are one
     site whose kind is its composition): the structure's declared operations while they hold (``declared``),
-    else spglib's dataset; with (site fractional coordinates [S, 3], the site of each atom [N]).
+    else spglib's dataset (standardised to the setting ``hall_number``, spglib's default when 0); with (site
+    fractional coordinates [S, 3], the site of each atom [N]).
 
     The dataset has number, international, rotations [K, 3, 3], translations [K, 3] and equivalent_atoms [S]
     (spglib's, or a DeclaredSymmetry with the same fields)."""
@@ -46,7 +47,7 @@ def _site_symmetry(structure: Structure, symprec: float, declared: bool = True):
                                     translations, equivalent), sites, site_of
     with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch on every call
         warnings.simplefilter("ignore", DeprecationWarning)
-        dataset = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec)
+        dataset = spglib.get_symmetry_dataset((cell, sites, kinds), symprec=symprec, hall_number=hall_number)
     return dataset, sites, site_of
 
 

@@ -43,13 +43,17 @@ def space_group_number(target) -> int:
 
 
 def _standardising(structure: Structure, symprec: float):
-    """(number of the structure's space group, T, o): the standard setting of that group has basis
-    (a, b, c) T⁻¹ and coordinates x_s = T x + o (spglib's convention)."""
+    """(number of the structure's space group, T, o): the setting of that group that the Bilbao tables use (origin
+    choice 2 and hexagonal axes where the group has a choice; diamond's Fd-3m in spglib's default origin choice 1
+    found no subgroup setting) has basis (a, b, c) T⁻¹ and coordinates x_s = T x + o (spglib's convention)."""
     from scatterfit.structure.spacegroup import _site_symmetry
 
     data = _site_symmetry(structure, symprec, declared=False)[0]
     if data is None:
         return 1, np.eye(3), np.zeros(3)
+    bilbao = [hall for hall, n, choice, _, _ in hall_table() if n == int(data.number) and choice in ("2", "H")]
+    if bilbao:
+        data = _site_symmetry(structure, symprec, declared=False, hall_number=bilbao[0])[0]
     return int(data.number), np.asarray(data.transformation_matrix, float), np.asarray(data.origin_shift, float)
 
 
