@@ -1,6 +1,5 @@
 """Subgroup hypotheses: the best crystal with its symmetry lowered, as a crystallographer tries when a structure
-type fits well but not to the noise (a tetragonal → orthorhombic transition below its temperature, a cubic
-perovskite whose octahedra tilt).
+type fits well but not to the noise (a tetragonal → orthorhombic transition below its temperature).
 
 The maximal translationengleiche subgroups of the refined crystal's space group (the same lattice, a lower
 point group: where most displacive phase transitions go; pyxtal's Bilbao tables through
