@@ -50,17 +50,16 @@ class _Stop(Exception):
 
 def _screen(limit: float, cpu0: float):
     """An observer that stops a ramp whose first (short-range) stage ended above SHORT_RANGE_RW, or a refinement
-    past ``limit`` CPU seconds of this process since ``cpu0`` (time.process_time(): the work done, which other jobs
-    sharing the cores do not inflate as they do the wall time)."""
+    past ``limit`` (:func:`_time_limit`)."""
     last = {}
+    over_time = _time_limit(limit, cpu0)
 
     def observe(stage: int, step: int, value: float, terms: dict) -> None:
         if stage == 0:
             last["value"] = value
         elif "value" in last and last.pop("value") > SHORT_RANGE_RW:
             raise _Stop(f"rejected at short range: Rw above {SHORT_RANGE_RW} on r ≤ 5 Å after its refinement")
-        if time.process_time() - cpu0 > limit:
-            raise _Stop(f"stopped: not converged within {limit:.0f} CPU seconds")
+        over_time(stage, step, value, terms)
 
     return observe
 
@@ -935,11 +934,20 @@ def shape_stages() -> list:
     return [Stage("lm", steps=SHAPE_STEPS, release=k > 0) for k in range(SHAPE_STAGES)]
 
 
+def cpu_seconds(cpu0: float) -> float:
+    """CPU seconds of this process since ``cpu0`` (time.process_time(): the work done, which other jobs sharing
+    the cores do not inflate as they do the wall time) per torch thread: with N threads the refinement may use N
+    cores, and a limit in these seconds stays what it is on one."""
+    import torch
+
+    return (time.process_time() - cpu0) / max(torch.get_num_threads(), 1)
+
+
 def _time_limit(limit: float, cpu0: float):
-    """An observer that stops a refinement past ``limit`` CPU seconds of this process since ``cpu0``."""
+    """An observer that stops a refinement past ``limit`` :func:`cpu_seconds` since ``cpu0``."""
 
     def observe(stage: int, step: int, value: float, terms: dict) -> None:
-        if time.process_time() - cpu0 > limit:
+        if cpu_seconds(cpu0) > limit:
             raise _Stop(f"stopped: not converged within {limit:.0f} CPU seconds")
 
     return observe
