@@ -63,3 +63,30 @@ def test_an_orthorhombic_distortion_is_found_in_its_subgroup_and_noise_is_not(sp
         else:
             assert "a subgroup needs 10 % less per parameter it frees" in h.error
     assert found == supported, [(h.label, h.rw, h.error) for h in lowered]
+
+
+@pytest.mark.slow  # about 4 minutes (two solves, with the CHGNet checks)
+@pytest.mark.parametrize("data, composition, qmax, label, group, rw_example", [
+    ("pdf/ch07StructuralPhaseTransitions/data/SrFe2As2_150K.gr", "SrFe2As2", None,
+     "ThCr2Si2 SrFe2As2 in Fmmm (subgroup)", 69, 0.1082),
+    ("pdf/ch05Fit2Phase/data/si.gr", "Si", 25.0, "diamond Si", 227, None)])
+def test_measured_crystals_keep_or_lower_their_symmetry_as_the_data_say(data, composition, qmax, label, group,
+                                                                       rw_example):
+    """Measured SrFe2As2 at 150 K (below its transition near 200 K) is solved in the orthorhombic subgroup Fmmm of
+    its ThCr2Si2 type, at an Rw within 10 % of the hand-written example's (examples/srfe2as2_orthorhombic.toml),
+    with a ≠ b; the cubic Si of si.gr stays diamond (Fd-3m), its subgroups tried and not supported."""
+    from conftest import cmi_file
+    from scatterfit.io import load_dataset
+    from scatterfit.solve.solve import solve
+
+    solution = solve({"d": load_dataset(cmi_file(data))}, composition, qmax=qmax)
+    best = solution.ranked[0]["hypothesis"]
+    assert best.label == label, [row["hypothesis"].label for row in solution.ranked[:3]]
+    structure = best.result.structure
+    assert structure.space_group == group
+    tried = [h for h in solution.failed if "(subgroup)" in h.label]
+    assert tried and all(h.error.startswith("not supported") for h in tried)
+    if rw_example is not None:
+        assert best.rw["d"] < 1.1 * rw_example
+        a, b = (float(v) for v in structure.cell.detach().norm(dim=1)[:2])
+        assert abs(a - b) / a > 0.005

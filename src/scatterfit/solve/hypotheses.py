@@ -212,7 +212,7 @@ def instrument_groups(h: Hypothesis) -> list:
     return [g for g in h.free if g not in GROUPS and g != "fraction"]
 
 
-def _refined(h: Hypothesis) -> tuple[dict, dict]:
+def refined_start(h: Hypothesis) -> tuple[dict, dict]:
     """({phase: refined Structure}, {qdamp, delta2: refined values}) of a refined crystal hypothesis, or its
     starting structure and values when it has no result (rejected at short range)."""
     (phase,) = h.structures
@@ -228,7 +228,7 @@ def _refined(h: Hypothesis) -> tuple[dict, dict]:
 
 def nanoparticle_hypothesis(crystal: Hypothesis, diameter: float) -> Hypothesis:
     """The refined crystal inside a spherical envelope of starting ``diameter`` Å."""
-    structures, values = _refined(crystal)
+    structures, values = refined_start(crystal)
     if "qdamp" in crystal.values:  # the crystal's refined qdamp has absorbed the finite size: the particle starts
         values["qdamp"] = crystal.values["qdamp"]  # from the instrument's typical resolution, as the crystal did
     return Hypothesis("nanoparticle", f"{crystal.label} particle", crystal.formula, structures,
@@ -262,7 +262,7 @@ def check_bulk(particle: Hypothesis) -> Hypothesis | None:
                       + ("; the crystal was refined again from its values" if better else ""))
     if not better:
         return None
-    structures, values = _refined(particle)
+    structures, values = refined_start(particle)
     return Hypothesis("crystal", f"{crystal.label} (refined again)", crystal.formula, structures, list(crystal.free),
                       values, crystal.source + "; refined again from the minimum its particle found", warm=True,
                       model=crystal.model)
@@ -318,7 +318,7 @@ def mixture_hypothesis(first: Hypothesis, second: Hypothesis) -> Hypothesis:
     """Two crystal hypotheses as the phases of one sample, half each to start: from their refined values (one
     full-range stage), or with the r-range ramp when one was not refined on its own (a minority phase, rejected
     alone at short range)."""
-    (s1, v1), (s2, v2) = _refined(first), _refined(second)
+    (s1, v1), (s2, v2) = refined_start(first), refined_start(second)
     if first.model == "powder":  # the instrument is the first phase's; the second phase's cell is its own
         values = dict(v1)
     else:
@@ -341,7 +341,7 @@ def mixture_with(mixture: Hypothesis, third: Hypothesis) -> Hypothesis:
     params = mixture.result.parameters()
     structures = {name: state.structure.with_(operations=mixture.structures[name].operations)
                   for name, state in mixture.result.state.phase_states().items()}
-    added, own = _refined(third)
+    added, own = refined_start(third)
     if mixture.model == "powder":
         values = {k: float(params[k]) for k in instrument_groups(mixture) if params.get(k) is not None}
         values["background_order"] = mixture.values.get("background_order", POWDER_BACKGROUND)

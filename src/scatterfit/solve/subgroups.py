@@ -16,7 +16,7 @@ import warnings
 
 from scatterfit.solve.hypotheses import (
     Hypothesis,
-    _refined,
+    refined_start,
     crystal_free,
     phase_name,
     structural_count,
@@ -60,7 +60,7 @@ def subgroup_hypotheses(crystal: Hypothesis) -> tuple[list[Hypothesis], list[str
     from scatterfit.structure.spacegroup import space_group_symbol
     from scatterfit.structure.subgroup import lower_symmetry
 
-    structures, values = _refined(crystal)
+    structures, values = refined_start(crystal)
     (structure,) = structures.values()
     parent = int(structure.space_group)
     base = structural_count(crystal)
