@@ -16,9 +16,9 @@ import warnings
 
 from scatterfit.solve.hypotheses import (
     Hypothesis,
-    refined_start,
     crystal_free,
     phase_name,
+    refined_start,
     structural_count,
 )
 
