@@ -57,8 +57,7 @@ class DebyeModel:
     transform started, which a file without a header does not say and which shapes a cluster's G(r) strongly
     (its F(Q) is large at low Q). While the state's qmin is this model's ``qmin`` and not refined, the
     transform runs on [qmin, qmax] as before; otherwise on a grid extended below it to Q > 0, weighted by
-    transforms.qmin_window (continuous and differentiable in qmin, equal to the plain transform at grid
-    points)."""
+    transforms.qmin_window (smooth in qmin; equal to the plain transform to second order in the grid step)."""
 
     kind: str = "iq"
     radiation: str = "xray"
