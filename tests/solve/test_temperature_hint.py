@@ -96,3 +96,29 @@ def test_solve_with_the_temperature_of_a_hot_crystal():
     assert best.label == "fcc Pb", [row["hypothesis"].label for row in solution.ranked[:3]]
     assert best.result.parameters()["Biso_Pb"] == pytest.approx(4.5, rel=0.05)
     assert best.rw["d"] < 1.1 * noise_rw, (best.rw, noise_rw)
+
+
+def test_a_hot_powder_gets_the_adps_its_temperature_allows():
+    """The same hot fcc Pb as a Cu Kα1 powder pattern (Poisson noise): its Rietveld hypothesis, refined as the
+    solve refines it, reaches the true Biso with the temperature's bounds and stops on 2.5 Å² without them."""
+    from scatterfit.scattering.powder import PowderSetup, powder_pattern
+    from scatterfit.solve.hypotheses import crystal_hypothesis, powder_free, refine_hypothesis
+
+    c, _, _ = _hot_lead()
+    truth = c.structure()
+    truth = truth.with_(biso=torch.full((len(truth),), 4.5, dtype=truth.dtype))
+    x = torch.arange(15.0, 140.0, 0.02, dtype=torch.float64)
+    y = powder_pattern(truth, x, PowderSetup(wavelength=1.5406), {"W": 0.01, "U": 0.004}).numpy()
+    y = np.random.default_rng(1).poisson(5000 * y / y.max() + 100).astype(float)
+    data = Dataset(x.numpy(), y, np.sqrt(np.maximum(y, 1.0)), "xrd", "degrees", metadata={"wavelength": 1.5406})
+
+    def refined(bounds):
+        d = data.with_(metadata={**data.metadata, **({"bounds": bounds} if bounds else {})})
+        datasets = {"d": d}
+        h = refine_hypothesis(crystal_hypothesis(c.structure(), c.label, c.formula, "test", "powder",
+                                                 powder_free(datasets)), datasets)
+        assert h.error is None, h.error
+        return h.result.parameters()["Biso_Pb"]
+
+    assert refined(thermal_bounds(550.0)) == pytest.approx(4.5, rel=0.05)
+    assert refined(thermal_bounds(None)) == pytest.approx(BOUNDS["biso"][1], rel=0.01)

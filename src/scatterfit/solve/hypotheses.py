@@ -977,7 +977,8 @@ def _refine_powder(hypothesis: Hypothesis, datasets: dict, time_limit: float, t0
                                      data.radiation)
             terms.append(DataTerm(model, data, name=name))
         loss = Loss(terms)
-        bounds = {**BOUNDS, "background": background_bounds(d.y for d in datasets.values()), **hypothesis.bounds}
+        bounds = {**BOUNDS, "background": background_bounds(d.y for d in datasets.values()),
+                  **with_sample_bounds(hypothesis.bounds, datasets)}  # a hot sample's wider Biso
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
                                            bounds=bounds, instrument=instrument)

@@ -720,11 +720,13 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         raise ScatterfitError(f"{first.path or 'dataset'}: {found.reasons[0]}; solve its total scattering (S(Q) "
                               "to high Q, or the PDF) instead")
     points = {}
-    wide = {} if bragg else _widest(sample_bounds(found), thermal_bounds(temperature))  # Biso bounds (of a small
-    # particle's surface, of a hot sample), which hypotheses.refine_hypothesis reads
+    # Biso bounds (of a small particle's surface, of a hot sample), which hypotheses.refine_hypothesis reads
+    wide = thermal_bounds(temperature) if bragg else _widest(sample_bounds(found), thermal_bounds(temperature))
     for name, data in datasets.items():
         if bragg:
             points[name] = resolution_elements(data)
+            if wide:
+                datasets[name] = data.with_(metadata={**data.metadata, "bounds": wide})
             continue
         q = qmax or float(data.metadata.get("qmax", 0))
         if not q:
@@ -759,14 +761,11 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
         slope = "" if found.density is None else f"; the low-r slope of G(r) gives {found.density:.4f}"
         notes.append(f"density given: {density:.4f} atoms/Å³, a glass's or liquid's box is built at it and keeps "
                      f"it{slope}")
-    if sample_bounds(found):
+    if not bragg and sample_bounds(found):
         notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): particles of about "
                      f"{found.particle_diameter:.0f} Å, mostly surface, whose static displacements look like large "
                      "ADPs")
-    if temperature is not None and bragg:
-        notes.append(f"temperature {temperature:g} K (given): not used for Bragg patterns (their ADPs keep the "
-                     "default bounds)")
-    if thermal_bounds(temperature) and not bragg:
+    if thermal_bounds(temperature):
         notes.append(f"Biso up to {wide['biso'][1]:g} Å² (not {BOUNDS['biso'][1]:g}): measured at {temperature:g} K "
                      f"(given), where displacements grow as T / {ROOM_TEMPERATURE:g} K")
     pool = make_executor(executor)
