@@ -241,19 +241,18 @@ def _check_request(raw: str) -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
                                   or value > 1e7):
             raise _bad(422, f"request.{key}: a positive number")
-    qmin = request.get("qmin")
-    if qmin is not None and (isinstance(qmin, bool) or not isinstance(qmin, (int, float)) or not 0 <= qmin < 100
-                             or (request.get("qmax") is not None and not qmin < request["qmax"])):
-        raise _bad(422, "request.qmin: a number from 0 to below qmax (Å⁻¹)")
-    temperature = request.get("temperature")
-    if temperature is not None:  # checked where solve checks it
-        from scatterfit.errors import ScatterfitError
-        from scatterfit.solve.solve import _check_temperature
+    for key in ("qmin", "temperature"):  # checked as solve checks them
+        if request.get(key) is not None:
+            from scatterfit.errors import ScatterfitError
+            from scatterfit.solve.inputs import checked_qmin, checked_temperature
 
-        try:
-            _check_temperature(temperature)
-        except ScatterfitError as exc:
-            raise _bad(422, f"request.{exc}") from None
+            try:
+                if key == "qmin":
+                    checked_qmin(request[key], request.get("qmax"))
+                else:
+                    checked_temperature(request[key])
+            except ScatterfitError as exc:
+                raise _bad(422, f"request.{exc}") from None
     calibration = {k: request[k] for k in ("qdamp", "qbroad") if request.get(k) is not None}
     if calibration:  # the instrument's calibration (solve --qdamp/--qbroad), checked where solve checks it
         from scatterfit.errors import ScatterfitError

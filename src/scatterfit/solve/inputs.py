@@ -108,3 +108,30 @@ def number_density(text: str | float, composition: str) -> float:
     counts = parse_composition(composition)
     mass = sum(n * float(atomic_masses[atomic_numbers[e]]) for e, n in counts.items()) / sum(counts.values())
     return value * 0.602214076 / mass  # g/cm³ × (N_A × 1e-24 cm³/Å³) / (g/mol per atom)
+
+
+TEMPERATURE_RANGE = (0.0, 10000.0)  # K: a sample's temperature the hint accepts
+
+
+def checked_temperature(temperature) -> float:
+    """The temperature hint (K) as a float.
+
+    Raises:
+        ScatterfitError: not a number in TEMPERATURE_RANGE K (a Celsius value below zero, a typo)."""
+    low, high = TEMPERATURE_RANGE
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low < temperature < high:
+        raise ScatterfitError(f"temperature: a number of kelvin between {low:g} and {high:g}, got {temperature!r}")
+    return float(temperature)
+
+
+def checked_qmin(qmin, qmax: float | None) -> float:
+    """The Qmin hint (Å⁻¹) as a float, against the data's ``qmax`` (Å⁻¹; None or 0: unknown).
+
+    Raises:
+        ScatterfitError: not a number from 0 to below Qmax."""
+    import math
+
+    if isinstance(qmin, bool) or not (isinstance(qmin, (int, float)) and math.isfinite(qmin) and 0 <= qmin
+                                      and (not qmax or qmin < qmax)):
+        raise ScatterfitError(f"qmin must be a number from 0 to below Qmax ({qmax or 0:g} Å⁻¹), got {qmin!r}")
+    return float(qmin)

@@ -540,16 +540,6 @@ def fingerprint(datasets: dict, composition: str, cifs, qmax, density: float | N
     return digest.hexdigest()[:16]
 
 
-TEMPERATURE_RANGE = (0.0, 10000.0)  # K: a sample's temperature the hint accepts
-
-
-def _check_temperature(temperature) -> None:
-    """Refuse a temperature that is not a number in TEMPERATURE_RANGE K (a Celsius value below zero, a typo)."""
-    low, high = TEMPERATURE_RANGE
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low < temperature < high:
-        raise ScatterfitError(f"temperature: a number of kelvin between {low:g} and {high:g}, got {temperature!r}")
-
-
 def _widest(*bounds: dict) -> dict:
     """The union of bound dicts {group: (lo, hi)}: each group's lowest lo and highest hi."""
     out = {}
@@ -565,12 +555,14 @@ def _with_qmin(datasets: dict, qmin: float, qmax: float | None) -> dict:
 
     Raises:
         ScatterfitError: Qmin negative, not a number, or not below the dataset's Qmax."""
+    from scatterfit.solve.inputs import checked_qmin
+
     out = {}
     for name, data in datasets.items():
-        q = qmax or float(data.metadata.get("qmax", 0) or 0)
-        if not (isinstance(qmin, (int, float)) and math.isfinite(qmin) and 0 <= qmin and (not q or qmin < q)):
-            raise ScatterfitError(f"{data.path or name}: qmin must be a number from 0 to below Qmax ({q:g} Å⁻¹), "
-                                  f"got {qmin!r}")
+        try:
+            checked_qmin(qmin, qmax or float(data.metadata.get("qmax", 0) or 0))
+        except ScatterfitError as exc:
+            raise ScatterfitError(f"{data.path or name}: {exc}") from None
         given = data.kind == "gr" and "derived_from" not in data.metadata
         out[name] = data.with_(metadata={**data.metadata, "qmin": float(qmin)}) if given else data
     return out
@@ -711,7 +703,9 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                                   "in-solution hint)")
         found = triage_in_solution(found)
     if temperature is not None:
-        _check_temperature(temperature)
+        from scatterfit.solve.inputs import checked_temperature
+
+        temperature = checked_temperature(temperature)
         if not bragg:
             found = triage_at_temperature(found, composition, temperature)
     if density is not None and not bragg:

@@ -12,8 +12,6 @@ ranking's information criterion weighs the rest.
 
 from __future__ import annotations
 
-import warnings
-
 from scatterfit.solve.hypotheses import (
     Hypothesis,
     crystal_free,
@@ -30,15 +28,12 @@ MAX_SUBGROUPS = 8  # at most this many subgroups of one crystal are refined
 def translationengleiche(number: int) -> list[int]:
     """The space-group numbers of the maximal translationengleiche subgroups of space group ``number``, each once,
     in the order of the tables."""
-    from pyxtal.symmetry import Group
+    from scatterfit.structure.subgroup import maximal_subgroups
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        table = Group(number).get_max_t_subgroup()
     out = []
-    for h in table["subgroup"]:
-        if int(h) not in out:
-            out.append(int(h))
+    for h, _ in maximal_subgroups(number, kinds=("t",)):
+        if h not in out:
+            out.append(h)
     return out
 
 

@@ -57,19 +57,25 @@ def _standardising(structure: Structure, symprec: float):
     return int(data.number), np.asarray(data.transformation_matrix, float), np.asarray(data.origin_shift, float)
 
 
-def _maximal(number: int) -> list[tuple[int, np.ndarray]]:
-    """The maximal subgroups of a space group (translationengleiche and klassengleiche) as (number, [P | p]
-    3 × 4) in the order of the tables; the smaller cell first where a group appears more than once."""
+def maximal_subgroups(number: int, kinds: tuple = ("t", "k")) -> list[tuple[int, np.ndarray]]:
+    """The maximal subgroups of a space group of ``kinds`` ("t": translationengleiche, "k": klassengleiche) as
+    (number, [P | p] 3 × 4), in the order of the tables."""
     from pyxtal.symmetry import Group
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         group = Group(number)
         found = []
-        for table in (group.get_max_t_subgroup(), group.get_max_k_subgroup()):
+        for kind in kinds:
+            table = group.get_max_t_subgroup() if kind == "t" else group.get_max_k_subgroup()
             for h, tf in zip(table["subgroup"], table["transformation"]):
                 found.append((int(h), np.asarray(tf, float)[:3, :4]))
-    return sorted(found, key=lambda item: abs(np.linalg.det(item[1][:, :3])))
+    return found
+
+
+def _maximal(number: int) -> list[tuple[int, np.ndarray]]:
+    """:func:`maximal_subgroups`, the smaller cell first where a group appears more than once."""
+    return sorted(maximal_subgroups(number), key=lambda item: abs(np.linalg.det(item[1][:, :3])))
 
 
 def subgroup_path(parent: int, target: int) -> list[tuple[int, np.ndarray]]:
