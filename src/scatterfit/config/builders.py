@@ -215,8 +215,9 @@ def build_parametrisation(cfg: Config, structure, loss=None):
     try:
         if isinstance(structure, dict):
             fractions = {ph["name"]: ph["fraction"] for ph in cfg.phases if "fraction" in ph}
+            shells = {ph["name"]: ph["shell_of"] for ph in cfg.phases if "shell_of" in ph}
             return MixtureParametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
-                                          instrument=instrument, fractions=fractions)
+                                          instrument=instrument, fractions=fractions, shells=shells)
         return Parametrisation(structure, free=p["free"], values=p.get("values"), bounds=bounds,
                                instrument=instrument)
     except ScatterfitError as exc:

@@ -137,12 +137,14 @@ SECTIONS: dict[str, dict[str, Key]] = {
     "parameters": {
         "free": Key(list, "refined groups: lattice, cell, fractional, positions, orbits, expansion, biso, "
                           "uaniso (anisotropic U under the site symmetry), occupancy, background, scale, qdamp, "
-                          "qbroad, delta1, delta2, spdiameter, and a powder "
+                          "qbroad, delta1, delta2, spdiameter, shell_thickness, and a powder "
                           "model's instrument parameters (zero, U, V, W, X, Y, ..., difc: `scatterfit config`); "
                           "with [[phases]] also fraction, and a phase's own as 'Si.lattice' (a plain 'lattice' "
                           "is every phase's) (required)"),
         "values": Key(dict, "starting (or fixed) values of scalar parameters: scale, qdamp, qbroad, delta1, "
-                            "delta2, spdiameter, background_order (Chebyshev order), and the powder model's"),
+                            "delta2, spdiameter, shell_thickness (with spdiameter: a spherical shell of this "
+                            "wall, Å, around a hollow of diameter spdiameter), background_order (Chebyshev order), "
+                            "and the powder model's"),
         "bounds": Key(dict, "{group = [lo, hi]}; uaniso: of the diagonal U, Å² (off-diagonal ± hi/2); "
                             "positions/orbits also a single maximum displacement, Å; cell a "
                             "table {a = [lo, hi], alpha = [lo, hi], ...} in Å and degrees"),
@@ -206,6 +208,8 @@ SECTIONS["phases"] = {
     "name": Key(str, "the phase's name, used in parameter names (Si.lattice) and outputs (required)"),
     "fraction": Key(NUMBER, "starting atom fraction of the phase (normalised over the phases; default equal)",
                     low=0.0, open_low=True),
+    "shell_of": Key(str, "a core–shell particle: this phase is a spherical shell around the named phase (its "
+                         "hollow is that phase's spdiameter; refine '<this phase>.shell_thickness')"),
     **SECTIONS["structure"],
 }
 STRUCTURE_SOURCES = ("file", "cmi", "bulk", "amorphous", "molecule")
@@ -215,7 +219,8 @@ TERM_KEYS = {"energy": {"kind", "name", "potential", "args", "weight", "referenc
              "restraint": {"kind", "name", "restraint", "args", "weight"}}
 LISTS = ("phases", "datasets", "terms", "strategy")
 SCALAR_VALUE_RANGES = {"scale": (0.0, True), "qdamp": (0.0, False), "qbroad": (0.0, False), "delta1": (0.0, False),
-                       "delta2": (0.0, False), "spdiameter": (0.0, True), "background_order": (0.0, False)}
+                       "delta2": (0.0, False), "spdiameter": (0.0, True), "shell_thickness": (0.0, True),
+                       "background_order": (0.0, False)}
 
 
 @dataclass
@@ -407,3 +412,6 @@ def _check_phases(path: Path, sections: dict) -> None:
         sources = [key for key in STRUCTURE_SOURCES if key in p]
         if len(sources) != 1:
             raise ScatterfitError(f"{where}: needs exactly one of {', '.join(STRUCTURE_SOURCES)}")
+        core = p.get("shell_of")
+        if core is not None and (core not in names or core == p["name"]):
+            raise ScatterfitError(f"{where}.shell_of: '{core}' must name another phase (phases: {', '.join(names)})")

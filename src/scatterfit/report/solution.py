@@ -10,8 +10,9 @@ solution.json, schema "scatterfit.solution/1":
     seconds_per_class, wall_time_s, failed ([{label, class, error}]), and
     hypotheses: best first, each {rank, class, label, formula, n_atoms (finite models and boxes, else null), space_group
     (number, crystals), point_group (clusters: Schoenflies; kept by the symmetric refinement, or the polyhedral
-    group the free one still has within 0.1 Å, null if none), phases (mixtures: [{name, formula, space_group,
-    weight_fraction, atom_fraction}]), rw
+    group the free one still has within 0.1 Å, null if none), phases (mixtures and core–shell particles: [{name,
+    formula, space_group, weight_fraction, atom_fraction}], a core–shell particle's also with role "core" and
+    diameter, or role "shell", inner_diameter and shell_thickness, Å), rw
     ({dataset: Rw}), rw_measured (boxes on S(Q)/F(Q) data: {dataset: Rw on the measured S(Q) − 1 fitted beside the
     derived G(r)}, else absent), bic, energy_penalty (−2 ln of the energy's prior, solve/ranking.energy_penalty: 0
     without an energy above the library), delta_bic (bic + energy_penalty, less the first's), weight, n_parameters,
@@ -92,7 +93,10 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         lines += [""]
     else:
         for phase in h.structures:
-            lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"', ""]
+            lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"']
+            lines += [f"fraction = {h.fractions[phase]:.6g}"] if phase in h.fractions else []
+            lines += [f'shell_of = "{h.shells[phase]}"'] if phase in h.shells else []
+            lines += [""]
     powder = h.model == "powder"
     for name, path in data_paths.items():
         if name not in datasets:  # a measured curve's file: written with its term (below)
@@ -184,11 +188,19 @@ def _hypothesis_record(row: dict, rank: int) -> dict:
                     if measured_name(name) in result.terms}
         if measured:
             record["rw_measured"] = measured
-    if h.kind == "mixture":
+    if h.kind == "mixture" or len(phases) > 1:
         record["phases"] = [{"name": name, "formula": formula_of(st.structure),
                              "space_group": (detect_space_group(st.structure) or {}).get("number"),
                              "weight_fraction": params.get(f"mass_fraction[{name}]"),
                              "atom_fraction": params.get(f"fraction[{name}]")} for name, st in phases.items()]
+        cores = set(h.shells.values())
+        for phase in record["phases"]:  # a core–shell particle: each phase's place and size, Å
+            name = phase["name"]
+            if name in cores:
+                phase.update(role="core", diameter=params.get(f"{name}.spdiameter"))
+            elif name in h.shells:
+                phase.update(role="shell", inner_diameter=params.get(f"{name}.spdiameter"),
+                             shell_thickness=params.get(f"{name}.shell_thickness"))
     elif result is not None:
         found = detect_space_group(result.structure)
         record["space_group"] = found["number"] if found else None

@@ -19,6 +19,48 @@ def shape_envelope_sphere(r: torch.Tensor, diameter: torch.Tensor) -> torch.Tens
     return torch.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * x**3, torch.zeros_like(x))
 
 
+def sphere_overlap_volume(r: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+    """Volume common to two balls of radii r1 and r2 whose centres are r apart, Å³ (differentiable in all three):
+    the smaller ball's volume for r ≤ |r1 − r2|, 0 for r ≥ r1 + r2, else the lens
+    π (r1 + r2 − r)² (r² + 2r(r1 + r2) − 3(r1 − r2)²) / (12 r).
+
+    Args:
+        r: [nR] Å (≥ 0).
+        r1, r2: 0-d tensors, Å (> 0).
+    """
+    small = torch.minimum(r1, r2)
+    inside = (r <= (r1 - r2).abs())
+    apart = r >= r1 + r2
+    r_safe = torch.where(inside | apart, torch.ones_like(r), r)
+    lens = math.pi * (r1 + r2 - r_safe) ** 2 * (r_safe**2 + 2 * r_safe * (r1 + r2) - 3 * (r1 - r2) ** 2) / (
+        12 * r_safe)
+    whole = (4.0 * math.pi / 3.0) * small**3 * torch.ones_like(r)
+    return torch.where(apart, torch.zeros_like(r), torch.where(inside, whole, lens))
+
+
+def shape_envelope_shell(r: torch.Tensor, inner_diameter: torch.Tensor, thickness: torch.Tensor) -> torch.Tensor:
+    """Characteristic function γ0(r) of a spherical shell (a hollow sphere) of inner diameter d and wall
+    ``thickness`` t: the volume the shell shares with itself shifted by r, over its volume, so γ0(0) = 1.
+
+    With the shell S = B(R_o) − B(R_i) (R_i = d/2, R_o = R_i + t) its self-overlap is
+    V(R_o, R_o) − 2 V(R_o, R_i) + V(R_i, R_i) (``sphere_overlap_volume``); d = 0 gives the solid sphere's
+    γ0 of diameter 2t (:func:`shape_envelope_sphere`). The envelope of the shell phase of a core–shell particle
+    (diffpy.srfit's shell characteristic function); tests/scattering/test_instrument.py checks it against the
+    distances between random points of a shell.
+
+    Args:
+        r: [nR] Å (≥ 0).
+        inner_diameter: 0-d tensor, Å (≥ 0, differentiable).
+        thickness: 0-d tensor, Å (> 0, differentiable).
+    """
+    ri = 0.5 * inner_diameter
+    ro = ri + thickness
+    overlap = (sphere_overlap_volume(r, ro, ro) - 2.0 * sphere_overlap_volume(r, ro, ri)
+               + sphere_overlap_volume(r, ri, ri))
+    volume = (4.0 * math.pi / 3.0) * (ro**3 - ri**3)
+    return torch.clamp(overlap / volume, min=0.0)
+
+
 def qmax_ripple(g: torch.Tensor, dr: float, qmax: float) -> torch.Tensor:
     """Apply the termination of a sine transform at Qmax to G(r) sampled at r_n = (n − 1)·dr.
 

@@ -23,7 +23,7 @@ from scatterfit.structure.neighbours import NeighbourCache
 
 class PDFModel:
     """Real-space G(r) (PDFfit2 conventions) of the state's structure; the state's scale, qdamp, qbroad,
-    delta1, delta2 and spdiameter are used. ``qmax`` (Å⁻¹) sets the termination ripples (0: none)."""
+    delta1, delta2, spdiameter and shell_thickness are used. ``qmax`` (Å⁻¹) sets the termination ripples (0: none)."""
 
     mixture_weighting = "pdf"  # G(r) normalised by the structure's own ⟨b⟩² (scattering/mixture.py)
 
@@ -37,8 +37,9 @@ class PDFModel:
         s = state.structure
         return pdf(s, r, scale=p.get("scale") if p.get("scale") is not None else 1.0,
                    qdamp=p.get("qdamp") or 0.0, qbroad=p.get("qbroad") or 0.0, delta1=p.get("delta1") or 0.0,
-                   delta2=p.get("delta2") or 0.0, spdiameter=p.get("spdiameter"), qmax=self.qmax,
-                   ripple=self.ripple, rho0=self.rho0, radiation=self.radiation,
+                   delta2=p.get("delta2") or 0.0, spdiameter=p.get("spdiameter"),
+                   shell_thickness=p.get("shell_thickness"), qmax=self.qmax, ripple=self.ripple, rho0=self.rho0,
+                   radiation=self.radiation,
                    neighbour_cache=self.cache if s.periodic else None)
 
 

@@ -21,7 +21,12 @@ import torch
 from scatterfit.errors import ScatterfitError
 from scatterfit.scattering.formfactors import scattering_types
 from scatterfit.scattering.histogram import compiled_kernels_serve, pair_histogram, pair_type_list
-from scatterfit.scattering.instrument import qmax_ripple, qmax_ripple_segment, shape_envelope_sphere
+from scatterfit.scattering.instrument import (
+    qmax_ripple,
+    qmax_ripple_segment,
+    shape_envelope_shell,
+    shape_envelope_sphere,
+)
 from scatterfit.structure.neighbours import CELL_LISTS, Neighbours, neighbours
 from scatterfit.structure.structure import EIGHT_PI2, Structure
 
@@ -96,8 +101,8 @@ def _as_tensor(v, like: torch.Tensor) -> torch.Tensor:
 
 
 def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0, qbroad=0.0, delta1=0.0,
-                 delta2=0.0, spdiameter=None, qmax: float = 0.0, ripple: str = "pdffit2", rho0=None,
-                 radiation: str = "xray",
+                 delta2=0.0, spdiameter=None, shell_thickness=None, qmax: float = 0.0, ripple: str = "pdffit2",
+                 rho0=None, radiation: str = "xray",
                  pairs: Neighbours | None = None, neighbour_cache=None, dr: float | None = None,
                  pairs_per_block: int | None = None) -> dict[str, torch.Tensor]:
     """Partial contributions to G(r) by element pair, plus the "baseline" −4πρ0 r term.
@@ -116,6 +121,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
         spdiameter: for a periodic structure, PDFgui's spherical-particle envelope γ0(r) on the whole G(r); for a
             finite particle only its baseline becomes −4πρ0 r γ0(r) (the atoms' own peaks are finite already),
             the G(r) of a nanoparticle as measured.
+        shell_thickness: Å or None; with ``spdiameter``, a periodic structure's envelope is instead the
+            characteristic function of a spherical shell of inner diameter spdiameter and this wall thickness
+            (instrument.shape_envelope_shell): the shell phase of a core–shell particle, or a hollow particle.
         radiation: "xray" (f at Q = 0) or "neutron" (b_c) pair weights.
         pairs: a ready neighbour list (periodic); otherwise built here (or taken from ``neighbour_cache``).
         dr: target node spacing of the internal grid, Å (nodes fall on the requested r, so uniform data of a
@@ -205,7 +213,13 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     out: dict[str, torch.Tensor] = {}
     envelope = torch.exp(-0.5 * (qdamp * nodes) ** 2)
     particle = None
-    if spdiameter is not None:
+    if shell_thickness is not None and (spdiameter is None or not periodic):
+        raise ScatterfitError("shell_thickness needs spdiameter (the shell's inner diameter) and a periodic "
+                              "structure (a crystal cut to the shell)")
+    if shell_thickness is not None:
+        particle = shape_envelope_shell(nodes, _as_tensor(spdiameter, r), _as_tensor(shell_thickness, r))
+        envelope = envelope * particle
+    elif spdiameter is not None:
         particle = shape_envelope_sphere(nodes, _as_tensor(spdiameter, r))
         if periodic:  # a crystal's G(r) cut to a sphere (PDFgui); a finite cluster is finite already
             envelope = envelope * particle

@@ -10,6 +10,8 @@ starting values:
 - mixture: two crystal hypotheses as phases with a refined atom fraction;
 - discrete nanoparticle: a closed-shell cluster (icosahedron, decahedron, cuboctahedron) of a one-element fcc
   crystal's element, refined by isotropic expansion, ADPs, delta2 and qdamp;
+- core–shell particle: two refined crystals, one inside a spherical envelope, the other in a spherical shell
+  around it;
 - amorphous: a random periodic box of the composition at the triaged number density, every position refined
   against the data (as reverse Monte Carlo does, by gradients here) under a hard-core restraint; its G(r) is
   the box's up to half its length, taken through the data's Q range (scattering/models.BoxScatteringModel), so
@@ -102,6 +104,8 @@ class Hypothesis:
         anneal: MD steps of a melt-and-quench on the restraints alone before the fit (:func:`network_stages`).
         energy: {"potential": name, "args": {...}} of an energy term refined with the data at BOX_ENERGY_WEIGHT
             (a box's classical potential, energy/registry.CLASSICAL), or empty.
+        shells: {shell phase: core phase} of a core–shell particle (structure/phases.py), or empty.
+        fractions: {phase: starting atom fraction} of several phases (default equal).
     """
 
     kind: str
@@ -133,6 +137,8 @@ class Hypothesis:
     fit_scale: bool = True
     anneal: int = 0
     energy: dict = field(default_factory=dict)
+    shells: dict = field(default_factory=dict)
+    fractions: dict = field(default_factory=dict)
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled from a checkpoint an earlier version wrote: the fields added since take their defaults."""
@@ -354,6 +360,47 @@ def mixture_with(mixture: Hypothesis, third: Hypothesis) -> Hypothesis:
     return Hypothesis("mixture", f"{mixture.label} + {third.label}", f"{mixture.formula} + {third.formula}",
                       {**structures, **added}, free, values, f"{mixture.source} | {third.source}",
                       warm=third.result is not None, parents=[mixture], model=mixture.model)
+
+
+MIN_WALL = 3.0  # Å: the thinnest shell a core–shell particle starts with (about one layer of a compound)
+
+
+def core_shell_hypotheses(first: Hypothesis, second: Hypothesis, diameter: float,
+                          particles: list = ()) -> list[Hypothesis]:
+    """Two refined crystal hypotheses (of a PDF) as a core–shell particle of outer ``diameter`` Å, each once the
+    core: the core in a spherical envelope, the other in a spherical shell around it (structure/phases.py; as in
+    diffpy.srfit's core–shell recipe, pairs across the interface are left out). They start where the crystals
+    started (a crystal refined alone on a two-phase particle's G(r) is no start: on a simulated CdS core in a ZnS
+    shell the ZnS cell went 5 % short and both qdamps to their bound, standing in for the envelopes, and from
+    there the sizes ran to their bounds), with equal atom fractions and a core holding the core phase's share of
+    the volume, refined by the r-range ramp. Their parents are the crystals and the single-phase envelope
+    ``particles`` made from them: a core–shell particle must improve on each (check_gain). Two phases cost twice
+    a crystal's time per evaluation: each has twice TIME_LIMIT."""
+    if first.result is None or second.result is None or "pdf" != first.model or "pdf" != second.model:
+        return []
+    structures = {**first.structures, **second.structures}
+    if len(structures) != 2:
+        return []
+    values = {"qdamp": first.values.get("qdamp", 0.04)}
+    for h in (first, second):
+        values[f"{next(iter(h.structures))}.delta2"] = h.values.get("delta2", 2.0)
+    volume = {name: 1.0 / float(s.number_density()) for name, s in structures.items()}  # equal atom fractions
+    labels = {next(iter(h.structures)): h.label for h in (first, second)}
+    related = [p for p in particles if p.result is not None and not p.error and
+               any(q is first or q is second for q in p.parents)]
+    free = sorted(set(first.free) | set(second.free), key=(first.free + second.free).index)
+    outer = 0.5 * float(diameter)
+    out = []
+    for core, shell in ((a, b) for a in structures for b in structures if a != b):
+        core_radius = outer * (volume[core] / sum(volume.values())) ** (1 / 3)
+        wall = max(outer - core_radius, MIN_WALL)
+        out.append(Hypothesis(
+            "nanoparticle", f"{labels[core]} core, {labels[shell]} shell", f"{first.formula} + {second.formula}",
+            structures, free + [f"{core}.spdiameter", f"{shell}.shell_thickness", "fraction"],
+            {**values, f"{core}.spdiameter": 2 * core_radius, f"{shell}.shell_thickness": wall},
+            f"{first.source} | {second.source}; core–shell particle (a spherical core, a spherical shell around it)",
+            parents=[first, second, *related], shells={shell: core}, time_limit=2 * TIME_LIMIT))
+    return out
 
 
 AMORPHOUS_HALF = (10.0, 16.0)  # Å: the half box length, the signal's extent within these bounds
@@ -890,7 +937,8 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         instrument = loss.declared_parameters(hypothesis.values)  # the shape model's radius, a G(r)'s qmin, ...
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
-                                           bounds=bounds, instrument=instrument)
+                                           bounds=bounds, instrument=instrument, fractions=hypothesis.fractions,
+                                           shells=hypothesis.shells)
         else:
             (structure,) = hypothesis.structures.values()
             param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds,

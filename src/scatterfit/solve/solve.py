@@ -56,6 +56,7 @@ from scatterfit.solve.hypotheses import (
     check_gain,
     check_holdout,
     checked_calibration,
+    core_shell_hypotheses,
     crystal_hypothesis,
     discrete_particle_hypotheses,
     fit_range,
@@ -805,6 +806,10 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
+        if not bragg and found.classes[0] == "nanoparticle":  # the best mixture's phases as core and shell
+            shelled = _core_shells(ranked_crystals, derived, diameter)
+            derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
+                        for h in _refine_all(shelled, datasets, qmax, deadline, pool, progress, ledger, t0)]
         again = [c for c in map(check_bulk, derived) if c is not None]  # a crystal's better minimum, found by its
         if again:  # particle
             again = _refine_all(again, datasets, qmax, deadline, pool, progress, ledger, t0)
@@ -867,6 +872,19 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
                     f"{sum(row.kept for row in screened)} and the elements' reference structures")
     return Solution(composition, datasets, found, ranked, [h for h in everything if h.error], verdict(ranked),
                     points, seconds, time.perf_counter() - t0, notes, workers, screened)
+
+
+def _core_shells(ranked_crystals: list, derived: list, diameter: float) -> list:
+    """Core–shell particles (hypotheses.core_shell_hypotheses) of outer ``diameter`` Å from the best refined crystal
+    and the best refined crystal of another formula, each once the core."""
+    refined = [h for h in ranked_crystals if h.result is not None and h.error is None]
+    if not refined:
+        return []
+    partner = next((h for h in refined[1:] if h.formula != refined[0].formula), None)
+    if partner is None:
+        return []
+    particles = [h for h in derived if h.kind == "nanoparticle" and "spdiameter" in h.free]
+    return core_shell_hypotheses(refined[0], partner, diameter, particles)
 
 
 def _checked_instrument(instrument: dict, family: str) -> dict:

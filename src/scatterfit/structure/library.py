@@ -206,24 +206,44 @@ class Candidate:
         """What makes two candidates the same crystal whatever their type's name or setting: the space group
         and its conventional cell's atom count, and per element the site symmetries, multiplicities and first
         neighbours (elements and counts within BONDED of the nearest) of its orbits (unlike Wyckoff letters, these
-        do not depend on the choice of origin)."""
-        import warnings
+        do not depend on the choice of origin). The prototype's geometry does not depend on the elements, so its
+        key with one stand-in element per role (:func:`_role_key`, computed once per type) names the elements."""
+        from ase.data import atomic_numbers
 
-        import spglib
+        number, n_std, orbits = _role_key(self.prototype)
+        z = {ROLE_STANDINS.index(k) + 1: atomic_numbers[self.roles[r]] for k, r in
+             zip(ROLE_STANDINS, self.prototype.formula[0::2])}
+        named = ((z[stand_in], tuple(sorted((symbol, count, tuple(sorted((z[n], c) for n, c in shell)))
+                                            for symbol, count, shell in sites)))
+                 for stand_in, sites in orbits)
+        return (number, n_std, tuple(sorted(named)))
 
-        atoms = self._atoms(self.prototype.cell if self.prototype.bonds else
-                            [v * 3.0 for v in self.prototype.cell[:3]] + list(self.prototype.cell[3:]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            data = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
-                                               symprec=1e-3)
-        orbits = {}
-        equivalent = np.asarray(data.equivalent_atoms)
-        shells = _first_shells(atoms)
-        for i in sorted(set(int(k) for k in equivalent)):
-            orbits.setdefault(int(atoms.numbers[i]), []).append(
-                (data.site_symmetry_symbols[i], int(np.sum(equivalent == i)), shells[i]))
-        return (int(data.number), len(data.std_types), tuple(sorted((z, tuple(sorted(w))) for z, w in orbits.items())))
+
+ROLE_STANDINS = ("H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne")  # elements 1, 2, ...: one per role
+
+
+@functools.lru_cache(maxsize=None)
+def _role_key(prototype: Prototype) -> tuple:
+    """:meth:`Candidate.key` of ``prototype`` with its k-th role held by element number k + 1 (ROLE_STANDINS)."""
+    import warnings
+
+    import spglib
+
+    roles = prototype.formula[0::2]
+    stand_in = Candidate(prototype, {r: ROLE_STANDINS[k] for k, r in enumerate(roles)})
+    atoms = stand_in._atoms(prototype.cell if prototype.bonds else
+                            [v * 3.0 for v in prototype.cell[:3]] + list(prototype.cell[3:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
+                                           symprec=1e-3)
+    orbits = {}
+    equivalent = np.asarray(data.equivalent_atoms)
+    shells = _first_shells(atoms)
+    for i in sorted(set(int(k) for k in equivalent)):
+        orbits.setdefault(int(atoms.numbers[i]), []).append(
+            (data.site_symmetry_symbols[i], int(np.sum(equivalent == i)), shells[i]))
+    return (int(data.number), len(data.std_types), tuple(sorted((z, tuple(sorted(w))) for z, w in orbits.items())))
 
 
 BONDED = 1.15  # pairs within this factor of the shortest distance touch
@@ -330,7 +350,8 @@ def compounds(composition: str) -> list[str] | None:
 def candidates(composition: str) -> list[Candidate]:
     """Every prototype whose roles can hold the composition's elements: for a formula ("TiO2", "CdSe") the types
     of its stoichiometry, for elements only (separated by spaces or commas: "Ti O") every assignment of the
-    elements to the roles of the types with as many roles as elements, and each element's own structures; for a
+    elements to the roles of the types with as many roles as elements, and so for every subset of the elements
+(the compounds of any two of three, each element's own structures); for a
     list of candidate compounds ("ZnS + Ni", :func:`compounds`) the types of each compound."""
     listed = compounds(composition)
     if listed is not None:
@@ -355,9 +376,10 @@ def candidates(composition: str) -> list[Candidate]:
             if explicit and not np.allclose(given / given.sum(), counts / counts.sum(), atol=0.02):
                 continue
             out.append(Candidate(proto, dict(zip(roles, order)), shared))
-    if not explicit and len(elements) > 1:  # elements only: the sample may hold the elements' own phases
-        for element in elements:
-            out += candidates(element)
+    if not explicit and len(elements) > 1:  # elements only: the sample may hold compounds of fewer of them (CdS and
+        for size in range(len(elements) - 1, 0, -1):  # ZnS of "Cd Zn S") and the elements' own phases
+            for subset in itertools.combinations(elements, size):
+                out += candidates(" ".join(subset))
     unique = {}
     for c in out:  # one per distinct structure (rock salt AX = XA; an AFLOW type that repeats one above)
         unique.setdefault(c.key(), c)

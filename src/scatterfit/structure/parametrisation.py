@@ -21,9 +21,11 @@ U_eq), "background"
 (coefficients of Chebyshev polynomials added to every data term's model, in the data's units, on x scaled to
 [−1, 1] over the fit range;
 its order is values["background_order"], default 2), and the scalar instrument/sample parameters "scale",
-"qdamp", "qbroad", "delta1", "delta2", "spdiameter", plus the instrument parameters a forward model declares
-(``instrument``: the powder model's zero, U, V, W, ..., difc). A bounded value v ∈ [lo, hi] is stored as
-u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stays inside its bounds.
+"qdamp", "qbroad", "delta1", "delta2", "spdiameter", "shell_thickness" (Å: with it the spdiameter envelope
+becomes a spherical shell of that wall thickness around a hollow of diameter spdiameter), plus the instrument
+parameters a forward model declares (``instrument``: the powder model's zero, U, V, W, ..., difc). A bounded
+value v ∈ [lo, hi] is stored as u = logit((v − lo)/(hi − lo)), so every θ is unconstrained and every v stays
+inside its bounds.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from scatterfit.structure.structure import EIGHT_PI2, Structure
 log = logging.getLogger(__name__)
 
 SCALAR_BOUNDS = {"scale": (1e-3, 1e3), "qdamp": (0.0, 0.5), "qbroad": (0.0, 0.5), "delta1": (0.0, 10.0),
-                 "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0)}
-SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None}
+                 "delta2": (0.0, 20.0), "spdiameter": (3.0, 2000.0), "shell_thickness": (1.0, 100.0)}
+SCALAR_DEFAULTS = {"scale": 1.0, "qdamp": 0.0, "qbroad": 0.0, "delta1": 0.0, "delta2": 0.0, "spdiameter": None,
+                   "shell_thickness": None}
 GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "uaniso", "occupancy",
           "background",
           *SCALAR_BOUNDS)
@@ -142,6 +145,11 @@ class Parametrisation:
         self.values = {**defaults, **values}
         if "spdiameter" in self.free and self.values["spdiameter"] is None:
             self.values["spdiameter"] = 50.0
+        if "shell_thickness" in self.free and self.values["shell_thickness"] is None:
+            self.values["shell_thickness"] = 10.0
+        if self.values["shell_thickness"] is not None and self.values["spdiameter"] is None:
+            raise ScatterfitError("shell_thickness needs spdiameter, the diameter of the shell's hollow (give it a "
+                                  "value or refine it)")
         dt, dev = structure.dtype, structure.device
         self.species = sorted(set(structure.numbers.tolist()))
         self.species_index = torch.tensor([self.species.index(z) for z in structure.numbers.tolist()], device=dev)

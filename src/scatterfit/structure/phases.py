@@ -7,6 +7,12 @@ Parameter names: a phase's group is "<phase>.<group>" ("Si.lattice", "Ni.biso", 
 "fraction" refines the atom fractions c_p (Σ c_p = 1, by stick breaking: n − 1 numbers u_k ∈ (0, 1),
 c_k = u_k Π_{j<k}(1 − u_j), the last phase the rest), which each data term turns into its own phase weights
 (scattering/mixture.py), so one set of fractions serves joint X-ray, neutron, PDF and Bragg data.
+
+A core–shell particle (``shells``: {shell phase: core phase}): the core phase lies in a spherical envelope of
+diameter "<core>.spdiameter", the shell phase in a spherical shell around it, its hollow the core's diameter
+(tied: the shell has no spdiameter of its own) and its wall "<shell>.shell_thickness" thick
+(scattering/instrument.shape_envelope_shell). As in diffpy.srfit's core–shell recipe, the pairs between core and
+shell are left out: each phase's G(r) is its crystal's inside its own envelope, and the fractions stay free.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from scatterfit.structure.parametrisation import Parametrisation, State, to_boun
 from scatterfit.structure.structure import Structure
 
 PHASE_GROUPS = ("lattice", "cell", "fractional", "positions", "orbits", "expansion", "biso", "uaniso", "occupancy",
-                "delta1", "delta2", "spdiameter")
+                "delta1", "delta2", "spdiameter", "shell_thickness")
 """Groups that belong to a phase (PDFgui's phase parameters); every other group belongs to the datasets."""
-PHASE_SCALARS = ("delta1", "delta2", "spdiameter")
+PHASE_SCALARS = ("delta1", "delta2", "spdiameter", "shell_thickness")
 
 
 def _split(name: str, phases) -> tuple[str | None, str]:
@@ -76,23 +82,35 @@ class MixtureParametrisation:
         bounds: {group: (lo, hi)}, by the same names.
         instrument: {name: (start, lo, hi)} the forward models' instrument parameters (shared).
         fractions: {phase: starting atom fraction} (normalised; default equal).
+        shells: {shell phase: core phase} of core–shell particles (module docstring).
     """
 
     def __init__(self, structures: dict[str, Structure], free: list, values: dict | None = None,
-                 bounds: dict | None = None, instrument: dict | None = None, fractions: dict | None = None):
+                 bounds: dict | None = None, instrument: dict | None = None, fractions: dict | None = None,
+                 shells: dict | None = None):
         if len(structures) < 2:
             raise ScatterfitError("a mixture needs at least two phases")
         for name in structures:
             if not name or "." in name or "[" in name:
                 raise ScatterfitError(f"phase name '{name}' must be non-empty, without '.' or '['")
         self.names = list(structures)
+        self.shells = self._check_shells(dict(shells or {}), free, values)
         phase_free = {p: [] for p in self.names}
         shared_free = []
         for g in self.expand(free):
             phase, group = _split(g, self.names)
+            if phase in self.shells and group == "spdiameter":
+                continue  # a plain "spdiameter": the shell's hollow is its core's
             (phase_free[phase] if phase else shared_free).append(group)
         phase_values, shared_values = self._route(values)
         phase_bounds, shared_bounds = self._route(bounds)
+        for shell, core in self.shells.items():  # the shell's hollow starts at its core's diameter
+            if "spdiameter" not in phase_free[core] and phase_values[core].get("spdiameter") is None:
+                raise ScatterfitError(f"core phase '{core}': give '{core}.spdiameter' a value or refine it (the "
+                                      f"core's diameter, the hollow of shell '{shell}')")
+            phase_values[shell]["spdiameter"] = phase_values[core].get("spdiameter") or 50.0
+            if "shell_thickness" not in phase_free[shell] and phase_values[shell].get("shell_thickness") is None:
+                raise ScatterfitError(f"shell phase '{shell}': give '{shell}.shell_thickness' a value or refine it")
         self.fit_fraction = "fraction" in shared_free
         shared_free = [g for g in shared_free if g != "fraction"]
         for g in shared_free:
@@ -129,6 +147,21 @@ class MixtureParametrisation:
         self.bounds = {**self.shared.bounds, "fraction": (0.0, 1.0),
                        **{f"{p}.{g}": b for p in self.names for g, b in self.phases[p].bounds.items()}}
         self.instrument_names = self.shared.instrument_names
+
+    def _check_shells(self, shells: dict, free, values) -> dict:
+        """``shells`` checked: phases of this mixture, each shell around a core that is no shell itself, and no
+        spdiameter of a shell's own (its hollow is its core's)."""
+        for shell, core in shells.items():
+            for name in (shell, core):
+                if name not in self.names:
+                    raise ScatterfitError(f"core–shell: '{name}' names no phase (phases: {', '.join(self.names)})")
+            if shell == core or core in shells:
+                raise ScatterfitError(f"core–shell: phase '{shell}' must lie around a core phase that is no "
+                                      f"shell itself (got '{core}')")
+            if f"{shell}.spdiameter" in list(free) + list(values or {}):
+                raise ScatterfitError(f"'{shell}.spdiameter': the shell's hollow is its core's diameter "
+                                      f"('{core}.spdiameter'); refine '{shell}.shell_thickness' instead")
+        return shells
 
     def _route(self, mapping: dict | None) -> tuple[dict, dict]:
         """({phase: {group: v}}, {name: v}) of values or bounds keyed "Ni.delta2", "delta2" (every phase) or
@@ -219,6 +252,8 @@ class MixtureParametrisation:
             params = {**shared.params, **{key: st.params[key] for key in PHASE_SCALARS}, "scale": None,
                       "fraction": c[k]}
             phases[p] = State(st.structure, params)
+        for shell, core in self.shells.items():
+            phases[shell].params["spdiameter"] = phases[core].params["spdiameter"]
         return State(phases[self.names[0]].structure, shared.params, phases)
 
     def report(self, theta: torch.Tensor) -> dict:
@@ -236,4 +271,6 @@ class MixtureParametrisation:
                 if k in ("scale", "qdamp", "qbroad", "background") or k in self.shared.instrument_names:
                     continue
                 out[f"{p}.{k}"] = v
+        for shell, core in self.shells.items():
+            out[f"{shell}.spdiameter"] = out.get(f"{core}.spdiameter")
         return out
