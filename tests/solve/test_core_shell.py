@@ -72,3 +72,28 @@ def test_two_crystals_become_a_supported_core_shell_particle_with_the_right_core
     assert params["fraction[wurtzite_CdS]"] == pytest.approx(0.35, abs=0.04)
     best_particle = min(p.rw["sim"] for p in particles)
     assert right.rw["sim"] < 0.5 * best_particle
+
+
+def test_written_config_keeps_phase_values_shells_stages_and_the_given_qmax():
+    """The replay config of a core–shell hypothesis: "A.delta2" stays one key (a bare dotted key is a nested
+    table in TOML), the shell names its core, the stages it was refined with are written, and a Qmax given on
+    the command line (not in the file's header) is the dataset's."""
+    import tomllib
+
+    from scatterfit.optim.stages import pdf_range_ramp
+    from scatterfit.report.solution import _config_text
+    from scatterfit.solve.hypotheses import Hypothesis
+
+    datasets, _ = _data()
+    h = Hypothesis("nanoparticle", "x core, y shell", "CdS + ZnS", {"A": None, "B": None},
+                   ["lattice", "A.spdiameter", "B.shell_thickness", "fraction"],
+                   {"qdamp": 0.04, "A.delta2": 5.0, "A.spdiameter": 20.0, "B.shell_thickness": 6.0},
+                   shells={"B": "A"}, stages=pdf_range_ramp(["lattice"], "lm", (8, 8, 20)))
+    text = _config_text(h, {"A": "a.cif", "B": "b.cif"}, datasets, {"sim": "/data/sim.gr"}, "h01")
+    config = tomllib.loads(text)
+    assert config["parameters"]["values"]["A.delta2"] == 5.0
+    assert config["phases"][1] == {"name": "B", "file": "b.cif", "shell_of": "A"}
+    assert config["datasets"][0]["qmax"] == 25.0
+    assert [(s["optimizer"], s["steps"], s.get("xmax")) for s in config["strategy"]] == [("lm", 8, 5.0),
+                                                                                     ("lm", 8, 12.0),
+                                                                                     ("lm", 20, None)]

@@ -187,3 +187,13 @@ def test_the_screen_puts_the_right_type_first_and_finds_its_cell():
     fluorite = next(row for row in rows if row.label == "fluorite TiO2")
     assert rows[0].rw < 0.5 * fluorite.rw  # a different type; the runner-up is CaCl2's, a distorted rutile
     assert sum(row.kept for row in rows) <= 8
+
+
+def test_aflow_names_have_their_latex_written_out():
+    from scatterfit.structure.aflow import plain_text
+    from scatterfit.structure.library import prototypes
+
+    assert plain_text("Lavarevi\\'{c}ite") == "Lavarevićite"
+    assert plain_text("Frank-Kasper $\\mu$ Phase") == "Frank-Kasper μ Phase"
+    assert plain_text('Sch\\"{o}nfliesite') == "Schönfliesite"
+    assert not [p.name for p in prototypes() if any(c in p.name for c in "\\{}$")]

@@ -105,6 +105,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
                   f'radiation = "{datasets[name].radiation}"']
         if powder and datasets[name].metadata.get("wavelength") is not None:
             lines += [f"wavelength = {float(datasets[name].metadata['wavelength']):g}"]
+        if datasets[name].kind == "gr" and datasets[name].metadata.get("qmax"):  # the header's, or --qmax
+            lines += [f"qmax = {float(datasets[name].metadata['qmax']):.6g}"]
         lines += [""]
     for name, data in datasets.items():
         if powder:  # the whole pattern
@@ -139,7 +141,7 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         lines += ["[[terms]]", 'kind = "energy"', f'potential = "{h.energy["potential"]}"',
                   *([f"args = {_inline(h.energy['args'])}"] if h.energy["args"] else []),
                   f"weight = {BOX_ENERGY_WEIGHT:g}", ""]
-    values = ", ".join(f"{k} = {v:g}" for k, v in h.values.items())
+    values = ", ".join(f"\"{k}\" = {v:g}" for k, v in h.values.items())  # quoted: "A.delta2" is one key
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
     extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}
     bounds = {k: v for k, v in {**BOUNDS, **extra, **h.bounds}.items() if k in h.free or k in h.values}
@@ -152,6 +154,9 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
             lines += _stage_lines(stage)
     elif h.steps is not None:
         lines += ["[[strategy]]", 'optimizer = "lbfgs"', f"steps = {h.steps}", ""]
+    elif h.stages and not powder and h.model != "shape":  # the r-range ramp or the warm stage it was refined with
+        for stage in h.stages:
+            lines += _stage_lines(stage)
     if h.model == "shape":  # LM stages over the whole curve (solve/hypotheses.shape_stages)
         for stage in shape_stages():
             lines += ["[[strategy]]", 'optimizer = "lm"', f"steps = {stage.steps}",

@@ -106,6 +106,8 @@ class Hypothesis:
             (a box's classical potential, energy/registry.CLASSICAL), or empty.
         shells: {shell phase: core phase} of a core–shell particle (structure/phases.py), or empty.
         fractions: {phase: starting atom fraction} of several phases (default equal).
+        stages: the optim Stages it was refined with (a G(r)'s: the ramp or the warm stage), which its replay
+            config writes.
     """
 
     kind: str
@@ -139,6 +141,7 @@ class Hypothesis:
     energy: dict = field(default_factory=dict)
     shells: dict = field(default_factory=dict)
     fractions: dict = field(default_factory=dict)
+    stages: list = field(default_factory=list)
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled from a checkpoint an earlier version wrote: the fields added since take their defaults."""
@@ -961,6 +964,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
             stages = [Stage(optimizer, steps=WARM_STEPS)]
         else:
             stages = pdf_range_ramp(param.free, optimizer, STEPS)
+        hypothesis.stages = list(stages)
         result = refine(loss, param, stages, observers=[_screen(hypothesis.time_limit or time_limit, cpu0)])
     except (ScatterfitError, RuntimeError, ValueError, _Stop) as exc:
         hypothesis.error = str(exc).splitlines()[0]

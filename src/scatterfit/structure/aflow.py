@@ -65,6 +65,24 @@ def _cellpar(lattice: np.ndarray) -> tuple:
             angle(lattice[0], lattice[1]))
 
 
+LATEX_ACCENTS = {"'": "\u0301", "`": "\u0300", '"': "\u0308", "^": "\u0302", "~": "\u0303", "v": "\u030c",
+                 "c": "\u0327"}
+LATEX_GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "zeta": "ζ", "eta": "η",
+               "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
+               "sigma": "σ", "tau": "τ", "phi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω"}
+
+
+def plain_text(name: str) -> str:
+    """A name of the AFLOW library with its LaTeX written out: accents (Lavarevi\\'{c}ite → Lavarevićite) and
+    Greek letters in math ($\\mu$ → μ), for labels and file names."""
+    import re
+    import unicodedata
+
+    name = re.sub(r"\\([`'\"^~vc])\{?([A-Za-z])\}?", lambda m: m.group(2) + LATEX_ACCENTS[m.group(1)], name)
+    name = re.sub(r"\$\\([A-Za-z]+)\$", lambda m: LATEX_GREEK.get(m.group(1), m.group(1)), name)
+    return unicodedata.normalize("NFC", name)
+
+
 def _entry(item: dict) -> dict | None:
     """One AFLOW entry as the fields of a library Prototype (structure/library.py), or None when ASE's setting of
     its space group does not rebuild it."""
@@ -95,7 +113,7 @@ def _entry(item: dict) -> dict | None:
     if len(rebuilt) != len(types):
         return None
     aflow = tags["aflow"]
-    mineral = tags.get("mineral") or ""
+    mineral = plain_text(tags.get("mineral") or "")
     struk = tags.get("strukturbericht") or "None"
     name = " ".join(p for p in (mineral if len(mineral) > 6 else "", aflow) if p)
     described = ", ".join(p for p in (mineral, f"Strukturbericht {struk}" if struk != "None" else "") if p)
