@@ -141,7 +141,8 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
         lines += ["[[terms]]", 'kind = "energy"', f'potential = "{h.energy["potential"]}"',
                   *([f"args = {_inline(h.energy['args'])}"] if h.energy["args"] else []),
                   f"weight = {BOX_ENERGY_WEIGHT:g}", ""]
-    values = ", ".join(f"\"{k}\" = {v:g}" for k, v in h.values.items())  # quoted: "A.delta2" is one key
+    # a dotted key is quoted ("A.delta2" is one key; bare, TOML reads a nested table)
+    values = ", ".join(f"{json.dumps(k) if '.' in k else k} = {v:g}" for k, v in h.values.items())
     lines += ["[parameters]", f"free = {json.dumps(h.free)}", f"values = {{ {values} }}"]
     extra = {"background": background_bounds(d.y for d in datasets.values())} if powder else {}
     bounds = {k: v for k, v in {**BOUNDS, **extra, **h.bounds}.items() if k in h.free or k in h.values}
