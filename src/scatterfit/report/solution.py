@@ -94,7 +94,6 @@ def _config_text(h, names: dict, datasets: dict, data_paths: dict, prefix: str) 
     else:
         for phase in h.structures:
             lines += ["[[phases]]", f'name = "{phase}"', f'file = "{names[phase]}"']
-            lines += [f"fraction = {h.fractions[phase]:.6g}"] if phase in h.fractions else []
             lines += [f'shell_of = "{h.shells[phase]}"'] if phase in h.shells else []
             lines += [""]
     powder = h.model == "powder"

@@ -188,6 +188,9 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
                               "lower rmax (the fit range) or coarsen the data grid (rebin)")
 
     periodic = structure.cell is not None and any(structure.pbc)
+    if shell_thickness is not None and (spdiameter is None or not periodic):  # before any pair is computed
+        raise ScatterfitError("shell_thickness needs spdiameter (the shell's inner diameter) and a periodic "
+                              "structure (a crystal cut to the shell)")
     if periodic and pairs is None and structure.uaniso is None and all(structure.pbc) and \
             compiled_kernels_serve(structure.positions):
         pairs = CELL_LISTS  # found again at each pass by the CPU kernels: no list to build or keep
@@ -213,9 +216,6 @@ def pdf_partials(structure: Structure, r: torch.Tensor, *, scale=1.0, qdamp=0.0,
     out: dict[str, torch.Tensor] = {}
     envelope = torch.exp(-0.5 * (qdamp * nodes) ** 2)
     particle = None
-    if shell_thickness is not None and (spdiameter is None or not periodic):
-        raise ScatterfitError("shell_thickness needs spdiameter (the shell's inner diameter) and a periodic "
-                              "structure (a crystal cut to the shell)")
     if shell_thickness is not None:
         particle = shape_envelope_shell(nodes, _as_tensor(spdiameter, r), _as_tensor(shell_thickness, r))
         envelope = envelope * particle

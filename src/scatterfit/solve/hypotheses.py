@@ -105,7 +105,6 @@ class Hypothesis:
         energy: {"potential": name, "args": {...}} of an energy term refined with the data at BOX_ENERGY_WEIGHT
             (a box's classical potential, energy/registry.CLASSICAL), or empty.
         shells: {shell phase: core phase} of a core–shell particle (structure/phases.py), or empty.
-        fractions: {phase: starting atom fraction} of several phases (default equal).
         stages: the optim Stages it was refined with (a G(r)'s: the ramp or the warm stage), which its replay
             config writes.
     """
@@ -140,7 +139,6 @@ class Hypothesis:
     anneal: int = 0
     energy: dict = field(default_factory=dict)
     shells: dict = field(default_factory=dict)
-    fractions: dict = field(default_factory=dict)
     stages: list = field(default_factory=list)
 
     def __setstate__(self, state: dict) -> None:
@@ -940,8 +938,7 @@ def refine_hypothesis(hypothesis: Hypothesis, datasets: dict, *, qmax: float | N
         instrument = loss.declared_parameters(hypothesis.values)  # the shape model's radius, a G(r)'s qmin, ...
         if len(hypothesis.structures) > 1:
             param = MixtureParametrisation(hypothesis.structures, free=hypothesis.free, values=hypothesis.values,
-                                           bounds=bounds, instrument=instrument, fractions=hypothesis.fractions,
-                                           shells=hypothesis.shells)
+                                           bounds=bounds, instrument=instrument, shells=hypothesis.shells)
         else:
             (structure,) = hypothesis.structures.values()
             param = Parametrisation(structure, free=hypothesis.free, values=hypothesis.values, bounds=bounds,

@@ -806,7 +806,7 @@ def solve(datasets: dict, composition: str, *, cifs: list | None = None, qmax: f
             pending += [nanoparticle_hypothesis(c, diameter) for c in crystals]
         derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                     for h in _refine_all(pending, datasets, qmax, deadline, pool, progress, ledger, t0)]
-        if not bragg and found.classes[0] == "nanoparticle":  # the best mixture's phases as core and shell
+        if not bragg and found.classes[0] == "nanoparticle":  # the best two crystals as core and shell
             shelled = _core_shells(ranked_crystals, derived, diameter)
             derived += [check_holdout(check_gain(h, finite=in_solution), datasets, qmax)
                         for h in _refine_all(shelled, datasets, qmax, deadline, pool, progress, ledger, t0)]
